@@ -1,0 +1,97 @@
+// The Backend contract: where replicas actually run. A backend receives a
+// *placed* job (replicas with roles, resources, env and their node) and is
+// asynchronous and idempotent by job UID + attempt. The controller never
+// assumes a PID or a local file exists: logs come through readLog(), states
+// through observe(). Local processes today; Kubernetes and Slurm implement
+// the same interface later.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sched/resources.h"
+
+namespace trainyard::backend {
+
+struct ReplicaLaunch {
+  std::string name;  // "worker-0": role and index
+  std::string role;
+  int index = 0;
+  std::vector<std::string> argv;  // command then args
+  std::vector<std::pair<std::string, std::string>> env;  // added to the backend's base environment
+  std::string working_dir;
+  std::string image;  // ignored by the local backend
+  sched::Resources resources;
+  std::vector<int> gpu_ids;
+};
+
+struct PlacedJob {
+  std::string uid;
+  std::string name;
+  int attempt = 0;
+  std::string node;
+  std::string log_dir;  // where a backend that writes log files keeps them
+  std::vector<ReplicaLaunch> replicas;
+};
+
+enum class ReplicaPhase { Pending, Running, Exited };
+
+struct ReplicaStatus {
+  std::string name;
+  int attempt = 0;
+  ReplicaPhase phase = ReplicaPhase::Pending;
+  int64_t pid = 0;
+  double started_at = 0;
+  double finished_at = 0;
+  std::optional<int> exit_code;  // set when it exited by itself
+  std::optional<int> signal;     // set when a signal ended it
+  std::string reason;            // Completed, Error, OOMKilled, Signaled, StartError
+  std::string message;           // e.g. the exec error
+  std::string log_ref;           // backend-specific log locator, kept in the store for users
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Nodes and their allocatable resources.
+  virtual std::vector<sched::Node> capacity() = 0;
+
+  // Starts every replica of `job` (all of them or, on error, none keep
+  // running). Launching a (uid, attempt) twice does nothing the second time.
+  virtual void launch(const PlacedJob& job) = 0;
+
+  // Asks every replica of `uid` to stop: SIGTERM-like now, forced after
+  // `grace`. Returns at once; observe() reports the exits.
+  virtual void stop(const std::string& uid, std::chrono::milliseconds grace) = 0;
+
+  // Current state of each replica of the latest attempt of `uid`.
+  virtual std::vector<ReplicaStatus> observe(const std::string& uid) = 0;
+
+  // Log bytes of a replica of the latest attempt, from `offset`.
+  virtual std::string readLog(const std::string& uid, const std::string& replica, uint64_t offset,
+                              size_t max_bytes) = 0;
+
+  // Blocks until a replica may have changed state, or `timeout` passes.
+  virtual void waitForChange(std::chrono::milliseconds timeout) = 0;
+
+  // Forgets a job whose replicas have all exited.
+  virtual void release(const std::string& uid) = 0;
+
+  // Human-readable notes about what this backend cannot enforce here
+  // (e.g. "memory limits not enforced: no writable cgroup").
+  virtual std::vector<std::string> warnings() const = 0;
+};
+
+struct LocalBackendOptions {
+  // Kill the replicas when this process dies (used by `trainyard run`,
+  // whose replicas must not outlive it).
+  bool tie_to_parent = false;
+};
+std::unique_ptr<Backend> makeLocalBackend(const LocalBackendOptions& opts);
+
+}  // namespace trainyard::backend

@@ -1,0 +1,288 @@
+#include "backend/local_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "backend/node_probe.h"
+#include "util/files.h"
+
+extern char** environ;
+
+namespace trainyard::backend {
+namespace {
+
+double wallNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// What a failed child reports back through the exec pipe before _exit(127).
+struct ExecFailure {
+  int stage;  // 0 = chdir, 1 = exec, 2 = log file
+  int err;
+};
+
+std::vector<std::string> mergedEnv(const std::vector<std::pair<std::string, std::string>>& extra) {
+  std::vector<std::string> out;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto key = kv.substr(0, kv.find('='));
+    bool overridden = std::any_of(extra.begin(), extra.end(), [&](const auto& p) { return p.first == key; });
+    if (!overridden) out.emplace_back(kv);
+  }
+  for (const auto& [k, v] : extra) out.push_back(k + "=" + v);
+  return out;
+}
+
+}  // namespace
+
+LocalBackend::LocalBackend(const LocalBackendOptions& opts) : opts_(opts) {
+  if (cgroups_.mode() == Cgroups::Mode::None)
+    warnings_.push_back("memory and CPU limits are not enforced: " + cgroups_.why());
+}
+
+LocalBackend::~LocalBackend() {
+  // Replicas never outlive a backend that was told to tie them to this process.
+  if (!opts_.tie_to_parent) return;
+  for (auto& [uid, job] : jobs_)
+    for (auto& p : job.procs)
+      if (p.status.phase != ReplicaPhase::Exited) {
+        killGroup(p, SIGKILL);
+        reap(p, true);
+      }
+}
+
+std::vector<sched::Node> LocalBackend::capacity() { return {probeLocalNode()}; }
+
+void LocalBackend::launch(const PlacedJob& job) {
+  Job& j = jobs_[job.uid];
+  if (j.attempt == job.attempt) return;  // idempotent
+  for (auto& p : j.procs)
+    if (p.status.phase != ReplicaPhase::Exited) {
+      killGroup(p, SIGKILL);
+      reap(p, true);
+    }
+  j = Job{};
+  j.attempt = job.attempt;
+  std::filesystem::create_directories(job.log_dir);
+  j.procs.resize(job.replicas.size());
+  for (size_t i = 0; i < job.replicas.size(); ++i) spawn(job, job.replicas[i], j.procs[i]);
+  // Gang semantics: if one replica could not start, the others must not run alone.
+  bool failed = std::any_of(j.procs.begin(), j.procs.end(),
+                            [](const Proc& p) { return p.status.phase == ReplicaPhase::Exited; });
+  if (failed)
+    for (auto& p : j.procs)
+      if (p.status.phase != ReplicaPhase::Exited) killGroup(p, SIGKILL);
+}
+
+void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, Proc& p) {
+  p.status.name = r.name;
+  p.status.attempt = job.attempt;
+  p.status.log_ref = (std::filesystem::path(job.log_dir) / fmt::format("{}.attempt-{}.log", r.name, job.attempt)).string();
+
+  std::string warning;
+  p.cgroup = cgroups_.create(fmt::format("{}-{}-{}", job.uid, r.name, job.attempt), r.resources.memory_bytes,
+                             r.resources.cpu_millis, warning);
+  if (!warning.empty() && std::find(warnings_.begin(), warnings_.end(), warning) == warnings_.end())
+    warnings_.push_back(warning);
+
+  // Everything the child needs is built before fork: after it only
+  // async-signal-safe calls are allowed.
+  std::vector<std::string> env = mergedEnv(r.env);
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = r.argv;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string log_path = p.status.log_ref;
+  std::string wd = r.working_dir;
+  std::vector<std::string> procs = p.cgroup.procs_files;
+  pid_t parent = getpid();
+  bool tie = opts_.tie_to_parent;
+
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(pipefd[0]);
+    close(pipefd[1]);
+    throw std::runtime_error(fmt::format("fork: {}", std::strerror(err)));
+  }
+  if (pid == 0) {
+    close(pipefd[0]);
+    setpgid(0, 0);
+    if (tie) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+    }
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+    for (int s : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP, SIGQUIT}) signal(s, SIG_DFL);
+    for (const auto& f : procs) {
+      int fd = open(f.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        (void)!write(fd, "0", 1);
+        close(fd);
+      }
+    }
+    auto fail = [&](int stage) {
+      ExecFailure e{stage, errno};
+      (void)!write(pipefd[1], &e, sizeof e);
+      _exit(127);
+    };
+    int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log < 0) fail(2);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull >= 0) dup2(devnull, 0);
+    dup2(log, 1);
+    dup2(log, 2);
+    if (!wd.empty() && chdir(wd.c_str()) != 0) fail(0);
+    environ = envp.data();
+    execvp(argv[0], argv.data());
+    fail(1);
+  }
+  close(pipefd[1]);
+  // Also set the group from the parent: whichever runs first wins the race,
+  // so a stop() right after launch always finds the group.
+  setpgid(pid, pid);
+  p.pid = pid;
+  p.status.pid = pid;
+  p.status.started_at = wallNow();
+  p.status.phase = ReplicaPhase::Running;
+  ExecFailure failure{};
+  ssize_t n;
+  do n = read(pipefd[0], &failure, sizeof failure);
+  while (n < 0 && errno == EINTR);
+  close(pipefd[0]);
+  if (n == static_cast<ssize_t>(sizeof failure)) {
+    std::string what = failure.stage == 0   ? fmt::format("cannot change to the working directory {}", wd)
+                       : failure.stage == 1 ? fmt::format("cannot execute {}", args.empty() ? "" : args[0])
+                                            : fmt::format("cannot open the log file {}", log_path);
+    reap(p, true);
+    p.status.reason = "StartError";
+    p.status.message = fmt::format("{}: {}", what, std::strerror(failure.err));
+    // Leave the reason where `trainyard logs` will show it too.
+    int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      std::string line = "trainyard: " + p.status.message + "\n";
+      (void)!write(fd, line.data(), line.size());
+      close(fd);
+    }
+    return;
+  }
+  p.pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
+void LocalBackend::killGroup(Proc& p, int sig) {
+  if (p.pid <= 0) return;
+  ::kill(-p.pid, sig);
+  if (sig == SIGKILL) cgroups_.killAll(p.cgroup);
+}
+
+void LocalBackend::reap(Proc& p, bool block) {
+  if (p.status.phase == ReplicaPhase::Exited || p.pid <= 0) return;
+  int st = 0;
+  pid_t r;
+  do r = waitpid(p.pid, &st, block ? 0 : WNOHANG);
+  while (r < 0 && errno == EINTR);
+  if (r == 0) return;  // still running
+  p.status.phase = ReplicaPhase::Exited;
+  p.status.finished_at = wallNow();
+  if (r > 0 && WIFEXITED(st)) {
+    p.status.exit_code = WEXITSTATUS(st);
+    p.status.reason = *p.status.exit_code == 0 ? "Completed" : "Error";
+  } else if (r > 0 && WIFSIGNALED(st)) {
+    p.status.signal = WTERMSIG(st);
+    p.status.reason = "Signaled";
+  } else {
+    p.status.reason = "Unknown";
+    p.status.message = "the process could not be waited for";
+  }
+  // The replica is over: whatever it left behind in its group goes too, as
+  // when a container ends.
+  ::kill(-p.pid, SIGKILL);
+  cgroups_.killAll(p.cgroup);
+  if (cgroups_.oomKilled(p.cgroup)) {
+    p.status.reason = "OOMKilled";
+    p.status.message = "the replica exceeded its memory limit";
+  }
+  cgroups_.remove(p.cgroup);
+  if (p.pidfd >= 0) close(p.pidfd);
+  p.pidfd = -1;
+}
+
+void LocalBackend::stop(const std::string& uid, std::chrono::milliseconds grace) {
+  auto it = jobs_.find(uid);
+  if (it == jobs_.end()) return;
+  Job& j = it->second;
+  if (!j.kill_at) j.kill_at = Clock::now() + grace;
+  for (auto& p : j.procs)
+    if (p.status.phase != ReplicaPhase::Exited) killGroup(p, grace.count() == 0 ? SIGKILL : SIGTERM);
+}
+
+void LocalBackend::escalate(Job& j) {
+  if (!j.kill_at || Clock::now() < *j.kill_at) return;
+  for (auto& p : j.procs)
+    if (p.status.phase != ReplicaPhase::Exited) killGroup(p, SIGKILL);
+}
+
+std::vector<ReplicaStatus> LocalBackend::observe(const std::string& uid) {
+  auto it = jobs_.find(uid);
+  if (it == jobs_.end()) return {};
+  escalate(it->second);
+  std::vector<ReplicaStatus> out;
+  for (auto& p : it->second.procs) {
+    reap(p, false);
+    out.push_back(p.status);
+  }
+  return out;
+}
+
+std::string LocalBackend::readLog(const std::string& uid, const std::string& replica, uint64_t offset,
+                                  size_t max_bytes) {
+  auto it = jobs_.find(uid);
+  if (it == jobs_.end()) return {};
+  for (const auto& p : it->second.procs)
+    if (p.status.name == replica) return util::readFrom(p.status.log_ref, offset, max_bytes);
+  return {};
+}
+
+void LocalBackend::waitForChange(std::chrono::milliseconds timeout) {
+  std::vector<pollfd> fds;
+  auto deadline = Clock::now() + timeout;
+  for (auto& [uid, j] : jobs_) {
+    if (j.kill_at) deadline = std::min(deadline, std::max(Clock::now(), *j.kill_at));
+    for (auto& p : j.procs)
+      if (p.pidfd >= 0 && p.status.phase != ReplicaPhase::Exited) fds.push_back({p.pidfd, POLLIN, 0});
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(0, ms)));  // EINTR: a signal, return early
+}
+
+void LocalBackend::release(const std::string& uid) {
+  auto it = jobs_.find(uid);
+  if (it == jobs_.end()) return;
+  for (auto& p : it->second.procs) {
+    if (p.status.phase != ReplicaPhase::Exited) killGroup(p, SIGKILL);
+    reap(p, true);
+  }
+  jobs_.erase(it);
+}
+
+}  // namespace trainyard::backend

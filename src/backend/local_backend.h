@@ -1,0 +1,56 @@
+// Local backend: each replica is a process group on this machine, its output
+// in a log file, its limits in a cgroup. Stopping signals the whole group
+// (then the cgroup), so grandchildren do not survive as orphans.
+#pragma once
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+
+#include "backend/backend.h"
+#include "backend/cgroup.h"
+
+namespace trainyard::backend {
+
+class LocalBackend final : public Backend {
+ public:
+  explicit LocalBackend(const LocalBackendOptions& opts);
+  ~LocalBackend() override;
+
+  std::string name() const override { return "local"; }
+  std::vector<sched::Node> capacity() override;
+  void launch(const PlacedJob& job) override;
+  void stop(const std::string& uid, std::chrono::milliseconds grace) override;
+  std::vector<ReplicaStatus> observe(const std::string& uid) override;
+  std::string readLog(const std::string& uid, const std::string& replica, uint64_t offset, size_t max_bytes) override;
+  void waitForChange(std::chrono::milliseconds timeout) override;
+  void release(const std::string& uid) override;
+  std::vector<std::string> warnings() const override { return warnings_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Proc {
+    ReplicaStatus status;
+    pid_t pid = 0;
+    int pidfd = -1;
+    Cgroups::Group cgroup;
+  };
+  struct Job {
+    int attempt = -1;
+    std::vector<Proc> procs;
+    std::optional<Clock::time_point> kill_at;  // SIGKILL deadline after a stop
+  };
+
+  void spawn(const PlacedJob& job, const ReplicaLaunch& r, Proc& p);
+  void reap(Proc& p, bool block);
+  void killGroup(Proc& p, int sig);
+  void escalate(Job& job);
+
+  LocalBackendOptions opts_;
+  Cgroups cgroups_;
+  std::map<std::string, Job> jobs_;
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace trainyard::backend

@@ -1,0 +1,503 @@
+#include "cli/commands.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "cli/output.h"
+#include "cli/progress.h"
+#include "control/job_controller.h"
+#include "spec/parser.h"
+#include "spec/quantity.h"
+#include "store/store.h"
+#include "util/files.h"
+
+namespace trainyard::cli {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr int kExitFailed = 1;
+constexpr int kExitBadInput = 2;
+constexpr int kExitInternal = 3;
+constexpr int kExitCancelled = 130;
+
+std::atomic<int> g_signals{0};
+void onSignal(int) { g_signals.fetch_add(1); }
+
+struct Globals {
+  std::string data_dir;
+  std::string output = "table";
+};
+
+std::string defaultDataDir() {
+  const char* env = std::getenv("TRAINYARD_DATA_DIR");
+  return env && *env ? env : "./.trainyard";
+}
+
+struct UserError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+store::JobRecord requireJob(store::Store& st, const std::string& name) {
+  auto job = st.getJob(name);
+  if (!job) throw UserError(fmt::format("job \"{}\" not found (see `trainyard get jobs`)", name));
+  return *job;
+}
+
+json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
+  json out{{"name", j.name},
+           {"uid", j.uid},
+           {"kind", j.kind},
+           {"phase", j.phase},
+           {"reason", j.reason},
+           {"message", j.message},
+           {"restarts", j.restarts},
+           {"createdAt", j.created_at},
+           {"startedAt", j.started_at},
+           {"finishedAt", j.finished_at},
+           {"outputsDir", j.outputs_dir},
+           {"logDir", j.log_dir}};
+  if (!detail) return out;
+  out["spec"] = j.spec;
+  json conds = json::array();
+  for (const auto& c : st.conditions(j.id))
+    conds.push_back({{"type", c.type}, {"status", c.status}, {"reason", c.reason}, {"message", c.message}, {"time", c.time}});
+  out["conditions"] = conds;
+  json attempts = json::array();
+  for (const auto& a : st.attempts(j.id)) {
+    json r{{"attempt", a.attempt}, {"replica", a.replica}, {"state", a.state}, {"pid", a.pid},
+           {"startedAt", a.started_at}, {"finishedAt", a.finished_at}, {"reason", a.reason}, {"logPath", a.log_path}};
+    r["exitCode"] = a.exit_code ? json(*a.exit_code) : json(nullptr);
+    r["signal"] = a.signal ? json(*a.signal) : json(nullptr);
+    attempts.push_back(r);
+  }
+  out["attempts"] = attempts;
+  json events = json::array();
+  for (const auto& e : st.events(j.id))
+    events.push_back({{"time", e.time}, {"type", e.type}, {"reason", e.reason}, {"message", e.message}});
+  out["events"] = events;
+  json metrics = json::object();
+  for (const auto& m : st.lastMetrics(j.id)) metrics[m.name] = {{"value", m.value}, {"step", m.step}, {"time", m.timestamp}};
+  out["lastMetrics"] = metrics;
+  return out;
+}
+
+double jobDuration(const store::JobRecord& j) {
+  if (j.started_at <= 0) return 0;
+  return (j.finished_at > 0 ? j.finished_at : store::nowSeconds()) - j.started_at;
+}
+
+void emit(const Globals& g, const json& j, const std::function<void()>& table) {
+  switch (parseOutputFormat(g.output)) {
+    case OutputFormat::Json: printJson(std::cout, j); break;
+    case OutputFormat::Yaml: printYaml(std::cout, j); break;
+    case OutputFormat::Table: table(); break;
+  }
+}
+
+// ---------------------------------------------------------------- run
+
+struct RunOptions {
+  std::string file;
+  std::vector<std::string> overrides;
+  bool quiet = false;
+  double grace_seconds = 10;
+};
+
+std::string freeName(store::Store& st, const std::string& base) {
+  if (!st.getJob(base)) return base;
+  for (int i = 2;; ++i) {
+    std::string suffix = fmt::format("-{}", i);
+    std::string name = base.substr(0, 63 - suffix.size()) + suffix;
+    if (!st.getJob(name)) return name;
+  }
+}
+
+int cmdRun(const Globals& g, const RunOptions& o) {
+  spec::LoadedSpec loaded = spec::loadSpecFile(o.file, o.overrides);
+  auto st = store::openStore(g.data_dir);
+  backend::LocalBackendOptions bo;
+  bo.tie_to_parent = true;
+  auto be = backend::makeLocalBackend(bo);
+  control::ControllerOptions co;
+  co.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
+  co.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
+  control::JobController ctl(*st, *be, co);
+
+  spec::TrainJobSpec spec = loaded.job;
+  std::string wanted = spec.name;
+  store::JobRecord job;
+  for (int tries = 0;; ++tries) {
+    spec.name = freeName(*st, wanted);
+    try {
+      job = ctl.submit(spec);
+      break;
+    } catch (const store::NameConflict&) {
+      if (tries > 20) throw;  // another process keeps taking the name we pick
+    }
+  }
+  if (job.name != wanted) std::cerr << fmt::format("trainyard: a job named {} exists; this run is {}\n", wanted, job.name);
+
+  const bool tty = isatty(STDERR_FILENO);
+  const bool multi = spec.totalReplicas() > 1;
+  std::string shown;  // the progress line currently on screen
+  auto clearProgress = [&] {
+    if (tty && !shown.empty()) std::cerr << "\r\033[K" << std::flush;
+  };
+  std::map<std::string, std::string> partial;
+  if (!o.quiet) {
+    ctl.on_log = [&](const std::string& replica, std::string_view bytes) {
+      clearProgress();
+      std::string& buf = partial[replica];
+      buf.append(bytes);
+      size_t start = 0, nl;
+      std::string out;
+      while ((nl = buf.find('\n', start)) != std::string::npos) {
+        if (multi) out += "[" + replica + "] ";
+        out.append(buf, start, nl - start + 1);
+        start = nl + 1;
+      }
+      buf.erase(0, start);
+      std::cout << out << std::flush;
+      if (tty && !shown.empty()) std::cerr << shown << std::flush;
+    };
+  }
+
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: the wait returns at once
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+
+  std::string last_phase;
+  int seen_signals = 0;
+  auto last_draw = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  for (;;) {
+    int sigs = g_signals.load();
+    if (sigs > seen_signals) {
+      if (seen_signals == 0) {
+        clearProgress();
+        std::cerr << fmt::format("trainyard: cancelling {} (SIGTERM to its processes, SIGKILL after {}s; "
+                                 "interrupt again to kill now)\n", job.name, o.grace_seconds);
+        st->requestCancel(job.id);
+      } else {
+        be->stop(job.uid, std::chrono::milliseconds(0));
+      }
+      seen_signals = sigs;
+    }
+    job = ctl.reconcile(job.id);
+    if (job.phase != last_phase) {
+      if (!tty) std::cerr << fmt::format("trainyard: {} {}{}\n", job.name, job.phase,
+                                         job.message.empty() ? "" : " - " + job.message);
+      last_phase = job.phase;
+    }
+    if (store::isTerminal(job.phase)) break;
+    auto now = std::chrono::steady_clock::now();
+    if (tty && now - last_draw > std::chrono::milliseconds(250)) {
+      ProgressInput pi{job.name, job.phase == store::kQueued ? "Queued: " + job.message : job.phase, job.restarts,
+                       jobDuration(job), ctl.latest(job.id)};
+      std::string line = renderProgress(pi);
+      std::cerr << "\r\033[K" << line << std::flush;
+      shown = line;
+      last_draw = now;
+    }
+    ctl.wait(std::chrono::milliseconds(job.phase == store::kQueued ? 500 : 200));
+  }
+  clearProgress();
+  for (auto& [replica, rest] : partial)
+    if (!rest.empty()) std::cout << (multi ? "[" + replica + "] " : "") << rest << "\n";
+  std::cout << std::flush;
+
+  // Summary.
+  auto last = st->lastMetrics(job.id);
+  std::string metrics;
+  for (const auto& m : last) metrics += fmt::format(" {}={}", m.name, formatValue(m.value));
+  std::cerr << fmt::format("\n{} {}{} after {} ({} restarts)\n", job.name, job.phase,
+                           job.phase == store::kSucceeded ? "" : ": " + job.reason + " - " + job.message,
+                           formatDuration(jobDuration(job)), job.restarts);
+  if (!metrics.empty()) std::cerr << "  final metrics:" << metrics << "\n";
+  std::cerr << fmt::format("  logs:    trainyard logs {}   ({})\n", job.name, job.log_dir);
+  std::cerr << fmt::format("  metrics: trainyard get metrics {} --all\n", job.name);
+  std::cerr << fmt::format("  outputs: {}\n", job.outputs_dir);
+  for (const auto& w : be->warnings()) std::cerr << "  warning: " << w << "\n";
+
+  if (job.phase == store::kSucceeded) return 0;
+  if (job.reason == "Cancelled") return kExitCancelled;
+  return kExitFailed;
+}
+
+// ---------------------------------------------------------------- get / describe / logs
+
+int cmdGetJobs(const Globals& g, const std::string& name, const std::string& phase) {
+  auto st = store::openStore(g.data_dir);
+  std::vector<store::JobRecord> jobs;
+  if (!name.empty()) jobs.push_back(requireJob(*st, name));
+  else jobs = st->listJobs(phase);
+  json arr = json::array();
+  for (const auto& j : jobs) arr.push_back(jobJson(*st, j, false));
+  emit(g, name.empty() ? json{{"items", arr}} : arr[0], [&] {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& j : jobs)
+      rows.push_back({j.name, j.phase, j.reason, std::to_string(j.restarts), formatTime(j.created_at),
+                      j.started_at > 0 ? formatDuration(jobDuration(j)) : "-"});
+    printTable(std::cout, {"NAME", "PHASE", "REASON", "RESTARTS", "CREATED", "DURATION"}, rows);
+  });
+  return 0;
+}
+
+int cmdGetMetrics(const Globals& g, const std::string& name, bool all, const std::string& metric) {
+  auto st = store::openStore(g.data_dir);
+  auto job = requireJob(*st, name);
+  auto points = all || !metric.empty() ? st->metrics(job.id, metric) : st->lastMetrics(job.id);
+  json arr = json::array();
+  for (const auto& p : points) arr.push_back({{"name", p.name}, {"value", p.value}, {"step", p.step}, {"time", p.timestamp}});
+  emit(g, json{{"job", job.name}, {"metrics", arr}}, [&] {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : points)
+      rows.push_back({p.name, std::to_string(p.step), formatValue(p.value), formatTime(p.timestamp)});
+    printTable(std::cout, {"METRIC", "STEP", "VALUE", "TIME"}, rows);
+  });
+  return 0;
+}
+
+int cmdDescribeJob(const Globals& g, const std::string& name) {
+  auto st = store::openStore(g.data_dir);
+  auto job = requireJob(*st, name);
+  json j = jobJson(*st, job, true);
+  emit(g, j, [&] {
+    auto& o = std::cout;
+    const auto& role = job.spec.roles.front();
+    std::string cmd;
+    for (const auto& a : role.command) cmd += a + " ";
+    for (const auto& a : role.args) cmd += a + " ";
+    o << fmt::format("Name:           {}\nUID:            {}\nPhase:          {}\n", job.name, job.uid, job.phase);
+    if (!job.reason.empty()) o << fmt::format("Reason:         {}\n", job.reason);
+    if (!job.message.empty()) o << fmt::format("Message:        {}\n", job.message);
+    o << fmt::format("Source:         {}\nCommand:        {}\nWorking dir:    {}\n", job.spec.source_file, cmd,
+                     role.working_dir);
+    o << fmt::format("Resources:      cpu {}, memory {}, gpu {} per replica x {}\n",
+                     spec::formatCpuMillis(role.resources.cpu_millis),
+                     role.resources.memory_bytes ? spec::formatBytes(role.resources.memory_bytes) : "unlimited",
+                     role.resources.gpu, role.replicas);
+    o << fmt::format("Restart policy: {} (backoffLimit {}, restarts {})\n", spec::toString(job.spec.restart_policy),
+                     job.spec.backoff_limit, job.restarts);
+    if (job.spec.active_deadline_seconds) o << fmt::format("Deadline:       {} s\n", *job.spec.active_deadline_seconds);
+    o << fmt::format("Priority:       {} (queue {})\nCreated:        {}\nStarted:        {}\nFinished:       {}\n",
+                     job.spec.priority, job.spec.queue, formatTime(job.created_at), formatTime(job.started_at),
+                     formatTime(job.finished_at));
+    o << fmt::format("Duration:       {}\nOutputs:        {}\nLogs:           {}\n", formatDuration(jobDuration(job)),
+                     job.outputs_dir, job.log_dir);
+    o << "\nConditions:\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& c : st->conditions(job.id)) rows.push_back({"  " + c.type, c.reason, formatTime(c.time), c.message});
+    printTable(o, {"  TYPE", "REASON", "TIME", "MESSAGE"}, rows);
+    o << "\nAttempts:\n";
+    rows.clear();
+    for (const auto& a : st->attempts(job.id))
+      rows.push_back({"  " + std::to_string(a.attempt), a.replica, a.state, std::to_string(a.pid),
+                      a.exit_code ? std::to_string(*a.exit_code) : "-", a.signal ? std::to_string(*a.signal) : "-",
+                      a.reason, formatTime(a.started_at), formatTime(a.finished_at)});
+    printTable(o, {"  ATTEMPT", "REPLICA", "STATE", "PID", "EXIT", "SIGNAL", "REASON", "STARTED", "FINISHED"}, rows);
+    o << "\nEvents:\n";
+    rows.clear();
+    for (const auto& e : st->events(job.id)) rows.push_back({"  " + formatTime(e.time), e.type, e.reason, e.message});
+    printTable(o, {"  TIME", "TYPE", "REASON", "MESSAGE"}, rows);
+    auto last = st->lastMetrics(job.id);
+    if (!last.empty()) {
+      o << "\nLast metrics:\n";
+      rows.clear();
+      for (const auto& m : last) rows.push_back({"  " + m.name, formatValue(m.value), std::to_string(m.step)});
+      printTable(o, {"  METRIC", "VALUE", "STEP"}, rows);
+    }
+  });
+  return 0;
+}
+
+int cmdLogs(const Globals& g, const std::string& name, std::string replica, int attempt, bool follow) {
+  auto st = store::openStore(g.data_dir);
+  auto job = requireJob(*st, name);
+  auto attempts = st->attempts(job.id);
+  if (attempts.empty()) throw UserError(fmt::format("job {} has not started yet ({})", name, job.phase));
+  if (attempt < 0) attempt = attempts.back().attempt;
+  if (replica.empty()) replica = attempts.front().replica;
+  const store::AttemptRecord* chosen = nullptr;
+  std::string known;
+  for (const auto& a : attempts) {
+    if (a.attempt == attempt && a.replica == replica) chosen = &a;
+    if (a.attempt == attempt) known += " " + a.replica;
+  }
+  if (!chosen)
+    throw UserError(fmt::format("job {} has no replica \"{}\" in attempt {} (replicas:{})", name, replica, attempt, known));
+  std::string path = chosen->log_path;
+  uint64_t offset = 0;
+  for (;;) {
+    std::string chunk = util::readFrom(path, offset);
+    if (!chunk.empty()) {
+      std::cout << chunk << std::flush;
+      offset += chunk.size();
+      continue;
+    }
+    if (!follow) break;
+    auto now = st->getJobById(job.id);
+    if (!now || store::isTerminal(now->phase)) {
+      std::string rest = util::readFrom(path, offset);
+      std::cout << rest << std::flush;
+      break;
+    }
+    if (now->restarts != attempt) break;  // a new attempt started; its log is another file
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // polling a file; not synchronisation
+  }
+  return 0;
+}
+
+int cmdCancel(const Globals& g, const std::string& name) {
+  auto st = store::openStore(g.data_dir);
+  auto job = requireJob(*st, name);
+  if (store::isTerminal(job.phase)) {
+    std::cout << fmt::format("job {} already finished ({})\n", name, job.phase);
+    return 0;
+  }
+  st->requestCancel(job.id);
+  std::cout << fmt::format("job {} cancellation requested\n", name);
+  return 0;
+}
+
+int cmdDeleteJob(const Globals& g, const std::string& name) {
+  auto st = store::openStore(g.data_dir);
+  auto job = requireJob(*st, name);
+  if (!store::isTerminal(job.phase))
+    throw UserError(fmt::format("job {} is {}; cancel it first (`trainyard cancel {}`)", name, job.phase, name));
+  st->deleteJob(job.id);
+  std::error_code ec;
+  fs::remove_all(job.log_dir, ec);
+  std::cout << fmt::format("job {} deleted (outputs kept in {})\n", name, job.outputs_dir);
+  return 0;
+}
+
+int cmdValidate(const std::string& file, const std::vector<std::string>& overrides) {
+  auto loaded = spec::loadSpecFile(file, overrides);
+  std::cout << fmt::format("{}: valid {} \"{}\"\n", file, loaded.kind, loaded.job.name);
+  return 0;
+}
+
+}  // namespace
+
+int runMain(int argc, char** argv) {
+  CLI::App app{"Trainyard: run, sweep, track and serve machine-learning training.\n"
+               "Docs: docs/user-guide.md"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags (-o, --data-dir) also after the verb
+  app.set_version_flag("--version", "trainyard 0.1.0");
+  Globals g;
+  g.data_dir = defaultDataDir();
+  app.add_option("--data-dir", g.data_dir, "Where the store, logs and outputs live (env TRAINYARD_DATA_DIR)")
+      ->capture_default_str();
+  app.add_option("-o,--output", g.output, "Output format: table, json or yaml")->capture_default_str();
+
+  RunOptions ro;
+  auto* run = app.add_subcommand("run", "Run a TrainJob in the foreground; exit code = outcome");
+  run->add_option("file", ro.file, "Spec file (YAML)")->required();
+  run->add_option("--set", ro.overrides, "Override a field, e.g. --set spec.args[1]=0.01 (repeatable)");
+  run->add_flag("-q,--quiet", ro.quiet, "Do not echo the job's output");
+  run->add_option("--grace", ro.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping")->capture_default_str();
+
+  std::vector<std::string> vset;
+  std::string vfile;
+  auto* validate = app.add_subcommand("validate", "Check a spec file without running it");
+  validate->add_option("file", vfile, "Spec file (YAML)")->required();
+  validate->add_option("--set", vset, "Override a field (repeatable)");
+
+  auto* get = app.add_subcommand("get", "List jobs or show metrics");
+  get->require_subcommand(1);
+  get->fallthrough();
+  std::string get_name, get_phase;
+  auto* get_jobs = get->add_subcommand("jobs", "List jobs");
+  get->add_subcommand("job", "Show one job");
+  get_jobs->add_option("name", get_name, "Only this job");
+  get_jobs->add_option("--phase", get_phase, "Only jobs in this phase");
+  auto* get_job = get->get_subcommand("job");
+  get_job->add_option("name", get_name, "Job name")->required();
+  std::string metrics_job, metric_name;
+  bool metrics_all = false;
+  auto* get_metrics = get->add_subcommand("metrics", "Last value of each metric of a job (--all: the series)");
+  get_metrics->add_option("job", metrics_job, "Job name")->required();
+  get_metrics->add_flag("--all", metrics_all, "Every point, not just the last ones");
+  get_metrics->add_option("--metric", metric_name, "Only this metric's series");
+
+  std::string describe_name;
+  auto* describe = app.add_subcommand("describe", "Show everything about one object");
+  describe->require_subcommand(1);
+  describe->fallthrough();
+  auto* describe_job = describe->add_subcommand("job", "Conditions, attempts, events and metrics of a job");
+  describe_job->add_option("name", describe_name, "Job name")->required();
+
+  std::string logs_name, logs_replica;
+  int logs_attempt = -1;
+  bool logs_follow = false;
+  auto* logs = app.add_subcommand("logs", "Print a job's log (latest attempt by default)");
+  logs->add_option("name", logs_name, "Job name")->required();
+  logs->add_option("--replica", logs_replica, "Replica, e.g. worker-0");
+  logs->add_option("--attempt", logs_attempt, "Attempt number (0 = first)");
+  logs->add_flag("-f,--follow", logs_follow, "Keep printing while the job runs");
+
+  std::string cancel_name;
+  auto* cancel = app.add_subcommand("cancel", "Stop a running or queued job");
+  cancel->add_option("name", cancel_name, "Job name")->required();
+
+  std::string delete_name;
+  auto* del = app.add_subcommand("delete", "Delete a finished job and its logs");
+  del->require_subcommand(1);
+  del->fallthrough();
+  auto* del_job = del->add_subcommand("job", "Delete a job");
+  del_job->add_option("name", delete_name, "Job name")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitBadInput;
+  }
+
+  try {
+    parseOutputFormat(g.output);
+    if (*run) return cmdRun(g, ro);
+    if (*validate) return cmdValidate(vfile, vset);
+    if (*get_jobs) return cmdGetJobs(g, get_name, get_phase);
+    if (*get_job) return cmdGetJobs(g, get_name, "");
+    if (*get_metrics) return cmdGetMetrics(g, metrics_job, metrics_all, metric_name);
+    if (*describe_job) return cmdDescribeJob(g, describe_name);
+    if (*logs) return cmdLogs(g, logs_name, logs_replica, logs_attempt, logs_follow);
+    if (*cancel) return cmdCancel(g, cancel_name);
+    if (*del_job) return cmdDeleteJob(g, delete_name);
+  } catch (const spec::SpecError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const UserError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::cerr << "trainyard: internal error: " << e.what() << "\n";
+    return kExitInternal;
+  }
+  return 0;
+}
+
+}  // namespace trainyard::cli

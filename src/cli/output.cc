@@ -1,0 +1,93 @@
+#include "cli/output.h"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+namespace trainyard::cli {
+
+OutputFormat parseOutputFormat(const std::string& s) {
+  if (s == "table" || s == "wide" || s.empty()) return OutputFormat::Table;
+  if (s == "json") return OutputFormat::Json;
+  if (s == "yaml") return OutputFormat::Yaml;
+  throw std::invalid_argument(fmt::format("--output: expected table, json or yaml, got \"{}\"", s));
+}
+
+void printTable(std::ostream& out, const std::vector<std::string>& headers,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(headers.size());
+  for (size_t c = 0; c < headers.size(); ++c) width[c] = headers[c].size();
+  for (const auto& r : rows)
+    for (size_t c = 0; c < r.size() && c < width.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s;
+    for (size_t c = 0; c < cells.size(); ++c) {
+      s += cells[c];
+      if (c + 1 < cells.size()) s += std::string(width[c] - cells[c].size() + 3, ' ');
+    }
+    out << s << '\n';
+  };
+  line(headers);
+  for (const auto& r : rows) line(r);
+}
+
+void printJson(std::ostream& out, const nlohmann::json& j) { out << j.dump(2) << '\n'; }
+
+namespace {
+void emitYaml(YAML::Emitter& e, const nlohmann::json& j) {
+  if (j.is_object()) {
+    e << YAML::BeginMap;
+    for (auto& [k, v] : j.items()) {
+      e << YAML::Key << k << YAML::Value;
+      emitYaml(e, v);
+    }
+    e << YAML::EndMap;
+  } else if (j.is_array()) {
+    e << YAML::BeginSeq;
+    for (const auto& v : j) emitYaml(e, v);
+    e << YAML::EndSeq;
+  } else if (j.is_string()) {
+    e << j.get<std::string>();
+  } else if (j.is_null()) {
+    e << YAML::Null;
+  } else {
+    e << j.dump();
+  }
+}
+}  // namespace
+
+void printYaml(std::ostream& out, const nlohmann::json& j) {
+  YAML::Emitter e;
+  emitYaml(e, j);
+  out << e.c_str() << '\n';
+}
+
+std::string formatTime(double t) {
+  if (t <= 0) return "-";
+  time_t secs = static_cast<time_t>(t);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string formatDuration(double s) {
+  if (s < 0) s = 0;
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  long total = std::lround(s);
+  if (total < 3600) return fmt::format("{}m{:02}s", total / 60, total % 60);
+  return fmt::format("{}h{:02}m", total / 3600, (total % 3600) / 60);
+}
+
+std::string formatValue(double v) {
+  if (std::floor(v) == v && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  return fmt::format("{:.6g}", v);
+}
+
+}  // namespace trainyard::cli

@@ -1,0 +1,24 @@
+// Rendering for CLI verbs: aligned tables, JSON and YAML (--output).
+#pragma once
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace trainyard::cli {
+
+enum class OutputFormat { Table, Json, Yaml };
+// Throws std::invalid_argument for anything but table|json|yaml.
+OutputFormat parseOutputFormat(const std::string& s);
+
+void printTable(std::ostream& out, const std::vector<std::string>& headers,
+                const std::vector<std::vector<std::string>>& rows);
+void printJson(std::ostream& out, const nlohmann::json& j);
+void printYaml(std::ostream& out, const nlohmann::json& j);
+
+std::string formatTime(double epoch_seconds);    // local "2026-11-22 08:15:03", "-" for 0
+std::string formatDuration(double seconds);      // "1h02m", "3m07s", "4.2s"
+std::string formatValue(double v);               // shortest faithful form
+
+}  // namespace trainyard::cli

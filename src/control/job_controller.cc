@@ -1,0 +1,343 @@
+#include "control/job_controller.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "control/launch_plan.h"
+#include "control/owner.h"
+#include "control/restart_policy.h"
+#include "sched/scheduler.h"
+#include "util/files.h"
+
+namespace trainyard::control {
+namespace fs = std::filesystem;
+using store::JobRecord;
+using store::nowSeconds;
+
+struct JobController::Tracked {
+  struct Replica {
+    uint64_t log_offset = 0;
+    uint64_t file_offset = 0;  // File collector
+    std::unique_ptr<metrics::Collector> collector;
+    bool recorded_exit = false;
+  };
+  int attempt = -1;
+  std::map<std::string, Replica> replicas;
+  std::map<std::string, metrics::MetricPoint> latest;
+  std::string stopping_reason;  // DeadlineExceeded / Cancelled once a stop was sent
+  std::string stopping_message;
+  bool queued_event = false;
+};
+
+JobController::JobController(store::Store& store, backend::Backend& backend, ControllerOptions opts)
+    : store_(store), backend_(backend), opts_(std::move(opts)) {
+  if (opts_.owner.empty()) opts_.owner = selfOwner();
+}
+
+JobController::~JobController() = default;
+
+JobController::Tracked& JobController::tracked(const JobRecord& job) {
+  auto& t = tracked_[job.id];
+  if (!t) t = std::make_unique<Tracked>();
+  return *t;
+}
+
+const std::map<std::string, metrics::MetricPoint>& JobController::latest(int64_t job_id) {
+  auto& t = tracked_[job_id];
+  if (!t) t = std::make_unique<Tracked>();
+  return t->latest;
+}
+
+JobRecord JobController::submit(const spec::TrainJobSpec& spec) {
+  JobRecord job;
+  job.name = spec.name;
+  job.spec = spec;
+  job.phase = store::kQueued;
+  job.created_at = nowSeconds();
+  job.owner = opts_.owner;
+  job.outputs_dir = spec.outputs_dir.empty() ? (fs::path(opts_.data_dir) / "outputs" / spec.name).string()
+                                             : spec.outputs_dir;
+  store_.transaction([&] {
+    store_.createJob(job);
+    job.log_dir = (fs::path(opts_.data_dir) / "logs" / job.uid).string();
+    store_.updateJobStatus(job);
+    condition(job, "Created", "JobCreated", fmt::format("TrainJob {} is created", job.name));
+  });
+  return job;
+}
+
+void JobController::condition(JobRecord& job, const std::string& type, const std::string& reason,
+                              const std::string& message) {
+  store_.addCondition(job.id, {type, "True", reason, message, nowSeconds()});
+}
+
+void JobController::event(const JobRecord& job, const std::string& type, const std::string& reason,
+                          const std::string& message) {
+  store_.addEvent(job.id, {nowSeconds(), type, reason, message});
+}
+
+JobRecord JobController::reconcile(int64_t job_id) {
+  auto rec = store_.getJobById(job_id);
+  if (!rec) throw std::runtime_error(fmt::format("job {} is not in the store", job_id));
+  JobRecord job = std::move(*rec);
+  if (store::isTerminal(job.phase)) return job;
+  Tracked& t = tracked(job);
+
+  if (job.cancel_requested && t.stopping_reason.empty()) {
+    if (job.phase == store::kQueued) {
+      finish(job, store::kFailed, "Cancelled", "cancelled before it started");
+      return job;
+    }
+    t.stopping_reason = "Cancelled";
+    t.stopping_message = "cancelled by the user";
+    event(job, "Normal", "Cancelling", fmt::format("stopping all replicas (grace {} ms)", opts_.grace.count()));
+    backend_.stop(job.uid, opts_.grace);
+  }
+
+  if (job.phase == store::kQueued) {
+    admit(job);
+    return job;
+  }
+  observe(job);
+  return job;
+}
+
+void JobController::admit(JobRecord& job) {
+  Tracked& t = tracked(job);
+  sched::Decision decision;
+  bool admitted = false;
+  std::vector<sched::Node> nodes = backend_.capacity();
+  store_.transaction([&] {
+    std::vector<sched::Allocation> in_use;
+    std::vector<sched::Request> queue;
+    for (auto& other : store_.listJobs()) {
+      if (store::isTerminal(other.phase)) continue;
+      // A job whose controller died holds nothing any more.
+      if (other.id != job.id && !ownerAlive(other.owner)) {
+        other.phase = store::kFailed;
+        other.reason = "ControllerLost";
+        other.message = fmt::format("the process driving the job ({}) is gone", other.owner);
+        other.finished_at = nowSeconds();
+        other.node.clear();
+        other.allocation.clear();
+        store_.updateJobStatus(other);
+        store_.addCondition(other.id, {store::kFailed, "True", other.reason, other.message, other.finished_at});
+        continue;
+      }
+      if (other.phase == store::kQueued) {
+        auto need = other.spec.totalRequest();
+        queue.push_back({other.name, other.spec.priority, other.id, {need.cpu_millis, need.memory_bytes, need.gpu}});
+      } else if (!other.allocation.empty()) {
+        in_use.push_back(decodeAllocation(other.name, other.node, other.allocation));
+      }
+    }
+    decision = sched::schedule(nodes, in_use, queue);
+    for (const auto& a : decision.admitted) {
+      if (a.job != job.name) continue;
+      job.node = a.node;
+      job.allocation = encodeAllocation(a);
+      job.phase = store::kRunning;
+      job.started_at = nowSeconds();
+      store_.updateJobStatus(job);
+      admitted = true;
+    }
+  });
+  if (admitted) {
+    event(job, "Normal", "Scheduled", fmt::format("placed on {}", job.node));
+    launchAttempt(job, 0);
+    return;
+  }
+  for (const auto& u : decision.unschedulable)
+    if (u.job == job.name) {
+      finish(job, store::kFailed, "Unschedulable", u.reason);
+      return;
+    }
+  for (const auto& w : decision.waiting)
+    if (w.job == job.name && !t.queued_event) {
+      t.queued_event = true;
+      event(job, "Normal", "Queued", w.reason);
+      job.message = w.reason;
+      store_.updateJobStatus(job);
+    }
+}
+
+void JobController::launchAttempt(JobRecord& job, int attempt) {
+  Tracked& t = tracked(job);
+  t.attempt = attempt;
+  t.replicas.clear();
+  fs::create_directories(job.outputs_dir);
+  auto alloc = decodeAllocation(job.name, job.node, job.allocation);
+  backend::PlacedJob placed = planAttempt(job, alloc, attempt);
+  try {
+    backend_.launch(placed);
+  } catch (const std::exception& e) {
+    finish(job, store::kFailed, "LaunchFailed", e.what());
+    return;
+  }
+  auto statuses = backend_.observe(job.uid);
+  store_.transaction([&] {
+    for (const auto& s : statuses) {
+      store::AttemptRecord a;
+      a.job_id = job.id;
+      a.attempt = attempt;
+      a.replica = s.name;
+      a.state = "Running";
+      a.pid = s.pid;
+      a.started_at = s.started_at;
+      a.log_path = s.log_ref;
+      store_.upsertAttempt(a);
+    }
+    job.message.clear();
+    store_.updateJobStatus(job);
+    condition(job, store::kRunning, "JobRunning",
+              attempt == 0 ? fmt::format("TrainJob {} is running", job.name)
+                           : fmt::format("TrainJob {} is running again (attempt {})", job.name, attempt + 1));
+  });
+  for (const auto& w : backend_.warnings()) event(job, "Warning", "NotEnforced", w);
+}
+
+void JobController::collect(JobRecord& job, Tracked& t, bool final) {
+  std::vector<metrics::MetricPoint> points;
+  double now = nowSeconds();
+  const auto& mc = job.spec.metrics;
+  for (const auto& role : job.spec.roles) {
+    for (int i = 0; i < role.replicas; ++i) {
+      std::string name = fmt::format("{}-{}", role.name, i);
+      auto& r = t.replicas[name];
+      if (!r.collector && mc.kind != spec::MetricsCollector::Kind::None)
+        r.collector = std::make_unique<metrics::Collector>(
+            mc.kind == spec::MetricsCollector::Kind::File ? "File" : "StdOut", mc.filter);
+      for (;;) {
+        std::string chunk = backend_.readLog(job.uid, name, r.log_offset, 1 << 20);
+        if (chunk.empty()) break;
+        r.log_offset += chunk.size();
+        if (on_log) on_log(name, chunk);
+        if (mc.kind == spec::MetricsCollector::Kind::StdOut) r.collector->consume(chunk, now, points);
+      }
+      if (mc.kind == spec::MetricsCollector::Kind::File) {
+        fs::path file = mc.path;
+        if (file.is_relative()) file = fs::path(role.working_dir) / file;
+        for (;;) {
+          std::string chunk = util::readFrom(file.string(), r.file_offset, 1 << 20);
+          if (chunk.empty()) break;
+          r.file_offset += chunk.size();
+          r.collector->consume(chunk, now, points);
+        }
+      }
+      if (final && r.collector) r.collector->finish(now, points);
+    }
+  }
+  if (points.empty()) return;
+  store_.appendMetrics(job.id, points);
+  for (auto& p : points) t.latest[p.name] = p;
+}
+
+void JobController::observe(JobRecord& job) {
+  Tracked& t = tracked(job);
+  if (t.attempt < 0) t.attempt = job.restarts;  // a controller taking over (server restart)
+  auto statuses = backend_.observe(job.uid);
+
+  // Deadline: counted from the first start, as Kubernetes' activeDeadlineSeconds.
+  if (job.spec.active_deadline_seconds && t.stopping_reason.empty() &&
+      nowSeconds() - job.started_at > static_cast<double>(*job.spec.active_deadline_seconds)) {
+    t.stopping_reason = "DeadlineExceeded";
+    t.stopping_message = fmt::format("the job ran longer than activeDeadlineSeconds ({} s)",
+                                     *job.spec.active_deadline_seconds);
+    event(job, "Warning", "DeadlineExceeded", t.stopping_message);
+    backend_.stop(job.uid, opts_.grace);
+  }
+
+  bool all_exited = !statuses.empty();
+  const backend::ReplicaStatus* failed = nullptr;
+  for (const auto& s : statuses) {
+    if (s.phase != backend::ReplicaPhase::Exited) {
+      all_exited = false;
+      continue;
+    }
+    bool ok = s.exit_code && *s.exit_code == 0;
+    if (!ok && !failed) failed = &s;
+    auto& r = t.replicas[s.name];
+    if (!r.recorded_exit) {
+      r.recorded_exit = true;
+      store::AttemptRecord a;
+      a.job_id = job.id;
+      a.attempt = s.attempt;
+      a.replica = s.name;
+      a.state = "Exited";
+      a.pid = s.pid;
+      a.started_at = s.started_at;
+      a.finished_at = s.finished_at;
+      a.exit_code = s.exit_code;
+      a.signal = s.signal;
+      a.reason = !t.stopping_reason.empty() && !ok ? t.stopping_reason : s.reason;
+      a.log_path = s.log_ref;
+      store_.upsertAttempt(a);
+    }
+  }
+  // Gang: one failed replica brings the others down (they would hang on it).
+  if (failed && !all_exited && t.stopping_reason.empty()) {
+    t.stopping_reason = "ReplicaFailed";
+    t.stopping_message = fmt::format("replica {} failed", failed->name);
+    backend_.stop(job.uid, opts_.grace);
+  }
+
+  collect(job, t, all_exited);
+  if (!all_exited) return;
+
+  if (t.stopping_reason == "DeadlineExceeded" || t.stopping_reason == "Cancelled") {
+    finish(job, store::kFailed, t.stopping_reason, t.stopping_message);
+    return;
+  }
+  if (!failed) {
+    finish(job, store::kSucceeded, "JobSucceeded", fmt::format("TrainJob {} completed", job.name));
+    return;
+  }
+  int code = effectiveExitCode(failed->exit_code, failed->signal);
+  std::string what = failed->signal ? fmt::format("replica {} was killed by signal {} ({})", failed->name,
+                                                  *failed->signal, strsignal(*failed->signal))
+                                    : fmt::format("replica {} exited with code {}", failed->name, code);
+  if (!failed->message.empty()) what += ": " + failed->message;
+  if (failed->reason == "OOMKilled") what += " (out of memory: raise resources.memory)";
+  FailureOutcome out = afterFailure(job.spec.restart_policy, job.restarts, job.spec.backoff_limit, code, failed->reason);
+  if (!out.restart) {
+    std::string msg = what;
+    if (out.reason == "BackoffLimitExceeded")
+      msg += fmt::format("; gave up after {} restarts (backoffLimit {})", job.restarts, job.spec.backoff_limit);
+    if (out.reason == "PermanentError") msg += "; exit codes 1-127 are permanent under restartPolicy ExitCode";
+    finish(job, store::kFailed, out.reason, msg);
+    return;
+  }
+  backend_.release(job.uid);
+  t.stopping_reason.clear();
+  job.restarts += 1;
+  job.phase = store::kRestarting;
+  job.reason = "Restarting";
+  job.message = what;
+  store_.transaction([&] {
+    store_.updateJobStatus(job);
+    condition(job, store::kRestarting, "JobRestarting",
+              fmt::format("{}; restarting (restart {} of at most {})", what, job.restarts, job.spec.backoff_limit));
+  });
+  event(job, "Warning", "Restarting", what);
+  job.phase = store::kRunning;
+  launchAttempt(job, job.restarts);
+}
+
+void JobController::finish(JobRecord& job, const std::string& phase, const std::string& reason,
+                           const std::string& message) {
+  job.phase = phase;
+  job.reason = reason;
+  job.message = message;
+  job.finished_at = nowSeconds();
+  job.node.clear();
+  job.allocation.clear();  // frees the resources for the queue
+  store_.transaction([&] {
+    store_.updateJobStatus(job);
+    condition(job, phase, reason, message);
+    event(job, phase == store::kSucceeded ? "Normal" : "Warning", reason, message);
+  });
+  backend_.release(job.uid);
+}
+
+}  // namespace trainyard::control

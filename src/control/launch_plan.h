@@ -1,0 +1,25 @@
+// Turns a stored job and its allocation into what a backend launches: one
+// ReplicaLaunch per replica with its command, resources and environment.
+// Pure: no I/O.
+//
+// Every replica gets TRAINYARD_JOB_NAME, TRAINYARD_JOB_UID, TRAINYARD_REPLICA,
+// TRAINYARD_ATTEMPT and TRAINYARD_OUTPUT_DIR; thread pools are sized to the
+// allotted cores (OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS,
+// NUMEXPR_NUM_THREADS, TORCH_NUM_THREADS... unless the spec sets them); GPUs
+// are assigned exclusively through CUDA_VISIBLE_DEVICES.
+#pragma once
+#include <string>
+
+#include "backend/backend.h"
+#include "sched/scheduler.h"
+#include "store/store.h"
+
+namespace trainyard::control {
+
+backend::PlacedJob planAttempt(const store::JobRecord& job, const sched::Allocation& alloc, int attempt);
+
+// Allocation <-> the JSON kept in JobRecord::allocation.
+std::string encodeAllocation(const sched::Allocation& a);
+sched::Allocation decodeAllocation(const std::string& job, const std::string& node, const std::string& json);
+
+}  // namespace trainyard::control

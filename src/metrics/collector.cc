@@ -1,0 +1,13 @@
+#include "metrics/collector.h"
+
+namespace trainyard::metrics {
+namespace {
+LineParser::Format formatFor(const std::string& kind, const std::string& filter) {
+  if (kind == "File") return LineParser::Format::JsonLines;
+  return filter.empty() ? LineParser::Format::Katib : LineParser::Format::Regex;
+}
+}  // namespace
+
+Collector::Collector(const std::string& kind, const std::string& filter) : parser_(formatFor(kind, filter), filter) {}
+
+}  // namespace trainyard::metrics

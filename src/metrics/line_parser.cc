@@ -1,0 +1,164 @@
+#include "metrics/line_parser.h"
+
+#include <charconv>
+#include <cmath>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+namespace trainyard::metrics {
+namespace {
+
+inline bool isNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '|' || c == '-';
+}
+inline bool isDigit(char c) { return c >= '0' && c <= '9'; }
+// \s in RE2/ECMAScript: space, \t, \n, \v, \f, \r.
+inline bool isSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+// Parses the value part greedily like the regex; returns its length (may be 0).
+size_t scanValue(std::string_view s, size_t i) {
+  size_t start = i;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  while (i < s.size() && isDigit(s[i])) ++i;
+  if (i + 1 < s.size() && s[i] == '.' && isDigit(s[i + 1])) {
+    ++i;
+    while (i < s.size() && isDigit(s[i])) ++i;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    size_t j = i + 1;
+    if (j < s.size() && (s[j] == '+' || s[j] == '-')) ++j;
+    if (j < s.size() && isDigit(s[j])) {
+      while (j < s.size() && isDigit(s[j])) ++j;
+      i = j;
+    }
+  }
+  return i - start;
+}
+
+bool toDouble(std::string_view v, double& out) {
+  if (!v.empty() && v[0] == '+') v.remove_prefix(1);
+  if (v.empty()) return false;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return ec == std::errc() && p == v.data() + v.size() && std::isfinite(out);
+}
+
+}  // namespace
+
+void scanKatibLine(std::string_view s, std::vector<Pair>& out) {
+  size_t i = 0;
+  while (i < s.size()) {
+    if (!isNameChar(s[i])) { ++i; continue; }
+    size_t name_start = i;
+    while (i < s.size() && isNameChar(s[i])) ++i;
+    size_t name_end = i;
+    size_t j = i;
+    while (j < s.size() && isSpace(s[j])) ++j;
+    if (j >= s.size() || s[j] != '=') continue;  // a match starting inside this run would fail the same way
+    ++j;
+    while (j < s.size() && isSpace(s[j])) ++j;
+    size_t len = scanValue(s, j);
+    double v;
+    if (toDouble(s.substr(j, len), v)) out.push_back({s.substr(name_start, name_end - name_start), v});
+    i = j + len;
+  }
+}
+
+struct LineParser::CompiledRegex {
+  std::regex re;
+};
+
+LineParser::LineParser(Format format, const std::string& regex) : format_(format) {
+  if (format_ == Format::Regex) regex_ = std::make_unique<CompiledRegex>(CompiledRegex{std::regex(regex)});
+}
+LineParser::~LineParser() = default;
+
+void LineParser::emit(std::vector<Pair>& pairs, double now, std::vector<MetricPoint>& out) {
+  if (pairs.empty()) return;
+  int64_t step = -1;
+  for (const auto& p : pairs)
+    if (p.name == "step") step = static_cast<int64_t>(p.value);
+  if (step < 0)
+    for (const auto& p : pairs)
+      if (p.name == "epoch") step = static_cast<int64_t>(p.value);
+  for (const auto& p : pairs) {
+    MetricPoint mp;
+    mp.name.assign(p.name);
+    mp.value = p.value;
+    mp.timestamp = now;
+    if (step >= 0) {
+      mp.step = step;
+    } else {
+      auto& idx = next_index_[mp.name];
+      mp.step = idx++;
+    }
+    out.push_back(std::move(mp));
+  }
+  pairs.clear();
+}
+
+void LineParser::parseLine(std::string_view line, double now, std::vector<MetricPoint>& out) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  pairs_.clear();
+  switch (format_) {
+    case Format::Katib:
+      scanKatibLine(line, pairs_);
+      break;
+    case Format::Regex: {
+      auto begin = std::cregex_iterator(line.data(), line.data() + line.size(), regex_->re);
+      owned_.clear();
+      std::vector<std::pair<std::string, double>> found;
+      for (auto it = begin; it != std::cregex_iterator(); ++it) {
+        double v;
+        if ((*it).size() > 2 && toDouble(std::string_view((*it)[2].first, (*it)[2].length()), v))
+          found.emplace_back((*it)[1].str(), v);
+      }
+      owned_.reserve(found.size());
+      for (auto& [n, v] : found) {
+        owned_.push_back(std::move(n));
+        pairs_.push_back({owned_.back(), v});
+      }
+      break;
+    }
+    case Format::JsonLines: {
+      auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+      if (!j.is_object()) return;  // not a metrics line; JSON-lines files may hold other records
+      owned_.clear();
+      owned_.reserve(j.size());
+      for (auto& [k, v] : j.items()) {
+        if (!v.is_number() || k == "timestamp") continue;
+        owned_.push_back(k);
+        pairs_.push_back({owned_.back(), v.get<double>()});
+      }
+      if (j.contains("timestamp") && j["timestamp"].is_number()) now = j["timestamp"].get<double>();
+      break;
+    }
+  }
+  emit(pairs_, now, out);
+}
+
+void LineParser::feed(std::string_view bytes, double now, std::vector<MetricPoint>& out) {
+  while (!bytes.empty()) {
+    size_t nl = bytes.find('\n');
+    if (nl == std::string_view::npos) {
+      partial_.append(bytes);
+      return;
+    }
+    if (partial_.empty()) {
+      parseLine(bytes.substr(0, nl), now, out);
+    } else {
+      partial_.append(bytes.substr(0, nl));
+      parseLine(partial_, now, out);
+      partial_.clear();
+    }
+    bytes.remove_prefix(nl + 1);
+  }
+}
+
+void LineParser::finish(double now, std::vector<MetricPoint>& out) {
+  if (!partial_.empty()) parseLine(partial_, now, out);
+  partial_.clear();
+}
+
+}  // namespace trainyard::metrics

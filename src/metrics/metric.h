@@ -1,0 +1,15 @@
+// A metric point as collectors produce it and the store keeps it.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace trainyard::metrics {
+
+struct MetricPoint {
+  std::string name;
+  double value = 0;
+  int64_t step = 0;       // the line's step/epoch key, else the point's index in its series
+  double timestamp = 0;   // seconds since the epoch, when collected
+};
+
+}  // namespace trainyard::metrics

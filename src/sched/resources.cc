@@ -1,0 +1,37 @@
+#include "sched/resources.h"
+
+#include <fmt/format.h>
+
+namespace trainyard::sched {
+
+Resources& Resources::operator+=(const Resources& o) {
+  cpu_millis += o.cpu_millis;
+  memory_bytes += o.memory_bytes;
+  gpu += o.gpu;
+  return *this;
+}
+
+Resources& Resources::operator-=(const Resources& o) {
+  cpu_millis -= o.cpu_millis;
+  memory_bytes -= o.memory_bytes;
+  gpu -= o.gpu;
+  return *this;
+}
+
+bool Resources::covers(const Resources& r) const {
+  return r.cpu_millis <= cpu_millis && r.memory_bytes <= memory_bytes && r.gpu <= gpu;
+}
+
+std::string Resources::shortfall(const Resources& need) const {
+  std::string out;
+  auto add = [&](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
+  if (need.cpu_millis > cpu_millis)
+    add(fmt::format("cpu (needs {:g}, {:g} available)", need.cpu_millis / 1000.0, cpu_millis / 1000.0));
+  if (need.memory_bytes > memory_bytes)
+    add(fmt::format("memory (needs {:.1f} GiB, {:.1f} GiB available)", need.memory_bytes / 1073741824.0,
+                    memory_bytes / 1073741824.0));
+  if (need.gpu > gpu) add(fmt::format("gpu (needs {}, {} available)", need.gpu, gpu));
+  return out;
+}
+
+}  // namespace trainyard::sched

@@ -1,0 +1,38 @@
+// YAML -> typed specs. Every rejection is a SpecError naming the file,
+// line:column (1-based), the field path and what was expected, so a user can
+// fix the file without reading our code. Parsing never touches the store.
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "spec/trainjob.h"
+
+namespace trainyard::spec {
+
+class SpecError : public std::runtime_error {
+ public:
+  SpecError(std::string file, int line, int column, std::string field, std::string message);
+  const std::string file;
+  const int line;    // 1-based; 0 when the error is not tied to a line (e.g. a --set)
+  const int column;  // 1-based
+  const std::string field;  // e.g. "spec.resources.memory"
+  const std::string message;
+};
+
+struct LoadedSpec {
+  std::string kind;  // "TrainJob" (Experiment and Kubeflow kinds come later)
+  TrainJobSpec job;
+};
+
+// `overrides` are "path=value" strings from --set, applied before validation;
+// relative paths (workingDir) are resolved against `base_dir`.
+LoadedSpec loadSpecString(const std::string& yaml_text, const std::string& file_name,
+                          const std::string& base_dir,
+                          const std::vector<std::string>& overrides = {});
+LoadedSpec loadSpecFile(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// DNS-1123 label, as Kubernetes requires for names: [a-z0-9]([-a-z0-9]*[a-z0-9])?, <= 63.
+bool isValidName(const std::string& name);
+
+}  // namespace trainyard::spec

@@ -1,0 +1,72 @@
+#include "spec/trainjob.h"
+
+#include <nlohmann/json.hpp>
+
+namespace trainyard::spec {
+
+const char* toString(RestartPolicy p) {
+  switch (p) {
+    case RestartPolicy::Never: return "Never";
+    case RestartPolicy::OnFailure: return "OnFailure";
+    case RestartPolicy::ExitCode: return "ExitCode";
+  }
+  return "Never";
+}
+
+Resources TrainJobSpec::totalRequest() const {
+  Resources total{0, 0, 0};
+  for (const auto& r : roles) {
+    total.cpu_millis += r.resources.cpu_millis * r.replicas;
+    total.memory_bytes += r.resources.memory_bytes * r.replicas;
+    total.gpu += r.resources.gpu * r.replicas;
+  }
+  return total;
+}
+
+int TrainJobSpec::totalReplicas() const {
+  int n = 0;
+  for (const auto& r : roles) n += r.replicas;
+  return n;
+}
+
+NLOHMANN_JSON_SERIALIZE_ENUM(RestartPolicy, {{RestartPolicy::Never, "Never"},
+                                             {RestartPolicy::OnFailure, "OnFailure"},
+                                             {RestartPolicy::ExitCode, "ExitCode"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(MetricsCollector::Kind, {{MetricsCollector::Kind::StdOut, "StdOut"},
+                                                      {MetricsCollector::Kind::File, "File"},
+                                                      {MetricsCollector::Kind::None, "None"}})
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Resources, cpu_millis, memory_bytes, gpu)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MetricsCollector, kind, path, filter)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReplicaRole, name, replicas, command, args, env,
+                                                working_dir, image, resources)
+
+void to_json(nlohmann::json& j, const TrainJobSpec& s) {
+  j = nlohmann::json{{"apiVersion", s.api_version}, {"kind", s.kind},
+                     {"name", s.name},              {"labels", s.labels},
+                     {"framework", s.framework},    {"roles", s.roles},
+                     {"restartPolicy", s.restart_policy}, {"backoffLimit", s.backoff_limit},
+                     {"priority", s.priority},      {"queue", s.queue},
+                     {"metrics", s.metrics},        {"outputsDir", s.outputs_dir},
+                     {"sourceFile", s.source_file}};
+  if (s.active_deadline_seconds) j["activeDeadlineSeconds"] = *s.active_deadline_seconds;
+}
+
+void from_json(const nlohmann::json& j, TrainJobSpec& s) {
+  s.api_version = j.value("apiVersion", s.api_version);
+  s.kind = j.value("kind", s.kind);
+  s.name = j.at("name").get<std::string>();
+  s.labels = j.value("labels", s.labels);
+  s.framework = j.value("framework", s.framework);
+  s.roles = j.at("roles").get<std::vector<ReplicaRole>>();
+  s.restart_policy = j.value("restartPolicy", s.restart_policy);
+  s.backoff_limit = j.value("backoffLimit", s.backoff_limit);
+  s.priority = j.value("priority", s.priority);
+  s.queue = j.value("queue", s.queue);
+  s.metrics = j.value("metrics", s.metrics);
+  s.outputs_dir = j.value("outputsDir", s.outputs_dir);
+  s.source_file = j.value("sourceFile", s.source_file);
+  if (j.contains("activeDeadlineSeconds"))
+    s.active_deadline_seconds = j["activeDeadlineSeconds"].get<int64_t>();
+}
+
+}  // namespace trainyard::spec

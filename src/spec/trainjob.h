@@ -1,0 +1,68 @@
+// Typed TrainJob spec: what the user asked for, after validation. This is the
+// desired state the store keeps and the controller reconciles towards.
+// Serialises to/from JSON so the store can hold it without knowing its shape.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace trainyard::spec {
+
+struct Resources {
+  int64_t cpu_millis = 1000;  // default: one core, so a job always holds a slot
+  int64_t memory_bytes = 0;   // 0 = no request, no limit
+  int gpu = 0;
+};
+
+// Kubeflow semantics. ExitCode: 1-127 permanent, 128-255 (signals) retryable.
+enum class RestartPolicy { Never, OnFailure, ExitCode };
+const char* toString(RestartPolicy p);
+
+struct MetricsCollector {
+  enum class Kind { StdOut, File, None };
+  Kind kind = Kind::StdOut;
+  std::string path;    // File: JSON-lines file, relative to workingDir
+  std::string filter;  // StdOut: custom regex; empty = Katib's default format
+};
+
+// One role of a job (a single-replica TrainJob has one role, "worker").
+struct ReplicaRole {
+  std::string name = "worker";
+  int replicas = 1;
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;  // order kept for $(VAR) expansion
+  std::string working_dir;
+  std::string image;  // used by the Kubernetes backend only
+  Resources resources;
+};
+
+struct TrainJobSpec {
+  std::string api_version = "trainyard.dev/v1";
+  std::string kind = "TrainJob";
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::string framework = "none";
+  std::vector<ReplicaRole> roles;
+  RestartPolicy restart_policy = RestartPolicy::Never;
+  int backoff_limit = 6;  // as Kubernetes Jobs
+  std::optional<int64_t> active_deadline_seconds;
+  int priority = 0;
+  std::string queue = "default";
+  MetricsCollector metrics;
+  std::string outputs_dir;  // empty = <data dir>/outputs/<job name>
+  std::string source_file;  // where the spec came from, for messages
+
+  // Sum of all replicas' requests; what the scheduler has to find.
+  Resources totalRequest() const;
+  int totalReplicas() const;
+};
+
+void to_json(nlohmann::json& j, const TrainJobSpec& s);
+void from_json(const nlohmann::json& j, TrainJobSpec& s);
+
+}  // namespace trainyard::spec

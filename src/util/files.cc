@@ -1,0 +1,18 @@
+#include "util/files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace trainyard::util {
+
+std::string readFrom(const std::string& path, uint64_t offset, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out(max_bytes, '\0');
+  ssize_t n = ::pread(fd, out.data(), max_bytes, static_cast<off_t>(offset));
+  ::close(fd);
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
+}
+
+}  // namespace trainyard::util

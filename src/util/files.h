@@ -1,0 +1,13 @@
+// Small file helpers shared by the backend (log files) and collectors.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace trainyard::util {
+
+// Reads up to `max_bytes` of `path` from `offset`; empty when there is nothing
+// new or the file does not exist (yet).
+std::string readFrom(const std::string& path, uint64_t offset, size_t max_bytes = 1 << 20);
+
+}  // namespace trainyard::util
