@@ -24,12 +24,13 @@ bool isBookkeeping(const std::string& name) {
 
 std::optional<double> progressFraction(const std::map<std::string, metrics::MetricPoint>& latest) {
   if (auto p = find(latest, "progress"); p && p->value >= 0 && p->value <= 1) return p->value;
-  auto e = find(latest, "epoch");
-  auto et = find(latest, "epochs", "total_epochs");
-  if (e && et && et->value > 0) return std::min(1.0, e->value / et->value);
+  // Steps are finer-grained than epochs, so they win when both are known.
   auto s = find(latest, "step");
   auto st = find(latest, "steps", "total_steps");
   if (s && st && st->value > 0) return std::min(1.0, s->value / st->value);
+  auto e = find(latest, "epoch");
+  auto et = find(latest, "epochs", "total_epochs");
+  if (e && et && et->value > 0) return std::min(1.0, e->value / et->value);
   return std::nullopt;
 }
 

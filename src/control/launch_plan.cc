@@ -46,9 +46,13 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const sched::Allocat
 
       r.env = role.env;
       std::string threads = std::to_string(std::max<int64_t>(1, role.resources.cpu_millis / 1000));
-      for (const char* k : {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                            "VECLIB_MAXIMUM_THREADS", "TORCH_NUM_THREADS"})
+      for (const char* k : {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"})
         setDefault(r.env, k, threads);
+      // PyTorch already runs OpenMP threads around its BLAS calls; a pthread
+      // OpenBLAS spawning as many again oversubscribes the cores (measured
+      // 3x slower on the Fashion-MNIST example), so BLAS stays single-threaded
+      // unless the spec says otherwise.
+      setDefault(r.env, "OPENBLAS_NUM_THREADS", "1");
       std::string gpus;
       for (int g : r.gpu_ids) gpus += (gpus.empty() ? "" : ",") + std::to_string(g);
       // Exclusive by construction: a replica sees only its own devices.

@@ -4,8 +4,8 @@
 //
 // Every replica gets TRAINYARD_JOB_NAME, TRAINYARD_JOB_UID, TRAINYARD_REPLICA,
 // TRAINYARD_ATTEMPT and TRAINYARD_OUTPUT_DIR; thread pools are sized to the
-// allotted cores (OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS,
-// NUMEXPR_NUM_THREADS, TORCH_NUM_THREADS... unless the spec sets them); GPUs
+// allotted cores (OMP_NUM_THREADS, MKL_NUM_THREADS, NUMEXPR_NUM_THREADS;
+// OPENBLAS_NUM_THREADS=1, see the .cc) unless the spec sets them; GPUs
 // are assigned exclusively through CUDA_VISIBLE_DEVICES.
 #pragma once
 #include <string>
