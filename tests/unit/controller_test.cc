@@ -1,0 +1,300 @@
+// The job controller driving real processes through the local backend.
+#include "control/job_controller.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "backend/cgroup.h"
+#include "test_util.h"
+
+using namespace trainyard;
+using namespace std::chrono_literals;
+
+namespace {
+
+spec::TrainJobSpec shellJob(const std::string& name, const std::string& script, const std::string& dir) {
+  spec::TrainJobSpec s;
+  s.name = name;
+  spec::ReplicaRole r;
+  r.command = {"/bin/sh", "-c", script};
+  r.working_dir = dir;
+  s.roles.push_back(r);
+  return s;
+}
+
+struct Fixture : ::testing::Test {
+  void SetUp() override {
+    dir = trainyard::test::freshDir();
+    st = store::openStore(dir + "/data");
+    backend::LocalBackendOptions bo;
+    bo.tie_to_parent = true;
+    be = backend::makeLocalBackend(bo);
+    control::ControllerOptions co;
+    co.data_dir = dir + "/data";
+    co.grace = 500ms;
+    ctl = std::make_unique<control::JobController>(*st, *be, co);
+  }
+  void TearDown() override {
+    unsetenv("TRAINYARD_NODE_CPU");
+    unsetenv("TRAINYARD_NODE_GPUS");
+  }
+  store::JobRecord runToEnd(int64_t id) {
+    for (;;) {
+      auto j = ctl->reconcile(id);
+      if (store::isTerminal(j.phase)) return j;
+      ctl->wait(100ms);
+    }
+  }
+  std::vector<std::string> conditionTypes(int64_t id) {
+    std::vector<std::string> v;
+    for (const auto& c : st->conditions(id)) v.push_back(c.type);
+    return v;
+  }
+  std::string readFile(const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  std::string dir;
+  std::unique_ptr<store::Store> st;
+  std::unique_ptr<backend::Backend> be;
+  std::unique_ptr<control::JobController> ctl;
+};
+
+using Controller = Fixture;
+
+}  // namespace
+
+TEST_F(Controller, SuccessRecordsConditionsAttemptAndMetrics) {
+  auto job = ctl->submit(shellJob("ok", "echo epoch=1 loss=0.5; echo epoch=2 loss=0.25", dir));
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kSucceeded);
+  EXPECT_EQ(conditionTypes(job.id), (std::vector<std::string>{"Created", "Running", "Succeeded"}));
+  auto conds = st->conditions(job.id);
+  EXPECT_LE(conds[0].time, conds[1].time);
+  EXPECT_LE(conds[1].time, conds[2].time);
+  auto attempts = st->attempts(job.id);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].exit_code, 0);
+  EXPECT_EQ(attempts[0].reason, "Completed");
+  EXPECT_GT(attempts[0].pid, 0);
+  auto loss = st->metrics(job.id, "loss");
+  ASSERT_EQ(loss.size(), 2u);
+  EXPECT_EQ(loss[1].step, 2);
+  EXPECT_DOUBLE_EQ(loss[1].value, 0.25);
+  EXPECT_NE(readFile(attempts[0].log_path).find("epoch=2 loss=0.25"), std::string::npos);
+}
+
+TEST_F(Controller, NeverPolicyFailsOnFirstError) {
+  auto job = ctl->submit(shellJob("never", "exit 3", dir));
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kFailed);
+  EXPECT_EQ(end.reason, "Error");
+  EXPECT_NE(end.message.find("replica worker-0 exited with code 3"), std::string::npos) << end.message;
+  EXPECT_EQ(end.restarts, 0);
+}
+
+TEST_F(Controller, OnFailureRestartsUpToBackoffLimitKeepingEveryAttempt) {
+  auto s = shellJob("flaky", "echo attempt $TRAINYARD_ATTEMPT; exit 4", dir);
+  s.restart_policy = spec::RestartPolicy::OnFailure;
+  s.backoff_limit = 2;
+  auto job = ctl->submit(s);
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kFailed);
+  EXPECT_EQ(end.reason, "BackoffLimitExceeded");
+  EXPECT_EQ(end.restarts, 2);
+  auto attempts = st->attempts(job.id);
+  ASSERT_EQ(attempts.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(attempts[i].attempt, i);
+    EXPECT_EQ(attempts[i].exit_code, 4);
+    EXPECT_NE(readFile(attempts[i].log_path).find("attempt " + std::to_string(i)), std::string::npos);
+  }
+  EXPECT_EQ(conditionTypes(job.id), (std::vector<std::string>{"Created", "Running", "Restarting", "Running",
+                                                              "Restarting", "Running", "Failed"}));
+}
+
+TEST_F(Controller, OnFailureSucceedsAfterARestart) {
+  auto s = shellJob("second-time", "[ \"$TRAINYARD_ATTEMPT\" = 1 ] || exit 1", dir);
+  s.restart_policy = spec::RestartPolicy::OnFailure;
+  s.backoff_limit = 5;
+  auto end = runToEnd(ctl->submit(s).id);
+  EXPECT_EQ(end.phase, store::kSucceeded);
+  EXPECT_EQ(end.restarts, 1);
+}
+
+TEST_F(Controller, ExitCodePolicyPermanentVersusRetryable) {
+  auto perm = shellJob("permanent", "exit 3", dir);
+  perm.restart_policy = spec::RestartPolicy::ExitCode;
+  auto end = runToEnd(ctl->submit(perm).id);
+  EXPECT_EQ(end.reason, "PermanentError");
+  EXPECT_EQ(end.restarts, 0);
+
+  auto retry = shellJob("retryable", "kill -KILL $$", dir);
+  retry.restart_policy = spec::RestartPolicy::ExitCode;
+  retry.backoff_limit = 1;
+  auto job = ctl->submit(retry);
+  end = runToEnd(job.id);
+  EXPECT_EQ(end.reason, "BackoffLimitExceeded");
+  EXPECT_EQ(end.restarts, 1);
+  auto attempts = st->attempts(job.id);
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].signal, SIGKILL);
+  EXPECT_FALSE(attempts[0].exit_code);
+  EXPECT_EQ(attempts[0].reason, "Signaled");
+  EXPECT_NE(end.message.find("killed by signal 9"), std::string::npos) << end.message;
+}
+
+TEST_F(Controller, DeadlineKillsTheJob) {
+  auto s = shellJob("slow", "sleep 60", dir);
+  s.active_deadline_seconds = 1;
+  s.restart_policy = spec::RestartPolicy::OnFailure;  // a deadline is final, never retried
+  auto job = ctl->submit(s);
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kFailed);
+  EXPECT_EQ(end.reason, "DeadlineExceeded");
+  EXPECT_EQ(end.restarts, 0);
+  auto attempts = st->attempts(job.id);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].signal, SIGTERM);
+  EXPECT_EQ(attempts[0].reason, "DeadlineExceeded");
+}
+
+TEST_F(Controller, CancelKillsTheWholeProcessGroupIncludingGrandchildrenThatIgnoreSigterm) {
+  // The job forks two grandchildren, one of which ignores SIGTERM, records
+  // their PIDs and waits.
+  auto s = shellJob("forks",
+                    "trap '' TERM; (trap '' TERM; exec sleep 300) & echo $! >> pids; "
+                    "sleep 300 & echo $! >> pids; echo started > ready; wait",
+                    dir);
+  auto job = ctl->submit(s);
+  while (readFile(dir + "/ready").empty()) {
+    ctl->reconcile(job.id);
+    ctl->wait(50ms);
+  }
+  std::vector<pid_t> pids;
+  std::istringstream in(readFile(dir + "/pids"));
+  for (pid_t p; in >> p;) pids.push_back(p);
+  ASSERT_EQ(pids.size(), 2u);
+  for (pid_t p : pids) ASSERT_EQ(kill(p, 0), 0);
+  st->requestCancel(job.id);
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kFailed);
+  EXPECT_EQ(end.reason, "Cancelled");
+  auto attempts = st->attempts(job.id);
+  EXPECT_EQ(attempts.at(0).signal, SIGKILL);  // the leader ignored SIGTERM: escalated after the grace
+  for (pid_t p : pids) {
+    // Reparented grandchildren are reaped by init; a lingering zombie is dead too.
+    std::string stat = readFile("/proc/" + std::to_string(p) + "/stat");
+    EXPECT_TRUE(stat.empty() || stat.find(") Z") != std::string::npos) << "pid " << p << " survived: " << stat;
+  }
+}
+
+TEST_F(Controller, StartErrorIsReportedWithTheReason) {
+  spec::TrainJobSpec s;
+  s.name = "missing";
+  spec::ReplicaRole r;
+  r.command = {"/nonexistent/program"};
+  r.working_dir = dir;
+  s.roles.push_back(r);
+  auto job = ctl->submit(s);
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kFailed);
+  EXPECT_NE(end.message.find("cannot execute /nonexistent/program: No such file or directory"), std::string::npos)
+      << end.message;
+  EXPECT_EQ(st->attempts(job.id).at(0).reason, "StartError");
+}
+
+TEST_F(Controller, JobsThatDoNotFitWaitInTheQueue) {
+  setenv("TRAINYARD_NODE_CPU", "2", 1);
+  auto big = shellJob("big", "while [ ! -e release ]; do sleep 0.05; done", dir);
+  big.roles[0].resources.cpu_millis = 2000;
+  auto small = shellJob("small", "echo ran", dir);
+  auto a = ctl->submit(big);
+  auto b = ctl->submit(small);
+  EXPECT_EQ(ctl->reconcile(a.id).phase, store::kRunning);
+  auto waiting = ctl->reconcile(b.id);
+  EXPECT_EQ(waiting.phase, store::kQueued);
+  EXPECT_NE(waiting.message.find("insufficient cpu (needs 1, 0 available)"), std::string::npos) << waiting.message;
+  std::ofstream(dir + "/release") << "go";
+  EXPECT_EQ(runToEnd(a.id).phase, store::kSucceeded);
+  auto end = runToEnd(b.id);
+  EXPECT_EQ(end.phase, store::kSucceeded);
+  EXPECT_GE(end.started_at, st->getJobById(a.id)->finished_at);
+  EXPECT_EQ(st->events(b.id).at(0).reason, "Queued");
+}
+
+TEST_F(Controller, PriorityDecidesWhoGoesFirst) {
+  setenv("TRAINYARD_NODE_CPU", "1", 1);
+  auto blocker = ctl->submit(shellJob("blocker", "while [ ! -e release ]; do sleep 0.05; done", dir));
+  EXPECT_EQ(ctl->reconcile(blocker.id).phase, store::kRunning);
+  auto low = ctl->submit(shellJob("low", "true", dir));
+  auto hs = shellJob("high", "true", dir);
+  hs.priority = 10;
+  auto high = ctl->submit(hs);
+  std::ofstream(dir + "/release") << "go";
+  runToEnd(blocker.id);
+  EXPECT_EQ(ctl->reconcile(low.id).phase, store::kQueued);  // high was submitted later but outranks it
+  EXPECT_EQ(ctl->reconcile(high.id).phase, store::kRunning);
+  runToEnd(high.id);
+  EXPECT_EQ(runToEnd(low.id).phase, store::kSucceeded);
+}
+
+TEST_F(Controller, UnschedulableJobFailsClearly) {
+  setenv("TRAINYARD_NODE_CPU", "2", 1);
+  auto s = shellJob("huge", "true", dir);
+  s.roles[0].resources.cpu_millis = 64000;
+  auto end = runToEnd(ctl->submit(s).id);
+  EXPECT_EQ(end.phase, store::kFailed);
+  EXPECT_EQ(end.reason, "Unschedulable");
+  EXPECT_NE(end.message.find("cpu (needs 64, 2 available)"), std::string::npos) << end.message;
+}
+
+TEST_F(Controller, ThreadsAndGpusFollowTheAllocation) {
+  setenv("TRAINYARD_NODE_GPUS", "2", 1);
+  setenv("TRAINYARD_NODE_CPU", "8", 1);
+  auto s1 = shellJob("gpu-a", "echo \"$CUDA_VISIBLE_DEVICES $OMP_NUM_THREADS $TRAINYARD_OUTPUT_DIR\" > env-a; "
+                              "while [ ! -e release ]; do sleep 0.05; done", dir);
+  s1.roles[0].resources = {2000, 0, 1};
+  auto s2 = shellJob("gpu-b", "echo \"$CUDA_VISIBLE_DEVICES $OMP_NUM_THREADS\" > env-b", dir);
+  s2.roles[0].resources = {3000, 0, 1};
+  auto a = ctl->submit(s1);
+  ctl->reconcile(a.id);
+  auto end_b = runToEnd(ctl->submit(s2).id);
+  std::ofstream(dir + "/release") << "go";
+  runToEnd(a.id);
+  EXPECT_EQ(end_b.phase, store::kSucceeded);
+  EXPECT_EQ(readFile(dir + "/env-a"), "0 2 " + dir + "/data/outputs/gpu-a\n");
+  EXPECT_EQ(readFile(dir + "/env-b"), "1 3\n");
+}
+
+TEST_F(Controller, FileCollectorReadsJsonLines) {
+  auto s = shellJob("jsonl", "echo '{\"step\": 1, \"loss\": 0.5}' > m.jsonl; echo '{\"step\": 2, \"loss\": 0.4}' >> m.jsonl", dir);
+  s.metrics.kind = spec::MetricsCollector::Kind::File;
+  s.metrics.path = "m.jsonl";
+  auto job = ctl->submit(s);
+  runToEnd(job.id);
+  auto loss = st->metrics(job.id, "loss");
+  ASSERT_EQ(loss.size(), 2u);
+  EXPECT_EQ(loss[1].step, 2);
+}
+
+TEST_F(Controller, MemoryLimitIsEnforcedWhereCgroupsAllow) {
+  backend::Cgroups cg;
+  if (cg.mode() == backend::Cgroups::Mode::None) GTEST_SKIP() << "not enforced here: " << cg.why();
+  auto s = shellJob("hog", "exec /usr/bin/python3 -c \"x = b'x' * (512 << 20); print('survived')\"", dir);
+  s.roles[0].resources.memory_bytes = 64LL << 20;
+  auto job = ctl->submit(s);
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kFailed);
+  auto a = st->attempts(job.id).at(0);
+  EXPECT_EQ(a.reason, "OOMKilled");
+  EXPECT_EQ(a.signal, SIGKILL);
+  EXPECT_NE(end.message.find("out of memory"), std::string::npos) << end.message;
+}

@@ -1,0 +1,100 @@
+#include "metrics/line_parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <regex>
+
+using namespace trainyard::metrics;
+
+namespace {
+std::vector<std::pair<std::string, double>> scan(std::string_view line) {
+  std::vector<Pair> pairs;
+  scanKatibLine(line, pairs);
+  std::vector<std::pair<std::string, double>> out;
+  for (auto& p : pairs) out.emplace_back(std::string(p.name), p.value);
+  return out;
+}
+}  // namespace
+
+TEST(KatibFormat, Basic) {
+  auto v = scan("epoch 3: loss=0.25, accuracy = 0.9 lr=1e-3 f1-score=-.5 x=abc");
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_EQ(v[0], (std::pair<std::string, double>{"loss", 0.25}));
+  EXPECT_EQ(v[1], (std::pair<std::string, double>{"accuracy", 0.9}));
+  EXPECT_EQ(v[2], (std::pair<std::string, double>{"lr", 1e-3}));
+  EXPECT_EQ(v[3], (std::pair<std::string, double>{"f1-score", -0.5}));
+}
+
+// The hand-written scanner must find exactly what Katib's regex finds (pairs
+// whose value parses as a number).
+TEST(KatibFormat, SameAsTheRegexOnRandomLines) {
+  std::regex re(R"(([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?))");
+  const std::string alphabet = "ab_|-= .eE+-0123456789,:\t=";
+  std::mt19937 rng(42);
+  for (int iter = 0; iter < 5000; ++iter) {
+    std::string line;
+    int len = rng() % 40;
+    for (int i = 0; i < len; ++i) line += alphabet[rng() % alphabet.size()];
+    std::vector<std::pair<std::string, double>> expected;
+    for (auto it = std::sregex_iterator(line.begin(), line.end(), re); it != std::sregex_iterator(); ++it) {
+      std::string v = (*it)[2].str();
+      if (!v.empty() && v[0] == '+') v.erase(0, 1);
+      char* end = nullptr;
+      double d = v.empty() ? 0 : std::strtod(v.c_str(), &end);
+      // Non-finite values (1e999) are dropped on purpose: nothing can plot them.
+      if (!v.empty() && end == v.c_str() + v.size() && std::isfinite(d)) expected.emplace_back((*it)[1].str(), d);
+    }
+    EXPECT_EQ(scan(line), expected) << "line: [" << line << "]";
+  }
+}
+
+TEST(LineParser, StepAndEpochKeys) {
+  LineParser p(LineParser::Format::Katib);
+  std::vector<MetricPoint> out;
+  p.feed("epoch=2 loss=0.5\nstep=7 epoch=1 acc=0.8\nloss=0.4\nloss=0.3\n", 100.0, out);
+  ASSERT_EQ(out.size(), 7u);
+  EXPECT_EQ(out[1].name, "loss");
+  EXPECT_EQ(out[1].step, 2);  // epoch is the step when there is no step key
+  EXPECT_EQ(out[4].name, "acc");
+  EXPECT_EQ(out[4].step, 7);  // step wins over epoch
+  EXPECT_EQ(out[5].step, 0);  // no key: index within the series
+  EXPECT_EQ(out[6].step, 1);
+  EXPECT_DOUBLE_EQ(out[6].timestamp, 100.0);
+}
+
+TEST(LineParser, LinesSplitAcrossChunks) {
+  LineParser p(LineParser::Format::Katib);
+  std::vector<MetricPoint> out;
+  p.feed("lo", 1, out);
+  p.feed("ss=1.", 1, out);
+  EXPECT_TRUE(out.empty());
+  p.feed("5\r\nacc=", 1, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_DOUBLE_EQ(out[0].value, 1.5);
+  p.feed("0.9", 1, out);
+  p.finish(1, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].name, "acc");
+}
+
+TEST(LineParser, JsonLines) {
+  LineParser p(LineParser::Format::JsonLines);
+  std::vector<MetricPoint> out;
+  p.feed("{\"step\": 3, \"loss\": 0.5, \"tag\": \"x\"}\nnot json\n[1,2]\n{\"acc\": 0.9, \"timestamp\": 42}\n", 1, out);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].name, "loss");
+  EXPECT_EQ(out[0].step, 3);
+  EXPECT_EQ(out[2].name, "acc");
+  EXPECT_DOUBLE_EQ(out[2].timestamp, 42);
+}
+
+TEST(LineParser, CustomRegex) {
+  LineParser p(LineParser::Format::Regex, R"(([a-z]+):\s*([0-9.]+))");
+  std::vector<MetricPoint> out;
+  p.feed("loss: 0.5 acc: 0.25 loss=9\n", 1, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].name, "acc");
+  EXPECT_DOUBLE_EQ(out[1].value, 0.25);
+}

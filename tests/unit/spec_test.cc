@@ -1,0 +1,196 @@
+#include "spec/parser.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+using namespace trainyard::spec;
+
+namespace {
+
+const char* kGood = R"(apiVersion: trainyard.dev/v1
+kind: TrainJob
+metadata:
+  name: mnist-1
+  labels: {team: vision}
+spec:
+  command: [python3, train.py]
+  args: [--lr, "0.1", --epochs, 3]
+  env:
+    - name: FOO
+      value: bar
+  workingDir: sub
+  resources: {cpu: 500m, memory: 2Gi, gpu: 1}
+  restartPolicy: ExitCode
+  backoffLimit: 3
+  activeDeadlineSeconds: 60
+  priority: 5
+  metricsCollector: {kind: File, path: metrics.jsonl}
+  outputs: {dir: out}
+)";
+
+LoadedSpec load(const std::string& text, std::vector<std::string> sets = {}) {
+  return loadSpecString(text, "job.yaml", "/base", sets);
+}
+
+}  // namespace
+
+TEST(Spec, ParsesEveryField) {
+  auto s = load(kGood).job;
+  EXPECT_EQ(s.name, "mnist-1");
+  EXPECT_EQ(s.labels.at("team"), "vision");
+  ASSERT_EQ(s.roles.size(), 1u);
+  const auto& r = s.roles[0];
+  EXPECT_EQ(r.command, (std::vector<std::string>{"python3", "train.py"}));
+  EXPECT_EQ(r.args, (std::vector<std::string>{"--lr", "0.1", "--epochs", "3"}));
+  ASSERT_EQ(r.env.size(), 1u);
+  EXPECT_EQ(r.env[0], (std::pair<std::string, std::string>{"FOO", "bar"}));
+  EXPECT_EQ(r.working_dir, "/base/sub");
+  EXPECT_EQ(r.resources.cpu_millis, 500);
+  EXPECT_EQ(r.resources.memory_bytes, 2LL << 30);
+  EXPECT_EQ(r.resources.gpu, 1);
+  EXPECT_EQ(s.restart_policy, RestartPolicy::ExitCode);
+  EXPECT_EQ(s.backoff_limit, 3);
+  EXPECT_EQ(s.active_deadline_seconds, 60);
+  EXPECT_EQ(s.priority, 5);
+  EXPECT_EQ(s.metrics.kind, MetricsCollector::Kind::File);
+  EXPECT_EQ(s.metrics.path, "metrics.jsonl");
+  EXPECT_EQ(s.outputs_dir, "/base/sub/out");
+}
+
+TEST(Spec, Defaults) {
+  auto s = load("apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: a}\nspec: {command: [true]}\n").job;
+  EXPECT_EQ(s.restart_policy, RestartPolicy::Never);
+  EXPECT_EQ(s.backoff_limit, 6);
+  EXPECT_FALSE(s.active_deadline_seconds);
+  EXPECT_EQ(s.roles[0].resources.cpu_millis, 1000);
+  EXPECT_EQ(s.roles[0].resources.memory_bytes, 0);
+  EXPECT_EQ(s.metrics.kind, MetricsCollector::Kind::StdOut);
+  EXPECT_EQ(s.roles[0].working_dir, "/base");
+}
+
+TEST(Spec, EnvAsMapping) {
+  auto s = load("apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: a}\n"
+                "spec: {command: [x], env: {A: 1, B: two}}\n").job;
+  ASSERT_EQ(s.roles[0].env.size(), 2u);
+  EXPECT_EQ(s.roles[0].env[0].second, "1");
+}
+
+TEST(Spec, SetOverridesListItemsScalarsAndNewKeys) {
+  auto s = load(kGood, {"spec.args[1]=0.01", "spec.backoffLimit=9", "metadata.name=run-2", "spec.args[4]=--x",
+                        "spec.env[0].value=baz", "spec.queue=gpu"}).job;
+  EXPECT_EQ(s.roles[0].args[1], "0.01");
+  EXPECT_EQ(s.roles[0].args[4], "--x");
+  EXPECT_EQ(s.backoff_limit, 9);
+  EXPECT_EQ(s.name, "run-2");
+  EXPECT_EQ(s.roles[0].env[0].second, "baz");
+  EXPECT_EQ(s.queue, "gpu");
+}
+
+TEST(Spec, SetErrorsNameTheOverride) {
+  try {
+    load(kGood, {"spec.backoffLimit=lots"});
+    FAIL();
+  } catch (const SpecError& e) {
+    EXPECT_EQ(e.field, "spec.backoffLimit");
+    EXPECT_NE(std::string(e.what()).find("--set spec.backoffLimit"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("expected an integer"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load(kGood, {"spec.args[9]=x"}), SpecError);
+  EXPECT_THROW(load(kGood, {"spec.command.x=1"}), SpecError);
+  EXPECT_THROW(load(kGood, {"noequals"}), SpecError);
+}
+
+TEST(Spec, JsonRoundTrip) {
+  auto s = load(kGood).job;
+  nlohmann::json j = s;
+  auto back = j.get<TrainJobSpec>();
+  EXPECT_EQ(nlohmann::json(back), j);
+  EXPECT_EQ(back.active_deadline_seconds, 60);
+  EXPECT_EQ(back.roles[0].resources.gpu, 1);
+}
+
+TEST(Spec, Names) {
+  EXPECT_TRUE(isValidName("a"));
+  EXPECT_TRUE(isValidName("fmnist-mlp-2"));
+  EXPECT_FALSE(isValidName("Upper"));
+  EXPECT_FALSE(isValidName("-a"));
+  EXPECT_FALSE(isValidName("a-"));
+  EXPECT_FALSE(isValidName("a_b"));
+  EXPECT_FALSE(isValidName(std::string(64, 'a')));
+}
+
+// Each bad spec must be rejected with file:line:col, the field path and what
+// was expected.
+struct BadSpec {
+  const char* label;
+  const char* yaml;
+  int line, column;
+  const char* field;
+  const char* expected;  // a substring of the message
+};
+
+const char* kHead = "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata:\n  name: a\nspec:\n";  // spec at line 5
+
+void PrintTo(const BadSpec& b, std::ostream* os) { *os << b.label; }
+
+class BadSpecs : public ::testing::TestWithParam<BadSpec> {};
+
+TEST_P(BadSpecs, RejectedWithLocationFieldAndExpectation) {
+  const BadSpec& b = GetParam();
+  std::string text = b.yaml;
+  if (text.rfind("@", 0) == 0) text = std::string(kHead) + text.substr(1);
+  try {
+    load(text);
+    FAIL() << b.label << ": accepted";
+  } catch (const SpecError& e) {
+    std::string what = e.what();
+    EXPECT_EQ(e.file, "job.yaml") << b.label;
+    EXPECT_EQ(e.line, b.line) << b.label << ": " << what;
+    EXPECT_EQ(e.column, b.column) << b.label << ": " << what;
+    EXPECT_EQ(e.field, b.field) << b.label << ": " << what;
+    EXPECT_NE(what.find(b.expected), std::string::npos) << b.label << ": " << what;
+    if (b.line > 0)
+      EXPECT_EQ(what.rfind("job.yaml:" + std::to_string(b.line) + ":" + std::to_string(b.column) + ": ", 0), 0u) << what;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Spec, BadSpecs,
+    ::testing::Values(
+        BadSpec{"malformed", "apiVersion: trainyard.dev/v1\nkind: TrainJob\nspec: {command: [a, b}\n", 3, 22, "", "malformed YAML"},
+        BadSpec{"unknown_top", "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: a}\nspecs: {}\n", 4, 1, "specs", "unknown field 'specs'"},
+        BadSpec{"unknown_spec_field", "@  comand: [a]\n", 6, 3, "spec.comand", "unknown field 'comand'"},
+        BadSpec{"missing_command", "@  args: [a]\n", 6, 3, "spec.command", "missing required field 'command'"},
+        BadSpec{"args_not_list", "@  command: [a]\n  args: {x: 1}\n", 7, 9, "spec.args", "expected a list of strings"},
+        BadSpec{"args_item_map", "@  command: [a]\n  args: [x, {y: 1}]\n", 7, 13, "spec.args[1]", "expected a string"},
+        BadSpec{"memory_2Gx", "@  command: [a]\n  resources:\n    memory: 2Gx\n", 8, 13, "spec.resources.memory", "expected a memory quantity"},
+        BadSpec{"memory_negative", "@  command: [a]\n  resources: {memory: -5Gi}\n", 7, 23, "spec.resources.memory", "expected a memory quantity"},
+        BadSpec{"cpu_negative", "@  command: [a]\n  resources: {cpu: -1}\n", 7, 20, "spec.resources.cpu", "expected a positive CPU quantity"},
+        BadSpec{"cpu_text", "@  command: [a]\n  resources: {cpu: lots}\n", 7, 20, "spec.resources.cpu", "expected a positive CPU quantity"},
+        BadSpec{"cpu_zero", "@  command: [a]\n  resources: {cpu: 0}\n", 7, 20, "spec.resources.cpu", "positive"},
+        BadSpec{"gpu_fraction", "@  command: [a]\n  resources: {gpu: 1.5}\n", 7, 20, "spec.resources.gpu", "expected an integer"},
+        BadSpec{"resources_unknown", "@  command: [a]\n  resources: {cpus: 1}\n", 7, 15, "spec.resources.cpus", "unknown field 'cpus'"},
+        BadSpec{"bad_name", "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: My_Job}\nspec: {command: [a]}\n", 3, 18, "metadata.name", "DNS-1123"},
+        BadSpec{"missing_metadata", "apiVersion: trainyard.dev/v1\nkind: TrainJob\nspec: {command: [a]}\n", 1, 1, "metadata", "missing required field 'metadata'"},
+        BadSpec{"missing_name", "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {labels: {}}\nspec: {command: [a]}\n", 3, 11, "metadata.name", "missing required field 'name'"},
+        BadSpec{"api_version", "apiVersion: v2\nkind: TrainJob\nmetadata: {name: a}\nspec: {command: [a]}\n", 1, 13, "apiVersion", "expected trainyard.dev/v1"},
+        BadSpec{"kind", "apiVersion: trainyard.dev/v1\nkind: Pod\nmetadata: {name: a}\nspec: {command: [a]}\n", 2, 7, "kind", "expected TrainJob"},
+        BadSpec{"restart_policy", "@  command: [a]\n  restartPolicy: Sometimes\n", 7, 18, "spec.restartPolicy", "expected one of Never, OnFailure, ExitCode"},
+        BadSpec{"backoff_negative", "@  command: [a]\n  backoffLimit: -1\n", 7, 17, "spec.backoffLimit", "expected an integer in [0, 1000]"},
+        BadSpec{"backoff_text", "@  command: [a]\n  backoffLimit: three\n", 7, 17, "spec.backoffLimit", "expected an integer"},
+        BadSpec{"deadline_zero", "@  command: [a]\n  activeDeadlineSeconds: 0\n", 7, 26, "spec.activeDeadlineSeconds", "expected an integer in [1,"},
+        BadSpec{"env_bad_name", "@  command: [a]\n  env:\n    - name: 1FOO\n      value: x\n", 8, 13, "spec.env[0].name", "environment variable name"},
+        BadSpec{"env_missing_name", "@  command: [a]\n  env:\n    - value: x\n", 8, 7, "spec.env[0].name", "missing required field 'name'"},
+        BadSpec{"env_unknown", "@  command: [a]\n  env:\n    - name: A\n      valueFrom: {}\n", 9, 7, "spec.env[0].valueFrom", "unknown field"},
+        BadSpec{"collector_kind", "@  command: [a]\n  metricsCollector: {kind: Prometheus}\n", 7, 28, "spec.metricsCollector.kind", "expected one of StdOut, File, None"},
+        BadSpec{"collector_file_no_path", "@  command: [a]\n  metricsCollector: {kind: File}\n", 7, 21, "spec.metricsCollector.path", "needs a path"},
+        BadSpec{"collector_bad_regex", "@  command: [a]\n  metricsCollector: {filter: \"([a-z\"}\n", 7, 30, "spec.metricsCollector.filter", "valid regular expression"},
+        BadSpec{"replicas_without_framework", "@  command: [a]\n  replicas: 2\n", 7, 13, "spec.replicas", "need a framework"},
+        BadSpec{"framework", "@  command: [a]\n  framework: jax\n", 7, 14, "spec.framework", "expected one of none, pytorch"},
+        BadSpec{"command_empty", "@  command: []\n", 6, 12, "spec.command", "non-empty command"},
+        BadSpec{"spec_is_list", "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: a}\nspec: [1, 2]\n", 4, 7, "spec", "expected a mapping"},
+        BadSpec{"document_is_list", "- a\n- b\n", 1, 1, "", "expected a mapping"},
+        BadSpec{"empty_file", "", 0, 0, "", "the file is empty"},
+        BadSpec{"queue_name", "@  command: [a]\n  queue: GPU Queue\n", 7, 10, "spec.queue", "DNS-1123"}),
+    [](const ::testing::TestParamInfo<BadSpec>& i) { return std::string(i.param.label); });
