@@ -91,7 +91,14 @@ struct LocalBackendOptions {
   // Kill the replicas when this process dies (used by `trainyard run`,
   // whose replicas must not outlive it).
   bool tie_to_parent = false;
+  // Hard CPU quota (cfs quota = requested cores) per replica. Off by default,
+  // as Kubernetes treats a request without a limit: joining a cgroup costs
+  // 7-20 ms per process on cgroup v1, more than the whole launch otherwise.
+  // Memory limits are always enforced when the spec sets one.
+  bool cpu_quota = false;
 };
+// Options from the environment: TRAINYARD_CPU_QUOTA=1 turns cpu_quota on.
+LocalBackendOptions localBackendOptionsFromEnv();
 std::unique_ptr<Backend> makeLocalBackend(const LocalBackendOptions& opts);
 
 }  // namespace trainyard::backend

@@ -47,10 +47,9 @@ std::vector<std::string> mergedEnv(const std::vector<std::pair<std::string, std:
 
 }  // namespace
 
-LocalBackend::LocalBackend(const LocalBackendOptions& opts) : opts_(opts) {
-  if (cgroups_.mode() == Cgroups::Mode::None)
-    warnings_.push_back("memory and CPU limits are not enforced: " + cgroups_.why());
-}
+// Limits that cannot be enforced are reported per job by spawn(), when a
+// job actually asks for one.
+LocalBackend::LocalBackend(const LocalBackendOptions& opts) : opts_(opts) {}
 
 LocalBackend::~LocalBackend() {
   // Replicas never outlive a backend that was told to tie them to this process.
@@ -93,7 +92,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, Proc& p) 
 
   std::string warning;
   p.cgroup = cgroups_.create(fmt::format("{}-{}-{}", job.uid, r.name, job.attempt), r.resources.memory_bytes,
-                             r.resources.cpu_millis, warning);
+                             opts_.cpu_quota ? r.resources.cpu_millis : 0, warning);
   if (!warning.empty() && std::find(warnings_.begin(), warnings_.end(), warning) == warnings_.end())
     warnings_.push_back(warning);
 

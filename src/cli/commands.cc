@@ -129,7 +129,7 @@ std::string freeName(store::Store& st, const std::string& base) {
 int cmdRun(const Globals& g, const RunOptions& o) {
   spec::LoadedSpec loaded = spec::loadSpecFile(o.file, o.overrides);
   auto st = store::openStore(g.data_dir);
-  backend::LocalBackendOptions bo;
+  backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
   bo.tie_to_parent = true;
   auto be = backend::makeLocalBackend(bo);
   control::ControllerOptions co;

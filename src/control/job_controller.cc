@@ -111,8 +111,7 @@ void JobController::admit(JobRecord& job) {
   store_.transaction([&] {
     std::vector<sched::Allocation> in_use;
     std::vector<sched::Request> queue;
-    for (auto& other : store_.listJobs()) {
-      if (store::isTerminal(other.phase)) continue;
+    for (auto& other : store_.listActiveJobs()) {
       // A job whose controller died holds nothing any more.
       if (other.id != job.id && !ownerAlive(other.owner)) {
         other.phase = store::kFailed;
@@ -140,11 +139,11 @@ void JobController::admit(JobRecord& job) {
       job.phase = store::kRunning;
       job.started_at = nowSeconds();
       store_.updateJobStatus(job);
+      event(job, "Normal", "Scheduled", fmt::format("placed on {}", job.node));
       admitted = true;
     }
   });
   if (admitted) {
-    event(job, "Normal", "Scheduled", fmt::format("placed on {}", job.node));
     launchAttempt(job, 0);
     return;
   }

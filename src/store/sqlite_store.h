@@ -21,6 +21,7 @@ class SqliteStore final : public Store {
   std::optional<JobRecord> getJob(const std::string& name) override;
   std::optional<JobRecord> getJobById(int64_t id) override;
   std::vector<JobRecord> listJobs(const std::string& phase) override;
+  std::vector<JobRecord> listActiveJobs() override;
   void updateJobStatus(const JobRecord& job) override;
   void requestCancel(int64_t job_id) override;
   bool deleteJob(int64_t job_id) override;

@@ -97,6 +97,9 @@ class Store {
   virtual std::optional<JobRecord> getJobById(int64_t id) = 0;
   // All jobs, oldest first; `phase` filters when non-empty.
   virtual std::vector<JobRecord> listJobs(const std::string& phase = "") = 0;
+  // Jobs not yet Succeeded or Failed, oldest first: what schedulers and
+  // controllers look at, without reading the whole history.
+  virtual std::vector<JobRecord> listActiveJobs() = 0;
   // Writes the status fields (phase..log_dir); the spec is immutable.
   virtual void updateJobStatus(const JobRecord& job) = 0;
   virtual void requestCancel(int64_t job_id) = 0;

@@ -25,7 +25,7 @@ JobRecord newJob(const std::string& name) {
 TEST(SqliteStore, CreatesSchemaAndRejectsDuplicateNames) {
   auto dir = test::freshDir();
   auto st = openStore(dir);
-  EXPECT_EQ(st->schemaVersion(), 1);
+  EXPECT_EQ(st->schemaVersion(), 2);
   auto j = newJob("a");
   st->createJob(j);
   EXPECT_GT(j.id, 0);
@@ -77,6 +77,10 @@ TEST(SqliteStore, StatusAttemptsConditionsEventsSurviveReopen) {
   EXPECT_EQ(st->events(id).at(0).reason, "Restarting");
   EXPECT_EQ(st->listJobs(kRunning).size(), 1u);
   EXPECT_EQ(st->listJobs(kSucceeded).size(), 0u);
+  EXPECT_EQ(st->listActiveJobs().size(), 1u);
+  j->phase = kSucceeded;
+  st->updateJobStatus(*j);
+  EXPECT_TRUE(st->listActiveJobs().empty());
 }
 
 TEST(SqliteStore, MetricsSeriesAndLastValues) {

@@ -1,0 +1,77 @@
+"""Helpers for end-to-end tests: run the built `trainyard` binary as a user would."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import time
+import unittest
+
+BIN = os.environ.get("TRAINYARD_BIN", os.path.join(os.path.dirname(__file__), "../../build/bin/trainyard"))
+SOURCE_DIR = os.environ.get("TRAINYARD_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
+BUILD_DIR = os.environ.get("TRAINYARD_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+
+
+class E2E(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ty-e2e-")
+        self.data = os.path.join(self.dir, "data")
+        self.env = dict(os.environ)
+        self.env.pop("TRAINYARD_DATA_DIR", None)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def ty(self, *args, check=None, timeout=600):
+        """Runs trainyard with this test's data dir; returns CompletedProcess."""
+        p = subprocess.run([BIN, "--data-dir", self.data, *args], capture_output=True, text=True,
+                           env=self.env, timeout=timeout)
+        if check is not None:
+            self.assertEqual(p.returncode, check, f"trainyard {' '.join(args)}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+        return p
+
+    def popen(self, *args, env=None):
+        return subprocess.Popen([BIN, "--data-dir", self.data, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env or self.env)
+
+    def tyjson(self, *args):
+        return json.loads(self.ty(*args, "-o", "json", check=0).stdout)
+
+    def job(self, name):
+        return self.tyjson("describe", "job", name)
+
+    def wait_until(self, what, predicate, timeout=60):
+        """Polls an observable condition (a file, a job phase); fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        self.fail(f"timed out waiting for {what}")
+
+    def phase(self, name):
+        p = self.ty("get", "job", name, "-o", "json")
+        return json.loads(p.stdout)["phase"] if p.returncode == 0 else None
+
+
+def job_yaml(name, script, *spec_lines):
+    """A TrainJob running `script` under /bin/sh; spec_lines are more `spec` fields ("restartPolicy: OnFailure")."""
+    lines = ["apiVersion: trainyard.dev/v1", "kind: TrainJob", "metadata:", f"  name: {name}", "spec:",
+             "  command: [/bin/sh, -c]", f"  args: [{json.dumps(script)}]"]
+    lines += ["  " + l for l in spec_lines]
+    return "\n".join(lines) + "\n"
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return ") Z" not in f.read()
+    except FileNotFoundError:
+        return False
