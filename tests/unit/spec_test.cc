@@ -150,8 +150,9 @@ TEST_P(BadSpecs, RejectedWithLocationFieldAndExpectation) {
     EXPECT_EQ(e.column, b.column) << b.label << ": " << what;
     EXPECT_EQ(e.field, b.field) << b.label << ": " << what;
     EXPECT_NE(what.find(b.expected), std::string::npos) << b.label << ": " << what;
-    if (b.line > 0)
+    if (b.line > 0) {
       EXPECT_EQ(what.rfind("job.yaml:" + std::to_string(b.line) + ":" + std::to_string(b.column) + ": ", 0), 0u) << what;
+    }
   }
 }
 
