@@ -26,6 +26,24 @@ struct ReplicaLaunch {
   std::string image;  // ignored by the local backend
   sched::Resources resources;
   std::vector<int> gpu_ids;
+  // False for replicas that are only slots (MPI workers: the launcher's
+  // mpirun starts the ranks); they are placed and addressed, not started.
+  bool run = true;
+};
+
+// Where a replica can be reached by its peers.
+struct Endpoint {
+  std::string host;
+  int port = 0;
+};
+
+// A small file the replicas need (e.g. an MPI hostfile). The backend puts
+// the job's files in one directory and sets TRAINYARD_CONFIG_DIR to it;
+// env values and args may refer to it as $(TRAINYARD_CONFIG_DIR), expanded
+// like Kubernetes' $(VAR) references.
+struct ConfigFile {
+  std::string name;
+  std::string content;
 };
 
 struct PlacedJob {
@@ -35,6 +53,7 @@ struct PlacedJob {
   std::string node;
   std::string log_dir;  // where a backend that writes log files keeps them
   std::vector<ReplicaLaunch> replicas;
+  std::vector<ConfigFile> files;
 };
 
 enum class ReplicaPhase { Pending, Running, Exited };
@@ -60,6 +79,10 @@ class Backend {
 
   // Nodes and their allocatable resources.
   virtual std::vector<sched::Node> capacity() = 0;
+
+  // One address per replica of `job`, in order: loopback and free ports
+  // locally, headless-service DNS names on Kubernetes.
+  virtual std::vector<Endpoint> resolvePeers(const PlacedJob& job) = 0;
 
   // Starts every replica of `job` (all of them or, on error, none keep
   // running). Launching a (uid, attempt) twice does nothing the second time.

@@ -12,10 +12,16 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <fmt/format.h>
 
 #include "backend/node_probe.h"
+#include "util/env.h"
 #include "util/files.h"
 
 extern char** environ;
@@ -64,6 +70,29 @@ LocalBackend::~LocalBackend() {
 
 std::vector<sched::Node> LocalBackend::capacity() { return {probeLocalNode()}; }
 
+std::vector<Endpoint> LocalBackend::resolvePeers(const PlacedJob& job) {
+  std::vector<Endpoint> out;
+  std::vector<int> held;  // keep each port bound until all are chosen, so they differ
+  for (size_t i = 0; i < job.replicas.size(); ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      int err = errno;
+      if (fd >= 0) close(fd);
+      for (int h : held) close(h);
+      throw std::runtime_error(fmt::format("cannot find a free port on 127.0.0.1: {}", std::strerror(err)));
+    }
+    held.push_back(fd);
+    out.push_back({"127.0.0.1", ntohs(addr.sin_port)});
+  }
+  for (int h : held) close(h);
+  return out;
+}
+
 void LocalBackend::launch(const PlacedJob& job) {
   Job& j = jobs_[job.uid];
   if (j.attempt == job.attempt) return;  // idempotent
@@ -75,8 +104,21 @@ void LocalBackend::launch(const PlacedJob& job) {
   j = Job{};
   j.attempt = job.attempt;
   std::filesystem::create_directories(job.log_dir);
-  j.procs.resize(job.replicas.size());
-  for (size_t i = 0; i < job.replicas.size(); ++i) spawn(job, job.replicas[i], j.procs[i]);
+  std::string config_dir;
+  if (!job.files.empty()) {
+    config_dir = (std::filesystem::path(job.log_dir) / fmt::format("config.attempt-{}", job.attempt)).string();
+    std::filesystem::create_directories(config_dir);
+    for (const auto& f : job.files) {
+      std::ofstream out(std::filesystem::path(config_dir) / f.name, std::ios::trunc);
+      out << f.content;
+      if (!out) throw std::runtime_error(fmt::format("cannot write {}/{}", config_dir, f.name));
+    }
+  }
+  for (const auto& r : job.replicas) {
+    if (!r.run) continue;
+    j.procs.emplace_back();
+    spawn(job, r, config_dir, j.procs.back());
+  }
   // Gang semantics: if one replica could not start, the others must not run alone.
   bool failed = std::any_of(j.procs.begin(), j.procs.end(),
                             [](const Proc& p) { return p.status.phase == ReplicaPhase::Exited; });
@@ -85,7 +127,7 @@ void LocalBackend::launch(const PlacedJob& job) {
       if (p.status.phase != ReplicaPhase::Exited) killGroup(p, SIGKILL);
 }
 
-void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, Proc& p) {
+void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std::string& config_dir, Proc& p) {
   p.status.name = r.name;
   p.status.attempt = job.attempt;
   p.status.log_ref = (std::filesystem::path(job.log_dir) / fmt::format("{}.attempt-{}.log", r.name, job.attempt)).string();
@@ -98,11 +140,15 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, Proc& p) 
 
   // Everything the child needs is built before fork: after it only
   // async-signal-safe calls are allowed.
-  std::vector<std::string> env = mergedEnv(r.env);
+  auto extra = r.env;
+  if (!config_dir.empty()) extra.emplace_back("TRAINYARD_CONFIG_DIR", config_dir);
+  for (auto& kv : extra) kv.second = util::expandVars(kv.second, extra);
+  std::vector<std::string> env = mergedEnv(extra);
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   std::vector<std::string> args = r.argv;
+  for (auto& a : args) a = util::expandVars(a, extra);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -20,6 +20,7 @@ class LocalBackend final : public Backend {
 
   std::string name() const override { return "local"; }
   std::vector<sched::Node> capacity() override;
+  std::vector<Endpoint> resolvePeers(const PlacedJob& job) override;
   void launch(const PlacedJob& job) override;
   void stop(const std::string& uid, std::chrono::milliseconds grace) override;
   std::vector<ReplicaStatus> observe(const std::string& uid) override;
@@ -42,7 +43,7 @@ class LocalBackend final : public Backend {
     std::optional<Clock::time_point> kill_at;  // SIGKILL deadline after a stop
   };
 
-  void spawn(const PlacedJob& job, const ReplicaLaunch& r, Proc& p);
+  void spawn(const PlacedJob& job, const ReplicaLaunch& r, const std::string& config_dir, Proc& p);
   void reap(Proc& p, bool block);
   void killGroup(Proc& p, int sig);
   void escalate(Job& job);

@@ -4,7 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include "control/launch_plan.h"
+#include "dist/wiring.h"
 #include "control/owner.h"
 #include "control/restart_policy.h"
 #include "sched/scheduler.h"
@@ -25,8 +28,10 @@ struct JobController::Tracked {
   int attempt = -1;
   std::map<std::string, Replica> replicas;
   std::map<std::string, metrics::MetricPoint> latest;
-  std::string stopping_reason;  // DeadlineExceeded / Cancelled once a stop was sent
+  std::string stopping_reason;  // why a stop was sent: DeadlineExceeded, Cancelled, GangStopped, Stopped
   std::string stopping_message;
+  bool succeeded = false;                          // decided by the success policy
+  std::optional<backend::ReplicaStatus> failure;   // the first replica that failed
   bool queued_event = false;
 };
 
@@ -165,10 +170,15 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
   Tracked& t = tracked(job);
   t.attempt = attempt;
   t.replicas.clear();
+  t.stopping_reason.clear();
+  t.succeeded = false;
+  t.failure.reset();
   fs::create_directories(job.outputs_dir);
   auto alloc = decodeAllocation(job.name, job.node, job.allocation);
   backend::PlacedJob placed = planAttempt(job, alloc, attempt);
   try {
+    if (job.spec.framework != "none")
+      dist::wire(job.spec, placed, backend_.resolvePeers(placed), {.as_root = geteuid() == 0});
     backend_.launch(placed);
   } catch (const std::exception& e) {
     finish(job, store::kFailed, "LaunchFailed", e.what());
@@ -204,7 +214,10 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
     for (int i = 0; i < role.replicas; ++i) {
       std::string name = fmt::format("{}-{}", role.name, i);
       auto& r = t.replicas[name];
-      if (!r.collector && mc.kind != spec::MetricsCollector::Kind::None)
+      // Every replica's log is read; metrics come from the primary replica
+      // only (the others of a DDP job print the same numbers).
+      bool primary = name == job.spec.primaryReplica();
+      if (!r.collector && primary && mc.kind != spec::MetricsCollector::Kind::None)
         r.collector = std::make_unique<metrics::Collector>(
             mc.kind == spec::MetricsCollector::Kind::File ? "File" : "StdOut", mc.filter);
       for (;;) {
@@ -212,9 +225,9 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
         if (chunk.empty()) break;
         r.log_offset += chunk.size();
         if (on_log) on_log(name, chunk);
-        if (mc.kind == spec::MetricsCollector::Kind::StdOut) r.collector->consume(chunk, now, points);
+        if (r.collector && mc.kind == spec::MetricsCollector::Kind::StdOut) r.collector->consume(chunk, now, points);
       }
-      if (mc.kind == spec::MetricsCollector::Kind::File) {
+      if (r.collector && mc.kind == spec::MetricsCollector::Kind::File) {
         fs::path file = mc.path;
         if (file.is_relative()) file = fs::path(role.working_dir) / file;
         for (;;) {
@@ -247,17 +260,22 @@ void JobController::observe(JobRecord& job) {
     backend_.stop(job.uid, opts_.grace);
   }
 
+  const std::string primary = job.spec.primaryReplica();
   bool all_exited = !statuses.empty();
-  const backend::ReplicaStatus* failed = nullptr;
+  bool primary_ok = false;
+  bool workers_ok = true;
   for (const auto& s : statuses) {
-    if (s.phase != backend::ReplicaPhase::Exited) {
-      all_exited = false;
-      continue;
-    }
-    bool ok = s.exit_code && *s.exit_code == 0;
-    if (!ok && !failed) failed = &s;
+    bool exited = s.phase == backend::ReplicaPhase::Exited;
+    bool ok = exited && s.exit_code && *s.exit_code == 0;
+    if (!exited) all_exited = false;
+    if (s.name == primary && ok) primary_ok = true;
+    if (s.name.rfind("worker-", 0) == 0 && !ok) workers_ok = false;
+    // A replica that fails before anyone was told to stop is the job's failure.
+    if (exited && !ok && t.stopping_reason.empty() && !t.succeeded &&
+        (!t.failure || s.finished_at < t.failure->finished_at))
+      t.failure = s;
     auto& r = t.replicas[s.name];
-    if (!r.recorded_exit) {
+    if (exited && !r.recorded_exit) {
       r.recorded_exit = true;
       store::AttemptRecord a;
       a.job_id = job.id;
@@ -274,10 +292,22 @@ void JobController::observe(JobRecord& job) {
       store_.upsertAttempt(a);
     }
   }
+  // Success policy: the primary replica (Default) or every worker (AllWorkers).
+  if (!t.failure && !t.succeeded && t.stopping_reason.empty()) {
+    bool has_workers = job.spec.role("worker") && spec::launchesProcesses(job.spec.framework, "worker");
+    t.succeeded = job.spec.success_policy == "AllWorkers" && has_workers ? workers_ok : primary_ok;
+    if (t.succeeded && !all_exited) {
+      // The rest (parameter servers, evaluators, idle workers) are no longer needed.
+      t.stopping_reason = "Stopped";
+      t.stopping_message = fmt::format("stopped after {} succeeded", primary);
+      backend_.stop(job.uid, opts_.grace);
+    }
+  }
   // Gang: one failed replica brings the others down (they would hang on it).
-  if (failed && !all_exited && t.stopping_reason.empty()) {
-    t.stopping_reason = "ReplicaFailed";
-    t.stopping_message = fmt::format("replica {} failed", failed->name);
+  if (t.failure && !all_exited && t.stopping_reason.empty()) {
+    t.stopping_reason = "GangStopped";
+    t.stopping_message = fmt::format("stopped because replica {} failed", t.failure->name);
+    event(job, "Warning", "ReplicaFailed", t.stopping_message);
     backend_.stop(job.uid, opts_.grace);
   }
 
@@ -288,17 +318,18 @@ void JobController::observe(JobRecord& job) {
     finish(job, store::kFailed, t.stopping_reason, t.stopping_message);
     return;
   }
-  if (!failed) {
+  if (t.succeeded || !t.failure) {
     finish(job, store::kSucceeded, "JobSucceeded", fmt::format("TrainJob {} completed", job.name));
     return;
   }
-  int code = effectiveExitCode(failed->exit_code, failed->signal);
-  std::string what = failed->signal ? fmt::format("replica {} was killed by signal {} ({})", failed->name,
-                                                  *failed->signal, strsignal(*failed->signal))
-                                    : fmt::format("replica {} exited with code {}", failed->name, code);
-  if (!failed->message.empty()) what += ": " + failed->message;
-  if (failed->reason == "OOMKilled") what += " (out of memory: raise resources.memory)";
-  FailureOutcome out = afterFailure(job.spec.restart_policy, job.restarts, job.spec.backoff_limit, code, failed->reason);
+  const backend::ReplicaStatus& failed = *t.failure;
+  int code = effectiveExitCode(failed.exit_code, failed.signal);
+  std::string what = failed.signal ? fmt::format("replica {} was killed by signal {} ({})", failed.name,
+                                                 *failed.signal, strsignal(*failed.signal))
+                                   : fmt::format("replica {} exited with code {}", failed.name, code);
+  if (!failed.message.empty()) what += ": " + failed.message;
+  if (failed.reason == "OOMKilled") what += " (out of memory: raise resources.memory)";
+  FailureOutcome out = afterFailure(job.spec.restart_policy, job.restarts, job.spec.backoff_limit, code, failed.reason);
   if (!out.restart) {
     std::string msg = what;
     if (out.reason == "BackoffLimitExceeded")
@@ -308,7 +339,6 @@ void JobController::observe(JobRecord& job) {
     return;
   }
   backend_.release(job.uid);
-  t.stopping_reason.clear();
   job.restarts += 1;
   job.phase = store::kRestarting;
   job.reason = "Restarting";
@@ -316,7 +346,8 @@ void JobController::observe(JobRecord& job) {
   store_.transaction([&] {
     store_.updateJobStatus(job);
     condition(job, store::kRestarting, "JobRestarting",
-              fmt::format("{}; restarting (restart {} of at most {})", what, job.restarts, job.spec.backoff_limit));
+              fmt::format("{}; restarting all replicas (restart {} of at most {})", what, job.restarts,
+                          job.spec.backoff_limit));
   });
   event(job, "Warning", "Restarting", what);
   job.phase = store::kRunning;

@@ -41,6 +41,7 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const sched::Allocat
       r.working_dir = role.working_dir;
       r.image = role.image;
       r.resources = {role.resources.cpu_millis, role.resources.memory_bytes, role.resources.gpu};
+      r.run = spec::launchesProcesses(job.spec.framework, role.name);
       for (int g = 0; g < role.resources.gpu && next_gpu < alloc.gpu_ids.size(); ++g)
         r.gpu_ids.push_back(alloc.gpu_ids[next_gpu++]);
 

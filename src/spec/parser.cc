@@ -1,17 +1,17 @@
 #include "spec/parser.h"
 
-#include <filesystem>
+#include <algorithm>
+#include <cstring>
 #include <fstream>
-#include <limits>
 #include <regex>
-#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "spec/kubeflow.h"
 #include "spec/overrides.h"
-#include "spec/quantity.h"
+#include "spec/yaml_walker.h"
 
 namespace trainyard::spec {
 
@@ -27,143 +27,6 @@ bool isValidName(const std::string& name) {
 }
 
 namespace {
-
-const char* typeName(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Null: return "null";
-    default: return "nothing";
-  }
-}
-
-// Walks the YAML tree keeping the field path, so each error can say where.
-class Walker {
- public:
-  Walker(std::string file, std::vector<std::string> overridden)
-      : file_(std::move(file)), overridden_(std::move(overridden)) {}
-
-  [[noreturn]] void fail(const YAML::Node& at, const std::string& path, const std::string& msg) const {
-    for (const auto& o : overridden_)
-      if (path == o || path.rfind(o + ".", 0) == 0 || path.rfind(o + "[", 0) == 0)
-        throw SpecError(file_ + " (--set " + o + ")", 0, 0, path, msg);
-    YAML::Mark m = at.IsDefined() ? at.Mark() : YAML::Mark::null_mark();
-    if (m.is_null()) throw SpecError(file_, 0, 0, path, msg);
-    throw SpecError(file_, m.line + 1, m.column + 1, path, msg);
-  }
-
-  // Map with a closed set of keys: an unknown key is an error at that key.
-  void expectMap(const YAML::Node& n, const std::string& path, const std::set<std::string>& allowed) const {
-    if (!n.IsMap()) fail(n, path, fmt::format("expected a mapping, got {}", typeName(n)));
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string key = it->first.Scalar();
-      if (!allowed.count(key)) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        fail(it->first, join(path, key), fmt::format("unknown field '{}' (expected one of: {})", key, list));
-      }
-    }
-  }
-
-  std::string str(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsScalar()) fail(n, path, fmt::format("expected a string, got {}", typeName(n)));
-    return n.Scalar();
-  }
-
-  int64_t integer(const YAML::Node& n, const std::string& path, int64_t min, int64_t max) const {
-    if (!n.IsScalar()) fail(n, path, fmt::format("expected an integer, got {}", typeName(n)));
-    const std::string& s = n.Scalar();
-    int64_t v = 0;
-    size_t used = 0;
-    try {
-      v = std::stoll(s, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used == 0 || used != s.size()) fail(n, path, fmt::format("expected an integer, got \"{}\"", s));
-    if (v < min || v > max) fail(n, path, fmt::format("expected an integer in [{}, {}], got {}", min, max, v));
-    return v;
-  }
-
-  std::vector<std::string> strList(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsSequence()) fail(n, path, fmt::format("expected a list of strings, got {}", typeName(n)));
-    std::vector<std::string> out;
-    for (size_t i = 0; i < n.size(); ++i) out.push_back(str(n[i], fmt::format("{}[{}]", path, i)));
-    return out;
-  }
-
-  std::map<std::string, std::string> strMap(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsMap()) fail(n, path, fmt::format("expected a mapping of strings, got {}", typeName(n)));
-    std::map<std::string, std::string> out;
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string key = it->first.Scalar();
-      out[key] = str(it->second, join(path, key));
-    }
-    return out;
-  }
-
-  static std::string join(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-  }
-
- private:
-  std::string file_;
-  std::vector<std::string> overridden_;
-};
-
-// env: either Kubernetes' list of {name, value} or a plain mapping.
-std::vector<std::pair<std::string, std::string>> parseEnv(const Walker& w, const YAML::Node& n,
-                                                          const std::string& path) {
-  static const std::regex kEnvName("[A-Za-z_][A-Za-z0-9_]*");
-  std::vector<std::pair<std::string, std::string>> out;
-  auto check = [&](const YAML::Node& at, const std::string& p, const std::string& name) {
-    if (!std::regex_match(name, kEnvName))
-      w.fail(at, p, fmt::format("expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*), got \"{}\"", name));
-  };
-  if (n.IsMap()) {
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string key = it->first.Scalar();
-      check(it->first, Walker::join(path, key), key);
-      out.emplace_back(key, w.str(it->second, Walker::join(path, key)));
-    }
-    return out;
-  }
-  if (!n.IsSequence())
-    w.fail(n, path, fmt::format("expected a list of {{name, value}} or a mapping, got {}", typeName(n)));
-  for (size_t i = 0; i < n.size(); ++i) {
-    std::string p = fmt::format("{}[{}]", path, i);
-    w.expectMap(n[i], p, {"name", "value"});
-    if (!n[i]["name"]) w.fail(n[i], p + ".name", "missing required field 'name'");
-    std::string name = w.str(n[i]["name"], p + ".name");
-    check(n[i]["name"], p + ".name", name);
-    out.emplace_back(name, n[i]["value"] ? w.str(n[i]["value"], p + ".value") : "");
-  }
-  return out;
-}
-
-Resources parseResources(const Walker& w, const YAML::Node& n, const std::string& path) {
-  Resources r;
-  w.expectMap(n, path, {"cpu", "memory", "gpu"});
-  if (auto c = n["cpu"]) {
-    auto v = c.IsScalar() ? parseCpuMillis(c.Scalar()) : std::nullopt;
-    if (!v || *v == 0)
-      w.fail(c, path + ".cpu",
-             fmt::format("expected a positive CPU quantity like 2, 0.5 or 500m, got \"{}\"",
-                         c.IsScalar() ? c.Scalar() : typeName(c)));
-    r.cpu_millis = *v;
-  }
-  if (auto m = n["memory"]) {
-    auto v = m.IsScalar() ? parseMemoryBytes(m.Scalar()) : std::nullopt;
-    if (!v)
-      w.fail(m, path + ".memory",
-             fmt::format("expected a memory quantity like 512Mi, 2Gi or 1G, got \"{}\"",
-                         m.IsScalar() ? m.Scalar() : typeName(m)));
-    r.memory_bytes = *v;
-  }
-  if (auto g = n["gpu"]) r.gpu = static_cast<int>(w.integer(g, path + ".gpu", 0, 64));
-  return r;
-}
 
 MetricsCollector parseCollector(const Walker& w, const YAML::Node& n, const std::string& path) {
   MetricsCollector mc;
@@ -190,6 +53,69 @@ MetricsCollector parseCollector(const Walker& w, const YAML::Node& n, const std:
   return mc;
 }
 
+// The per-role fields; at spec level they are the defaults of every role.
+void parseRoleFields(const Walker& w, const YAML::Node& n, const std::string& path, ReplicaRole& role,
+                     const std::string& base_dir) {
+  if (n["command"]) role.command = w.command(n["command"], path + ".command");
+  if (n["args"]) role.args = w.strList(n["args"], path + ".args");
+  if (n["env"]) {
+    auto env = parseEnv(w, n["env"], path + ".env");
+    for (auto& kv : env) {  // a role's env adds to (and overrides) the spec's
+      std::erase_if(role.env, [&](const auto& e) { return e.first == kv.first; });
+      role.env.push_back(std::move(kv));
+    }
+  }
+  if (n["workingDir"]) role.working_dir = resolveDir(base_dir, w.str(n["workingDir"], path + ".workingDir"));
+  if (n["image"]) role.image = w.str(n["image"], path + ".image");
+  if (n["resources"]) {
+    auto r = n["resources"];
+    Resources parsed = parseResources(w, r, path + ".resources");
+    if (r["cpu"]) role.resources.cpu_millis = parsed.cpu_millis;
+    if (r["memory"]) role.resources.memory_bytes = parsed.memory_bytes;
+    if (r["gpu"]) role.resources.gpu = parsed.gpu;
+  }
+}
+
+// `replicas: N` without roles: the usual shape for each framework.
+std::vector<ReplicaRole> expandReplicas(const std::string& framework, const ReplicaRole& base, int n) {
+  auto make = [&](const char* name, int count) {
+    ReplicaRole r = base;
+    r.name = name;
+    r.replicas = count;
+    return r;
+  };
+  if (framework == "pytorch") {
+    std::vector<ReplicaRole> v{make("master", 1)};
+    if (n > 1) v.push_back(make("worker", n - 1));
+    return v;
+  }
+  if (framework == "mpi") return {make("launcher", 1), make("worker", n)};
+  return {make("worker", n)};
+}
+
+void checkRoles(const Walker& w, const YAML::Node& spec, TrainJobSpec& job) {
+  auto count = [&](const char* name) {
+    const ReplicaRole* r = job.role(name);
+    return r ? r->replicas : 0;
+  };
+  YAML::Node at = spec["roles"] ? spec["roles"] : spec["replicas"] ? spec["replicas"] : spec;
+  std::string path = spec["roles"] ? "spec.roles" : "spec.replicas";
+  if (job.framework == "none" && job.totalReplicas() > 1)
+    w.fail(at, path, "several replicas need a framework (pytorch, tensorflow or mpi) to wire them together");
+  for (const char* single : {"master", "chief", "launcher"})
+    if (count(single) > 1) w.fail(at, path, fmt::format("a job has at most one {} replica", single));
+  if (job.framework == "tensorflow" && count("chief") && count("master"))
+    w.fail(at, path, "a TensorFlow job has a chief or a master, not both");
+  if (job.framework == "mpi" && count("launcher") != 1) w.fail(at, path, "an MPI job needs exactly one launcher");
+  if (job.framework == "mpi" && count("worker") < 1) w.fail(at, path, "an MPI job needs at least one worker");
+  if (job.success_policy == "AllWorkers" && !count("worker"))
+    w.fail(spec["successPolicy"], "spec.successPolicy", "AllWorkers needs worker replicas");
+  for (const auto& r : job.roles)
+    if (r.command.empty() && launchesProcesses(job.framework, r.name))
+      w.fail(spec, spec["roles"] && spec["roles"][r.name] ? "spec.roles." + r.name + ".command" : "spec.command",
+             "missing required field 'command' (the program to run, as a list)");
+}
+
 TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::string& base_dir) {
   TrainJobSpec job;
   w.expectMap(root, "", {"apiVersion", "kind", "metadata", "spec"});
@@ -200,34 +126,15 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
   if (!meta) w.fail(root, "metadata", "missing required field 'metadata' (with a name)");
   w.expectMap(meta, "metadata", {"name", "labels", "annotations", "namespace"});
   if (!meta["name"]) w.fail(meta, "metadata.name", "missing required field 'name'");
-  job.name = w.str(meta["name"], "metadata.name");
-  if (!isValidName(job.name))
-    w.fail(meta["name"], "metadata.name",
-           fmt::format("expected a DNS-1123 name (lowercase letters, digits and '-', starting and "
-                       "ending with a letter or digit, at most 63 characters), got \"{}\"", job.name));
+  job.name = w.name(meta["name"], "metadata.name");
   if (meta["labels"]) job.labels = w.strMap(meta["labels"], "metadata.labels");
 
   YAML::Node spec = root["spec"];
   if (!spec) w.fail(root, "spec", "missing required field 'spec'");
   w.expectMap(spec, "spec",
-              {"command", "args", "env", "workingDir", "image", "framework", "replicas", "resources",
+              {"command", "args", "env", "workingDir", "image", "framework", "replicas", "roles", "resources",
                "restartPolicy", "backoffLimit", "activeDeadlineSeconds", "priority", "queue",
-               "metricsCollector", "outputs"});
-
-  ReplicaRole role;
-  if (!spec["command"]) w.fail(spec, "spec.command", "missing required field 'command' (the program to run, as a list)");
-  if (spec["command"].IsScalar()) role.command = {w.str(spec["command"], "spec.command")};
-  else role.command = w.strList(spec["command"], "spec.command");
-  if (role.command.empty() || role.command[0].empty())
-    w.fail(spec["command"], "spec.command", "expected a non-empty command");
-  if (spec["args"]) role.args = w.strList(spec["args"], "spec.args");
-  if (spec["env"]) role.env = parseEnv(w, spec["env"], "spec.env");
-  std::filesystem::path wd = base_dir.empty() ? std::filesystem::current_path() : std::filesystem::path(base_dir);
-  if (spec["workingDir"]) wd = wd / w.str(spec["workingDir"], "spec.workingDir");
-  role.working_dir = std::filesystem::weakly_canonical(std::filesystem::absolute(wd)).string();
-  if (spec["image"]) role.image = w.str(spec["image"], "spec.image");
-  if (spec["resources"]) role.resources = parseResources(w, spec["resources"], "spec.resources");
-  if (spec["replicas"]) role.replicas = static_cast<int>(w.integer(spec["replicas"], "spec.replicas", 1, 1024));
+               "metricsCollector", "outputs", "successPolicy", "slotsPerWorker"});
 
   if (spec["framework"]) {
     job.framework = w.str(spec["framework"], "spec.framework");
@@ -236,18 +143,43 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
       w.fail(spec["framework"], "spec.framework",
              fmt::format("expected one of none, pytorch, tensorflow, mpi, got \"{}\"", job.framework));
   }
-  if (role.replicas > 1 && job.framework == "none")
-    w.fail(spec["replicas"], "spec.replicas",
-           "several replicas need a framework (pytorch, tensorflow or mpi) to wire them together");
-  job.roles.push_back(std::move(role));
 
-  if (auto rp = spec["restartPolicy"]) {
-    std::string p = w.str(rp, "spec.restartPolicy");
-    if (p == "Never") job.restart_policy = RestartPolicy::Never;
-    else if (p == "OnFailure") job.restart_policy = RestartPolicy::OnFailure;
-    else if (p == "ExitCode") job.restart_policy = RestartPolicy::ExitCode;
-    else w.fail(rp, "spec.restartPolicy", fmt::format("expected one of Never, OnFailure, ExitCode, got \"{}\"", p));
+  ReplicaRole base;
+  base.working_dir = resolveDir(base_dir, "");
+  parseRoleFields(w, spec, "spec", base, base_dir);
+
+  if (spec["roles"] && spec["replicas"])
+    w.fail(spec["replicas"], "spec.replicas", "give either replicas (a count) or roles (per-role replicas), not both");
+  if (auto roles = spec["roles"]) {
+    if (!roles.IsMap()) w.fail(roles, "spec.roles", fmt::format("expected a mapping of role names, got {}", typeName(roles)));
+    const auto& allowed = rolesOf(job.framework);
+    for (auto it = roles.begin(); it != roles.end(); ++it) {
+      std::string name = it->first.Scalar();
+      std::string path = "spec.roles." + name;
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        w.fail(it->first, path, fmt::format("'{}' is not a role of framework {} (expected one of: {})", name,
+                                            job.framework, list));
+      }
+      const YAML::Node& rn = it->second;
+      w.expectMap(rn, path, {"replicas", "command", "args", "env", "workingDir", "image", "resources"});
+      ReplicaRole role = base;
+      role.name = name;
+      role.replicas = rn["replicas"] ? static_cast<int>(w.integer(rn["replicas"], path + ".replicas", 1, 1024)) : 1;
+      parseRoleFields(w, rn, path, role, base_dir);
+      job.roles.push_back(std::move(role));
+    }
+    // Rank order is the framework's role order, whatever the file's order.
+    std::stable_sort(job.roles.begin(), job.roles.end(), [&](const ReplicaRole& a, const ReplicaRole& b) {
+      return std::find(allowed.begin(), allowed.end(), a.name) < std::find(allowed.begin(), allowed.end(), b.name);
+    });
+  } else {
+    int n = spec["replicas"] ? static_cast<int>(w.integer(spec["replicas"], "spec.replicas", 1, 1024)) : 1;
+    job.roles = expandReplicas(job.framework, base, n);
   }
+
+  if (auto rp = spec["restartPolicy"]) job.restart_policy = parseRestartPolicy(w, rp, "spec.restartPolicy");
   if (spec["backoffLimit"])
     job.backoff_limit = static_cast<int>(w.integer(spec["backoffLimit"], "spec.backoffLimit", 0, 1000));
   if (spec["activeDeadlineSeconds"])
@@ -259,15 +191,19 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
     job.queue = w.str(spec["queue"], "spec.queue");
     if (!isValidName(job.queue)) w.fail(spec["queue"], "spec.queue", "expected a DNS-1123 queue name");
   }
+  if (auto sp = spec["successPolicy"]) {
+    job.success_policy = w.str(sp, "spec.successPolicy");
+    if (job.success_policy != "Default" && job.success_policy != "AllWorkers")
+      w.fail(sp, "spec.successPolicy", fmt::format("expected Default or AllWorkers, got \"{}\"", job.success_policy));
+  }
+  if (spec["slotsPerWorker"])
+    job.slots_per_worker = static_cast<int>(w.integer(spec["slotsPerWorker"], "spec.slotsPerWorker", 1, 1024));
   if (spec["metricsCollector"]) job.metrics = parseCollector(w, spec["metricsCollector"], "spec.metricsCollector");
   if (auto out = spec["outputs"]) {
     w.expectMap(out, "spec.outputs", {"dir"});
-    if (out["dir"]) {
-      std::filesystem::path dir = w.str(out["dir"], "spec.outputs.dir");
-      if (dir.is_relative()) dir = std::filesystem::path(job.roles[0].working_dir) / dir;
-      job.outputs_dir = std::filesystem::weakly_canonical(dir).string();
-    }
+    if (out["dir"]) job.outputs_dir = resolveDir(base.working_dir, w.str(out["dir"], "spec.outputs.dir"));
   }
+  checkRoles(w, spec, job);
   return job;
 }
 
@@ -282,8 +218,9 @@ LoadedSpec loadSpecString(const std::string& text, const std::string& file_name,
     throw SpecError(file_name, e.mark.line + 1, e.mark.column + 1, "", "malformed YAML: " + e.msg);
   }
   if (!root.IsDefined() || root.IsNull()) throw SpecError(file_name, 0, 0, "", "the file is empty; expected a TrainJob");
-  if (!root.IsMap()) throw SpecError(file_name, root.Mark().line + 1, root.Mark().column + 1, "",
-                                     fmt::format("expected a mapping with apiVersion, kind, metadata and spec, got {}", typeName(root)));
+  if (!root.IsMap())
+    throw SpecError(file_name, root.Mark().line + 1, root.Mark().column + 1, "",
+                    fmt::format("expected a mapping with apiVersion, kind, metadata and spec, got {}", typeName(root)));
 
   std::vector<std::string> overridden;
   for (const auto& arg : overrides) {
@@ -301,13 +238,18 @@ LoadedSpec loadSpecString(const std::string& text, const std::string& file_name,
   if (!root["kind"]) w.fail(root, "kind", "missing required field 'kind' (TrainJob)");
   std::string api = w.str(root["apiVersion"], "apiVersion");
   std::string kind = w.str(root["kind"], "kind");
-  if (api != "trainyard.dev/v1")
-    w.fail(root["apiVersion"], "apiVersion", fmt::format("expected trainyard.dev/v1, got \"{}\"", api));
-  if (kind != "TrainJob") w.fail(root["kind"], "kind", fmt::format("expected TrainJob, got \"{}\"", kind));
 
   LoadedSpec out;
   out.kind = kind;
-  out.job = parseTrainJob(w, root, base_dir);
+  if (api == "kubeflow.org/v1") {
+    out.job = translateKubeflowJob(w, root, base_dir, out.warnings);
+  } else if (api == "trainyard.dev/v1") {
+    if (kind != "TrainJob") w.fail(root["kind"], "kind", fmt::format("expected TrainJob, got \"{}\"", kind));
+    out.job = parseTrainJob(w, root, base_dir);
+  } else {
+    w.fail(root["apiVersion"], "apiVersion",
+           fmt::format("expected trainyard.dev/v1 (or kubeflow.org/v1 for PyTorchJob, TFJob, MPIJob), got \"{}\"", api));
+  }
   out.job.source_file = file_name;
   return out;
 }

@@ -2,6 +2,7 @@
 // line:column (1-based), the field path and what was expected, so a user can
 // fix the file without reading our code. Parsing never touches the store.
 #pragma once
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,8 +22,11 @@ class SpecError : public std::runtime_error {
 };
 
 struct LoadedSpec {
-  std::string kind;  // "TrainJob" (Experiment and Kubeflow kinds come later)
+  std::string kind;  // TrainJob, or the Kubeflow kind it was translated from
   TrainJobSpec job;
+  // "file:line:col: path: ..." for each field that cannot apply here (image,
+  // volumes, nodeSelector... on the local backend); never silently dropped.
+  std::vector<std::string> warnings;
 };
 
 // `overrides` are "path=value" strings from --set, applied before validation;

@@ -29,6 +29,33 @@ int TrainJobSpec::totalReplicas() const {
   return n;
 }
 
+std::string TrainJobSpec::primaryReplica() const {
+  for (const char* r : {"master", "chief", "launcher"})
+    if (role(r)) return std::string(r) + "-0";
+  return roles.empty() ? "worker-0" : roles.front().name + "-0";
+}
+
+const ReplicaRole* TrainJobSpec::role(const std::string& name) const {
+  for (const auto& r : roles)
+    if (r.name == name) return &r;
+  return nullptr;
+}
+
+const std::vector<std::string>& rolesOf(const std::string& framework) {
+  static const std::vector<std::string> kNone{"worker"};
+  static const std::vector<std::string> kPyTorch{"master", "worker"};
+  static const std::vector<std::string> kTensorFlow{"chief", "master", "ps", "worker", "evaluator"};
+  static const std::vector<std::string> kMpi{"launcher", "worker"};
+  if (framework == "pytorch") return kPyTorch;
+  if (framework == "tensorflow") return kTensorFlow;
+  if (framework == "mpi") return kMpi;
+  return kNone;
+}
+
+bool launchesProcesses(const std::string& framework, const std::string& role) {
+  return !(framework == "mpi" && role == "worker");
+}
+
 NLOHMANN_JSON_SERIALIZE_ENUM(RestartPolicy, {{RestartPolicy::Never, "Never"},
                                              {RestartPolicy::OnFailure, "OnFailure"},
                                              {RestartPolicy::ExitCode, "ExitCode"}})
@@ -47,6 +74,7 @@ void to_json(nlohmann::json& j, const TrainJobSpec& s) {
                      {"restartPolicy", s.restart_policy}, {"backoffLimit", s.backoff_limit},
                      {"priority", s.priority},      {"queue", s.queue},
                      {"metrics", s.metrics},        {"outputsDir", s.outputs_dir},
+                     {"successPolicy", s.success_policy}, {"slotsPerWorker", s.slots_per_worker},
                      {"sourceFile", s.source_file}};
   if (s.active_deadline_seconds) j["activeDeadlineSeconds"] = *s.active_deadline_seconds;
 }
@@ -64,6 +92,8 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
   s.queue = j.value("queue", s.queue);
   s.metrics = j.value("metrics", s.metrics);
   s.outputs_dir = j.value("outputsDir", s.outputs_dir);
+  s.success_policy = j.value("successPolicy", s.success_policy);
+  s.slots_per_worker = j.value("slotsPerWorker", s.slots_per_worker);
   s.source_file = j.value("sourceFile", s.source_file);
   if (j.contains("activeDeadlineSeconds"))
     s.active_deadline_seconds = j["activeDeadlineSeconds"].get<int64_t>();

@@ -54,13 +54,27 @@ struct TrainJobSpec {
   int priority = 0;
   std::string queue = "default";
   MetricsCollector metrics;
+  // Default: the job succeeds when its primary replica (master, chief,
+  // launcher, else worker-0) succeeds. AllWorkers: when every worker does.
+  std::string success_policy = "Default";
+  int slots_per_worker = 1;  // MPI: processes per worker in the hostfile
   std::string outputs_dir;  // empty = <data dir>/outputs/<job name>
   std::string source_file;  // where the spec came from, for messages
 
   // Sum of all replicas' requests; what the scheduler has to find.
   Resources totalRequest() const;
   int totalReplicas() const;
+  // The replica whose success decides the job (Default policy) and whose
+  // output is parsed for metrics: "master-0", "chief-0", "launcher-0" or "worker-0".
+  std::string primaryReplica() const;
+  const ReplicaRole* role(const std::string& name) const;
 };
+
+// Role names a framework accepts, in rank order ("none": just "worker").
+const std::vector<std::string>& rolesOf(const std::string& framework);
+// Replicas that run as processes on the local backend: MPI workers are slots
+// for the launcher's mpirun, not processes of their own.
+bool launchesProcesses(const std::string& framework, const std::string& role);
 
 void to_json(nlohmann::json& j, const TrainJobSpec& s);
 void from_json(const nlohmann::json& j, TrainJobSpec& s);

@@ -7,7 +7,7 @@ import unittest
 from common import E2E, job_yaml, pid_alive
 
 FORKER = ("trap '' TERM; (trap '' TERM; exec sleep 300) & echo $! >> pids; "
-          "(sleep 300) & echo $! >> pids; echo $$ >> pids; touch ready; wait")
+          "(sleep 300) & echo $! >> pids; echo $$$$ >> pids; touch ready; wait")
 
 
 class Signals(E2E):

@@ -136,7 +136,8 @@ TEST_F(Controller, ExitCodePolicyPermanentVersusRetryable) {
   EXPECT_EQ(end.reason, "PermanentError");
   EXPECT_EQ(end.restarts, 0);
 
-  auto retry = shellJob("retryable", "kill -KILL $$", dir);
+  // $$ is a literal $ after Kubernetes-style $(VAR) expansion of args.
+  auto retry = shellJob("retryable", "kill -KILL $$$$", dir);
   retry.restart_policy = spec::RestartPolicy::ExitCode;
   retry.backoff_limit = 1;
   auto job = ctl->submit(retry);

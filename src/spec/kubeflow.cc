@@ -1,0 +1,271 @@
+#include "spec/kubeflow.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+#include "spec/parser.h"
+#include "spec/yaml_walker.h"
+
+namespace trainyard::spec {
+namespace {
+
+struct Flavor {
+  const char* kind;
+  const char* framework;
+  const char* replica_specs;      // the spec field holding the replica specs
+  const char* default_container;  // the container Kubeflow treats as the main one
+};
+
+const Flavor kFlavors[] = {
+    {"PyTorchJob", "pytorch", "pytorchReplicaSpecs", "pytorch"},
+    {"TFJob", "tensorflow", "tfReplicaSpecs", "tensorflow"},
+    {"MPIJob", "mpi", "mpiReplicaSpecs", "mpi"},
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+class Translator {
+ public:
+  Translator(const Walker& w, std::vector<std::string>& warnings) : w_(w), warnings_(warnings) {}
+
+  void warn(const YAML::Node& at, const std::string& path, const std::string& msg) {
+    warnings_.push_back(w_.locate(at, path, msg));
+  }
+
+  // Every key of `n` not in `handled` is reported once as not applying here.
+  void warnOthers(const YAML::Node& n, const std::string& path, const std::set<std::string>& handled,
+                  const std::string& why) {
+    if (!n.IsMap()) return;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string key = it->first.Scalar();
+      if (!handled.count(key)) warn(it->first, Walker::join(path, key), why);
+    }
+  }
+
+  Resources containerResources(const YAML::Node& n, const std::string& path) {
+    Resources r;
+    w_.expectMap(n, path, {"limits", "requests", "claims"});
+    if (n["claims"]) warn(n["claims"], path + ".claims", "resource claims need a cluster; ignored on the local backend");
+    YAML::Node limits = n["limits"], requests = n["requests"];
+    for (const auto& [node, p] : {std::pair{limits, path + ".limits"}, std::pair{requests, path + ".requests"}}) {
+      if (!node) continue;
+      if (!node.IsMap()) w_.fail(node, p, fmt::format("expected a mapping of resource names, got {}", typeName(node)));
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        std::string key = it->first.Scalar();
+        if (key != "cpu" && key != "memory" && key != "nvidia.com/gpu")
+          warn(it->first, p + "." + key, fmt::format("resource {} is not managed on the local backend", key));
+      }
+    }
+    // Scheduling uses the request (else the limit); memory is enforced at the limit (else the request).
+    if (auto c = requests && requests["cpu"] ? requests["cpu"] : limits ? limits["cpu"] : YAML::Node())
+      r.cpu_millis = parseCpuField(w_, c, requests && requests["cpu"] ? path + ".requests.cpu" : path + ".limits.cpu");
+    if (auto m = limits && limits["memory"] ? limits["memory"] : requests ? requests["memory"] : YAML::Node())
+      r.memory_bytes =
+          parseMemoryField(w_, m, limits && limits["memory"] ? path + ".limits.memory" : path + ".requests.memory");
+    for (const auto& [node, p] : {std::pair{limits, path + ".limits"}, std::pair{requests, path + ".requests"}})
+      if (node && node["nvidia.com/gpu"]) {
+        r.gpu = static_cast<int>(w_.integer(node["nvidia.com/gpu"], p + ".nvidia.com/gpu", 0, 64));
+        break;
+      }
+    return r;
+  }
+
+  ReplicaRole role(const Flavor& f, const std::string& type, const YAML::Node& rs, const std::string& path,
+                   const std::string& base_dir, std::optional<RestartPolicy>& policy) {
+    ReplicaRole role;
+    role.name = lower(type);
+    w_.expectMap(rs, path, {"replicas", "template", "restartPolicy"});
+    role.replicas = rs["replicas"] ? static_cast<int>(w_.integer(rs["replicas"], path + ".replicas", 1, 1024)) : 1;
+    if (auto rp = rs["restartPolicy"]) {
+      std::string p = w_.str(rp, path + ".restartPolicy");
+      // Kubernetes' Always keeps restarting a container whatever its exit: for
+      // a training replica that is OnFailure bounded by backoffLimit.
+      if (p == "Always") policy = RestartPolicy::OnFailure;
+      else policy = parseRestartPolicy(w_, rp, path + ".restartPolicy");
+    }
+    bool launched = launchesProcesses(f.framework, role.name);
+    YAML::Node tmpl = rs["template"];
+    if (!tmpl) {
+      if (launched) w_.fail(rs, path + ".template", "missing required field 'template' (a pod template with containers)");
+      return role;
+    }
+    std::string tpath = path + ".template";
+    w_.expectMap(tmpl, tpath, {"metadata", "spec"});
+    if (tmpl["metadata"]) warnOthers(tmpl["metadata"], tpath + ".metadata", {"name"}, "pod metadata does not apply on the local backend");
+    YAML::Node pod = tmpl["spec"];
+    if (!pod) w_.fail(tmpl, tpath + ".spec", "missing required field 'spec' (the pod spec)");
+    std::string ppath = tpath + ".spec";
+    if (!pod.IsMap()) w_.fail(pod, ppath, fmt::format("expected a mapping, got {}", typeName(pod)));
+    warnOthers(pod, ppath, {"containers"}, "not applied on the local backend (it needs a cluster)");
+    YAML::Node containers = pod["containers"];
+    if (!containers) w_.fail(pod, ppath + ".containers", "missing required field 'containers'");
+    if (!containers.IsSequence() || containers.size() == 0)
+      w_.fail(containers, ppath + ".containers", "expected a non-empty list of containers");
+    size_t main = 0;
+    for (size_t i = 0; i < containers.size(); ++i)
+      if (containers[i]["name"] && containers[i]["name"].Scalar() == f.default_container) main = i;
+    for (size_t i = 0; i < containers.size(); ++i)
+      if (i != main)
+        warn(containers[i], fmt::format("{}.containers[{}]", ppath, i),
+             fmt::format("only the {} container runs on the local backend; this one is not started",
+                         containers[main]["name"] ? containers[main]["name"].Scalar() : "first"));
+    std::string cpath = fmt::format("{}.containers[{}]", ppath, main);
+    const YAML::Node& c = containers[main];
+    if (!c.IsMap()) w_.fail(c, cpath, fmt::format("expected a container mapping, got {}", typeName(c)));
+    if (!launched) {
+      warn(c, cpath, "MPI workers are slots for the launcher's mpirun on the local backend; their containers are not started");
+      if (c["resources"]) role.resources = containerResources(c["resources"], cpath + ".resources");
+      return role;
+    }
+    warnOthers(c, cpath, {"name", "image", "command", "args", "env", "workingDir", "resources"},
+               "not applied on the local backend");
+    if (c["image"]) {
+      role.image = w_.str(c["image"], cpath + ".image");
+      warn(c["image"], cpath + ".image",
+           fmt::format("the local backend runs the command on this machine, not in the image {}", role.image));
+    }
+    if (!c["command"])
+      w_.fail(c, cpath + ".command",
+              "missing required field 'command': locally there is no image entrypoint to fall back on");
+    role.command = w_.command(c["command"], cpath + ".command");
+    if (c["args"]) role.args = w_.strList(c["args"], cpath + ".args");
+    if (c["env"]) role.env = parseEnv(w_, c["env"], cpath + ".env", &warnings_);
+    role.working_dir = resolveDir(base_dir, c["workingDir"] ? w_.str(c["workingDir"], cpath + ".workingDir") : "");
+    if (c["resources"]) role.resources = containerResources(c["resources"], cpath + ".resources");
+    return role;
+  }
+
+  void runPolicy(const YAML::Node& rp, const std::string& path, TrainJobSpec& job) {
+    w_.expectMap(rp, path, {"cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit",
+                            "schedulingPolicy", "suspend", "managedBy"});
+    if (rp["backoffLimit"]) job.backoff_limit = static_cast<int>(w_.integer(rp["backoffLimit"], path + ".backoffLimit", 0, 1000));
+    if (rp["activeDeadlineSeconds"])
+      job.active_deadline_seconds = w_.integer(rp["activeDeadlineSeconds"], path + ".activeDeadlineSeconds", 1, int64_t{1} << 40);
+    if (auto c = rp["cleanPodPolicy"]) {
+      std::string v = w_.str(c, path + ".cleanPodPolicy");
+      if (v != "None" && v != "Running" && v != "All")
+        w_.fail(c, path + ".cleanPodPolicy", fmt::format("expected None, Running or All, got \"{}\"", v));
+      if (v == "None")
+        warn(c, path + ".cleanPodPolicy",
+             "None keeps pods after the job on a cluster; locally every replica process is stopped when the job ends");
+    }
+    if (rp["ttlSecondsAfterFinished"])
+      warn(rp["ttlSecondsAfterFinished"], path + ".ttlSecondsAfterFinished",
+           "finished jobs are kept until `trainyard delete job`; no TTL on the local backend");
+    if (auto s = rp["schedulingPolicy"]) {
+      if (s["priorityClass"]) warn(s["priorityClass"], path + ".schedulingPolicy.priorityClass",
+                                   "priority classes need a cluster; use spec.priority of a TrainJob locally");
+      warnOthers(s, path + ".schedulingPolicy", {"priorityClass"}, "gang scheduling is built in on the local backend");
+    }
+    if (rp["suspend"]) warn(rp["suspend"], path + ".suspend", "suspend is not supported on the local backend");
+    if (rp["managedBy"]) warn(rp["managedBy"], path + ".managedBy", "ignored on the local backend");
+  }
+
+ private:
+  const Walker& w_;
+  std::vector<std::string>& warnings_;
+};
+
+}  // namespace
+
+TrainJobSpec translateKubeflowJob(const Walker& w, const YAML::Node& root, const std::string& base_dir,
+                                  std::vector<std::string>& warnings) {
+  std::string kind = w.str(root["kind"], "kind");
+  const Flavor* f = nullptr;
+  for (const auto& fl : kFlavors)
+    if (kind == fl.kind) f = &fl;
+  if (!f) w.fail(root["kind"], "kind", fmt::format("expected PyTorchJob, TFJob or MPIJob for kubeflow.org/v1, got \"{}\"", kind));
+
+  Translator t(w, warnings);
+  TrainJobSpec job;
+  job.api_version = "kubeflow.org/v1";
+  job.kind = kind;
+  job.framework = f->framework;
+  w.expectMap(root, "", {"apiVersion", "kind", "metadata", "spec", "status"});
+  if (root["status"]) t.warn(root["status"], "status", "status is ignored; Trainyard keeps its own");
+  YAML::Node meta = root["metadata"];
+  if (!meta) w.fail(root, "metadata", "missing required field 'metadata' (with a name)");
+  if (!meta.IsMap()) w.fail(meta, "metadata", fmt::format("expected a mapping, got {}", typeName(meta)));
+  if (!meta["name"]) w.fail(meta, "metadata.name", "missing required field 'name'");
+  job.name = w.name(meta["name"], "metadata.name");
+  if (meta["labels"]) job.labels = w.strMap(meta["labels"], "metadata.labels");
+  t.warnOthers(meta, "metadata", {"name", "labels"}, "not used on the local backend");
+
+  YAML::Node spec = root["spec"];
+  if (!spec) w.fail(root, "spec", "missing required field 'spec'");
+  std::set<std::string> keys{f->replica_specs, "runPolicy"};
+  if (kind == "PyTorchJob") keys.insert({"elasticPolicy", "nprocPerNode"});
+  if (kind == "TFJob") keys.insert({"successPolicy", "enableDynamicWorker"});
+  if (kind == "MPIJob") keys.insert({"slotsPerWorker", "cleanPodPolicy", "mainContainer", "sshAuthMountPath", "mpiImplementation", "launcherCreationPolicy"});
+  w.expectMap(spec, "spec", keys);
+
+  if (spec["runPolicy"]) t.runPolicy(spec["runPolicy"], "spec.runPolicy", job);
+  if (spec["elasticPolicy"])
+    t.warn(spec["elasticPolicy"], "spec.elasticPolicy", "elastic training is not supported locally; the job runs with its fixed replicas");
+  if (auto n = spec["nprocPerNode"]) {
+    std::string v = w.str(n, "spec.nprocPerNode");
+    if (v != "1" && v != "auto" && v != "cpu")
+      w.fail(n, "spec.nprocPerNode", fmt::format("only one process per replica is supported locally, got \"{}\"", v));
+  }
+  if (auto sp = spec["successPolicy"]) {
+    std::string v = w.str(sp, "spec.successPolicy");
+    if (v == "AllWorkers") job.success_policy = "AllWorkers";
+    else if (!v.empty() && v != "Default") w.fail(sp, "spec.successPolicy", fmt::format("expected \"\" or AllWorkers, got \"{}\"", v));
+  }
+  if (spec["enableDynamicWorker"]) t.warn(spec["enableDynamicWorker"], "spec.enableDynamicWorker", "not supported on the local backend");
+  if (spec["slotsPerWorker"]) job.slots_per_worker = static_cast<int>(w.integer(spec["slotsPerWorker"], "spec.slotsPerWorker", 1, 1024));
+  for (const char* k : {"mainContainer", "sshAuthMountPath", "launcherCreationPolicy"})
+    if (spec[k]) t.warn(spec[k], std::string("spec.") + k, "not used on the local backend (mpirun runs the ranks on this machine)");
+  if (auto impl = spec["mpiImplementation"]) {
+    std::string v = w.str(impl, "spec.mpiImplementation");
+    if (v != "OpenMPI") w.fail(impl, "spec.mpiImplementation", fmt::format("only OpenMPI (Debian's) is available locally, got \"{}\"", v));
+  }
+  if (auto c = spec["cleanPodPolicy"]) {  // MPIJob v1 kept it at spec level
+    YAML::Node rp;
+    rp["cleanPodPolicy"] = c;
+    t.runPolicy(rp, "spec", job);
+  }
+
+  YAML::Node specs = spec[f->replica_specs];
+  std::string spath = std::string("spec.") + f->replica_specs;
+  if (!specs) w.fail(spec, spath, fmt::format("missing required field '{}'", f->replica_specs));
+  if (!specs.IsMap()) w.fail(specs, spath, fmt::format("expected a mapping of replica types, got {}", typeName(specs)));
+  const auto& allowed = rolesOf(f->framework);
+  std::optional<RestartPolicy> primary_policy, other_policy;
+  for (auto it = specs.begin(); it != specs.end(); ++it) {
+    std::string type = it->first.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), lower(type)) == allowed.end()) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      w.fail(it->first, spath + "." + type, fmt::format("unknown replica type '{}' for {} (expected one of: {})", type, kind, list));
+    }
+    std::optional<RestartPolicy> policy;
+    job.roles.push_back(t.role(*f, type, it->second, spath + "." + type, base_dir, policy));
+    bool primary = lower(type) == "master" || lower(type) == "chief" || lower(type) == "launcher";
+    auto& slot = primary ? primary_policy : other_policy;
+    if (policy) {
+      if (slot && *slot != *policy)
+        t.warn(it->second["restartPolicy"], spath + "." + type + ".restartPolicy",
+               "replica types disagree on restartPolicy; the job uses the master's/chief's (else the first)");
+      if (!slot) slot = policy;
+    }
+  }
+  std::stable_sort(job.roles.begin(), job.roles.end(), [&](const ReplicaRole& a, const ReplicaRole& b) {
+    return std::find(allowed.begin(), allowed.end(), a.name) < std::find(allowed.begin(), allowed.end(), b.name);
+  });
+  job.restart_policy = primary_policy.value_or(other_policy.value_or(RestartPolicy::Never));
+  if (f->framework == std::string("mpi")) {
+    if (!job.role("launcher")) w.fail(specs, spath + ".Launcher", "an MPIJob needs a Launcher");
+    if (!job.role("worker")) w.fail(specs, spath + ".Worker", "an MPIJob needs Workers");
+  }
+  if (f->framework == std::string("pytorch") && !job.role("master") && !job.role("worker"))
+    w.fail(specs, spath, "a PyTorchJob needs a Master or Workers");
+  return job;
+}
+
+}  // namespace trainyard::spec
