@@ -126,8 +126,13 @@ std::string freeName(store::Store& st, const std::string& base) {
   }
 }
 
+void printWarnings(const spec::LoadedSpec& loaded) {
+  for (const auto& w : loaded.warnings) std::cerr << "warning: " << w << "\n";
+}
+
 int cmdRun(const Globals& g, const RunOptions& o) {
   spec::LoadedSpec loaded = spec::loadSpecFile(o.file, o.overrides);
+  printWarnings(loaded);
   auto st = store::openStore(g.data_dir);
   backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
   bo.tie_to_parent = true;
@@ -391,7 +396,11 @@ int cmdDeleteJob(const Globals& g, const std::string& name) {
 
 int cmdValidate(const std::string& file, const std::vector<std::string>& overrides) {
   auto loaded = spec::loadSpecFile(file, overrides);
-  std::cout << fmt::format("{}: valid {} \"{}\"\n", file, loaded.kind, loaded.job.name);
+  printWarnings(loaded);
+  std::string roles;
+  for (const auto& r : loaded.job.roles) roles += fmt::format("{}{} x{}", roles.empty() ? "" : ", ", r.name, r.replicas);
+  std::cout << fmt::format("{}: valid {} \"{}\" ({}: {})\n", file, loaded.kind, loaded.job.name,
+                           loaded.job.framework, roles);
   return 0;
 }
 
