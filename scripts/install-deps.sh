@@ -8,7 +8,8 @@ PACKAGES=(
   cmake ninja-build ccache g++ pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libtorch-dev libopenblas0-pthread zlib1g-dev python3-torch python3-numpy dataset-fashion-mnist
+  libtorch-dev libopenblas0-pthread zlib1g-dev libgloo-dev python3-torch python3-numpy dataset-fashion-mnist
+  openmpi-bin libopenmpi-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
