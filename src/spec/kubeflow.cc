@@ -62,11 +62,16 @@ class Translator {
       }
     }
     // Scheduling uses the request (else the limit); memory is enforced at the limit (else the request).
-    if (auto c = requests && requests["cpu"] ? requests["cpu"] : limits ? limits["cpu"] : YAML::Node())
-      r.cpu_millis = parseCpuField(w_, c, requests && requests["cpu"] ? path + ".requests.cpu" : path + ".limits.cpu");
-    if (auto m = limits && limits["memory"] ? limits["memory"] : requests ? requests["memory"] : YAML::Node())
-      r.memory_bytes =
-          parseMemoryField(w_, m, limits && limits["memory"] ? path + ".limits.memory" : path + ".requests.memory");
+    auto pick = [&](const YAML::Node& first, const std::string& first_path, const YAML::Node& second,
+                    const std::string& second_path, const char* key) -> std::pair<YAML::Node, std::string> {
+      if (first && first[key]) return {first[key], first_path + "." + key};
+      if (second && second[key]) return {second[key], second_path + "." + key};
+      return {YAML::Node(YAML::NodeType::Undefined), ""};
+    };
+    if (auto [c, p] = pick(requests, path + ".requests", limits, path + ".limits", "cpu"); !p.empty())
+      r.cpu_millis = parseCpuField(w_, c, p);
+    if (auto [m, p] = pick(limits, path + ".limits", requests, path + ".requests", "memory"); !p.empty())
+      r.memory_bytes = parseMemoryField(w_, m, p);
     for (const auto& [node, p] : {std::pair{limits, path + ".limits"}, std::pair{requests, path + ".requests"}})
       if (node && node["nvidia.com/gpu"]) {
         r.gpu = static_cast<int>(w_.integer(node["nvidia.com/gpu"], p + ".nvidia.com/gpu", 0, 64));

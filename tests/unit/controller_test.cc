@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "backend/cgroup.h"
@@ -298,4 +299,108 @@ TEST_F(Controller, MemoryLimitIsEnforcedWhereCgroupsAllow) {
   EXPECT_EQ(a.reason, "OOMKilled");
   EXPECT_EQ(a.signal, SIGKILL);
   EXPECT_NE(end.message.find("out of memory"), std::string::npos) << end.message;
+}
+
+namespace {
+// A distributed job whose replicas all run `script` under /bin/sh.
+spec::TrainJobSpec gangJob(const std::string& name, const std::string& framework,
+                           std::vector<std::pair<std::string, int>> roles, const std::string& script,
+                           const std::string& dir) {
+  spec::TrainJobSpec s;
+  s.name = name;
+  s.framework = framework;
+  for (const auto& [role, n] : roles) {
+    spec::ReplicaRole r;
+    r.name = role;
+    r.replicas = n;
+    r.command = {"/bin/sh", "-c", script};
+    r.working_dir = dir;
+    r.resources.cpu_millis = 100;
+    s.roles.push_back(r);
+  }
+  return s;
+}
+
+std::map<std::string, store::AttemptRecord> byReplica(const std::vector<store::AttemptRecord>& v, int attempt) {
+  std::map<std::string, store::AttemptRecord> m;
+  for (const auto& a : v)
+    if (a.attempt == attempt) m[a.replica] = a;
+  return m;
+}
+}  // namespace
+
+TEST_F(Controller, ReplicasGetThePyTorchEnvironment) {
+  auto job = ctl->submit(gangJob("env", "pytorch", {{"master", 1}, {"worker", 2}},
+                                 "echo \"$MASTER_ADDR $RANK/$WORLD_SIZE $PET_NODE_RANK\" > env-$TRAINYARD_REPLICA", dir));
+  EXPECT_EQ(runToEnd(job.id).phase, store::kSucceeded);
+  EXPECT_EQ(readFile(dir + "/env-master-0"), "127.0.0.1 0/3 0\n");
+  EXPECT_EQ(readFile(dir + "/env-worker-0"), "127.0.0.1 1/3 1\n");
+  EXPECT_EQ(readFile(dir + "/env-worker-1"), "127.0.0.1 2/3 2\n");
+}
+
+TEST_F(Controller, AFailedReplicaTearsDownTheGangAndIsNamed) {
+  auto job = ctl->submit(gangJob("gang", "pytorch", {{"master", 1}, {"worker", 1}},
+                                 "if [ $RANK = 1 ]; then exit 3; fi; exec sleep 300", dir));
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kFailed);
+  EXPECT_NE(end.message.find("replica worker-0 exited with code 3"), std::string::npos) << end.message;
+  auto a = byReplica(st->attempts(job.id), 0);
+  EXPECT_EQ(a["worker-0"].exit_code, 3);
+  EXPECT_EQ(a["master-0"].signal, SIGTERM);
+  EXPECT_EQ(a["master-0"].reason, "GangStopped");
+}
+
+TEST_F(Controller, OnFailureRestartsEveryReplica) {
+  auto s = gangJob("restart-all", "pytorch", {{"master", 1}, {"worker", 1}},
+                   "if [ $TRAINYARD_ATTEMPT = 0 ]; then if [ $RANK = 1 ]; then exit 1; fi; exec sleep 300; fi; "
+                   "echo ok $RANK", dir);
+  s.restart_policy = spec::RestartPolicy::OnFailure;
+  s.backoff_limit = 2;
+  auto job = ctl->submit(s);
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kSucceeded);
+  EXPECT_EQ(end.restarts, 1);
+  auto attempts = st->attempts(job.id);
+  ASSERT_EQ(attempts.size(), 4u);
+  EXPECT_EQ(byReplica(attempts, 0)["master-0"].reason, "GangStopped");
+  EXPECT_EQ(byReplica(attempts, 1)["master-0"].exit_code, 0);
+  EXPECT_EQ(byReplica(attempts, 1)["worker-0"].exit_code, 0);
+}
+
+TEST_F(Controller, MasterSuccessEndsTheJobAndStopsTheRest) {
+  auto job = ctl->submit(gangJob("master-wins", "pytorch", {{"master", 1}, {"worker", 1}},
+                                 "if [ $RANK = 0 ]; then exit 0; fi; exec sleep 300", dir));
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kSucceeded);
+  auto a = byReplica(st->attempts(job.id), 0);
+  EXPECT_EQ(a["worker-0"].reason, "Stopped");
+  EXPECT_EQ(a["worker-0"].signal, SIGTERM);
+}
+
+TEST_F(Controller, AllWorkersPolicyWaitsForEveryWorker) {
+  auto s = gangJob("all-workers", "tensorflow", {{"ps", 1}, {"worker", 2}},
+                   "case $TRAINYARD_REPLICA in ps-*) exec sleep 300;; worker-1) while [ ! -e go ]; do sleep 0.05; done;; esac",
+                   dir);
+  s.success_policy = "AllWorkers";
+  auto job = ctl->submit(s);
+  // worker-0 finishes, worker-1 waits: not done yet.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(ctl->reconcile(job.id).phase, store::kRunning);
+    ctl->wait(20ms);
+  }
+  std::ofstream(dir + "/go") << "1";
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kSucceeded);
+  EXPECT_EQ(byReplica(st->attempts(job.id), 0)["ps-0"].reason, "Stopped");
+}
+
+TEST_F(Controller, MpiLauncherGetsAHostfileWorkersAreSlots) {
+  auto s = gangJob("mpi", "mpi", {{"launcher", 1}, {"worker", 2}}, "cat $OMPI_MCA_orte_default_hostfile", dir);
+  s.slots_per_worker = 3;
+  auto job = ctl->submit(s);
+  EXPECT_EQ(runToEnd(job.id).phase, store::kSucceeded);
+  auto attempts = st->attempts(job.id);
+  ASSERT_EQ(attempts.size(), 1u);  // only the launcher ran
+  EXPECT_EQ(attempts[0].replica, "launcher-0");
+  EXPECT_EQ(readFile(attempts[0].log_path), "127.0.0.1 slots=6\n");
 }

@@ -1,0 +1,230 @@
+// Roles in TrainJobs and the Kubeflow job formats, as users write them.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "spec/parser.h"
+
+using namespace trainyard::spec;
+
+namespace {
+
+LoadedSpec load(const std::string& text, std::vector<std::string> sets = {}) {
+  return loadSpecString(text, "job.yaml", "/base", sets);
+}
+
+std::vector<std::pair<std::string, int>> roles(const TrainJobSpec& s) {
+  std::vector<std::pair<std::string, int>> v;
+  for (const auto& r : s.roles) v.emplace_back(r.name, r.replicas);
+  return v;
+}
+
+bool hasWarning(const LoadedSpec& l, const std::string& needle) {
+  return std::any_of(l.warnings.begin(), l.warnings.end(),
+                     [&](const std::string& w) { return w.find(needle) != std::string::npos; });
+}
+
+std::string errorOf(const std::string& text) {
+  try {
+    load(text);
+  } catch (const SpecError& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+const char* kHead = "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: d}\nspec:\n";
+
+const char* kPyTorchJob = R"(apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata:
+  name: mnist
+  namespace: kubeflow
+spec:
+  runPolicy:
+    backoffLimit: 3
+    activeDeadlineSeconds: 600
+    cleanPodPolicy: None
+  pytorchReplicaSpecs:
+    Worker:
+      replicas: 3
+      restartPolicy: OnFailure
+      template:
+        spec:
+          containers:
+            - name: pytorch
+              image: kubeflow/pytorch-dist-mnist:latest
+              command: [python3, /opt/mnist.py]
+              args: [--backend, gloo]
+              env:
+                - {name: A, value: "1"}
+                - name: POD_IP
+                  valueFrom: {fieldRef: {fieldPath: status.podIP}}
+              resources:
+                requests: {cpu: 500m}
+                limits: {cpu: "1", memory: 1Gi, nvidia.com/gpu: 1, ephemeral-storage: 1Gi}
+              volumeMounts: [{name: data, mountPath: /data}]
+          volumes: [{name: data, emptyDir: {}}]
+          nodeSelector: {gpu: "true"}
+    Master:
+      replicas: 1
+      restartPolicy: ExitCode
+      template:
+        spec:
+          containers:
+            - name: pytorch
+              image: kubeflow/pytorch-dist-mnist:latest
+              command: [python3, /opt/mnist.py]
+            - name: sidecar
+              image: busybox
+)";
+
+}  // namespace
+
+TEST(Roles, ReplicasShorthandPerFramework) {
+  EXPECT_EQ(roles(load(std::string(kHead) + "  framework: pytorch\n  replicas: 4\n  command: [x]\n").job),
+            (std::vector<std::pair<std::string, int>>{{"master", 1}, {"worker", 3}}));
+  EXPECT_EQ(roles(load(std::string(kHead) + "  framework: tensorflow\n  replicas: 3\n  command: [x]\n").job),
+            (std::vector<std::pair<std::string, int>>{{"worker", 3}}));
+  EXPECT_EQ(roles(load(std::string(kHead) + "  framework: mpi\n  replicas: 2\n  command: [mpirun, x]\n").job),
+            (std::vector<std::pair<std::string, int>>{{"launcher", 1}, {"worker", 2}}));
+  auto s = load(std::string(kHead) + "  framework: pytorch\n  replicas: 2\n  command: [x]\n", {"spec.replicas=1"}).job;
+  EXPECT_EQ(roles(s), (std::vector<std::pair<std::string, int>>{{"master", 1}}));
+  EXPECT_EQ(s.primaryReplica(), "master-0");
+}
+
+TEST(Roles, PerRoleFieldsOverrideTheDefaults) {
+  auto s = load(std::string(kHead) +
+                "  framework: tensorflow\n  command: [python3, train.py]\n  env: {A: '1'}\n"
+                "  resources: {cpu: 2}\n  roles:\n    worker: {replicas: 2}\n"
+                "    ps: {command: [python3, ps.py], env: {B: '2'}, resources: {memory: 1Gi}}\n"
+                "    chief: {}\n")
+               .job;
+  EXPECT_EQ(roles(s), (std::vector<std::pair<std::string, int>>{{"chief", 1}, {"ps", 1}, {"worker", 2}}));
+  const auto* ps = s.role("ps");
+  EXPECT_EQ(ps->command[1], "ps.py");
+  EXPECT_EQ(ps->env.size(), 2u);
+  EXPECT_EQ(ps->resources.cpu_millis, 2000);  // inherited
+  EXPECT_EQ(ps->resources.memory_bytes, 1LL << 30);
+  EXPECT_EQ(s.role("worker")->command[1], "train.py");
+  EXPECT_EQ(s.primaryReplica(), "chief-0");
+  EXPECT_EQ(s.totalRequest().cpu_millis, 8000);
+}
+
+TEST(Roles, Errors) {
+  std::string h = kHead;
+  EXPECT_NE(errorOf(h + "  framework: pytorch\n  command: [x]\n  roles:\n    chief: {}\n")
+                .find("job.yaml:8:5: spec.roles.chief: 'chief' is not a role of framework pytorch (expected one of: master, worker)"),
+            std::string::npos);
+  EXPECT_NE(errorOf(h + "  framework: pytorch\n  command: [x]\n  roles:\n    master: {replicas: 2}\n")
+                .find("at most one master"), std::string::npos);
+  EXPECT_NE(errorOf(h + "  framework: mpi\n  command: [x]\n  roles:\n    worker: {replicas: 2}\n")
+                .find("exactly one launcher"), std::string::npos);
+  EXPECT_NE(errorOf(h + "  framework: pytorch\n  command: [x]\n  replicas: 2\n  roles: {master: {}}\n")
+                .find("either replicas"), std::string::npos);
+  EXPECT_NE(errorOf(h + "  framework: tensorflow\n  roles:\n    worker: {replicas: 2}\n")
+                .find("spec.roles.worker.command: missing required field 'command'"), std::string::npos);
+  EXPECT_NE(errorOf(h + "  framework: tensorflow\n  command: [x]\n  successPolicy: Most\n")
+                .find("expected Default or AllWorkers"), std::string::npos);
+  EXPECT_NE(errorOf(h + "  framework: tensorflow\n  command: [x]\n  roles:\n    worker: {replicas: 0}\n")
+                .find("spec.roles.worker.replicas: expected an integer in [1, 1024]"), std::string::npos);
+}
+
+TEST(Kubeflow, PyTorchJobTranslatesRolesResourcesPoliciesAndWarns) {
+  auto l = load(kPyTorchJob);
+  const auto& s = l.job;
+  EXPECT_EQ(l.kind, "PyTorchJob");
+  EXPECT_EQ(s.framework, "pytorch");
+  EXPECT_EQ(s.name, "mnist");
+  EXPECT_EQ(roles(s), (std::vector<std::pair<std::string, int>>{{"master", 1}, {"worker", 3}}));
+  EXPECT_EQ(s.backoff_limit, 3);
+  EXPECT_EQ(s.active_deadline_seconds, 600);
+  EXPECT_EQ(s.restart_policy, RestartPolicy::ExitCode);  // the master's wins
+  const auto* w = s.role("worker");
+  EXPECT_EQ(w->command, (std::vector<std::string>{"python3", "/opt/mnist.py"}));
+  EXPECT_EQ(w->args, (std::vector<std::string>{"--backend", "gloo"}));
+  EXPECT_EQ(w->env, (std::vector<std::pair<std::string, std::string>>{{"A", "1"}}));
+  EXPECT_EQ(w->resources.cpu_millis, 500);         // the request
+  EXPECT_EQ(w->resources.memory_bytes, 1LL << 30); // the limit
+  EXPECT_EQ(w->resources.gpu, 1);
+  EXPECT_EQ(w->image, "kubeflow/pytorch-dist-mnist:latest");
+  EXPECT_EQ(w->working_dir, "/base");
+  EXPECT_TRUE(hasWarning(l, "job.yaml:5:3: metadata.namespace"));
+  EXPECT_TRUE(hasWarning(l, "spec.runPolicy.cleanPodPolicy: None keeps pods"));
+  EXPECT_TRUE(hasWarning(l, "containers[0].image: the local backend runs the command on this machine"));
+  EXPECT_TRUE(hasWarning(l, "containers[0].env[1].valueFrom: not available on the local backend"));
+  EXPECT_TRUE(hasWarning(l, "limits.ephemeral-storage: resource ephemeral-storage is not managed"));
+  EXPECT_TRUE(hasWarning(l, "containers[0].volumeMounts: not applied on the local backend"));
+  EXPECT_TRUE(hasWarning(l, "template.spec.volumes: not applied on the local backend"));
+  EXPECT_TRUE(hasWarning(l, "template.spec.nodeSelector: not applied"));
+  EXPECT_TRUE(hasWarning(l, "spec.pytorchReplicaSpecs.Master.template.spec.containers[1]: only the pytorch container runs"));
+}
+
+TEST(Kubeflow, TFJobAndMPIJob) {
+  auto tf = load(R"(apiVersion: kubeflow.org/v1
+kind: TFJob
+metadata: {name: tf}
+spec:
+  successPolicy: AllWorkers
+  tfReplicaSpecs:
+    PS: {replicas: 1, restartPolicy: Always, template: {spec: {containers: [{name: tensorflow, command: [ps]}]}}}
+    Worker: {replicas: 2, template: {spec: {containers: [{name: tensorflow, command: [w], workingDir: sub}]}}}
+    Evaluator: {template: {spec: {containers: [{name: tensorflow, command: [e]}]}}}
+)");
+  EXPECT_EQ(roles(tf.job), (std::vector<std::pair<std::string, int>>{{"ps", 1}, {"worker", 2}, {"evaluator", 1}}));
+  EXPECT_EQ(tf.job.success_policy, "AllWorkers");
+  EXPECT_EQ(tf.job.restart_policy, RestartPolicy::OnFailure);  // Always
+  EXPECT_EQ(tf.job.role("worker")->working_dir, "/base/sub");
+  EXPECT_EQ(tf.job.primaryReplica(), "ps-0");
+
+  auto mpi = load(R"(apiVersion: kubeflow.org/v1
+kind: MPIJob
+metadata: {name: mpi}
+spec:
+  slotsPerWorker: 2
+  mpiReplicaSpecs:
+    Launcher: {replicas: 1, template: {spec: {containers: [{name: mpi, command: [mpirun, -np, "4", ./a]}]}}}
+    Worker: {replicas: 2, template: {spec: {containers: [{name: mpi, command: [sshd], resources: {limits: {cpu: 2}}}]}}}
+)");
+  EXPECT_EQ(roles(mpi.job), (std::vector<std::pair<std::string, int>>{{"launcher", 1}, {"worker", 2}}));
+  EXPECT_EQ(mpi.job.slots_per_worker, 2);
+  EXPECT_EQ(mpi.job.role("worker")->resources.cpu_millis, 2000);  // reserved for mpirun's ranks
+  EXPECT_TRUE(mpi.job.role("worker")->command.empty());
+  EXPECT_TRUE(hasWarning(mpi, "MPI workers are slots"));
+  EXPECT_EQ(mpi.job.primaryReplica(), "launcher-0");
+}
+
+TEST(Kubeflow, ErrorsNameThePath) {
+  std::string base = R"(apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata: {name: x}
+spec:
+  pytorchReplicaSpecs:
+    Master:
+      template:
+        spec:
+          containers:
+            - name: pytorch
+)";
+  EXPECT_NE(errorOf(base + "              command: [a]\n              resources: {limits: {memory: 2Gx}}\n")
+                .find("job.yaml:12:44: spec.pytorchReplicaSpecs.Master.template.spec.containers[0].resources.limits.memory: "
+                      "expected a memory quantity"), std::string::npos);
+  EXPECT_NE(errorOf(base + "              image: x\n")
+                .find("containers[0].command: missing required field 'command': locally there is no image entrypoint"),
+            std::string::npos);
+  EXPECT_NE(errorOf(std::string(R"(apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata: {name: x}
+spec:
+  pytorchReplicaSpecs:
+    Chief: {template: {spec: {containers: [{command: [a]}]}}}
+)")).find("job.yaml:6:5: spec.pytorchReplicaSpecs.Chief: unknown replica type 'Chief' for PyTorchJob"), std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: kubeflow.org/v1\nkind: XGBoostJob\nmetadata: {name: x}\nspec: {}\n")
+                .find("expected PyTorchJob, TFJob or MPIJob"), std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: kubeflow.org/v1\nkind: MPIJob\nmetadata: {name: x}\nspec:\n  mpiReplicaSpecs:\n"
+                    "    Worker: {replicas: 1, template: {spec: {containers: [{command: [a]}]}}}\n")
+                .find("an MPIJob needs a Launcher"), std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {name: x}\nspec:\n  runPolicy: {backoffLimit: -2}\n"
+                    "  pytorchReplicaSpecs: {}\n")
+                .find("spec.runPolicy.backoffLimit: expected an integer in [0, 1000]"), std::string::npos);
+}
