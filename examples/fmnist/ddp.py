@@ -59,6 +59,8 @@ def main():
             opt.step()
             running += loss.item()
             step += 1
+            if rank == 0 and step == 1:
+                print(f"first step done at {time.time():.6f}", flush=True)  # for bench/ddp_overhead.py
             if rank == 0 and step % a.log_every == 0:
                 print(f"step={step} steps={total} loss={loss.item():.4f} "
                       f"step_time={(time.time() - start) / step:.5f}", flush=True)
