@@ -1,5 +1,6 @@
 #include "backend/cgroup.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -131,8 +132,11 @@ void Cgroups::killAll(const Group& g) const {
   }
 }
 
-void Cgroups::remove(const Group& g) const {
-  for (const auto& dir : g.dirs) ::rmdir(dir.c_str());
+bool Cgroups::remove(const Group& g) const {
+  bool all = true;
+  for (const auto& dir : g.dirs)
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) all = false;
+  return all;
 }
 
 }  // namespace trainyard::backend

@@ -28,8 +28,9 @@ class Cgroups {
   bool oomKilled(const Group& g) const;
   // SIGKILLs every process still in the group (catches escaped grandchildren).
   void killAll(const Group& g) const;
-  // Removes the group's directories (they must be empty of processes).
-  void remove(const Group& g) const;
+  // Removes the group's directories; false while processes are still in it
+  // (killed ones take a moment to go), so the caller can retry later.
+  bool remove(const Group& g) const;
 
  private:
   std::string root_;

@@ -59,13 +59,18 @@ LocalBackend::LocalBackend(const LocalBackendOptions& opts) : opts_(opts) {}
 
 LocalBackend::~LocalBackend() {
   // Replicas never outlive a backend that was told to tie them to this process.
-  if (!opts_.tie_to_parent) return;
-  for (auto& [uid, job] : jobs_)
-    for (auto& p : job.procs)
-      if (p.status.phase != ReplicaPhase::Exited) {
-        killGroup(p, SIGKILL);
-        reap(p, true);
-      }
+  if (opts_.tie_to_parent)
+    for (auto& [uid, job] : jobs_)
+      for (auto& p : job.procs)
+        if (p.status.phase != ReplicaPhase::Exited) {
+          killGroup(p, SIGKILL);
+          reap(p, true);
+        }
+  // Killed processes leave their cgroup within milliseconds; give them a few.
+  for (int i = 0; i < 50 && !to_remove_.empty(); ++i) {
+    std::erase_if(to_remove_, [&](const Cgroups::Group& g) { return cgroups_.remove(g); });
+    if (!to_remove_.empty()) usleep(2000);
+  }
 }
 
 std::vector<sched::Node> LocalBackend::capacity() { return {probeLocalNode()}; }
@@ -263,11 +268,15 @@ void LocalBackend::reap(Proc& p, bool block) {
   // when a container ends.
   ::kill(-p.pid, SIGKILL);
   cgroups_.killAll(p.cgroup);
+  // SIGKILL is delivered asynchronously: wait until the group is really gone
+  // (bounded, in case PID 1 here does not reap orphans), so that "exited"
+  // means no process of the replica is left.
+  for (int i = 0; i < 1000 && ::kill(-p.pid, 0) == 0; ++i) usleep(1000);
   if (cgroups_.oomKilled(p.cgroup)) {
     p.status.reason = "OOMKilled";
     p.status.message = "the replica exceeded its memory limit";
   }
-  cgroups_.remove(p.cgroup);
+  if (!cgroups_.remove(p.cgroup)) to_remove_.push_back(p.cgroup);
   if (p.pidfd >= 0) close(p.pidfd);
   p.pidfd = -1;
 }
@@ -309,6 +318,7 @@ std::string LocalBackend::readLog(const std::string& uid, const std::string& rep
 }
 
 void LocalBackend::waitForChange(std::chrono::milliseconds timeout) {
+  std::erase_if(to_remove_, [&](const Cgroups::Group& g) { return cgroups_.remove(g); });
   std::vector<pollfd> fds;
   auto deadline = Clock::now() + timeout;
   for (auto& [uid, j] : jobs_) {

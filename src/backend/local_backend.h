@@ -52,6 +52,7 @@ class LocalBackend final : public Backend {
   Cgroups cgroups_;
   std::map<std::string, Job> jobs_;
   std::vector<std::string> warnings_;
+  std::vector<Cgroups::Group> to_remove_;  // groups whose killed processes had not left yet
 };
 
 }  // namespace trainyard::backend

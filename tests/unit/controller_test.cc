@@ -37,7 +37,9 @@ struct Fixture : ::testing::Test {
     be = backend::makeLocalBackend(bo);
     control::ControllerOptions co;
     co.data_dir = dir + "/data";
-    co.grace = 500ms;
+    // Long enough that a loaded machine still delivers SIGTERM before any
+    // escalation; the escalation itself is tested with its own short grace.
+    co.grace = 3000ms;
     ctl = std::make_unique<control::JobController>(*st, *be, co);
   }
   void TearDown() override {
@@ -175,6 +177,10 @@ TEST_F(Controller, CancelKillsTheWholeProcessGroupIncludingGrandchildrenThatIgno
                     "trap '' TERM; (trap '' TERM; exec sleep 300) & echo $! >> pids; "
                     "sleep 300 & echo $! >> pids; echo started > ready; wait",
                     dir);
+  control::ControllerOptions co;
+  co.data_dir = dir + "/data";
+  co.grace = 300ms;
+  ctl = std::make_unique<control::JobController>(*st, *be, co);
   auto job = ctl->submit(s);
   while (readFile(dir + "/ready").empty()) {
     ctl->reconcile(job.id);
@@ -331,7 +337,10 @@ std::map<std::string, store::AttemptRecord> byReplica(const std::vector<store::A
 
 TEST_F(Controller, ReplicasGetThePyTorchEnvironment) {
   auto job = ctl->submit(gangJob("env", "pytorch", {{"master", 1}, {"worker", 2}},
-                                 "echo \"$MASTER_ADDR $RANK/$WORLD_SIZE $PET_NODE_RANK\" > env-$TRAINYARD_REPLICA", dir));
+                                 "echo \"$MASTER_ADDR $RANK/$WORLD_SIZE $PET_NODE_RANK\" > env-$TRAINYARD_REPLICA; "
+                                 // The master's success ends the job: it waits for the workers' answers.
+                                 "if [ $RANK = 0 ]; then while [ ! -s env-worker-0 ] || [ ! -s env-worker-1 ]; do "
+                                 "sleep 0.02; done; fi", dir));
   EXPECT_EQ(runToEnd(job.id).phase, store::kSucceeded);
   EXPECT_EQ(readFile(dir + "/env-master-0"), "127.0.0.1 0/3 0\n");
   EXPECT_EQ(readFile(dir + "/env-worker-0"), "127.0.0.1 1/3 1\n");
