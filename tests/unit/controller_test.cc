@@ -362,7 +362,8 @@ TEST_F(Controller, AFailedReplicaTearsDownTheGangAndIsNamed) {
 TEST_F(Controller, OnFailureRestartsEveryReplica) {
   auto s = gangJob("restart-all", "pytorch", {{"master", 1}, {"worker", 1}},
                    "if [ $TRAINYARD_ATTEMPT = 0 ]; then if [ $RANK = 1 ]; then exit 1; fi; exec sleep 300; fi; "
-                   "echo ok $RANK", dir);
+                   "if [ $RANK = 1 ]; then touch worker-done; else while [ ! -e worker-done ]; do sleep 0.02; done; fi",
+                   dir);
   s.restart_policy = spec::RestartPolicy::OnFailure;
   s.backoff_limit = 2;
   auto job = ctl->submit(s);
