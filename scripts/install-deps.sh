@@ -9,7 +9,7 @@ PACKAGES=(
   libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-pthread zlib1g-dev libgloo-dev python3-torch python3-numpy dataset-fashion-mnist
-  openmpi-bin libopenmpi-dev
+  openmpi-bin libopenmpi-dev libeigen3-dev python3-optuna
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
