@@ -47,14 +47,24 @@ class E2E(unittest.TestCase):
     def job(self, name):
         return self.tyjson("describe", "job", name)
 
-    def wait_until(self, what, predicate, timeout=60):
-        """Polls an observable condition (a file, a job phase); fails after `timeout` seconds."""
+    def wait_until(self, what, predicate, timeout=60, job=None):
+        """Polls an observable condition (a file, a job phase); fails after `timeout` seconds,
+        showing `job`'s state and logs when given."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
                 return
             time.sleep(0.05)
-        self.fail(f"timed out waiting for {what}")
+        detail = ""
+        if job:
+            detail = self.ty("describe", "job", job).stdout
+            for a in json.loads(self.ty("describe", "job", job, "-o", "json").stdout or "{}").get("attempts", []):
+                try:
+                    with open(a["logPath"]) as f:
+                        detail += f"\n--- {a['replica']} attempt {a['attempt']}:\n" + f.read()[-3000:]
+                except OSError:
+                    pass
+        self.fail(f"timed out waiting for {what}\n{detail}")
 
     def phase(self, name):
         p = self.ty("get", "job", name, "-o", "json")

@@ -104,7 +104,7 @@ class Faults(E2E):
                 return False
             with open(logs[0]) as f:
                 return "step=" in f.read()
-        self.wait_until("training to start", training, timeout=120)
+        self.wait_until("training to start", training, timeout=300, job="fault")
         first = {a["replica"]: a["pid"] for a in self.job("fault")["attempts"] if a["attempt"] == 0}
         os.kill(first["worker-0"], signal.SIGKILL)
         return first
