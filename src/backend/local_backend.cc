@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -75,24 +76,51 @@ LocalBackend::~LocalBackend() {
 
 std::vector<sched::Node> LocalBackend::capacity() { return {probeLocalNode()}; }
 
+namespace {
+// The kernel's ephemeral range: ports it hands to outgoing connections and to
+// bind(0). A port chosen there could be taken by some client socket before
+// the replica binds it, so peers get ports from below that range.
+std::pair<int, int> ephemeralRange() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int lo = 32768, hi = 60999;
+  in >> lo >> hi;
+  return {lo, hi};
+}
+
+bool bindable(int port, int& fd_out) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return false;
+  }
+  fd_out = fd;
+  return true;
+}
+}  // namespace
+
 std::vector<Endpoint> LocalBackend::resolvePeers(const PlacedJob& job) {
+  auto [eph_lo, eph_hi] = ephemeralRange();
+  int lo = 10000, hi = std::max(lo + 1000, eph_lo) - 1;
+  std::mt19937 rng(std::random_device{}());
   std::vector<Endpoint> out;
   std::vector<int> held;  // keep each port bound until all are chosen, so they differ
   for (size_t i = 0; i < job.replicas.size(); ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      int err = errno;
-      if (fd >= 0) close(fd);
+    int fd = -1, port = 0;
+    for (int tries = 0; tries < 200 && fd < 0; ++tries) {
+      port = std::uniform_int_distribution<int>(lo, hi)(rng);
+      bindable(port, fd);
+    }
+    if (fd < 0) {
       for (int h : held) close(h);
-      throw std::runtime_error(fmt::format("cannot find a free port on 127.0.0.1: {}", std::strerror(err)));
+      throw std::runtime_error(fmt::format("cannot find a free port on 127.0.0.1 in [{}, {}]", lo, hi));
     }
     held.push_back(fd);
-    out.push_back({"127.0.0.1", ntohs(addr.sin_port)});
+    out.push_back({"127.0.0.1", port});
   }
   for (int h : held) close(h);
   return out;
