@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <sstream>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include "backend/backend.h"
 #include "cli/output.h"
 #include "cli/progress.h"
+#include "control/experiment_controller.h"
 #include "control/job_controller.h"
 #include "spec/parser.h"
 #include "spec/quantity.h"
@@ -114,8 +117,19 @@ struct RunOptions {
   std::string file;
   std::vector<std::string> overrides;
   bool quiet = false;
+  bool resume = false;
   double grace_seconds = 10;
 };
+
+void installSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: the wait returns at once
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+}
 
 std::string freeName(store::Store& st, const std::string& base) {
   if (!st.getJob(base)) return base;
@@ -130,9 +144,12 @@ void printWarnings(const spec::LoadedSpec& loaded) {
   for (const auto& w : loaded.warnings) std::cerr << "warning: " << w << "\n";
 }
 
+int cmdRunExperiment(const Globals& g, const RunOptions& o, spec::LoadedSpec& loaded);
+
 int cmdRun(const Globals& g, const RunOptions& o) {
   spec::LoadedSpec loaded = spec::loadSpecFile(o.file, o.overrides);
   printWarnings(loaded);
+  if (loaded.experiment) return cmdRunExperiment(g, o, loaded);
   auto st = store::openStore(g.data_dir);
   backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
   bo.tie_to_parent = true;
@@ -181,13 +198,7 @@ int cmdRun(const Globals& g, const RunOptions& o) {
     };
   }
 
-  struct sigaction sa {};
-  sa.sa_handler = onSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: the wait returns at once
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
+  installSignalHandlers();
 
   std::string last_phase;
   int seen_signals = 0;
@@ -244,6 +255,279 @@ int cmdRun(const Globals& g, const RunOptions& o) {
   if (job.phase == store::kSucceeded) return 0;
   if (job.reason == "Cancelled") return kExitCancelled;
   return kExitFailed;
+}
+
+
+// ---------------------------------------------------------------- experiments
+
+std::string objectiveText(const spec::ExperimentSpec& spec, const store::TrialRecord& t) {
+  std::string out;
+  for (size_t k = 0; k < t.objective.size() && k < spec.objectives.size(); ++k)
+    out += fmt::format("{}{}={}", out.empty() ? "" : " ", spec.objectives[k].metric, formatValue(t.objective[k]));
+  return out;
+}
+
+std::string paramsText(const store::TrialRecord& t) {
+  std::string out;
+  for (const auto& [k, v] : t.params) out += fmt::format("{}{}={}", out.empty() ? "" : " ", k, v);
+  return out;
+}
+
+json trialJson(const spec::ExperimentSpec& spec, const store::TrialRecord& t) {
+  json objective = json::object();
+  for (size_t k = 0; k < t.objective.size() && k < spec.objectives.size(); ++k) objective[spec.objectives[k].metric] = t.objective[k];
+  return {{"trial", t.number}, {"state", t.state}, {"parameters", t.params}, {"objective", objective},
+          {"metrics", t.metrics}, {"rung", t.rung}, {"job", t.job_name}, {"runs", t.runs}, {"reason", t.reason},
+          {"message", t.message}, {"createdAt", t.created_at}, {"finishedAt", t.finished_at}};
+}
+
+json experimentJson(store::Store& st, const store::ExperimentRecord& e, bool detail) {
+  auto trials = st.trials(e.id);
+  std::map<std::string, int> counts;
+  for (const auto& t : trials) counts[t.state]++;
+  json out{{"name", e.name}, {"uid", e.uid}, {"phase", e.phase}, {"reason", e.reason}, {"message", e.message},
+           {"createdAt", e.created_at}, {"finishedAt", e.finished_at}, {"trials", trials.size()}, {"counts", counts},
+           {"maxTrials", e.spec.max_trials}};
+  int best = control::ExperimentController::bestTrial(e.spec, trials);
+  if (best >= 0) {
+    out["best"] = trialJson(e.spec, trials[best]);
+    if (auto job = st.getJob(trials[best].job_name)) out["best"]["outputsDir"] = job->outputs_dir;
+  }
+  if (e.spec.objectives.size() > 1) out["paretoFront"] = control::ExperimentController::paretoFront(e.spec, trials);
+  if (!detail) return out;
+  out["spec"] = e.spec;
+  json arr = json::array();
+  for (const auto& t : trials) arr.push_back(trialJson(e.spec, t));
+  out["trialList"] = arr;
+  return out;
+}
+
+std::vector<std::vector<std::string>> trialRows(const spec::ExperimentSpec& spec, const std::vector<store::TrialRecord>& trials,
+                                                control::JobController* live, store::Store& st) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : trials) {
+    std::string obj = objectiveText(spec, t);
+    if (obj.empty() && live && t.state == store::kTrialRunning)
+      if (auto job = st.getJob(t.job_name)) {
+        const auto& latest = live->latest(job->id);
+        auto it = latest.find(spec.objectives[0].metric);
+        if (it != latest.end()) obj = fmt::format("{}={} (step {})", it->first, formatValue(it->second.value), it->second.step);
+      }
+    rows.push_back({std::to_string(t.number), t.state, paramsText(t), obj.empty() ? "-" : obj,
+                    t.rung >= 0 ? std::to_string(t.rung) : "-", t.job_name});
+  }
+  return rows;
+}
+
+std::string freeExperimentName(store::Store& st, const std::string& base) {
+  for (int i = 2;; ++i) {
+    std::string name = fmt::format("{}-{}", base.substr(0, 47), i);
+    if (!st.getExperiment(name)) return name;
+  }
+}
+
+int cmdRunExperiment(const Globals& g, const RunOptions& o, spec::LoadedSpec& loaded) {
+  spec::ExperimentSpec spec = *loaded.experiment;
+  auto st = store::openStore(g.data_dir);
+  backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
+  bo.tie_to_parent = true;
+  auto be = backend::makeLocalBackend(bo);
+  control::ControllerOptions co;
+  co.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
+  co.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
+  control::JobController jobs(*st, *be, co);
+  control::ExperimentController exps(*st, jobs, co);
+
+  store::ExperimentRecord e;
+  auto existing = st->getExperiment(spec.name);
+  if (existing && (!store::isTerminal(existing->phase) || o.resume)) {
+    try {
+      e = exps.resume(spec.name, o.resume);
+    } catch (const std::runtime_error& err) {
+      throw UserError(err.what());
+    }
+    auto kept = st->trials(e.id);
+    int finished = 0;
+    for (const auto& t : kept) finished += t.state != store::kTrialRunning;
+    std::cerr << fmt::format("trainyard: resuming experiment {} ({} trials finished, {} to run again)\n", e.name, finished,
+                             kept.size() - finished);
+  } else {
+    if (existing) {
+      spec.name = freeExperimentName(*st, spec.name);
+      std::cerr << fmt::format("trainyard: experiment {} already finished; this run is {}\n", existing->name, spec.name);
+    }
+    e = exps.submit(spec);
+  }
+
+  const bool tty = isatty(STDERR_FILENO);
+  if (!tty)
+    exps.on_trial = [&](const store::TrialRecord& t) {
+      std::string obj = objectiveText(e.spec, t);
+      std::cerr << fmt::format("trainyard: trial {} {}{}{} | {}\n", t.number, t.state, obj.empty() ? "" : " ", obj,
+                               t.state == store::kTrialRunning ? paramsText(t) : t.message);
+    };
+  installSignalHandlers();
+  int seen_signals = 0;
+  size_t drawn = 0;
+  auto last_draw = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  for (;;) {
+    int sigs = g_signals.load();
+    if (sigs > seen_signals) {
+      if (seen_signals == 0) {
+        std::cerr << fmt::format("\ntrainyard: cancelling experiment {} (its running trials are stopped)\n", e.name);
+        st->requestExperimentCancel(e.id);
+      } else {
+        for (const auto& t : st->trials(e.id))
+          if (auto job = st->getJob(t.job_name)) be->stop(job->uid, std::chrono::milliseconds(0));
+      }
+      seen_signals = sigs;
+    }
+    e = exps.reconcile(e.id);
+    if (store::isTerminal(e.phase)) break;
+    auto now = std::chrono::steady_clock::now();
+    if (tty && now - last_draw > std::chrono::milliseconds(500)) {
+      auto trials = st->trials(e.id);
+      int done = 0, running = 0;
+      for (const auto& t : trials) (t.state == store::kTrialRunning ? running : done)++;
+      double elapsed = store::nowSeconds() - e.created_at;
+      std::string head = fmt::format("{} {} | trials {}/{} done, {} running | elapsed {}", e.name, e.phase, done,
+                                     e.spec.max_trials, running, formatDuration(elapsed));
+      int best = control::ExperimentController::bestTrial(e.spec, trials);
+      if (best >= 0) head += fmt::format(" | best #{} {}", trials[best].number, objectiveText(e.spec, trials[best]));
+      if (done > 0 && done < e.spec.max_trials)
+        head += " | ETA " + formatDuration(elapsed / done * (e.spec.max_trials - done));
+      // The most recent trials, newest last.
+      std::vector<store::TrialRecord> shown(trials.end() - std::min<size_t>(trials.size(), 12), trials.end());
+      std::ostringstream table;
+      printTable(table, {"TRIAL", "STATE", "PARAMETERS", "OBJECTIVE", "RUNG", "JOB"}, trialRows(e.spec, shown, &jobs, *st));
+      std::string block = head + "\n" + table.str();
+      if (drawn > 0) std::cerr << "\033[" << drawn << "F\033[J";
+      std::cerr << block << std::flush;
+      drawn = static_cast<size_t>(std::count(block.begin(), block.end(), '\n'));
+      last_draw = now;
+    }
+    jobs.wait(std::chrono::milliseconds(200));
+  }
+  if (tty && drawn > 0) std::cerr << "\033[" << drawn << "F\033[J";
+
+  auto trials = st->trials(e.id);
+  printTable(std::cerr, {"TRIAL", "STATE", "PARAMETERS", "OBJECTIVE", "RUNG", "JOB"}, trialRows(e.spec, trials, nullptr, *st));
+  std::cerr << fmt::format("\nexperiment {} {}: {} - {} ({} trials, {})\n", e.name, e.phase, e.reason, e.message,
+                           trials.size(), formatDuration(e.finished_at - e.created_at));
+  int best = control::ExperimentController::bestTrial(e.spec, trials);
+  if (e.spec.objectives.size() > 1) {
+    std::cerr << "  Pareto front (trials):";
+    for (int n : control::ExperimentController::paretoFront(e.spec, trials)) std::cerr << " #" << n;
+    std::cerr << "\n";
+  } else if (best >= 0) {
+    const auto& b = trials[best];
+    std::cerr << fmt::format("  best trial #{}: {}\n  parameters: {}\n", b.number, objectiveText(e.spec, b), paramsText(b));
+    if (auto job = st->getJob(b.job_name)) {
+      std::string model = (fs::path(job->outputs_dir) / "model.pt").string();
+      std::cerr << fmt::format("  job: {} (trainyard describe job {})\n  outputs: {}{}\n", job->name, job->name,
+                               job->outputs_dir, fs::exists(model) ? "  (model: " + model + ")" : "");
+    }
+  } else {
+    std::cerr << "  no trial succeeded with the objective reported\n";
+  }
+  std::cerr << fmt::format("  trials: trainyard get trials {}\n", e.name);
+  if (e.phase == store::kSucceeded) return 0;
+  if (e.reason == "Cancelled") return kExitCancelled;
+  return kExitFailed;
+}
+
+int cmdGetExperiments(const Globals& g) {
+  auto st = store::openStore(g.data_dir);
+  auto list = st->listExperiments();
+  json arr = json::array();
+  for (const auto& e : list) arr.push_back(experimentJson(*st, e, false));
+  emit(g, json{{"items", arr}}, [&] {
+    std::vector<std::vector<std::string>> rows;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const auto& j = arr[i];
+      std::string best = j.contains("best") ? fmt::format("#{} {}", j["best"]["trial"].get<int>(), j["best"]["objective"].dump()) : "-";
+      rows.push_back({list[i].name, list[i].phase, list[i].reason, fmt::format("{}/{}", j["trials"].get<size_t>(), list[i].spec.max_trials),
+                      best, formatTime(list[i].created_at)});
+    }
+    printTable(std::cout, {"NAME", "PHASE", "REASON", "TRIALS", "BEST", "CREATED"}, rows);
+  });
+  return 0;
+}
+
+store::ExperimentRecord requireExperiment(store::Store& st, const std::string& name) {
+  auto e = st.getExperiment(name);
+  if (!e) throw UserError(fmt::format("experiment \"{}\" not found (see `trainyard get experiments`)", name));
+  return *e;
+}
+
+int cmdGetTrials(const Globals& g, const std::string& name) {
+  auto st = store::openStore(g.data_dir);
+  auto e = requireExperiment(*st, name);
+  auto trials = st->trials(e.id);
+  json arr = json::array();
+  for (const auto& t : trials) arr.push_back(trialJson(e.spec, t));
+  emit(g, json{{"experiment", e.name}, {"items", arr}}, [&] {
+    printTable(std::cout, {"TRIAL", "STATE", "PARAMETERS", "OBJECTIVE", "RUNG", "JOB"}, trialRows(e.spec, trials, nullptr, *st));
+  });
+  return 0;
+}
+
+int cmdDescribeExperiment(const Globals& g, const std::string& name) {
+  auto st = store::openStore(g.data_dir);
+  auto e = requireExperiment(*st, name);
+  json j = experimentJson(*st, e, true);
+  emit(g, j, [&] {
+    auto& o = std::cout;
+    const auto& s = e.spec;
+    o << fmt::format("Name:             {}\nPhase:            {}\nReason:           {}\nMessage:          {}\n", e.name,
+                     e.phase, e.reason, e.message);
+    std::string objectives;
+    for (const auto& ob : s.objectives)
+      objectives += fmt::format("{}{} {} ({})", objectives.empty() ? "" : ", ", ob.maximize ? "maximize" : "minimize",
+                                ob.metric, ob.strategy.empty() ? (ob.maximize ? "max" : "min") : ob.strategy);
+    o << fmt::format("Objective:        {}{}\n", objectives, s.target ? fmt::format(", target {}", *s.target) : "");
+    o << fmt::format("Algorithm:        {}\nEarly stopping:   {}\n", s.algorithm, s.early_stopping.empty() ? "none" : s.early_stopping);
+    o << fmt::format("Trials:           {} of max {} ({} in parallel, at most {} failed), seed {}\n", j["trials"].get<size_t>(),
+                     s.max_trials, s.parallel_trials, s.max_failed_trials, s.seed);
+    o << fmt::format("Created:          {}\nFinished:         {}\nSource:           {}\n", formatTime(e.created_at),
+                     formatTime(e.finished_at), s.source_file);
+    o << "\nParameters:\n";
+    std::vector<std::vector<std::string>> rows;
+    static const char* kTypes[] = {"double", "int", "categorical", "discrete"};
+    for (const auto& p : s.space.params) {
+      std::string range;
+      if (!p.values.empty()) for (const auto& v : p.values) range += (range.empty() ? "" : ", ") + v;
+      else range = fmt::format("[{}, {}]{}{}", formatValue(p.min), formatValue(p.max), p.step > 0 ? fmt::format(" step {}", formatValue(p.step)) : "", p.log ? " log" : "");
+      rows.push_back({"  " + p.name, kTypes[static_cast<int>(p.type)], range});
+    }
+    printTable(o, {"  NAME", "TYPE", "RANGE"}, rows);
+    auto trials = st->trials(e.id);
+    if (j.contains("best")) {
+      const auto& b = j["best"];
+      o << fmt::format("\nBest trial:       #{} {} ({})\n  outputs:        {}\n", b["trial"].get<int>(), b["objective"].dump(),
+                       b["parameters"].dump(), b.value("outputsDir", ""));
+    }
+    if (j.contains("paretoFront")) {
+      o << "\nPareto front:\n";
+      std::vector<std::vector<std::string>> front;
+      for (int n : j["paretoFront"]) {
+        const auto& t = trials[static_cast<size_t>(n)];
+        front.push_back({"  #" + std::to_string(n), objectiveText(s, t), paramsText(t)});
+      }
+      printTable(o, {"  TRIAL", "OBJECTIVES", "PARAMETERS"}, front);
+    }
+    o << "\nTrials:\n";
+    printTable(o, {"TRIAL", "STATE", "PARAMETERS", "OBJECTIVE", "RUNG", "JOB"}, trialRows(s, trials, nullptr, *st));
+  });
+  return 0;
+}
+
+int cmdCancelExperiment(const Globals& g, const std::string& name) {
+  auto st = store::openStore(g.data_dir);
+  auto e = requireExperiment(*st, name);
+  st->requestExperimentCancel(e.id);
+  std::cout << fmt::format("experiment {} cancellation requested\n", name);
+  return 0;
 }
 
 // ---------------------------------------------------------------- get / describe / logs
@@ -424,6 +708,7 @@ int runMain(int argc, char** argv) {
   run->add_option("--set", ro.overrides, "Override a field, e.g. --set spec.args[1]=0.01 (repeatable)");
   run->add_flag("-q,--quiet", ro.quiet, "Do not echo the job's output");
   run->add_option("--grace", ro.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping")->capture_default_str();
+  run->add_flag("--resume", ro.resume, "Experiments: continue this experiment even if it had finished or was cancelled");
 
   std::vector<std::string> vset;
   std::string vfile;
@@ -448,12 +733,19 @@ int runMain(int argc, char** argv) {
   get_metrics->add_flag("--all", metrics_all, "Every point, not just the last ones");
   get_metrics->add_option("--metric", metric_name, "Only this metric's series");
 
+  get->add_subcommand("experiments", "List experiments");
+  std::string trials_exp;
+  auto* get_trials = get->add_subcommand("trials", "The trials of an experiment");
+  get_trials->add_option("experiment", trials_exp, "Experiment name")->required();
+
   std::string describe_name;
   auto* describe = app.add_subcommand("describe", "Show everything about one object");
   describe->require_subcommand(1);
   describe->fallthrough();
   auto* describe_job = describe->add_subcommand("job", "Conditions, attempts, events and metrics of a job");
   describe_job->add_option("name", describe_name, "Job name")->required();
+  auto* describe_exp = describe->add_subcommand("experiment", "Objective, parameters, best trial, Pareto front, trials");
+  describe_exp->add_option("name", describe_name, "Experiment name")->required();
 
   std::string logs_name, logs_replica;
   int logs_attempt = -1;
@@ -465,8 +757,10 @@ int runMain(int argc, char** argv) {
   logs->add_flag("-f,--follow", logs_follow, "Keep printing while the job runs");
 
   std::string cancel_name;
-  auto* cancel = app.add_subcommand("cancel", "Stop a running or queued job");
-  cancel->add_option("name", cancel_name, "Job name")->required();
+  bool cancel_experiment = false;
+  auto* cancel = app.add_subcommand("cancel", "Stop a running or queued job (or, with --experiment, an experiment)");
+  cancel->add_option("name", cancel_name, "Job or experiment name")->required();
+  cancel->add_flag("--experiment", cancel_experiment, "NAME is an experiment");
 
   std::string delete_name;
   auto* del = app.add_subcommand("delete", "Delete a finished job and its logs");
@@ -490,8 +784,11 @@ int runMain(int argc, char** argv) {
     if (*get_job) return cmdGetJobs(g, get_name, "");
     if (*get_metrics) return cmdGetMetrics(g, metrics_job, metrics_all, metric_name);
     if (*describe_job) return cmdDescribeJob(g, describe_name);
+    if (*describe_exp) return cmdDescribeExperiment(g, describe_name);
+    if (*get->get_subcommand("experiments")) return cmdGetExperiments(g);
+    if (*get_trials) return cmdGetTrials(g, trials_exp);
     if (*logs) return cmdLogs(g, logs_name, logs_replica, logs_attempt, logs_follow);
-    if (*cancel) return cmdCancel(g, cancel_name);
+    if (*cancel) return cancel_experiment ? cmdCancelExperiment(g, cancel_name) : cmdCancel(g, cancel_name);
     if (*del_job) return cmdDeleteJob(g, delete_name);
   } catch (const spec::SpecError& e) {
     std::cerr << "error: " << e.what() << "\n";

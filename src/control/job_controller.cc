@@ -219,7 +219,7 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
       bool primary = name == job.spec.primaryReplica();
       if (!r.collector && primary && mc.kind != spec::MetricsCollector::Kind::None)
         r.collector = std::make_unique<metrics::Collector>(
-            mc.kind == spec::MetricsCollector::Kind::File ? "File" : "StdOut", mc.filter);
+            mc.kind == spec::MetricsCollector::Kind::File ? "File" : "StdOut", mc.format, mc.filter);
       for (;;) {
         std::string chunk = backend_.readLog(job.uid, name, r.log_offset, 1 << 20);
         if (chunk.empty()) break;

@@ -13,8 +13,9 @@ namespace trainyard::metrics {
 
 class Collector {
  public:
-  // kind: "StdOut" (Katib format, or `filter` as a regex) or "File" (JSON lines).
-  Collector(const std::string& kind, const std::string& filter);
+  // kind: "StdOut" (Katib format, or `filter` as a regex) or "File" (JSON
+  // lines; with format "TEXT", Katib's format in a file).
+  Collector(const std::string& kind, const std::string& format, const std::string& filter);
   void consume(std::string_view bytes, double now, std::vector<MetricPoint>& out) { parser_.feed(bytes, now, out); }
   void finish(double now, std::vector<MetricPoint>& out) { parser_.finish(now, out); }
 

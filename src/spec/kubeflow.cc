@@ -106,7 +106,7 @@ class Translator {
     if (!pod) w_.fail(tmpl, tpath + ".spec", "missing required field 'spec' (the pod spec)");
     std::string ppath = tpath + ".spec";
     if (!pod.IsMap()) w_.fail(pod, ppath, fmt::format("expected a mapping, got {}", typeName(pod)));
-    warnOthers(pod, ppath, {"containers"}, "not applied on the local backend (it needs a cluster)");
+    warnOthers(pod, ppath, {"containers", "restartPolicy"}, "not applied on the local backend (it needs a cluster)");
     YAML::Node containers = pod["containers"];
     if (!containers) w_.fail(pod, ppath + ".containers", "missing required field 'containers'");
     if (!containers.IsSequence() || containers.size() == 0)
@@ -270,6 +270,44 @@ TrainJobSpec translateKubeflowJob(const Walker& w, const YAML::Node& root, const
   }
   if (f->framework == std::string("pytorch") && !job.role("master") && !job.role("worker"))
     w.fail(specs, spath, "a PyTorchJob needs a Master or Workers");
+  return job;
+}
+
+TrainJobSpec translateBatchJob(const Walker& w, const YAML::Node& root, const std::string& base_dir,
+                               std::vector<std::string>& warnings) {
+  static const Flavor kJob{"Job", "none", "template", ""};
+  Translator t(w, warnings);
+  TrainJobSpec job;
+  job.api_version = "batch/v1";
+  job.kind = "Job";
+  w.expectMap(root, "", {"apiVersion", "kind", "metadata", "spec"});
+  YAML::Node meta = root["metadata"];
+  if (!meta || !meta["name"]) w.fail(root, "metadata.name", "missing required field 'name'");
+  job.name = w.name(meta["name"], "metadata.name");
+  t.warnOthers(meta, "metadata", {"name", "labels"}, "not used on the local backend");
+  YAML::Node spec = root["spec"];
+  if (!spec) w.fail(root, "spec", "missing required field 'spec'");
+  w.expectMap(spec, "spec", {"template", "backoffLimit", "activeDeadlineSeconds", "completions", "parallelism",
+                             "ttlSecondsAfterFinished", "suspend", "backoffLimitPerIndex", "podFailurePolicy",
+                             "completionMode", "manualSelector", "selector", "maxFailedIndexes", "podReplacementPolicy"});
+  t.warnOthers(spec, "spec", {"template", "backoffLimit", "activeDeadlineSeconds"}, "not applied on the local backend");
+  job.restart_policy = RestartPolicy::OnFailure;
+  job.backoff_limit = spec["backoffLimit"] ? static_cast<int>(w.integer(spec["backoffLimit"], "spec.backoffLimit", 0, 1000)) : 6;
+  if (spec["activeDeadlineSeconds"])
+    job.active_deadline_seconds = w.integer(spec["activeDeadlineSeconds"], "spec.activeDeadlineSeconds", 1, int64_t{1} << 40);
+  if (!spec["template"]) w.fail(spec, "spec.template", "missing required field 'template'");
+  YAML::Node pod = spec["template"]["spec"];
+  if (pod && pod["restartPolicy"] && w.str(pod["restartPolicy"], "spec.template.spec.restartPolicy") == "OnFailure") {
+    // Restarting the container in place: still a retry, bounded by backoffLimit.
+    job.restart_policy = RestartPolicy::OnFailure;
+  }
+  YAML::Node rs(YAML::NodeType::Map);
+  rs["template"] = spec["template"];
+  std::optional<RestartPolicy> policy;
+  ReplicaRole role = t.role(kJob, "worker", rs, "spec", base_dir, policy);
+  role.name = "worker";
+  role.replicas = 1;
+  job.roles.push_back(role);
   return job;
 }
 

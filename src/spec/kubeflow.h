@@ -17,4 +17,9 @@ class Walker;
 TrainJobSpec translateKubeflowJob(const Walker& w, const YAML::Node& root, const std::string& base_dir,
                                   std::vector<std::string>& warnings);
 
+// A Kubernetes batch/v1 Job (Katib's usual trialSpec): one replica; failed
+// pods are retried up to backoffLimit (default 6), as Kubernetes does.
+TrainJobSpec translateBatchJob(const Walker& w, const YAML::Node& root, const std::string& base_dir,
+                               std::vector<std::string>& warnings);
+
 }  // namespace trainyard::spec

@@ -12,8 +12,17 @@
 #include "spec/kubeflow.h"
 #include "spec/overrides.h"
 #include "spec/yaml_walker.h"
+#include "tune/early_stopping.h"
+#include "tune/sampler.h"
 
 namespace trainyard::spec {
+
+ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
+                               const std::vector<std::string>& overrides, const std::string& base_dir,
+                               std::vector<std::string>& warnings);
+ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
+                                        const std::vector<std::string>& overrides, const std::string& base_dir,
+                                        std::vector<std::string>& warnings);
 
 SpecError::SpecError(std::string f, int l, int c, std::string fld, std::string msg)
     : std::runtime_error(
@@ -207,7 +216,54 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
   return job;
 }
 
+// Makes the sampler, the early stopper and one trial job from the template,
+// so that every mistake shows before the first trial starts.
+void validateExperiment(const Walker& w, const YAML::Node& root, const ExperimentSpec& e,
+                        std::vector<std::string>& warnings) {
+  YAML::Node spec = root["spec"];
+  bool katib = e.api_version == "kubeflow.org/v1beta1";
+  try {
+    tune::makeSampler({e.algorithm, e.algorithm_settings, e.seed, e.objectives.size()}, e.space);
+  } catch (const std::invalid_argument& err) {
+    YAML::Node at = spec["algorithm"] ? spec["algorithm"] : spec;
+    w.fail(at, katib ? "spec.algorithm" : "spec.algorithm", err.what());
+  }
+  if (!e.early_stopping.empty()) {
+    try {
+      tune::makeEarlyStopper({e.early_stopping, e.early_stopping_settings});
+    } catch (const std::invalid_argument& err) {
+      YAML::Node at = spec["earlyStopping"] ? spec["earlyStopping"] : spec;
+      w.fail(at, "spec.earlyStopping", err.what());
+    }
+  }
+  std::map<std::string, std::string> sample;
+  for (const auto& p : e.space.params) sample[p.name] = p.format(p.fromUnit(0.5));
+  std::vector<std::string> template_warnings;
+  e.trialJob(sample, e.name + "-0", &template_warnings);
+  warnings.insert(warnings.end(), template_warnings.begin(), template_warnings.end());
+}
+
 }  // namespace
+
+TrainJobSpec parseJobNode(const Walker& w, const YAML::Node& root, const std::string& base_dir,
+                          std::vector<std::string>& warnings) {
+  if (!root.IsMap()) w.fail(root, "", fmt::format("expected a job manifest (a mapping), got {}", typeName(root)));
+  if (!root["apiVersion"]) w.fail(root, "apiVersion", "missing required field 'apiVersion' (trainyard.dev/v1)");
+  if (!root["kind"]) w.fail(root, "kind", "missing required field 'kind' (TrainJob)");
+  std::string api = w.str(root["apiVersion"], "apiVersion");
+  std::string kind = w.str(root["kind"], "kind");
+  if (api == "kubeflow.org/v1") return translateKubeflowJob(w, root, base_dir, warnings);
+  if (api == "batch/v1") {
+    if (kind != "Job") w.fail(root["kind"], "kind", fmt::format("expected Job for batch/v1, got \"{}\"", kind));
+    return translateBatchJob(w, root, base_dir, warnings);
+  }
+  if (api != "trainyard.dev/v1")
+    w.fail(root["apiVersion"], "apiVersion",
+           fmt::format("expected trainyard.dev/v1 (or kubeflow.org/v1 for PyTorchJob, TFJob, MPIJob; "
+                       "kubeflow.org/v1beta1 for a Katib Experiment), got \"{}\"", api));
+  if (kind != "TrainJob") w.fail(root["kind"], "kind", fmt::format("expected TrainJob or Experiment, got \"{}\"", kind));
+  return parseTrainJob(w, root, base_dir);
+}
 
 LoadedSpec loadSpecString(const std::string& text, const std::string& file_name, const std::string& base_dir,
                           const std::vector<std::string>& overrides) {
@@ -235,21 +291,24 @@ LoadedSpec loadSpecString(const std::string& text, const std::string& file_name,
 
   Walker w(file_name, overridden);
   if (!root["apiVersion"]) w.fail(root, "apiVersion", "missing required field 'apiVersion' (trainyard.dev/v1)");
-  if (!root["kind"]) w.fail(root, "kind", "missing required field 'kind' (TrainJob)");
+  if (!root["kind"]) w.fail(root, "kind", "missing required field 'kind' (TrainJob or Experiment)");
   std::string api = w.str(root["apiVersion"], "apiVersion");
   std::string kind = w.str(root["kind"], "kind");
 
   LoadedSpec out;
   out.kind = kind;
-  if (api == "kubeflow.org/v1") {
-    out.job = translateKubeflowJob(w, root, base_dir, out.warnings);
-  } else if (api == "trainyard.dev/v1") {
-    if (kind != "TrainJob") w.fail(root["kind"], "kind", fmt::format("expected TrainJob, got \"{}\"", kind));
-    out.job = parseTrainJob(w, root, base_dir);
-  } else {
-    w.fail(root["apiVersion"], "apiVersion",
-           fmt::format("expected trainyard.dev/v1 (or kubeflow.org/v1 for PyTorchJob, TFJob, MPIJob), got \"{}\"", api));
+  if (kind == "Experiment" && (api == "trainyard.dev/v1" || api == "kubeflow.org/v1beta1")) {
+    ExperimentSpec e = api == "trainyard.dev/v1"
+                           ? parseExperiment(w, root, text, overrides, base_dir, out.warnings)
+                           : translateKatibExperiment(w, root, text, overrides, base_dir, out.warnings);
+    e.source_file = file_name;
+    e.base_dir = base_dir;
+    e.overrides = overrides;
+    validateExperiment(w, root, e, out.warnings);
+    out.experiment = std::move(e);
+    return out;
   }
+  out.job = parseJobNode(w, root, base_dir, out.warnings);
   out.job.source_file = file_name;
   return out;
 }

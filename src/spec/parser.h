@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "spec/experiment.h"
 #include "spec/trainjob.h"
 
 namespace trainyard::spec {
@@ -22,8 +23,9 @@ class SpecError : public std::runtime_error {
 };
 
 struct LoadedSpec {
-  std::string kind;  // TrainJob, or the Kubeflow kind it was translated from
-  TrainJobSpec job;
+  std::string kind;  // TrainJob, Experiment, or the Kubeflow kind it was translated from
+  TrainJobSpec job;  // when not an experiment
+  std::optional<ExperimentSpec> experiment;
   // "file:line:col: path: ..." for each field that cannot apply here (image,
   // volumes, nodeSelector... on the local backend); never silently dropped.
   std::vector<std::string> warnings;

@@ -63,7 +63,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(MetricsCollector::Kind, {{MetricsCollector::Kind::S
                                                       {MetricsCollector::Kind::File, "File"},
                                                       {MetricsCollector::Kind::None, "None"}})
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Resources, cpu_millis, memory_bytes, gpu)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MetricsCollector, kind, path, filter)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MetricsCollector, kind, path, format, filter)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReplicaRole, name, replicas, command, args, env,
                                                 working_dir, image, resources)
 

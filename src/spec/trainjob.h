@@ -25,7 +25,8 @@ const char* toString(RestartPolicy p);
 struct MetricsCollector {
   enum class Kind { StdOut, File, None };
   Kind kind = Kind::StdOut;
-  std::string path;    // File: JSON-lines file, relative to workingDir
+  std::string path;    // File: the file, relative to workingDir
+  std::string format;  // File: JSON (default: JSON lines) or TEXT (Katib's name=value lines)
   std::string filter;  // StdOut: custom regex; empty = Katib's default format
 };
 

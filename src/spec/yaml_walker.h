@@ -60,4 +60,9 @@ RestartPolicy parseRestartPolicy(const Walker& w, const YAML::Node& n, const std
 // Resolves `dir` against `base` to an absolute, normalised path.
 std::string resolveDir(const std::string& base, const std::string& dir);
 
+// A job manifest of any accepted kind (TrainJob, kubeflow.org/v1 PyTorchJob,
+// TFJob, MPIJob, batch/v1 Job) as a TrainJobSpec.
+TrainJobSpec parseJobNode(const Walker& w, const YAML::Node& root, const std::string& base_dir,
+                          std::vector<std::string>& warnings);
+
 }  // namespace trainyard::spec

@@ -124,6 +124,39 @@ INSERT INTO metric_last(job_id, name_id, step, time, value)
   SELECT job_id, name_id, step, time, value FROM metrics
   WHERE rowid IN (SELECT MAX(rowid) FROM metrics GROUP BY job_id, name_id);
 )sql",
+    // 3: experiments (hyperparameter sweeps) and their trials.
+    R"sql(
+CREATE TABLE experiments(
+  id INTEGER PRIMARY KEY,
+  uid TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL UNIQUE,
+  spec TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  created_at REAL NOT NULL,
+  finished_at REAL NOT NULL DEFAULT 0,
+  owner TEXT NOT NULL DEFAULT '',
+  cancel_requested INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE trials(
+  experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+  number INTEGER NOT NULL,
+  params TEXT NOT NULL,
+  point TEXT NOT NULL,
+  state TEXT NOT NULL,
+  job_name TEXT NOT NULL,
+  runs INTEGER NOT NULL DEFAULT 1,
+  objective TEXT NOT NULL DEFAULT '[]',
+  metrics TEXT NOT NULL DEFAULT '{}',
+  rung INTEGER NOT NULL DEFAULT -1,
+  stop_requested INTEGER NOT NULL DEFAULT 0,
+  meta TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  created_at REAL NOT NULL,
+  finished_at REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY(experiment_id, number));
+)sql",
 };
 
 std::string newUid() {
@@ -436,6 +469,115 @@ std::vector<metrics::MetricPoint> SqliteStore::lastMetrics(int64_t job_id) {
   s.bind(1, job_id);
   std::vector<metrics::MetricPoint> out;
   while (s.step()) out.push_back({s.text(0), s.f64(1), s.i64(2), s.f64(3)});
+  return out;
+}
+
+void SqliteStore::createExperiment(ExperimentRecord& e) {
+  e.uid = newUid();
+  Stmt s(db_, "INSERT INTO experiments(uid, name, spec, phase, created_at, owner) VALUES(?,?,?,?,?,?)");
+  s.bind(1, e.uid).bind(2, e.name).bind(3, nlohmann::json(e.spec).dump()).bind(4, e.phase).bind(5, e.created_at);
+  s.bind(6, e.owner);
+  try {
+    s.step();
+  } catch (const NameConflict&) {
+    throw NameConflict(fmt::format("an experiment named \"{}\" already exists", e.name));
+  }
+  e.id = sqlite3_last_insert_rowid(db_);
+}
+
+std::vector<ExperimentRecord> SqliteStore::queryExperiments(const std::string& where,
+                                                            const std::function<void(Stmt&)>& bind) {
+  Stmt s(db_, ("SELECT id, uid, name, spec, phase, reason, message, created_at, finished_at, owner, cancel_requested "
+               "FROM experiments " + where).c_str());
+  bind(s);
+  std::vector<ExperimentRecord> out;
+  while (s.step()) {
+    ExperimentRecord e;
+    e.id = s.i64(0);
+    e.uid = s.text(1);
+    e.name = s.text(2);
+    e.spec = nlohmann::json::parse(s.text(3)).get<spec::ExperimentSpec>();
+    e.phase = s.text(4);
+    e.reason = s.text(5);
+    e.message = s.text(6);
+    e.created_at = s.f64(7);
+    e.finished_at = s.f64(8);
+    e.owner = s.text(9);
+    e.cancel_requested = s.i64(10) != 0;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::optional<ExperimentRecord> SqliteStore::getExperiment(const std::string& name) {
+  auto v = queryExperiments("WHERE name = ?", [&](Stmt& s) { s.bind(1, name); });
+  if (v.empty()) return std::nullopt;
+  return std::move(v.front());
+}
+
+std::optional<ExperimentRecord> SqliteStore::getExperimentById(int64_t id) {
+  auto v = queryExperiments("WHERE id = ?", [&](Stmt& s) { s.bind(1, id); });
+  if (v.empty()) return std::nullopt;
+  return std::move(v.front());
+}
+
+std::vector<ExperimentRecord> SqliteStore::listExperiments() {
+  return queryExperiments("ORDER BY id", [](Stmt&) {});
+}
+
+void SqliteStore::updateExperimentStatus(const ExperimentRecord& e) {
+  Stmt s(db_, "UPDATE experiments SET phase=?, reason=?, message=?, finished_at=?, owner=?, cancel_requested=? WHERE id=?");
+  s.bind(1, e.phase).bind(2, e.reason).bind(3, e.message).bind(4, e.finished_at).bind(5, e.owner);
+  s.bind(6, e.cancel_requested ? 1 : 0).bind(7, e.id);
+  s.step();
+}
+
+void SqliteStore::requestExperimentCancel(int64_t id) {
+  Stmt(db_, "UPDATE experiments SET cancel_requested=1 WHERE id=?").bind(1, id).step();
+}
+
+void SqliteStore::upsertTrial(const TrialRecord& t) {
+  Stmt s(db_,
+         "INSERT INTO trials(experiment_id, number, params, point, state, job_name, runs, objective, metrics, rung, "
+         "stop_requested, meta, reason, message, created_at, finished_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+         "ON CONFLICT(experiment_id, number) DO UPDATE SET params=excluded.params, point=excluded.point, "
+         "state=excluded.state, job_name=excluded.job_name, runs=excluded.runs, objective=excluded.objective, "
+         "metrics=excluded.metrics, rung=excluded.rung, stop_requested=excluded.stop_requested, meta=excluded.meta, "
+         "reason=excluded.reason, message=excluded.message, finished_at=excluded.finished_at");
+  s.bind(1, t.experiment_id).bind(2, t.number).bind(3, nlohmann::json(t.params).dump());
+  s.bind(4, nlohmann::json(t.point).dump()).bind(5, t.state).bind(6, t.job_name).bind(7, t.runs);
+  s.bind(8, nlohmann::json(t.objective).dump()).bind(9, nlohmann::json(t.metrics).dump()).bind(10, t.rung);
+  s.bind(11, t.stop_requested ? 1 : 0).bind(12, t.meta).bind(13, t.reason).bind(14, t.message);
+  s.bind(15, t.created_at).bind(16, t.finished_at);
+  s.step();
+}
+
+std::vector<TrialRecord> SqliteStore::trials(int64_t experiment_id) {
+  Stmt s(db_,
+         "SELECT number, params, point, state, job_name, runs, objective, metrics, rung, stop_requested, meta, reason, "
+         "message, created_at, finished_at FROM trials WHERE experiment_id=? ORDER BY number");
+  s.bind(1, experiment_id);
+  std::vector<TrialRecord> out;
+  while (s.step()) {
+    TrialRecord t;
+    t.experiment_id = experiment_id;
+    t.number = static_cast<int>(s.i64(0));
+    t.params = nlohmann::json::parse(s.text(1)).get<std::map<std::string, std::string>>();
+    t.point = nlohmann::json::parse(s.text(2)).get<std::vector<double>>();
+    t.state = s.text(3);
+    t.job_name = s.text(4);
+    t.runs = static_cast<int>(s.i64(5));
+    t.objective = nlohmann::json::parse(s.text(6)).get<std::vector<double>>();
+    t.metrics = nlohmann::json::parse(s.text(7)).get<std::map<std::string, double>>();
+    t.rung = static_cast<int>(s.i64(8));
+    t.stop_requested = s.i64(9) != 0;
+    t.meta = s.text(10);
+    t.reason = s.text(11);
+    t.message = s.text(12);
+    t.created_at = s.f64(13);
+    t.finished_at = s.f64(14);
+    out.push_back(std::move(t));
+  }
   return out;
 }
 

@@ -34,6 +34,14 @@ class SqliteStore final : public Store {
   void appendMetrics(int64_t job_id, const std::vector<metrics::MetricPoint>& points) override;
   std::vector<metrics::MetricPoint> metrics(int64_t job_id, const std::string& name) override;
   std::vector<metrics::MetricPoint> lastMetrics(int64_t job_id) override;
+  void createExperiment(ExperimentRecord& e) override;
+  std::optional<ExperimentRecord> getExperiment(const std::string& name) override;
+  std::optional<ExperimentRecord> getExperimentById(int64_t id) override;
+  std::vector<ExperimentRecord> listExperiments() override;
+  void updateExperimentStatus(const ExperimentRecord& e) override;
+  void requestExperimentCancel(int64_t id) override;
+  void upsertTrial(const TrialRecord& t) override;
+  std::vector<TrialRecord> trials(int64_t experiment_id) override;
   int schemaVersion() override;
 
  private:
@@ -42,6 +50,7 @@ class SqliteStore final : public Store {
   void migrate();
   int64_t metricNameId(const std::string& name);
   std::vector<JobRecord> queryJobs(const std::string& where, const std::function<void(Stmt&)>& bind);
+  std::vector<ExperimentRecord> queryExperiments(const std::string& where, const std::function<void(Stmt&)>& bind);
 
   sqlite3* db_ = nullptr;
   std::string path_;

@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "metrics/metric.h"
+#include "spec/experiment.h"
 #include "spec/trainjob.h"
+#include "tune/space.h"
 
 namespace trainyard::store {
 
@@ -78,6 +80,47 @@ struct Event {
   std::string message;
 };
 
+struct ExperimentRecord {
+  int64_t id = 0;
+  std::string uid;
+  std::string name;
+  spec::ExperimentSpec spec;
+  std::string phase = kRunning;  // Running, Succeeded, Failed
+  std::string reason;
+  std::string message;
+  double created_at = 0;
+  double finished_at = 0;
+  std::string owner;
+  bool cancel_requested = false;
+};
+
+// Trial states.
+inline constexpr const char* kTrialRunning = "Running";
+inline constexpr const char* kTrialSucceeded = "Succeeded";
+inline constexpr const char* kTrialFailed = "Failed";
+inline constexpr const char* kTrialEarlyStopped = "EarlyStopped";
+inline constexpr const char* kTrialMetricsUnavailable = "MetricsUnavailable";
+inline constexpr const char* kTrialCancelled = "Cancelled";
+
+struct TrialRecord {
+  int64_t experiment_id = 0;
+  int number = 0;
+  std::map<std::string, std::string> params;  // name -> value as given to the trial
+  tune::Point point;                          // the sampler's representation
+  std::string state = kTrialRunning;
+  std::string job_name;  // the current run's TrainJob
+  int runs = 1;          // > 1 when an interrupted run was started again
+  std::vector<double> objective;  // per objective, as reported (not negated); empty until known
+  std::map<std::string, double> metrics;  // additional metrics at the end
+  int rung = -1;                // highest early-stopping rung passed (or the one it was stopped at)
+  bool stop_requested = false;  // early stopping asked the job to stop
+  std::string meta;             // the sampler's note (e.g. CMA-ES generation)
+  std::string reason;
+  std::string message;
+  double created_at = 0;
+  double finished_at = 0;
+};
+
 class NameConflict : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -119,6 +162,16 @@ class Store {
   virtual std::vector<metrics::MetricPoint> metrics(int64_t job_id, const std::string& name = "") = 0;
   // The latest point of each metric.
   virtual std::vector<metrics::MetricPoint> lastMetrics(int64_t job_id) = 0;
+
+  // Experiments and their trials. createExperiment throws NameConflict.
+  virtual void createExperiment(ExperimentRecord& e) = 0;
+  virtual std::optional<ExperimentRecord> getExperiment(const std::string& name) = 0;
+  virtual std::optional<ExperimentRecord> getExperimentById(int64_t id) = 0;
+  virtual std::vector<ExperimentRecord> listExperiments() = 0;
+  virtual void updateExperimentStatus(const ExperimentRecord& e) = 0;
+  virtual void requestExperimentCancel(int64_t id) = 0;
+  virtual void upsertTrial(const TrialRecord& t) = 0;
+  virtual std::vector<TrialRecord> trials(int64_t experiment_id) = 0;
 
   virtual int schemaVersion() = 0;
 };

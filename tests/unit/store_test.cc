@@ -25,7 +25,7 @@ JobRecord newJob(const std::string& name) {
 TEST(SqliteStore, CreatesSchemaAndRejectsDuplicateNames) {
   auto dir = test::freshDir();
   auto st = openStore(dir);
-  EXPECT_EQ(st->schemaVersion(), 2);
+  EXPECT_EQ(st->schemaVersion(), 3);
   auto j = newJob("a");
   st->createJob(j);
   EXPECT_GT(j.id, 0);
