@@ -15,12 +15,14 @@ import os
 import statistics
 import subprocess
 import time
+import warnings
 
 import optuna
 
 from common import ROOT
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 BENCH = os.environ.get("SAMPLER_BENCH", os.path.join(ROOT, "build", "bin", "sampler_bench"))
 
 
@@ -70,8 +72,9 @@ def optuna_sampler(name, seed):
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    return optuna.samplers.CmaEsSampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                          warn_independent_sampling=False)
+    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
 
 
 def run_optuna(fname, name, seed, trials, batch):
@@ -79,9 +82,12 @@ def run_optuna(fname, name, seed, trials, batch):
     study = optuna.create_study(sampler=optuna_sampler(name, seed))
     best = math.inf
     for start in range(0, trials, batch):
-        asked = [study.ask() for _ in range(min(batch, trials - start))]
-        for t in asked:
-            x = [t.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)]
+        # Ask 4 (each suggestion made while the earlier ones are running), then tell 4.
+        asked = []
+        for _ in range(min(batch, trials - start)):
+            t = study.ask()
+            asked.append((t, [t.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)]))
+        for t, x in asked:
             v = f(x)
             best = min(best, v)
             study.tell(t, v)

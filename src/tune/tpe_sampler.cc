@@ -24,18 +24,40 @@ struct Parzen {
   std::vector<std::vector<std::vector<double>>> cat; // [component][dim][choice] (log probs)
   std::vector<double> log_norm;                      // [component*dims + dim]: log of truncation mass
 
-  double logPdf(const std::vector<double>& u, const SearchSpace& space) const {
+  // Per component: log weight plus the constant parts of its numeric factors
+  // (-log sigma - log sqrt(2 pi) - log truncation mass), so that log_pdf
+  // does only the quadratic terms in its inner loop.
+  std::vector<double> log_const;
+  std::vector<double> inv_sigma;  // [component*dims + dim]
+
+  void precompute(const SearchSpace& space) {
+    size_t d = space.size();
+    log_const.assign(log_w.size(), 0);
+    inv_sigma.assign(log_w.size() * d, 0);
+    for (size_t k = 0; k < log_w.size(); ++k) {
+      log_const[k] = log_w[k];
+      for (size_t j = 0; j < d; ++j) {
+        if (space.params[j].isCategorical()) continue;
+        log_const[k] += -kLogSqrt2Pi - std::log(sigma[k][j]) - log_norm[k * d + j];
+        inv_sigma[k * d + j] = 1.0 / sigma[k][j];
+      }
+    }
+  }
+
+  double logPdf(const std::vector<double>& u, const SearchSpace& space, std::vector<double>& terms) const {
     double best = -std::numeric_limits<double>::infinity();
-    std::vector<double> terms(log_w.size());
+    terms.resize(log_w.size());
     size_t d = space.size();
     for (size_t k = 0; k < log_w.size(); ++k) {
-      double t = log_w[k];
+      double t = log_const[k];
+      const double* m = mu[k].data();
+      const double* is = &inv_sigma[k * d];
       for (size_t j = 0; j < d; ++j) {
         if (space.params[j].isCategorical()) {
           t += cat[k][j][static_cast<size_t>(u[j])];
         } else {
-          double z = (u[j] - mu[k][j]) / sigma[k][j];
-          t += -0.5 * z * z - kLogSqrt2Pi - std::log(sigma[k][j]) - log_norm[k * d + j];
+          double z = (u[j] - m[j]) * is[j];
+          t -= 0.5 * z * z;
         }
       }
       terms[k] = t;
@@ -131,6 +153,7 @@ Parzen fit(const std::vector<std::vector<double>>& obs, const std::vector<double
       double mass = normCdf((1 - pz.mu[k][j]) / pz.sigma[k][j]) - normCdf((0 - pz.mu[k][j]) / pz.sigma[k][j]);
       pz.log_norm[k * d + j] = std::log(std::max(mass, 1e-300));
     }
+  pz.precompute(space);
   return pz;
 }
 
@@ -154,7 +177,8 @@ std::optional<Suggestion> TpeSampler::ask(int number, const std::vector<TrialVie
   }
   if (static_cast<int>(complete.size()) < s_.n_startup_trials) return Suggestion{randomPoint(space_, seed_, number), ""};
 
-  size_t n = complete.size() + bad.size();
+  size_t n = complete.size();
+  for (auto* t : bad) n += t->state == TrialView::State::Pruned;  // running trials do not count, as in Optuna
   size_t n_below = std::min<size_t>(static_cast<size_t>(std::ceil(0.1 * static_cast<double>(n))), 25);
   n_below = std::min(n_below, complete.size());
   // Order complete trials best first: by value, or by Pareto rank then crowding.
@@ -188,9 +212,10 @@ std::optional<Suggestion> TpeSampler::ask(int number, const std::vector<TrialVie
   Rng rng(seed_, static_cast<uint64_t>(number));
   std::vector<double> best;
   double best_score = -std::numeric_limits<double>::infinity();
+  std::vector<double> scratch;
   for (int c = 0; c < s_.n_ei_candidates; ++c) {
     auto u = l.sample(rng, space_);
-    double score = l.logPdf(u, space_) - g.logPdf(u, space_);
+    double score = l.logPdf(u, space_, scratch) - g.logPdf(u, space_, scratch);
     if (score > best_score) best_score = score, best = u;
   }
   Point p(space_.size());
