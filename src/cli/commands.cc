@@ -681,6 +681,13 @@ int cmdDeleteJob(const Globals& g, const std::string& name) {
 int cmdValidate(const std::string& file, const std::vector<std::string>& overrides) {
   auto loaded = spec::loadSpecFile(file, overrides);
   printWarnings(loaded);
+  if (loaded.experiment) {
+    const auto& e = *loaded.experiment;
+    std::cout << fmt::format("{}: valid {} \"{}\" ({} parameters, {}{}, up to {} trials, {} in parallel)\n", file,
+                             loaded.kind, e.name, e.space.size(), e.algorithm,
+                             e.early_stopping.empty() ? "" : " + " + e.early_stopping, e.max_trials, e.parallel_trials);
+    return 0;
+  }
   std::string roles;
   for (const auto& r : loaded.job.roles) roles += fmt::format("{}{} x{}", roles.empty() ? "" : ", ", r.name, r.replicas);
   std::cout << fmt::format("{}: valid {} \"{}\" ({}: {})\n", file, loaded.kind, loaded.job.name,

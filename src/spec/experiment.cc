@@ -160,7 +160,8 @@ void parseCommon(const Walker& w, const YAML::Node& spec, ExperimentSpec& e, boo
   if (spec[failed]) e.max_failed_trials = static_cast<int>(w.integer(spec[failed], std::string("spec.") + failed, 0, 1000000));
 }
 
-std::string metadataName(const Walker& w, const YAML::Node& root, ExperimentSpec& e) {
+std::string metadataName(const Walker& w, const YAML::Node& root, ExperimentSpec& e,
+                         std::vector<std::string>& warnings) {
   YAML::Node meta = root["metadata"];
   if (!meta) w.fail(root, "metadata", "missing required field 'metadata' (with a name)");
   if (!meta.IsMap()) w.fail(meta, "metadata", fmt::format("expected a mapping, got {}", typeName(meta)));
@@ -169,6 +170,11 @@ std::string metadataName(const Walker& w, const YAML::Node& root, ExperimentSpec
   std::string name = w.name(meta["name"], "metadata.name");
   if (name.size() > 50) w.fail(meta["name"], "metadata.name", "an experiment name may have at most 50 characters (trials add a suffix)");
   if (meta["labels"]) e.labels = w.strMap(meta["labels"], "metadata.labels");
+  for (auto it = meta.begin(); it != meta.end(); ++it) {
+    std::string k = it->first.Scalar();
+    if (k != "name" && k != "labels")
+      warnings.push_back(w.locate(it->first, "metadata." + k, "not used on the local backend"));
+  }
   return name;
 }
 
@@ -201,7 +207,7 @@ ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const st
                                std::vector<std::string>& warnings) {
   ExperimentSpec e;
   w.expectMap(root, "", {"apiVersion", "kind", "metadata", "spec"});
-  e.name = metadataName(w, root, e);
+  e.name = metadataName(w, root, e, warnings);
   YAML::Node spec = root["spec"];
   if (!spec) w.fail(root, "spec", "missing required field 'spec'");
   w.expectMap(spec, "spec", {"objective", "algorithm", "earlyStopping", "parameters", "parallelTrials", "maxTrials",
@@ -276,7 +282,7 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
   ExperimentSpec e;
   e.api_version = "kubeflow.org/v1beta1";
   w.expectMap(root, "", {"apiVersion", "kind", "metadata", "spec", "status"});
-  e.name = metadataName(w, root, e);
+  e.name = metadataName(w, root, e, warnings);
   YAML::Node spec = root["spec"];
   if (!spec) w.fail(root, "spec", "missing required field 'spec'");
   w.expectMap(spec, "spec", {"objective", "algorithm", "earlyStopping", "parameters", "parallelTrialCount",

@@ -117,7 +117,9 @@ SobolSampler::SobolSampler(SearchSpace space, uint64_t seed) : space_(std::move(
 
 std::optional<Suggestion> SobolSampler::ask(int number, const std::vector<TrialView>&) {
   // Gray-code order: point n is the XOR of the direction numbers of n's gray code bits.
-  uint64_t n = static_cast<uint64_t>(number) + 1;  // skip the all-zero first point
+  // Scrambling moves the first point off the origin, so it need not be skipped,
+  // and every block of 2^m consecutive trials keeps the net property.
+  uint64_t n = static_cast<uint64_t>(number);
   uint64_t gray = n ^ (n >> 1);
   Point p;
   for (size_t j = 0; j < space_.size(); ++j) {
