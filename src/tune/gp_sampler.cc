@@ -166,15 +166,15 @@ struct Gp {
 double logH(double z) {
   // h(z) = phi(z) + z Phi(z). For z << 0 both terms nearly cancel; use
   // h(z) = phi(z) (1 - |z| sqrt(pi/2) erfcx(|z|/sqrt2)) with an asymptotic erfcx.
-  if (z > -5) {
+  if (z > -10) {
     double phi = std::exp(-0.5 * z * z - kLogSqrt2Pi);
     double Phi = 0.5 * std::erfc(-z / std::sqrt(2.0));
     return std::log(std::max(phi + z * Phi, 1e-300));
   }
   double x = -z;
-  // 1 - x * sqrt(pi/2) * erfcx(x/sqrt2) ~ 1/x^2 - 3/x^4 + 15/x^6 - 105/x^8
-  double x2 = x * x;
-  double tail = 1 / x2 - 3 / (x2 * x2) + 15 / (x2 * x2 * x2) - 105 / (x2 * x2 * x2 * x2);
+  // 1 - x R(x), R the Mills ratio: 1/x^2 - 3/x^4 + 15/x^6 - 105/x^8 + 945/x^10 - 10395/x^12
+  double u = 1 / (x * x);
+  double tail = u * (1 + u * (-3 + u * (15 + u * (-105 + u * (945 - 10395 * u)))));
   return -0.5 * z * z - kLogSqrt2Pi + std::log(tail);
 }
 
