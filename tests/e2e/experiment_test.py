@@ -1,0 +1,112 @@
+"""Experiments end to end: a sweep, crash-safe resume under kill -9, Katib's YAML."""
+import json
+import os
+import signal
+import subprocess
+import unittest
+
+from common import E2E, SOURCE_DIR, pid_alive
+
+EXAMPLES = os.path.join(SOURCE_DIR, "examples")
+
+QUICK = """apiVersion: trainyard.dev/v1
+kind: Experiment
+metadata: {{name: quick}}
+spec:
+  objective: {{metric: loss, goal: minimize}}
+  algorithm: {{name: tpe, settings: {{n_startup_trials: 3}}}}
+  parameters:
+    - {{name: x, type: double, min: -2, max: 2}}
+    - {{name: opt, type: categorical, values: [a, b]}}
+  parallelTrials: 2
+  maxTrials: {max_trials}
+  seed: 5
+  trialTemplate:
+    spec:
+      command: [/usr/bin/python3, -c]
+      args:
+        - |
+          import sys, time
+          x, opt = float(sys.argv[1]), sys.argv[2]
+          for e in range(1, 4):
+              time.sleep({sleep})
+              print(f"epoch={{e}} loss={{(x - 0.5) ** 2 + (opt == 'b') + 1 / e}}", flush=True)
+        - "${{trialParameters.x}}"
+        - "${{trialParameters.opt}}"
+      resources: {{cpu: 100m}}
+"""
+
+
+class Sweep(E2E):
+    def test_quick_sweep_get_and_describe(self):
+        path = self.write("quick.yaml", QUICK.format(max_trials=6, sleep=0))
+        p = self.ty("run", path, check=0)
+        self.assertIn("experiment quick Succeeded: MaxTrialsReached", p.stderr)
+        self.assertIn("best trial #", p.stderr)
+        trials = self.tyjson("get", "trials", "quick")["items"]
+        self.assertEqual([t["trial"] for t in trials], list(range(6)))
+        self.assertTrue(all(t["state"] == "Succeeded" for t in trials))
+        d = self.tyjson("describe", "experiment", "quick")
+        best = min(trials, key=lambda t: t["objective"]["loss"])
+        self.assertEqual(d["best"]["trial"], best["trial"])
+        self.assertEqual(self.tyjson("get", "experiments")["items"][0]["phase"], "Succeeded")
+        self.assertIn("Best trial:", self.ty("describe", "experiment", "quick", check=0).stdout)
+        # Each trial is a job of its own, with logs and metrics.
+        self.assertIn("epoch=3", self.ty("logs", "quick-0", check=0).stdout)
+
+    def test_bad_experiment_is_rejected_before_any_trial(self):
+        path = self.write("bad.yaml", QUICK.format(max_trials=6, sleep=0).replace(
+            "algorithm: {name: tpe, settings: {n_startup_trials: 3}}", "algorithm: {name: cmaes}"))
+        p = self.ty("run", path, check=2)
+        self.assertIn("spec.algorithm: cmaes: parameter opt is categorical", p.stderr)
+        self.assertEqual(self.tyjson("get", "experiments")["items"], [])
+
+    def test_fmnist_sweep_example_on_a_slice(self):
+        sweep = os.path.join(EXAMPLES, "fmnist", "sweep.yaml")
+        p = self.ty("run", sweep, "--set", "spec.maxTrials=4", "--set", "spec.trialTemplate.spec.args[1]=2",
+                    "--set", "spec.trialTemplate.spec.args[10]=--train-limit",
+                    "--set", "spec.trialTemplate.spec.args[11]=3000", check=0, timeout=900)
+        self.assertIn("experiment fmnist-sweep Succeeded", p.stderr)
+        d = self.tyjson("describe", "experiment", "fmnist-sweep")
+        self.assertGreater(d["best"]["objective"]["test_accuracy"], 0.6)
+        self.assertTrue(os.path.exists(os.path.join(d["best"]["outputsDir"], "model.pt")))
+        self.assertEqual(set(d["best"]["parameters"]), {"lr", "hidden", "batch_size", "optimizer"})
+
+    def test_katib_experiment_runs_unchanged(self):
+        katib = os.path.join(EXAMPLES, "kubeflow", "katib-experiment.yaml")
+        p = self.ty("run", katib, "--set", "spec.maxTrialCount=3",
+                    "--set", "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command[3]=--train-limit=3000",
+                    check=0, timeout=900)
+        self.assertIn("metadata.namespace: not used on the local backend", p.stderr)
+        self.assertIn("experiment katib-fmnist Succeeded", p.stderr)
+        trials = self.tyjson("get", "trials", "katib-fmnist")["items"]
+        self.assertEqual(len(trials), 3)
+        self.assertTrue(all("test_accuracy" in t["objective"] for t in trials if t["state"] == "Succeeded"))
+
+
+class Resume(E2E):
+    def test_kill_9_at_several_points_then_resume(self):
+        path = self.write("quick.yaml", QUICK.format(max_trials=8, sleep=0.3))
+        for kill_after in (1, 3, 6):
+            proc = self.popen("run", path)
+            self.wait_until(f"{kill_after} trials to exist",
+                            lambda: len(json.loads(self.ty("get", "trials", "quick", "-o", "json").stdout or
+                                                   '{"items": []}').get("items", [])) >= kill_after
+                            if self.ty("get", "trials", "quick").returncode == 0 else False, timeout=120)
+            running = [t for t in self.tyjson("get", "trials", "quick")["items"] if t["state"] == "Running"]
+            pids = [a["pid"] for t in running for a in self.job(t["job"]).get("attempts", [])]
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            self.wait_until("the trial processes to go", lambda: not any(pid_alive(p) for p in pids), timeout=30)
+        p = self.ty("run", path, check=0, timeout=600)
+        self.assertIn("resuming experiment quick", p.stderr)
+        trials = self.tyjson("get", "trials", "quick")["items"]
+        self.assertEqual([t["trial"] for t in trials], list(range(8)))  # exactly maxTrials, no duplicates
+        self.assertTrue(all(t["state"] == "Succeeded" for t in trials), trials)
+        self.assertTrue(any(t["runs"] > 1 for t in trials))  # interrupted trials ran again
+        d = self.tyjson("describe", "experiment", "quick")
+        self.assertEqual((d["phase"], d["reason"]), ("Succeeded", "MaxTrialsReached"))
+
+
+if __name__ == "__main__":
+    unittest.main()
