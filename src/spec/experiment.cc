@@ -258,6 +258,7 @@ ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const st
     if (!s["name"]) w.fail(s, "spec.earlyStopping.name", "missing required field 'name'");
     e.early_stopping = w.str(s["name"], "spec.earlyStopping.name");
     if (s["settings"]) e.early_stopping_settings = settingsMap(w, s["settings"], "spec.earlyStopping.settings");
+    if (e.early_stopping == "none") e.early_stopping.clear(), e.early_stopping_settings.clear();
   }
   YAML::Node params = spec["parameters"];
   if (!params) w.fail(spec, "spec.parameters", "missing required field 'parameters'");
