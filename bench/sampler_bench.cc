@@ -82,9 +82,23 @@ SearchSpace spaceOf(const TestFunction& f) {
   return s;
 }
 
+// "tpe" or "tpe:n_ei_candidates=64,prior_weight=2" (settings after a colon).
+SamplerConfig parseAlgo(const std::string& spec, uint64_t seed) {
+  SamplerConfig c{spec.substr(0, spec.find(':')), {}, seed, 1};
+  if (spec.find(':') == std::string::npos) return c;
+  std::string rest = spec.substr(spec.find(':') + 1);
+  for (size_t p = 0, q; p < rest.size(); p = q + 1) {
+    q = rest.find(',', p);
+    if (q == std::string::npos) q = rest.size();
+    std::string kv = rest.substr(p, q - p);
+    c.settings[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+  }
+  return c;
+}
+
 double runOnce(const TestFunction& f, const std::string& algo, uint64_t seed, int trials, int batch) {
   SearchSpace space = spaceOf(f);
-  auto sampler = makeSampler({algo, {}, seed, 1}, space);
+  auto sampler = makeSampler(parseAlgo(algo, seed), space);
   std::vector<TrialView> history;
   double best = INFINITY;
   for (int start = 0; start < trials; start += batch) {
@@ -147,7 +161,7 @@ int main(int argc, char** argv) {
       algos.clear();
       std::string s = argv[i + 1];
       for (size_t p = 0, q; p <= s.size(); p = q + 1) {
-        q = s.find(',', p);
+        q = s.find(';', p);
         if (q == std::string::npos) q = s.size();
         algos.push_back(s.substr(p, q - p));
       }

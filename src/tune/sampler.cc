@@ -76,12 +76,16 @@ std::unique_ptr<Sampler> makeSampler(const SamplerConfig& c, const SearchSpace& 
     return std::make_unique<SobolSampler>(space, seed);
   }
   if (c.name == "tpe") {
-    Settings s(c, {"n_startup_trials", "n_ei_candidates", "prior_weight", "constant_liar", "random_state", "gamma"});
+    Settings s(c, {"n_startup_trials", "n_ei_candidates", "prior_weight", "constant_liar", "random_state", "gamma",
+                   "gamma_cap", "bandwidth"});
     TpeSettings t;
     t.n_startup_trials = static_cast<int>(s.number("n_startup_trials", t.n_startup_trials, 0));
     t.n_ei_candidates = static_cast<int>(s.number("n_ei_candidates", t.n_ei_candidates, 1));
     t.prior_weight = s.number("prior_weight", t.prior_weight, 1e-9);
     t.constant_liar = s.flag("constant_liar", t.constant_liar);
+    t.gamma = s.number("gamma", t.gamma, 0.01);
+    t.gamma_cap = static_cast<int>(s.number("gamma_cap", t.gamma_cap, 1));
+    t.bandwidth = s.number("bandwidth", t.bandwidth, 0.001);
     return std::make_unique<TpeSampler>(space, seed, t);
   }
   if (c.name == "gp") {

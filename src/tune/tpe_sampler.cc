@@ -113,12 +113,12 @@ std::vector<double> toUnit(const SearchSpace& space, const Point& p) {
 }
 
 Parzen fit(const std::vector<std::vector<double>>& obs, const std::vector<double>& weights, const SearchSpace& space,
-           double prior_weight) {
+           double prior_weight, double bandwidth) {
   Parzen pz;
   size_t n = obs.size(), d = space.size();
   // Bandwidth: Scott-like shrinkage with the number of observations, clipped
   // to [1/min(100, n+2), 1] of the range ("magic clip").
-  double sigma0 = 0.2 * std::pow(std::max<double>(n, 1), -1.0 / (static_cast<double>(d) + 4));
+  double sigma0 = bandwidth * std::pow(std::max<double>(n, 1), -1.0 / (static_cast<double>(d) + 4));
   double min_sigma = 1.0 / std::min(100.0, static_cast<double>(n) + 2.0);
   double total = prior_weight + std::accumulate(weights.begin(), weights.end(), 0.0);
   auto add = [&](const std::vector<double>* o, double w) {
@@ -179,7 +179,8 @@ std::optional<Suggestion> TpeSampler::ask(int number, const std::vector<TrialVie
 
   size_t n = complete.size();
   for (auto* t : bad) n += t->state == TrialView::State::Pruned;  // running trials do not count, as in Optuna
-  size_t n_below = std::min<size_t>(static_cast<size_t>(std::ceil(0.1 * static_cast<double>(n))), 25);
+  size_t n_below = std::min<size_t>(static_cast<size_t>(std::ceil(s_.gamma * static_cast<double>(n))),
+                                    static_cast<size_t>(s_.gamma_cap));
   n_below = std::min(n_below, complete.size());
   // Order complete trials best first: by value, or by Pareto rank then crowding.
   std::vector<size_t> order(complete.size());
@@ -206,7 +207,7 @@ std::optional<Suggestion> TpeSampler::ask(int number, const std::vector<TrialVie
   auto build = [&](const std::vector<const TrialView*>& group) {
     std::vector<std::vector<double>> obs;
     for (auto* t : group) obs.push_back(toUnit(space_, t->point));
-    return fit(obs, defaultWeights(obs.size()), space_, s_.prior_weight);
+    return fit(obs, defaultWeights(obs.size()), space_, s_.prior_weight, s_.bandwidth);
   };
   Parzen l = build(below), g = build(above);
   Rng rng(seed_, static_cast<uint64_t>(number));

@@ -1,5 +1,5 @@
 // Internal to tune/: multivariate TPE, after Optuna's (Watanabe 2023): the
-// trials are split into a good group (the best gamma(n) = min(ceil(0.1 n), 25))
+// trials are split into a good group (the best min(ceil(gamma n), 25))
 // and the rest; a Parzen estimator (one Gaussian per trial, Scott-like
 // bandwidth, a wide prior component) is fitted to each, and the candidate
 // maximising l(x)/g(x) among n_ei_candidates drawn from l wins. Running trials
@@ -16,6 +16,13 @@ struct TpeSettings {
   int n_ei_candidates = 24;
   double prior_weight = 1.0;
   bool constant_liar = true;
+  // Two defaults differ from Optuna's (gamma 0.1, bandwidth 0.2): a larger
+  // good group and narrower kernels halved the median regret (geometric mean
+  // over the five functions of bench/sample_efficiency.py, 100 seeds).
+  // Setting gamma: 0.1 and bandwidth: 0.2 gives Optuna's behaviour.
+  double gamma = 0.2;       // the good group: min(ceil(gamma * n), gamma_cap) trials
+  int gamma_cap = 25;
+  double bandwidth = 0.08;  // Scott-like factor of the kernels' width
 };
 
 class TpeSampler final : public Sampler {
