@@ -84,6 +84,43 @@ class Sweep(E2E):
         self.assertTrue(all("test_accuracy" in t["objective"] for t in trials if t["state"] == "Succeeded"))
 
 
+MULTI = """apiVersion: trainyard.dev/v1
+kind: Experiment
+metadata: {name: multi}
+spec:
+  objective:
+    objectives: [{metric: error, goal: minimize}, {metric: cost, goal: minimize}]
+  algorithm: {name: tpe, settings: {n_startup_trials: 4}}
+  parameters: [{name: x, type: double, min: 0, max: 1}]
+  parallelTrials: 2
+  maxTrials: 10
+  trialTemplate:
+    spec:
+      framework: pytorch          # each trial is itself a 2-replica job
+      replicas: 2
+      command: [/bin/sh, -c]
+      args: ['if [ "$RANK" = 0 ]; then awk "BEGIN { print \\"error=\\" 1 - ${trialParameters.x} \\" cost=${trialParameters.x}\\" }"; fi']
+      resources: {cpu: 100m}
+"""
+
+
+class MultiObjective(E2E):
+    def test_pareto_front_of_distributed_trials(self):
+        path = self.write("multi.yaml", MULTI)
+        p = self.ty("run", path, check=0)
+        self.assertIn("Pareto front (trials):", p.stderr)
+        d = self.tyjson("describe", "experiment", "multi")
+        trials = {t["trial"]: t for t in d["trialList"]}
+        self.assertEqual(len(trials), 10)
+        # error = 1 - x and cost = x trade off exactly: every succeeded trial is on the front.
+        succeeded = [n for n, t in trials.items() if t["state"] == "Succeeded"]
+        self.assertEqual(sorted(d["paretoFront"]), sorted(succeeded))
+        self.assertGreaterEqual(len(succeeded), 8)
+        job = self.job(trials[0]["job"])
+        self.assertEqual(sorted(a["replica"] for a in job["attempts"]), ["master-0", "worker-0"])
+        self.assertIn("Pareto front:", self.ty("describe", "experiment", "multi", check=0).stdout)
+
+
 class Resume(E2E):
     def test_kill_9_at_several_points_then_resume(self):
         path = self.write("quick.yaml", QUICK.format(max_trials=8, sleep=0.3))
