@@ -190,12 +190,6 @@ YAML::Node at(YAML::Node root, const std::vector<std::string>& path) {
 
 }  // namespace
 
-ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
-                               const std::vector<std::string>& overrides, const std::string& base_dir,
-                               std::vector<std::string>& warnings);
-ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
-                                        const std::vector<std::string>& overrides, const std::string& base_dir,
-                                        std::vector<std::string>& warnings);
 
 namespace {
 // Where the template lives in the file, recorded in the spec so trials re-read it with line numbers.
@@ -203,7 +197,6 @@ constexpr const char* kTemplatePathKey = "\x01template-path:";
 }  // namespace
 
 ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
-                               const std::vector<std::string>& overrides, const std::string& base_dir,
                                std::vector<std::string>& warnings) {
   ExperimentSpec e;
   w.expectMap(root, "", {"apiVersion", "kind", "metadata", "spec"});
@@ -272,13 +265,10 @@ ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const st
   for (const auto& p : e.space.params) e.trial_parameters[p.name] = p.name;
   e.trial_parameters[kTemplatePathKey] = "spec.trialTemplate";
   (void)warnings;
-  (void)overrides;
-  (void)base_dir;
   return e;
 }
 
 ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
-                                        const std::vector<std::string>& overrides, const std::string& base_dir,
                                         std::vector<std::string>& warnings) {
   ExperimentSpec e;
   e.api_version = "kubeflow.org/v1beta1";
@@ -400,8 +390,6 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
     if (!e.trial_parameters.count(p.name)) e.trial_parameters[p.name] = p.name;
   e.trial_template = text;
   e.trial_parameters[kTemplatePathKey] = "spec.trialTemplate.trialSpec";
-  (void)overrides;
-  (void)base_dir;
   return e;
 }
 

@@ -17,12 +17,6 @@
 
 namespace trainyard::spec {
 
-ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
-                               const std::vector<std::string>& overrides, const std::string& base_dir,
-                               std::vector<std::string>& warnings);
-ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
-                                        const std::vector<std::string>& overrides, const std::string& base_dir,
-                                        std::vector<std::string>& warnings);
 
 SpecError::SpecError(std::string f, int l, int c, std::string fld, std::string msg)
     : std::runtime_error(
@@ -299,8 +293,8 @@ LoadedSpec loadSpecString(const std::string& text, const std::string& file_name,
   out.kind = kind;
   if (kind == "Experiment" && (api == "trainyard.dev/v1" || api == "kubeflow.org/v1beta1")) {
     ExperimentSpec e = api == "trainyard.dev/v1"
-                           ? parseExperiment(w, root, text, overrides, base_dir, out.warnings)
-                           : translateKatibExperiment(w, root, text, overrides, base_dir, out.warnings);
+                           ? parseExperiment(w, root, text, out.warnings)
+                           : translateKatibExperiment(w, root, text, out.warnings);
     e.source_file = file_name;
     e.base_dir = base_dir;
     e.overrides = overrides;

@@ -9,6 +9,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "spec/experiment.h"
 #include "spec/trainjob.h"
 
 namespace trainyard::spec {
@@ -64,5 +65,12 @@ std::string resolveDir(const std::string& base, const std::string& dir);
 // TFJob, MPIJob, batch/v1 Job) as a TrainJobSpec.
 TrainJobSpec parseJobNode(const Walker& w, const YAML::Node& root, const std::string& base_dir,
                           std::vector<std::string>& warnings);
+
+// Experiments (spec/experiment.cc): Trainyard's, and Katib's translated.
+// `text` is the whole file, kept so that trials re-read their template with line numbers.
+ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
+                               std::vector<std::string>& warnings);
+ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root, const std::string& text,
+                                        std::vector<std::string>& warnings);
 
 }  // namespace trainyard::spec

@@ -1,5 +1,7 @@
 #include "tune/early_stopping.h"
 
+#include "tune/settings.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -8,30 +10,6 @@
 
 namespace trainyard::tune {
 namespace {
-
-double setting(const std::map<std::string, std::string>& s, const std::string& algo, const std::string& key,
-               double def, double min) {
-  auto it = s.find(key);
-  if (it == s.end()) return def;
-  char* end = nullptr;
-  double v = std::strtod(it->second.c_str(), &end);
-  if (end == it->second.c_str() || *end || !(v >= min))
-    throw std::invalid_argument(fmt::format("earlyStopping {}: setting {} must be a number >= {}, got \"{}\"", algo, key,
-                                            min, it->second));
-  return v;
-}
-
-void checkKnown(const std::map<std::string, std::string>& s, const std::string& algo,
-                std::initializer_list<const char*> known) {
-  for (const auto& [k, v] : s) {
-    bool ok = std::any_of(known.begin(), known.end(), [&](const char* n) { return k == n; });
-    if (!ok) {
-      std::string list;
-      for (const char* n : known) list += (list.empty() ? "" : ", ") + std::string(n);
-      throw std::invalid_argument(fmt::format("earlyStopping {}: unknown setting {} (known: {})", algo, k, list));
-    }
-  }
-}
 
 // The value of a series at the first step >= `step`, if it got there.
 std::optional<double> valueAt(const std::map<int64_t, double>& series, int64_t step) {
@@ -109,20 +87,19 @@ class AshaStopper final : public EarlyStopper {
 }  // namespace
 
 std::unique_ptr<EarlyStopper> makeEarlyStopper(const EarlyStoppingConfig& c) {
-  const auto& s = c.settings;
+  std::string context = "earlyStopping " + c.name;
   if (c.name == "median" || c.name == "medianstop") {
-    checkKnown(s, c.name, {"min_trials_required", "start_step"});
-    return std::make_unique<MedianStopper>(static_cast<int>(setting(s, c.name, "min_trials_required", 3, 1)),
-                                           static_cast<int64_t>(setting(s, c.name, "start_step", 4, 0)));
+    Settings s(context, c.settings, {"min_trials_required", "start_step"});
+    return std::make_unique<MedianStopper>(static_cast<int>(s.number("min_trials_required", 3, 1)),
+                                           static_cast<int64_t>(s.number("start_step", 4, 0)));
   }
   if (c.name == "asha" || c.name == "hyperband") {
-    checkKnown(s, c.name, {"min_resource", "max_resource", "reduction_factor"});
-    double min_r = setting(s, c.name, "min_resource", 1, 1e-9);
-    double eta = setting(s, c.name, "reduction_factor", 3, 2);
-    double max_r = setting(s, c.name, "max_resource", 0, 0);
+    Settings s(context, c.settings, {"min_resource", "max_resource", "reduction_factor"});
+    double min_r = s.number("min_resource", 1, 1e-9);
+    double eta = s.number("reduction_factor", 3, 2);
+    double max_r = s.number("max_resource", 0, 0);
     if (max_r > 0 && max_r <= min_r)
-      throw std::invalid_argument(fmt::format("earlyStopping {}: max_resource ({}) must exceed min_resource ({})", c.name,
-                                              max_r, min_r));
+      throw std::invalid_argument(fmt::format("{}: max_resource ({}) must exceed min_resource ({})", context, max_r, min_r));
     int brackets = 1;
     if (c.name == "hyperband") {
       if (max_r <= 0) throw std::invalid_argument("earlyStopping hyperband: set max_resource (e.g. the number of epochs)");

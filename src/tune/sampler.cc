@@ -8,47 +8,10 @@
 #include "tune/basic_samplers.h"
 #include "tune/cmaes_sampler.h"
 #include "tune/gp_sampler.h"
+#include "tune/settings.h"
 #include "tune/tpe_sampler.h"
 
 namespace trainyard::tune {
-namespace {
-
-class Settings {
- public:
-  Settings(const SamplerConfig& c, std::initializer_list<const char*> known) : c_(c) {
-    for (const auto& [k, v] : c.settings) {
-      bool ok = std::any_of(known.begin(), known.end(), [&](const char* n) { return k == n; });
-      if (!ok) {
-        std::string list;
-        for (const char* n : known) list += (list.empty() ? "" : ", ") + std::string(n);
-        throw std::invalid_argument(fmt::format("algorithm {}: unknown setting {} (known: {})", c.name, k,
-                                                list.empty() ? "none" : list));
-      }
-    }
-  }
-  double number(const char* key, double def, double min) const {
-    auto it = c_.settings.find(key);
-    if (it == c_.settings.end()) return def;
-    char* end = nullptr;
-    double v = std::strtod(it->second.c_str(), &end);
-    if (end == it->second.c_str() || *end || !(v >= min))
-      throw std::invalid_argument(
-          fmt::format("algorithm {}: setting {} must be a number >= {}, got \"{}\"", c_.name, key, min, it->second));
-    return v;
-  }
-  bool flag(const char* key, bool def) const {
-    auto it = c_.settings.find(key);
-    if (it == c_.settings.end()) return def;
-    if (it->second == "true" || it->second == "True") return true;
-    if (it->second == "false" || it->second == "False") return false;
-    throw std::invalid_argument(fmt::format("algorithm {}: setting {} must be true or false", c_.name, key));
-  }
-
- private:
-  const SamplerConfig& c_;
-};
-
-}  // namespace
 
 const std::vector<std::string>& samplerNames() {
   static const std::vector<std::string> names{"random", "grid", "sobol", "tpe", "gp", "cmaes"};
@@ -64,19 +27,19 @@ std::unique_ptr<Sampler> makeSampler(const SamplerConfig& c, const SearchSpace& 
         "algorithm {} optimises one objective; with {} objectives use tpe (multi-objective TPE), random, sobol or grid",
         c.name, c.objectives));
   if (c.name == "random") {
-    Settings s(c, {"random_state"});
+    Settings s("algorithm " + c.name, c.settings, {"random_state"});
     return std::make_unique<RandomSampler>(space, seed);
   }
   if (c.name == "grid") {
-    Settings s(c, {});
+    Settings s("algorithm " + c.name, c.settings, {});
     return std::make_unique<GridSampler>(space);
   }
   if (c.name == "sobol") {
-    Settings s(c, {"random_state"});
+    Settings s("algorithm " + c.name, c.settings, {"random_state"});
     return std::make_unique<SobolSampler>(space, seed);
   }
   if (c.name == "tpe") {
-    Settings s(c, {"n_startup_trials", "n_ei_candidates", "prior_weight", "constant_liar", "random_state", "gamma",
+    Settings s("algorithm " + c.name, c.settings, {"n_startup_trials", "n_ei_candidates", "prior_weight", "constant_liar", "random_state", "gamma",
                    "gamma_cap", "bandwidth"});
     TpeSettings t;
     t.n_startup_trials = static_cast<int>(s.number("n_startup_trials", t.n_startup_trials, 0));
@@ -89,7 +52,7 @@ std::unique_ptr<Sampler> makeSampler(const SamplerConfig& c, const SearchSpace& 
     return std::make_unique<TpeSampler>(space, seed, t);
   }
   if (c.name == "gp") {
-    Settings s(c, {"n_startup_trials", "n_initial_points", "max_points", "n_candidates", "random_state", "base_estimator",
+    Settings s("algorithm " + c.name, c.settings, {"n_startup_trials", "n_initial_points", "max_points", "n_candidates", "random_state", "base_estimator",
                    "acq_func"});
     GpSettings g;
     g.n_startup_trials = static_cast<int>(s.number("n_startup_trials", s.number("n_initial_points", g.n_startup_trials, 1), 1));
@@ -98,7 +61,7 @@ std::unique_ptr<Sampler> makeSampler(const SamplerConfig& c, const SearchSpace& 
     return std::make_unique<GpSampler>(space, seed, g);
   }
   if (c.name == "cmaes") {
-    Settings s(c, {"sigma", "popsize", "random_state", "restart_strategy"});
+    Settings s("algorithm " + c.name, c.settings, {"sigma", "popsize", "random_state", "restart_strategy"});
     CmaEsSettings m;
     m.sigma0 = s.number("sigma", m.sigma0, 1e-6);
     m.popsize = static_cast<int>(s.number("popsize", 0, 0));
