@@ -66,17 +66,24 @@ struct Gp {
   VectorXd y;
   Eigen::LLT<MatrixXd> llt;
   VectorXd alpha;
+  std::vector<MatrixXd> sqdiff;  // per input: (x_i - x_j)^2, computed once per fit
 
-  double kernel(const VectorXd& a, const VectorXd& b) const {
-    double r2 = ((a - b).array() / log_ls.array().exp()).square().sum();
-    double r = std::sqrt(r2);
-    return std::exp(log_sf2) * (1 + kSqrt5 * r + 5.0 / 3.0 * r2) * std::exp(-kSqrt5 * r);
+  // Matern 5/2 from squared scaled distances.
+  static Eigen::ArrayXXd matern(const Eigen::ArrayXXd& r2) {
+    Eigen::ArrayXXd r = r2.sqrt();
+    return (1 + kSqrt5 * r + 5.0 / 3.0 * r2) * (-kSqrt5 * r).exp();
+  }
+  Eigen::ArrayXXd scaledSqDist(const MatrixXd& A, const MatrixXd& B) const {
+    Eigen::ArrayXXd r2 = Eigen::ArrayXXd::Zero(A.rows(), B.rows());
+    for (Eigen::Index k = 0; k < A.cols(); ++k) {
+      double inv = std::exp(-2 * log_ls[k]);
+      Eigen::ArrayXXd diff = A.col(k).array().replicate(1, B.rows()) - B.col(k).transpose().array().replicate(A.rows(), 1);
+      r2 += diff.square() * inv;
+    }
+    return r2;
   }
   MatrixXd gram(const MatrixXd& A, const MatrixXd& B) const {
-    MatrixXd K(A.rows(), B.rows());
-    for (Eigen::Index i = 0; i < A.rows(); ++i)
-      for (Eigen::Index j = 0; j < B.rows(); ++j) K(i, j) = kernel(A.row(i).transpose(), B.row(j).transpose());
-    return K;
+    return (std::exp(log_sf2) * matern(scaledSqDist(A, B))).matrix();
   }
   bool factor() {
     MatrixXd K = gram(X, X);
@@ -88,31 +95,31 @@ struct Gp {
   }
 
   // Log marginal likelihood plus weak priors, and its gradient in
-  // (log_ls..., log_sf2, log_noise).
+  // (log_ls..., log_sf2, log_noise). Vectorised over the n x n pairs.
   double objective(VectorXd& grad) {
     Eigen::Index n = X.rows(), d = X.cols();
     grad = VectorXd::Zero(d + 2);
-    if (!factor()) return -std::numeric_limits<double>::infinity();
+    if (sqdiff.empty())
+      for (Eigen::Index k = 0; k < d; ++k)
+        sqdiff.push_back((X.col(k).replicate(1, n) - X.col(k).transpose().replicate(n, 1)).array().square().matrix());
+    Eigen::ArrayXXd r2 = Eigen::ArrayXXd::Zero(n, n);
+    for (Eigen::Index k = 0; k < d; ++k) r2 += sqdiff[k].array() * std::exp(-2 * log_ls[k]);
+    Eigen::ArrayXXd r = r2.sqrt(), e = (-kSqrt5 * r).exp();
+    double sf2 = std::exp(log_sf2);
+    Eigen::ArrayXXd k0 = (1 + kSqrt5 * r + 5.0 / 3.0 * r2) * e;
+    MatrixXd K = (sf2 * k0).matrix();
+    K.diagonal().array() += std::exp(log_noise) + 1e-9;
+    llt.compute(K);
+    if (llt.info() != Eigen::Success) return -std::numeric_limits<double>::infinity();
+    alpha = llt.solve(y);
     double lml = -0.5 * y.dot(alpha) - llt.matrixL().toDenseMatrix().diagonal().array().log().sum() -
                  0.5 * static_cast<double>(n) * std::log(2 * M_PI);
-    MatrixXd Kinv = llt.solve(MatrixXd::Identity(n, n));
-    MatrixXd W = alpha * alpha.transpose() - Kinv;
-    VectorXd ls = log_ls.array().exp();
-    double sf2 = std::exp(log_sf2);
-    for (Eigen::Index i = 0; i < n; ++i)
-      for (Eigen::Index j = 0; j <= i; ++j) {
-        VectorXd diff = (X.row(i) - X.row(j)).transpose();
-        VectorXd scaled2 = (diff.array() / ls.array()).square();
-        double r = std::sqrt(scaled2.sum());
-        double e = std::exp(-kSqrt5 * r);
-        double k = sf2 * (1 + kSqrt5 * r + 5.0 / 3.0 * r * r) * e;
-        double mult = (i == j ? 1.0 : 2.0) * W(i, j);
-        grad[d] += 0.5 * mult * k;
-        // dk/dlog l_d = sf2 * 5/3 (1 + sqrt5 r) e^{-sqrt5 r} * (x_d - x'_d)^2 / l_d^2
-        double common = sf2 * 5.0 / 3.0 * (1 + kSqrt5 * r) * e;
-        grad.head(d) += 0.5 * mult * common * scaled2;
-      }
-    grad[d + 1] = 0.5 * std::exp(log_noise) * W.trace();
+    Eigen::ArrayXXd W = (alpha * alpha.transpose() - llt.solve(MatrixXd::Identity(n, n))).array();
+    grad[d] = 0.5 * (W * sf2 * k0).sum();
+    // dk/dlog l_k = sf2 * 5/3 (1 + sqrt5 r) e^{-sqrt5 r} * (x_k - x'_k)^2 / l_k^2
+    Eigen::ArrayXXd common = W * (sf2 * 5.0 / 3.0 * (1 + kSqrt5 * r) * e);
+    for (Eigen::Index k = 0; k < d; ++k) grad[k] = 0.5 * (common * sqdiff[k].array()).sum() * std::exp(-2 * log_ls[k]);
+    grad[d + 1] = 0.5 * std::exp(log_noise) * W.matrix().trace();
     // Priors: length scales around 0.5 (log-normal, wide), noise pulled small.
     for (Eigen::Index k = 0; k < d; ++k) {
       double z = (log_ls[k] - std::log(0.5)) / 1.5;
@@ -230,6 +237,7 @@ std::optional<Suggestion> GpSampler::ask(int number, const std::vector<TrialView
     y2 << gp.y, pm;
     gp.X = X2;
     gp.y = y2;
+    gp.sqdiff.clear();
     gp.factor();
   }
 
