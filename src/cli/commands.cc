@@ -273,12 +273,26 @@ std::string paramsText(const store::TrialRecord& t) {
   return out;
 }
 
-json trialJson(const spec::ExperimentSpec& spec, const store::TrialRecord& t) {
+// A trial's conditions, Katib-style: Created, Running (its current job's
+// start), then its final state, each with a time.
+json trialConditions(store::Store* st, const store::TrialRecord& t) {
+  json c = json::array();
+  c.push_back({{"type", "Created"}, {"time", t.created_at}});
+  if (st)
+    if (auto job = st->getJob(t.job_name); job && job->started_at > 0)
+      c.push_back({{"type", "Running"}, {"time", job->started_at}});
+  if (t.state != store::kTrialRunning)
+    c.push_back({{"type", t.state}, {"reason", t.reason}, {"message", t.message}, {"time", t.finished_at}});
+  return c;
+}
+
+json trialJson(const spec::ExperimentSpec& spec, const store::TrialRecord& t, store::Store* st = nullptr) {
   json objective = json::object();
   for (size_t k = 0; k < t.objective.size() && k < spec.objectives.size(); ++k) objective[spec.objectives[k].metric] = t.objective[k];
   return {{"trial", t.number}, {"state", t.state}, {"parameters", t.params}, {"objective", objective},
           {"metrics", t.metrics}, {"rung", t.rung}, {"job", t.job_name}, {"runs", t.runs}, {"reason", t.reason},
-          {"message", t.message}, {"createdAt", t.created_at}, {"finishedAt", t.finished_at}};
+          {"message", t.message}, {"createdAt", t.created_at}, {"finishedAt", t.finished_at},
+          {"conditions", trialConditions(st, t)}};
 }
 
 json experimentJson(store::Store& st, const store::ExperimentRecord& e, bool detail) {
@@ -297,7 +311,7 @@ json experimentJson(store::Store& st, const store::ExperimentRecord& e, bool det
   if (!detail) return out;
   out["spec"] = e.spec;
   json arr = json::array();
-  for (const auto& t : trials) arr.push_back(trialJson(e.spec, t));
+  for (const auto& t : trials) arr.push_back(trialJson(e.spec, t, &st));
   out["trialList"] = arr;
   return out;
 }
@@ -465,7 +479,7 @@ int cmdGetTrials(const Globals& g, const std::string& name) {
   auto e = requireExperiment(*st, name);
   auto trials = st->trials(e.id);
   json arr = json::array();
-  for (const auto& t : trials) arr.push_back(trialJson(e.spec, t));
+  for (const auto& t : trials) arr.push_back(trialJson(e.spec, t, st.get()));
   emit(g, json{{"experiment", e.name}, {"items", arr}}, [&] {
     printTable(std::cout, {"TRIAL", "STATE", "PARAMETERS", "OBJECTIVE", "RUNG", "JOB"}, trialRows(e.spec, trials, nullptr, *st));
   });

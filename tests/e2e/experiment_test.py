@@ -54,6 +54,23 @@ class Sweep(E2E):
         # Each trial is a job of its own, with logs and metrics.
         self.assertIn("epoch=3", self.ty("logs", "quick-0", check=0).stdout)
 
+    def test_ctrl_c_cancels_the_experiment_and_its_trials(self):
+        path = self.write("slow.yaml", QUICK.format(max_trials=6, sleep=30))
+        proc = self.popen("run", path)
+        self.wait_until("two trials to run", lambda: self.ty("get", "trials", "quick").stdout.count("Running") >= 2,
+                        timeout=60)
+        self.wait_until("their processes", lambda: all(
+            self.job(t["job"]).get("attempts") for t in self.tyjson("get", "trials", "quick")["items"]), timeout=60)
+        pids = [a["pid"] for t in self.tyjson("get", "trials", "quick")["items"] for a in self.job(t["job"])["attempts"]]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        d = self.tyjson("describe", "experiment", "quick")
+        self.assertEqual((d["phase"], d["reason"]), ("Failed", "Cancelled"))
+        self.assertTrue(all(t["state"] == "Cancelled" for t in d["trialList"]), d["trialList"])
+        self.assertEqual([p for p in pids if pid_alive(p)], [])
+        self.assertEqual([c["type"] for c in d["trialList"][0]["conditions"]], ["Created", "Running", "Cancelled"])
+
     def test_bad_experiment_is_rejected_before_any_trial(self):
         path = self.write("bad.yaml", QUICK.format(max_trials=6, sleep=0).replace(
             "algorithm: {name: tpe, settings: {n_startup_trials: 3}}", "algorithm: {name: cmaes}"))
