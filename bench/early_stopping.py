@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Early stopping pays: the Fashion-MNIST sweep (examples/fmnist/sweep.yaml: TPE,
-16 trials, 4 in parallel, up to 6 epochs) with ASHA against the same sweep
+16 trials, 4 in parallel, up to 9 epochs) with ASHA against the same sweep
 without early stopping, same seed and trial budget, in one run.
 
 Reports the CPU-seconds spent by all trial processes (their rusage, collected
@@ -44,7 +44,7 @@ def main():
     data = tempfile.mkdtemp(prefix="ty-bench-es-")
     cpu_es, wall_es, best_es, stopped = run(data, "with-asha", a.trials, True)
     cpu_no, wall_no, best_no, _ = run(data, "without", a.trials, False)
-    print(f"{a.trials} trials, TPE, 4 in parallel, up to 6 epochs each")
+    print(f"{a.trials} trials, TPE, 4 in parallel, up to 9 epochs each")
     print(f"without early stopping: {cpu_no:.0f} CPU-s ({wall_no:.0f} s wall), best test accuracy {best_no:.4f}")
     print(f"with ASHA:              {cpu_es:.0f} CPU-s ({wall_es:.0f} s wall), best test accuracy {best_es:.4f}, "
           f"{stopped} trials stopped early")
