@@ -62,27 +62,20 @@ class AshaStopper final : public EarlyStopper {
     if (static_cast<double>(latest) < r) return std::nullopt;
     int64_t rung_step = static_cast<int64_t>(std::ceil(r));
     double mine = *valueAt(t.intermediate, rung_step);
-    std::vector<double> others;
+    std::vector<double> competing{mine};
     for (const auto& o : all) {
       if (o.number == t.number || o.number % brackets_ != bracket) continue;
-      if (auto v = valueAt(o.intermediate, rung_step)) others.push_back(*v);
+      if (auto v = valueAt(o.intermediate, rung_step)) competing.push_back(*v);
     }
-    // As Ray Tune's ASHA: the first trial at a rung goes on; later ones go on
-    // only if they beat the top-1/eta cut of those already there (linear
-    // interpolation between ranks, like numpy's percentile).
-    bool promote = true;
-    if (!others.empty()) {
-      std::sort(others.begin(), others.end());
-      double pos = (static_cast<double>(others.size()) - 1) / eta_;
-      size_t lo = static_cast<size_t>(std::floor(pos));
-      size_t hi = std::min(lo + 1, others.size() - 1);
-      double cutoff = others[lo] + (pos - static_cast<double>(lo)) * (others[hi] - others[lo]);
-      promote = mine <= cutoff;
-    }
+    std::sort(competing.begin(), competing.end());
+    // Promote the top 1/eta; while fewer than eta trials reached the rung, only the best goes on.
+    int idx = static_cast<int>(static_cast<double>(competing.size()) / eta_) - 1;
+    if (idx < 0) idx = 0;
+    bool promote = mine <= competing[static_cast<size_t>(idx)];
     return StopDecision{!promote, k, rung_step,
                         promote ? fmt::format("passed rung {} (resource {})", k, rung_step)
-                                : fmt::format("not in the top 1/{} of the {} trials that reached rung {} (resource {})",
-                                              eta_, others.size(), k, rung_step)};
+                                : fmt::format("not in the top 1/{} of {} trials at rung {} (resource {})", eta_,
+                                              competing.size(), k, rung_step)};
   }
 
  private:

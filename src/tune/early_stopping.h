@@ -6,11 +6,10 @@
 //              once min_trials_required trials have finished, stop a trial
 //              whose value at its latest step is worse than the median of the
 //              finished trials' values at that step.
-//   asha       asynchronous successive halving, stopping variant (as Ray
-//              Tune's ASHA): rungs at min_resource * reduction_factor^k below
-//              max_resource; a trial reaching a rung goes on only if it is in
-//              the top 1/reduction_factor of the trials already there (the
-//              first one at a rung always goes on).
+//   asha       asynchronous successive halving, stopping variant: rungs at
+//              min_resource * reduction_factor^k below max_resource; a trial
+//              reaching a rung goes on only if it is in the top
+//              1/reduction_factor of all trials that reached that rung.
 //   hyperband  several ASHA brackets with increasing min_resource; trials are
 //              spread over the brackets and compete only within theirs.
 // The resource is the step of the objective's points (e.g. epoch).
