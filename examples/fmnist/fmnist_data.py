@@ -16,12 +16,33 @@ def _read_idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+def _cached(path):
+    """The decompressed IDX array, kept as .npy under ~/.cache so that the many
+    short trials of a sweep do not each spend a second gunzipping the same files."""
+    cache_dir = os.environ.get("FMNIST_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "trainyard-fmnist"))
+    st = os.stat(path)
+    cached = os.path.join(cache_dir, f"{os.path.basename(path)}.{st.st_size}.{int(st.st_mtime)}.npy")
+    try:
+        return np.load(cached)
+    except (OSError, ValueError):
+        pass
+    data = _read_idx(path)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = f"{cached}.{os.getpid()}.tmp.npy"
+        np.save(tmp, data)
+        os.replace(tmp, cached)  # atomic: parallel trials never read a half-written file
+    except OSError:
+        pass  # a read-only home: just no cache
+    return data
+
+
 def load(split, data_dir=None, limit=0):
     """Returns (images float32 [N, 784] scaled to [0, 1] and standardised, labels int64 [N])."""
     data_dir = data_dir or os.environ.get("FMNIST_DIR", DEFAULT_DIR)
     prefix = "train" if split == "train" else "t10k"
-    images = _read_idx(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"))
-    labels = _read_idx(os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"))
+    images = _cached(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"))
+    labels = _cached(os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"))
     if limit:
         images, labels = images[:limit], labels[:limit]
     x = images.reshape(len(images), -1).astype(np.float32) / 255.0
