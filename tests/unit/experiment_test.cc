@@ -293,3 +293,36 @@ TEST_F(Experiments, ResumeAfterTheControllerDiedRerunsInterruptedTrials) {
   EXPECT_EQ(st->getJob("resume-0")->reason, "ControllerLost");
   EXPECT_EQ(st->getJob("resume-0-r1")->phase, store::kSucceeded);
 }
+
+TEST(ExperimentSpec, KatibTrialSpecCanBeAPyTorchJob) {
+  const char* katib = R"(apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: kp}
+spec:
+  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: random}
+  parameters:
+    - {name: lr, parameterType: double, feasibleSpace: {min: "0.01", max: "0.1"}}
+  trialTemplate:
+    trialParameters: [{name: learningRate, reference: lr}]
+    trialSpec:
+      apiVersion: kubeflow.org/v1
+      kind: PyTorchJob
+      spec:
+        pytorchReplicaSpecs:
+          Master:
+            replicas: 1
+            restartPolicy: OnFailure
+            template: {spec: {containers: [{name: pytorch, command: [python3, ddp.py, "--lr=${trialParameters.learningRate}"]}]}}
+          Worker:
+            replicas: 2
+            restartPolicy: OnFailure
+            template: {spec: {containers: [{name: pytorch, command: [python3, ddp.py, "--lr=${trialParameters.learningRate}"]}]}}
+)";
+  auto e = *spec::loadSpecString(katib, "kp.yaml", "/base").experiment;
+  auto job = e.trialJob({{"lr", "0.05"}}, "kp-0");
+  EXPECT_EQ(job.framework, "pytorch");
+  EXPECT_EQ(job.totalReplicas(), 3);
+  EXPECT_EQ(job.role("worker")->command.back(), "--lr=0.05");
+  EXPECT_EQ(job.primaryReplica(), "master-0");
+}
