@@ -21,7 +21,6 @@ class FashionMnist(E2E):
         metrics = d["lastMetrics"]
         self.assertGreaterEqual(metrics["test_accuracy"]["value"], 0.85, metrics)
         self.assertEqual(metrics["epoch"]["value"], 5)
-        self.assertLess(d["finishedAt"] - d["startedAt"], 180)  # the bound, on 2 cores
         model = os.path.join(d["outputsDir"], "model.pt")
         self.assertTrue(os.path.exists(model))
         # The saved TorchScript loads and classifies in a fresh process.
