@@ -584,19 +584,23 @@ int cmdDescribeJob(const Globals& g, const std::string& name) {
   json j = jobJson(*st, job, true);
   emit(g, j, [&] {
     auto& o = std::cout;
-    const auto& role = job.spec.roles.front();
-    std::string cmd;
-    for (const auto& a : role.command) cmd += a + " ";
-    for (const auto& a : role.args) cmd += a + " ";
     o << fmt::format("Name:           {}\nUID:            {}\nPhase:          {}\n", job.name, job.uid, job.phase);
     if (!job.reason.empty()) o << fmt::format("Reason:         {}\n", job.reason);
     if (!job.message.empty()) o << fmt::format("Message:        {}\n", job.message);
-    o << fmt::format("Source:         {}\nCommand:        {}\nWorking dir:    {}\n", job.spec.source_file, cmd,
-                     role.working_dir);
-    o << fmt::format("Resources:      cpu {}, memory {}, gpu {} per replica x {}\n",
-                     spec::formatCpuMillis(role.resources.cpu_millis),
-                     role.resources.memory_bytes ? spec::formatBytes(role.resources.memory_bytes) : "unlimited",
-                     role.resources.gpu, role.replicas);
+    o << fmt::format("Source:         {}\nKind:           {} (framework {})\n", job.spec.source_file, job.spec.kind,
+                     job.spec.framework);
+    // One block per role: a single-replica job has one, "worker".
+    for (const auto& role : job.spec.roles) {
+      std::string cmd;
+      for (const auto& a : role.command) cmd += a + " ";
+      for (const auto& a : role.args) cmd += a + " ";
+      o << fmt::format("Role {} x {}:\n  Command:      {}\n  Working dir:  {}\n", role.name, role.replicas,
+                       cmd.empty() ? "(slots for the launcher's mpirun)" : cmd, role.working_dir);
+      o << fmt::format("  Resources:    cpu {}, memory {}, gpu {} per replica\n",
+                       spec::formatCpuMillis(role.resources.cpu_millis),
+                       role.resources.memory_bytes ? spec::formatBytes(role.resources.memory_bytes) : "unlimited",
+                       role.resources.gpu);
+    }
     o << fmt::format("Restart policy: {} (backoffLimit {}, restarts {})\n", spec::toString(job.spec.restart_policy),
                      job.spec.backoff_limit, job.restarts);
     if (job.spec.active_deadline_seconds) o << fmt::format("Deadline:       {} s\n", *job.spec.active_deadline_seconds);
