@@ -326,3 +326,26 @@ spec:
   EXPECT_EQ(job.role("worker")->command.back(), "--lr=0.05");
   EXPECT_EQ(job.primaryReplica(), "master-0");
 }
+
+TEST_F(Experiments, SameSeedSequentialExperimentsSuggestTheSameTrials) {
+  std::string yaml = experimentYaml("seeded", "  algorithm: {name: tpe, settings: {n_startup_trials: 2}}\n", 5);
+  yaml.replace(yaml.find("parallelTrials: 2"), 17, "parallelTrials: 1");
+  auto run = [&](const std::string& name) {
+    std::string y = yaml;
+    y.replace(y.find("name: seeded"), 12, "name: " + name);
+    auto e = exps->submit(load(y));
+    runToEnd(e.id);
+    std::vector<std::string> xs;
+    for (const auto& t : st->trials(e.id)) xs.push_back(t.params.at("x"));
+    return xs;
+  };
+  auto a = run("seeded-a"), b = run("seeded-b");
+  EXPECT_EQ(a.size(), 5u);
+  EXPECT_EQ(a, b);
+  std::string y = yaml;
+  y.replace(y.find("seed: 7"), 7, "seed: 8");
+  y.replace(y.find("name: seeded"), 12, "name: seeded-c");
+  auto e = exps->submit(load(y));
+  runToEnd(e.id);
+  EXPECT_NE(st->trials(e.id).front().params.at("x"), a.front());
+}
