@@ -13,11 +13,6 @@
 
 namespace trainyard::tune {
 
-const std::vector<std::string>& samplerNames() {
-  static const std::vector<std::string> names{"random", "grid", "sobol", "tpe", "gp", "cmaes"};
-  return names;
-}
-
 std::unique_ptr<Sampler> makeSampler(const SamplerConfig& c, const SearchSpace& space) {
   if (space.params.empty()) throw std::invalid_argument("the search space has no parameters");
   uint64_t seed = c.seed;

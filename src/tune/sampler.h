@@ -51,9 +51,6 @@ struct SamplerConfig {
 // that cannot be used (e.g. cmaes with a categorical parameter).
 std::unique_ptr<Sampler> makeSampler(const SamplerConfig& config, const SearchSpace& space);
 
-// The algorithm names accepted (after Katib aliases are resolved).
-const std::vector<std::string>& samplerNames();
-
 // Shared by samplers: a uniformly random point.
 Point randomPoint(const SearchSpace& space, uint64_t seed, int number);
 

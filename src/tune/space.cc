@@ -49,8 +49,4 @@ std::string Param::format(double v) const {
   return "";
 }
 
-bool SearchSpace::hasCategorical() const {
-  return std::any_of(params.begin(), params.end(), [](const Param& p) { return p.isCategorical(); });
-}
-
 }  // namespace trainyard::tune

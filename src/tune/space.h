@@ -30,7 +30,6 @@ struct Param {
 struct SearchSpace {
   std::vector<Param> params;
   size_t size() const { return params.size(); }
-  bool hasCategorical() const;
 };
 
 // A point: one value per parameter, as Param::fromUnit returns them.
