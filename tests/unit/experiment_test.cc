@@ -349,3 +349,15 @@ TEST_F(Experiments, SameSeedSequentialExperimentsSuggestTheSameTrials) {
   runToEnd(e.id);
   EXPECT_NE(st->trials(e.id).front().params.at("x"), a.front());
 }
+
+TEST(ExperimentSpec, KatibAlgorithmNamesMap) {
+  std::string error;
+  EXPECT_EQ(spec::mapKatibAlgorithm("bayesianoptimization", error), "gp");
+  EXPECT_EQ(spec::mapKatibAlgorithm("multivariate-tpe", error), "tpe");
+  EXPECT_EQ(spec::mapKatibAlgorithm("cmaes", error), "cmaes");
+  EXPECT_EQ(spec::mapKatibAlgorithm("hyperband", error), "random");  // plus hyperband early stopping
+  EXPECT_FALSE(spec::mapKatibAlgorithm("pbt", error));
+  EXPECT_NE(error.find("not supported yet"), std::string::npos);
+  EXPECT_FALSE(spec::mapKatibAlgorithm("bohb", error));
+  EXPECT_NE(error.find("unknown algorithm \"bohb\""), std::string::npos);
+}
