@@ -121,6 +121,21 @@ struct RunOptions {
   double grace_seconds = 10;
 };
 
+// What `trainyard run` drives its job or experiment with: the store, a local
+// backend whose replicas die with this process, and the controller options.
+struct ForegroundRuntime {
+  ForegroundRuntime(const Globals& g, const RunOptions& o) : store(store::openStore(g.data_dir)) {
+    backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
+    bo.tie_to_parent = true;
+    backend = backend::makeLocalBackend(bo);
+    options.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
+    options.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
+  }
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<backend::Backend> backend;
+  control::ControllerOptions options;
+};
+
 void installSignalHandlers() {
   struct sigaction sa {};
   sa.sa_handler = onSignal;
@@ -150,14 +165,10 @@ int cmdRun(const Globals& g, const RunOptions& o) {
   spec::LoadedSpec loaded = spec::loadSpecFile(o.file, o.overrides);
   printWarnings(loaded);
   if (loaded.experiment) return cmdRunExperiment(g, o, loaded);
-  auto st = store::openStore(g.data_dir);
-  backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
-  bo.tie_to_parent = true;
-  auto be = backend::makeLocalBackend(bo);
-  control::ControllerOptions co;
-  co.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
-  co.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
-  control::JobController ctl(*st, *be, co);
+  ForegroundRuntime rt(g, o);
+  auto& st = rt.store;
+  auto& be = rt.backend;
+  control::JobController ctl(*st, *be, rt.options);
 
   spec::TrainJobSpec spec = loaded.job;
   std::string wanted = spec.name;
@@ -342,15 +353,11 @@ std::string freeExperimentName(store::Store& st, const std::string& base) {
 
 int cmdRunExperiment(const Globals& g, const RunOptions& o, spec::LoadedSpec& loaded) {
   spec::ExperimentSpec spec = *loaded.experiment;
-  auto st = store::openStore(g.data_dir);
-  backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
-  bo.tie_to_parent = true;
-  auto be = backend::makeLocalBackend(bo);
-  control::ControllerOptions co;
-  co.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
-  co.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
-  control::JobController jobs(*st, *be, co);
-  control::ExperimentController exps(*st, jobs, co);
+  ForegroundRuntime rt(g, o);
+  auto& st = rt.store;
+  auto& be = rt.backend;
+  control::JobController jobs(*st, *be, rt.options);
+  control::ExperimentController exps(*st, jobs, rt.options);
 
   store::ExperimentRecord e;
   auto existing = st->getExperiment(spec.name);

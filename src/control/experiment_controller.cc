@@ -253,18 +253,8 @@ void ExperimentController::driveTrial(store::ExperimentRecord& e, State& s, stor
   if (lost) {
     // A run interrupted with its controller (kill -9 of `trainyard run`):
     // its processes went with it. The trial runs again under a new job.
-    bool mark = !store::isTerminal(job->phase);
-    job->phase = store::kFailed;
-    job->reason = "ControllerLost";
-    job->message = fmt::format("the process driving the job ({}) is gone; the trial runs again", job->owner);
-    job->finished_at = store::nowSeconds();
-    job->node.clear();
-    job->allocation.clear();
     store_.transaction([&] {
-      if (mark) {
-        store_.updateJobStatus(*job);
-        store_.addCondition(job->id, {store::kFailed, "True", job->reason, job->message, job->finished_at});
-      }
+      if (!store::isTerminal(job->phase)) markControllerLost(store_, *job, "; the trial runs again");
       t.runs += 1;
       t.stop_requested = false;
       t.rung = -1;
@@ -287,10 +277,11 @@ void ExperimentController::driveTrial(store::ExperimentRecord& e, State& s, stor
     finishTrial(e, s, t, now);
     return;
   }
-  if (!s.stopper || t.stop_requested || now.phase != store::kRunning) return;
-  // Early stopping on the primary objective's intermediate values.
-  auto trials = store_.trials(e.id);
-  auto views = history(e, s, trials);
+}
+
+void ExperimentController::considerStopping(State& s, store::TrialRecord& t, const std::vector<tune::TrialView>& views) {
+  auto job = store_.getJob(t.job_name);
+  if (!job || job->phase != store::kRunning) return;
   auto me = std::find_if(views.begin(), views.end(), [&](const auto& v) { return v.number == t.number; });
   if (me == views.end()) return;
   auto decision = s.stopper->decide(*me, views);
@@ -301,8 +292,8 @@ void ExperimentController::driveTrial(store::ExperimentRecord& e, State& s, stor
     t.message = fmt::format("stopped early at step {}: {}", decision->step, decision->reason);
     store_.transaction([&] {
       store_.upsertTrial(t);
-      store_.requestCancel(now.id);
-      store_.addEvent(now.id, {store::nowSeconds(), "Normal", "EarlyStopped", t.message});
+      store_.requestCancel(job->id);
+      store_.addEvent(job->id, {store::nowSeconds(), "Normal", "EarlyStopped", t.message});
     });
   } else if (decision->rung > t.rung) {
     t.rung = decision->rung;
@@ -322,6 +313,13 @@ store::ExperimentRecord ExperimentController::reconcile(int64_t id) {
   for (auto& t : trials)
     if (t.state == store::kTrialRunning) driveTrial(e, s, t);
   trials = store_.trials(e.id);
+  // Early stopping on the primary objective's intermediate values, with one
+  // view of the whole experiment per pass.
+  if (s.stopper) {
+    auto views = history(e, s, trials);
+    for (auto& t : trials)
+      if (t.state == store::kTrialRunning && !t.stop_requested) considerStopping(s, t, views);
+  }
 
   int running = 0, failed = 0, done = 0;
   bool goal = false;

@@ -48,6 +48,7 @@ class ExperimentController {
   struct State;
   State& state(const store::ExperimentRecord& e);
   void driveTrial(store::ExperimentRecord& e, State& s, store::TrialRecord& t);
+  void considerStopping(State& s, store::TrialRecord& t, const std::vector<tune::TrialView>& views);
   void finishTrial(store::ExperimentRecord& e, State& s, store::TrialRecord& t, const store::JobRecord& job);
   void startTrial(store::ExperimentRecord& e, State& s, int number, const std::vector<store::TrialRecord>& trials);
   std::string submitTrialJob(const store::ExperimentRecord& e, store::TrialRecord& t);

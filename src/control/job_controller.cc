@@ -35,6 +35,17 @@ struct JobController::Tracked {
   bool queued_event = false;
 };
 
+void markControllerLost(store::Store& store, JobRecord& job, const std::string& what_next) {
+  job.phase = store::kFailed;
+  job.reason = "ControllerLost";
+  job.message = fmt::format("the process driving the job ({}) is gone{}", job.owner, what_next);
+  job.finished_at = nowSeconds();
+  job.node.clear();
+  job.allocation.clear();
+  store.updateJobStatus(job);
+  store.addCondition(job.id, {store::kFailed, "True", job.reason, job.message, job.finished_at});
+}
+
 JobController::JobController(store::Store& store, backend::Backend& backend, ControllerOptions opts)
     : store_(store), backend_(backend), opts_(std::move(opts)) {
   if (opts_.owner.empty()) opts_.owner = selfOwner();
@@ -119,14 +130,7 @@ void JobController::admit(JobRecord& job) {
     for (auto& other : store_.listActiveJobs()) {
       // A job whose controller died holds nothing any more.
       if (other.id != job.id && !ownerAlive(other.owner)) {
-        other.phase = store::kFailed;
-        other.reason = "ControllerLost";
-        other.message = fmt::format("the process driving the job ({}) is gone", other.owner);
-        other.finished_at = nowSeconds();
-        other.node.clear();
-        other.allocation.clear();
-        store_.updateJobStatus(other);
-        store_.addCondition(other.id, {store::kFailed, "True", other.reason, other.message, other.finished_at});
+        markControllerLost(store_, other, "");
         continue;
       }
       if (other.phase == store::kQueued) {

@@ -25,6 +25,10 @@ struct ControllerOptions {
   std::string owner;     // selfOwner() by default
 };
 
+// Ends a job whose driving process is gone (Failed, ControllerLost): its
+// allocation is freed and the reason recorded. Call inside a transaction.
+void markControllerLost(store::Store& store, store::JobRecord& job, const std::string& what_next);
+
 class JobController {
  public:
   JobController(store::Store& store, backend::Backend& backend, ControllerOptions opts);

@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "backend/cgroup.h"
-#include "test_util.h"
+#include "local_harness.h"
 
 using namespace trainyard;
 using namespace std::chrono_literals;
@@ -28,18 +28,9 @@ spec::TrainJobSpec shellJob(const std::string& name, const std::string& script, 
   return s;
 }
 
-struct Fixture : ::testing::Test {
+struct Fixture : trainyard::test::LocalHarness {
   void SetUp() override {
-    dir = trainyard::test::freshDir();
-    st = store::openStore(dir + "/data");
-    backend::LocalBackendOptions bo;
-    bo.tie_to_parent = true;
-    be = backend::makeLocalBackend(bo);
-    control::ControllerOptions co;
-    co.data_dir = dir + "/data";
-    // Long enough that a loaded machine still delivers SIGTERM before any
-    // escalation; the escalation itself is tested with its own short grace.
-    co.grace = 3000ms;
+    LocalHarness::SetUp();
     ctl = std::make_unique<control::JobController>(*st, *be, co);
   }
   void TearDown() override {
@@ -64,9 +55,6 @@ struct Fixture : ::testing::Test {
     s << in.rdbuf();
     return s.str();
   }
-  std::string dir;
-  std::unique_ptr<store::Store> st;
-  std::unique_ptr<backend::Backend> be;
   std::unique_ptr<control::JobController> ctl;
 };
 

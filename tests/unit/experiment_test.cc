@@ -10,7 +10,7 @@
 #include "control/experiment_controller.h"
 #include "control/owner.h"
 #include "spec/parser.h"
-#include "test_util.h"
+#include "local_harness.h"
 
 using namespace trainyard;
 using namespace std::chrono_literals;
@@ -152,15 +152,9 @@ spec:
 }
 
 namespace {
-struct ExperimentFixture : ::testing::Test {
+struct ExperimentFixture : trainyard::test::LocalHarness {
   void SetUp() override {
-    dir = trainyard::test::freshDir();
-    st = store::openStore(dir + "/data");
-    backend::LocalBackendOptions bo;
-    bo.tie_to_parent = true;
-    be = backend::makeLocalBackend(bo);
-    co.data_dir = dir + "/data";
-    co.grace = 2000ms;
+    LocalHarness::SetUp();
     jobs = std::make_unique<control::JobController>(*st, *be, co);
     exps = std::make_unique<control::ExperimentController>(*st, *jobs, co);
   }
@@ -172,10 +166,6 @@ struct ExperimentFixture : ::testing::Test {
       jobs->wait(100ms);
     }
   }
-  std::string dir;
-  std::unique_ptr<store::Store> st;
-  std::unique_ptr<backend::Backend> be;
-  control::ControllerOptions co;
   std::unique_ptr<control::JobController> jobs;
   std::unique_ptr<control::ExperimentController> exps;
 };
@@ -240,11 +230,24 @@ TEST_F(Experiments, AshaStopsHopelessTrialsAndRecordsTheRung) {
   std::string yaml = experimentYaml("asha", "  earlyStopping: {name: asha, settings: {min_resource: 1, max_resource: 9, reduction_factor: 3}}\n", 6, script);
   yaml.replace(yaml.find("parallelTrials: 2"), 17, "parallelTrials: 6");
   auto e = exps->submit(load(yaml));
+  // Every trial still going has reported `epoch` (and the controller has seen it).
+  auto allReported = [&](int epoch) {
+    auto trials = st->trials(e.id);
+    if (trials.size() < 6) return false;
+    for (const auto& t : trials) {
+      if (t.state != store::kTrialRunning || t.stop_requested) continue;
+      auto job = st->getJob(t.job_name);
+      auto loss = job ? st->metrics(job->id, "loss") : std::vector<metrics::MetricPoint>{};
+      if (loss.empty() || loss.back().step < epoch) return false;
+    }
+    return true;
+  };
   for (int epoch = 1; epoch <= 9; ++epoch) {
-    for (int i = 0; i < 30; ++i) {
+    do {
       exps->reconcile(e.id);
       jobs->wait(20ms);
-    }
+    } while (!allReported(epoch));
+    exps->reconcile(e.id);  // one pass with every report in: the rung decisions
     std::ofstream(dir + "/go-" + std::to_string(epoch)) << "go";
   }
   auto end = runToEnd(e.id);
