@@ -63,11 +63,12 @@ struct ReplicaStatus {
   int attempt = 0;
   ReplicaPhase phase = ReplicaPhase::Pending;
   int64_t pid = 0;
+  uint64_t pid_start = 0;  // start time of pid (see util/proc.h), to re-attach safely
   double started_at = 0;
   double finished_at = 0;
   std::optional<int> exit_code;  // set when it exited by itself
   std::optional<int> signal;     // set when a signal ended it
-  std::string reason;            // Completed, Error, OOMKilled, Signaled, StartError
+  std::string reason;            // Completed, Error, OOMKilled, Signaled, StartError, Lost
   std::string message;           // e.g. the exec error
   std::string log_ref;           // backend-specific log locator, kept in the store for users
 };
@@ -102,6 +103,13 @@ class Backend {
   // Blocks until a replica may have changed state, or `timeout` passes.
   virtual void waitForChange(std::chrono::milliseconds timeout) = 0;
 
+  // Takes over the replicas of `uid`'s `attempt` that an earlier process
+  // (a control plane that was killed) launched, as recorded in the store
+  // (name, pid, pid_start, log_ref). Live ones are watched again; the others
+  // are reported Exited with their status when it was kept, else reason Lost.
+  virtual std::vector<ReplicaStatus> reattach(const std::string& uid, int attempt,
+                                              const std::vector<ReplicaStatus>& recorded) = 0;
+
   // Forgets a job whose replicas have all exited.
   virtual void release(const std::string& uid) = 0;
 
@@ -119,6 +127,11 @@ struct LocalBackendOptions {
   // 7-20 ms per process on cgroup v1, more than the whole launch otherwise.
   // Memory limits are always enforced when the spec sets one.
   bool cpu_quota = false;
+  // Path of the trainyard binary: when set, each replica runs under
+  // `trainyard __supervise`, which keeps its exit status in a file next to
+  // its log, so a control plane restarted while it ran still learns how it
+  // ended (only the parent can wait for a process). Used by the server.
+  std::string supervisor;
 };
 // Options from the environment: TRAINYARD_CPU_QUOTA=1 turns cpu_quota on.
 LocalBackendOptions localBackendOptionsFromEnv();

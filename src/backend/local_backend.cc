@@ -22,6 +22,8 @@
 #include <fmt/format.h>
 
 #include "backend/node_probe.h"
+#include "backend/supervisor.h"
+#include "util/proc.h"
 #include "util/env.h"
 #include "util/files.h"
 
@@ -182,6 +184,12 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   envp.push_back(nullptr);
   std::vector<std::string> args = r.argv;
   for (auto& a : args) a = util::expandVars(a, extra);
+  if (!opts_.supervisor.empty()) {
+    std::string ref = p.status.log_ref;
+    p.status_file = ref.substr(0, ref.size() - 4) + ".exit";
+    std::filesystem::remove(p.status_file);
+    args.insert(args.begin(), {opts_.supervisor, "__supervise", p.status_file, "--"});
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -265,6 +273,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
     return;
   }
   p.pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  p.status.pid_start = util::processStartTime(pid).value_or(0);
 }
 
 void LocalBackend::killGroup(Proc& p, int sig) {
@@ -274,6 +283,7 @@ void LocalBackend::killGroup(Proc& p, int sig) {
 }
 
 void LocalBackend::reap(Proc& p, bool block) {
+  if (p.adopted) return reapAdopted(p, block);
   if (p.status.phase == ReplicaPhase::Exited || p.pid <= 0) return;
   int st = 0;
   pid_t r;
@@ -292,6 +302,12 @@ void LocalBackend::reap(Proc& p, bool block) {
     p.status.reason = "Unknown";
     p.status.message = "the process could not be waited for";
   }
+  // Under a supervisor, its record is the command's own status.
+  if (auto rec = p.status_file.empty() ? std::nullopt : readExitRecord(p.status_file)) {
+    p.status.exit_code = rec->exit_code;
+    p.status.signal = rec->signal;
+    p.status.reason = rec->signal ? "Signaled" : (*rec->exit_code == 0 ? "Completed" : "Error");
+  }
   // The replica is over: whatever it left behind in its group goes too, as
   // when a container ends.
   ::kill(-p.pid, SIGKILL);
@@ -307,6 +323,66 @@ void LocalBackend::reap(Proc& p, bool block) {
   if (!cgroups_.remove(p.cgroup)) to_remove_.push_back(p.cgroup);
   if (p.pidfd >= 0) close(p.pidfd);
   p.pidfd = -1;
+}
+
+void LocalBackend::reapAdopted(Proc& p, bool block) {
+  if (p.status.phase == ReplicaPhase::Exited) return;
+  auto alive = [&] {
+    if (p.pidfd >= 0) {
+      pollfd fd{p.pidfd, POLLIN, 0};
+      return poll(&fd, 1, 0) == 0;  // readable once the process has ended
+    }
+    return util::processStartTime(p.pid) == std::optional<uint64_t>(p.status.pid_start);
+  };
+  while (alive()) {
+    if (!block) return;
+    usleep(1000);
+  }
+  p.status.phase = ReplicaPhase::Exited;
+  p.status.finished_at = wallNow();
+  if (p.pidfd >= 0) ::kill(-p.pid, SIGKILL);  // what it left behind in its group goes too
+  if (auto rec = readExitRecord(p.status_file)) {
+    p.status.exit_code = rec->exit_code;
+    p.status.signal = rec->signal;
+    p.status.reason = rec->signal ? "Signaled" : (*rec->exit_code == 0 ? "Completed" : "Error");
+  } else {
+    p.status.signal = SIGKILL;
+    p.status.reason = "Lost";
+    p.status.message = "it ended while no controller watched it and left no exit status";
+  }
+  if (p.pidfd >= 0) close(p.pidfd);
+  p.pidfd = -1;
+}
+
+std::vector<ReplicaStatus> LocalBackend::reattach(const std::string& uid, int attempt,
+                                                  const std::vector<ReplicaStatus>& recorded) {
+  Job& j = jobs_[uid];
+  j = Job{};
+  j.attempt = attempt;
+  for (const auto& r : recorded) {
+    Proc p;
+    p.status = r;
+    p.status.attempt = attempt;
+    p.pid = static_cast<pid_t>(r.pid);
+    p.adopted = true;
+    std::string ref = r.log_ref;
+    p.status_file = ref.size() > 4 ? ref.substr(0, ref.size() - 4) + ".exit" : ref + ".exit";
+    bool same = r.pid > 0 && r.pid_start != 0 &&
+                util::processStartTime(r.pid) == std::optional<uint64_t>(r.pid_start);
+    if (same) {
+      p.pidfd = static_cast<int>(syscall(SYS_pidfd_open, p.pid, 0));
+      p.status.phase = ReplicaPhase::Running;
+    } else {
+      p.pidfd = -1;
+      p.status.phase = ReplicaPhase::Running;  // reapAdopted decides how it ended
+    }
+    if (!same) p.status.pid_start = 0;  // never matches: reported as ended
+    reapAdopted(p, false);
+    j.procs.push_back(std::move(p));
+  }
+  std::vector<ReplicaStatus> out;
+  for (const auto& p : j.procs) out.push_back(p.status);
+  return out;
 }
 
 void LocalBackend::stop(const std::string& uid, std::chrono::milliseconds grace) {

@@ -26,6 +26,8 @@ class LocalBackend final : public Backend {
   std::vector<ReplicaStatus> observe(const std::string& uid) override;
   std::string readLog(const std::string& uid, const std::string& replica, uint64_t offset, size_t max_bytes) override;
   void waitForChange(std::chrono::milliseconds timeout) override;
+  std::vector<ReplicaStatus> reattach(const std::string& uid, int attempt,
+                                      const std::vector<ReplicaStatus>& recorded) override;
   void release(const std::string& uid) override;
   std::vector<std::string> warnings() const override { return warnings_; }
 
@@ -35,6 +37,8 @@ class LocalBackend final : public Backend {
     ReplicaStatus status;
     pid_t pid = 0;
     int pidfd = -1;
+    bool adopted = false;  // not our child: watched through its pidfd, status from the supervisor's file
+    std::string status_file;
     Cgroups::Group cgroup;
   };
   struct Job {
@@ -45,6 +49,7 @@ class LocalBackend final : public Backend {
 
   void spawn(const PlacedJob& job, const ReplicaLaunch& r, const std::string& config_dir, Proc& p);
   void reap(Proc& p, bool block);
+  void reapAdopted(Proc& p, bool block);
   void killGroup(Proc& p, int sig);
   void escalate(Job& job);
 

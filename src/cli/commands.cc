@@ -17,7 +17,10 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "api/views.h"
 #include "cli/output.h"
+#include "cli/remote.h"
+#include "cli/server_cmd.h"
 #include "cli/progress.h"
 #include "control/experiment_controller.h"
 #include "control/job_controller.h"
@@ -28,6 +31,12 @@
 
 namespace trainyard::cli {
 namespace {
+
+using api::jobJson;
+using api::trialJson;
+using api::experimentJson;
+using api::objectiveText;
+using api::paramsText;
 
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -58,44 +67,6 @@ store::JobRecord requireJob(store::Store& st, const std::string& name) {
   auto job = st.getJob(name);
   if (!job) throw UserError(fmt::format("job \"{}\" not found (see `trainyard get jobs`)", name));
   return *job;
-}
-
-json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
-  json out{{"name", j.name},
-           {"uid", j.uid},
-           {"kind", j.kind},
-           {"phase", j.phase},
-           {"reason", j.reason},
-           {"message", j.message},
-           {"restarts", j.restarts},
-           {"createdAt", j.created_at},
-           {"startedAt", j.started_at},
-           {"finishedAt", j.finished_at},
-           {"outputsDir", j.outputs_dir},
-           {"logDir", j.log_dir}};
-  if (!detail) return out;
-  out["spec"] = j.spec;
-  json conds = json::array();
-  for (const auto& c : st.conditions(j.id))
-    conds.push_back({{"type", c.type}, {"status", c.status}, {"reason", c.reason}, {"message", c.message}, {"time", c.time}});
-  out["conditions"] = conds;
-  json attempts = json::array();
-  for (const auto& a : st.attempts(j.id)) {
-    json r{{"attempt", a.attempt}, {"replica", a.replica}, {"state", a.state}, {"pid", a.pid},
-           {"startedAt", a.started_at}, {"finishedAt", a.finished_at}, {"reason", a.reason}, {"logPath", a.log_path}};
-    r["exitCode"] = a.exit_code ? json(*a.exit_code) : json(nullptr);
-    r["signal"] = a.signal ? json(*a.signal) : json(nullptr);
-    attempts.push_back(r);
-  }
-  out["attempts"] = attempts;
-  json events = json::array();
-  for (const auto& e : st.events(j.id))
-    events.push_back({{"time", e.time}, {"type", e.type}, {"reason", e.reason}, {"message", e.message}});
-  out["events"] = events;
-  json metrics = json::object();
-  for (const auto& m : st.lastMetrics(j.id)) metrics[m.name] = {{"value", m.value}, {"step", m.step}, {"time", m.timestamp}};
-  out["lastMetrics"] = metrics;
-  return out;
 }
 
 double jobDuration(const store::JobRecord& j) {
@@ -270,62 +241,6 @@ int cmdRun(const Globals& g, const RunOptions& o) {
 
 
 // ---------------------------------------------------------------- experiments
-
-std::string objectiveText(const spec::ExperimentSpec& spec, const store::TrialRecord& t) {
-  std::string out;
-  for (size_t k = 0; k < t.objective.size() && k < spec.objectives.size(); ++k)
-    out += fmt::format("{}{}={}", out.empty() ? "" : " ", spec.objectives[k].metric, formatValue(t.objective[k]));
-  return out;
-}
-
-std::string paramsText(const store::TrialRecord& t) {
-  std::string out;
-  for (const auto& [k, v] : t.params) out += fmt::format("{}{}={}", out.empty() ? "" : " ", k, v);
-  return out;
-}
-
-// A trial's conditions, Katib-style: Created, Running (its current job's
-// start), then its final state, each with a time.
-json trialConditions(store::Store* st, const store::TrialRecord& t) {
-  json c = json::array();
-  c.push_back({{"type", "Created"}, {"time", t.created_at}});
-  if (st)
-    if (auto job = st->getJob(t.job_name); job && job->started_at > 0)
-      c.push_back({{"type", "Running"}, {"time", job->started_at}});
-  if (t.state != store::kTrialRunning)
-    c.push_back({{"type", t.state}, {"reason", t.reason}, {"message", t.message}, {"time", t.finished_at}});
-  return c;
-}
-
-json trialJson(const spec::ExperimentSpec& spec, const store::TrialRecord& t, store::Store* st = nullptr) {
-  json objective = json::object();
-  for (size_t k = 0; k < t.objective.size() && k < spec.objectives.size(); ++k) objective[spec.objectives[k].metric] = t.objective[k];
-  return {{"trial", t.number}, {"state", t.state}, {"parameters", t.params}, {"objective", objective},
-          {"metrics", t.metrics}, {"rung", t.rung}, {"job", t.job_name}, {"runs", t.runs}, {"reason", t.reason},
-          {"message", t.message}, {"createdAt", t.created_at}, {"finishedAt", t.finished_at},
-          {"conditions", trialConditions(st, t)}};
-}
-
-json experimentJson(store::Store& st, const store::ExperimentRecord& e, bool detail) {
-  auto trials = st.trials(e.id);
-  std::map<std::string, int> counts;
-  for (const auto& t : trials) counts[t.state]++;
-  json out{{"name", e.name}, {"uid", e.uid}, {"phase", e.phase}, {"reason", e.reason}, {"message", e.message},
-           {"createdAt", e.created_at}, {"finishedAt", e.finished_at}, {"trials", trials.size()}, {"counts", counts},
-           {"maxTrials", e.spec.max_trials}};
-  int best = control::ExperimentController::bestTrial(e.spec, trials);
-  if (best >= 0) {
-    out["best"] = trialJson(e.spec, trials[best]);
-    if (auto job = st.getJob(trials[best].job_name)) out["best"]["outputsDir"] = job->outputs_dir;
-  }
-  if (e.spec.objectives.size() > 1) out["paretoFront"] = control::ExperimentController::paretoFront(e.spec, trials);
-  if (!detail) return out;
-  out["spec"] = e.spec;
-  json arr = json::array();
-  for (const auto& t : trials) arr.push_back(trialJson(e.spec, t, &st));
-  out["trialList"] = arr;
-  return out;
-}
 
 std::vector<std::vector<std::string>> trialRows(const spec::ExperimentSpec& spec, const std::vector<store::TrialRecord>& trials,
                                                 control::JobController* live, store::Store& st) {
@@ -733,6 +648,31 @@ int runMain(int argc, char** argv) {
   app.add_option("--data-dir", g.data_dir, "Where the store, logs and outputs live (env TRAINYARD_DATA_DIR)")
       ->capture_default_str();
   app.add_option("-o,--output", g.output, "Output format: table, json or yaml")->capture_default_str();
+  Remote remote;
+  if (const char* s = std::getenv("TRAINYARD_SERVER")) remote.url = s;
+  if (const char* t = std::getenv("TRAINYARD_TOKEN")) remote.token = t;
+  app.add_option("--server", remote.url, "Talk to this Trainyard server, e.g. http://127.0.0.1:8080 (env TRAINYARD_SERVER)");
+  app.add_option("--token", remote.token, "Bearer token for --server (env TRAINYARD_TOKEN)");
+
+  ServerCliOptions so;
+  auto* server = app.add_subcommand("server", "Run the control plane: REST API, dashboard, scheduler and controllers");
+  server->add_option("--address", so.address, "Address to listen on (non-loopback needs --auth)")->capture_default_str();
+  server->add_option("--port", so.port, "Port (0: any free port, printed at start)")->capture_default_str();
+  server->add_option("--store", so.store, "postgresql://... (default: SQLite in --data-dir)");
+  server->add_option("--auth", so.auth_file, "Token file (tokens: [{token, user, admin}]); every request then needs a token");
+  server->add_option("--grace", so.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping replicas")->capture_default_str();
+
+  std::string submit_file;
+  std::vector<std::string> submit_set;
+  bool submit_follow = false;
+  auto* submit = app.add_subcommand("submit", "Submit a job or experiment to a server and return (see --server)");
+  submit->add_option("file", submit_file, "Spec file (YAML)")->required();
+  submit->add_option("--set", submit_set, "Override a field (repeatable)");
+  submit->add_flag("-f,--follow", submit_follow, "Jobs: print the log until the job ends; exit code = outcome");
+
+  bool top_once = false;
+  auto* top = app.add_subcommand("top", "Node usage and running jobs on a server, refreshed (--once: print once)");
+  top->add_flag("--once", top_once, "Print once and exit");
 
   RunOptions ro;
   auto* run = app.add_subcommand("run", "Run a TrainJob in the foreground; exit code = outcome");
@@ -751,11 +691,12 @@ int runMain(int argc, char** argv) {
   auto* get = app.add_subcommand("get", "List jobs or show metrics");
   get->require_subcommand(1);
   get->fallthrough();
-  std::string get_name, get_phase;
+  std::string get_name, get_phase, get_label;
   auto* get_jobs = get->add_subcommand("jobs", "List jobs");
   get->add_subcommand("job", "Show one job");
   get_jobs->add_option("name", get_name, "Only this job");
   get_jobs->add_option("--phase", get_phase, "Only jobs in this phase");
+  get_jobs->add_option("-l,--label", get_label, "Only jobs with this label (key=value; --server only)");
   auto* get_job = get->get_subcommand("job");
   get_job->add_option("name", get_name, "Job name")->required();
   std::string metrics_job, metric_name;
@@ -810,6 +751,30 @@ int runMain(int argc, char** argv) {
 
   try {
     parseOutputFormat(g.output);
+    remote.output = g.output;
+    if (*server) {
+      so.data_dir = g.data_dir;
+      return cmdServer(so);
+    }
+    if (*submit || *top) {
+      if (remote.url.empty()) remote.url = "http://127.0.0.1:8080";
+      if (*submit) return remoteSubmit(remote, submit_file, submit_set, submit_follow);
+      return remoteTop(remote, top_once);
+    }
+    if (!remote.url.empty()) {
+      if (*run) throw UserError("`run` drives a job from this shell; with a server use `trainyard submit FILE -f`");
+      if (*validate) return cmdValidate(vfile, vset);
+      if (*get_jobs) return remoteGetJobs(remote, get_name, get_phase, get_label);
+      if (*get_job) return remoteGetJobs(remote, get_name, "", "");
+      if (*get_metrics) return remoteGetMetrics(remote, metrics_job, metrics_all, metric_name);
+      if (*describe_job) return remoteDescribeJob(remote, describe_name);
+      if (*describe_exp) return remoteDescribeExperiment(remote, describe_name);
+      if (*get->get_subcommand("experiments")) return remoteGetExperiments(remote);
+      if (*get_trials) return remoteGetTrials(remote, trials_exp);
+      if (*logs) return remoteLogs(remote, logs_name, logs_replica, logs_attempt, logs_follow);
+      if (*cancel) return remoteCancel(remote, cancel_name, cancel_experiment);
+      if (*del_job) return remoteDelete(remote, delete_name);
+    }
     if (*run) return cmdRun(g, ro);
     if (*validate) return cmdValidate(vfile, vset);
     if (*get_jobs) return cmdGetJobs(g, get_name, get_phase);

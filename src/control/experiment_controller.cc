@@ -65,8 +65,9 @@ void ExperimentController::changed(const store::TrialRecord& t) {
   if (on_trial) on_trial(t);
 }
 
-store::ExperimentRecord ExperimentController::submit(const spec::ExperimentSpec& spec) {
+store::ExperimentRecord ExperimentController::submit(const spec::ExperimentSpec& spec, const std::string& user) {
   store::ExperimentRecord e;
+  e.user = user;
   e.name = spec.name;
   e.spec = spec;
   e.phase = store::kRunning;
@@ -172,9 +173,10 @@ std::vector<tune::TrialView> ExperimentController::history(const store::Experime
 std::string ExperimentController::submitTrialJob(const store::ExperimentRecord& e, store::TrialRecord& t) {
   std::string base = t.runs > 1 ? fmt::format("{}-{}-r{}", e.name, t.number, t.runs - 1) : fmt::format("{}-{}", e.name, t.number);
   spec::TrainJobSpec job = e.spec.trialJob(t.params, base);
+  job.labels[store::kExperimentLabel] = e.name;
   for (int i = 2;; ++i) {
     try {
-      auto rec = jobs_.submit(job);
+      auto rec = jobs_.submit(job, e.user);
       return rec.name;
     } catch (const store::NameConflict&) {
       job.name = fmt::format("{}-{}", base, i);  // left over from a deleted experiment of the same name

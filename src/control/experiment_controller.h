@@ -25,7 +25,7 @@ class ExperimentController {
   ~ExperimentController();
 
   // Stores a new experiment in phase Running. Throws store::NameConflict.
-  store::ExperimentRecord submit(const spec::ExperimentSpec& spec);
+  store::ExperimentRecord submit(const spec::ExperimentSpec& spec, const std::string& user = "");
   // Takes over an unfinished (or, with reopen, a finished) experiment of this
   // name. Throws std::runtime_error when another live process drives it.
   store::ExperimentRecord resume(const std::string& name, bool reopen);

@@ -22,6 +22,8 @@ struct JobController::Tracked {
   struct Replica {
     uint64_t log_offset = 0;
     uint64_t file_offset = 0;  // File collector
+    uint64_t saved_log_offset = 0;   // as last written to the store
+    uint64_t saved_file_offset = 0;
     std::unique_ptr<metrics::Collector> collector;
     bool recorded_exit = false;
   };
@@ -65,8 +67,9 @@ const std::map<std::string, metrics::MetricPoint>& JobController::latest(int64_t
   return t->latest;
 }
 
-JobRecord JobController::submit(const spec::TrainJobSpec& spec) {
+JobRecord JobController::submit(const spec::TrainJobSpec& spec, const std::string& user) {
   JobRecord job;
+  job.user = user;
   job.name = spec.name;
   job.spec = spec;
   job.phase = store::kQueued;
@@ -199,6 +202,7 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
       a.pid = s.pid;
       a.started_at = s.started_at;
       a.log_path = s.log_ref;
+      a.pid_start = s.pid_start;
       store_.upsertAttempt(a);
     }
     job.message.clear();
@@ -244,9 +248,73 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
       if (final && r.collector) r.collector->finish(now, points);
     }
   }
-  if (points.empty()) return;
-  store_.appendMetrics(job.id, points);
+  // How far the primary's output is parsed: a controller taking over the
+  // job resumes there, so no point is stored twice or lost.
+  struct Offsets {
+    std::string replica;
+    uint64_t log, file;
+  };
+  std::vector<Offsets> moved;
+  for (auto& [name, r] : t.replicas) {
+    if (!r.collector) continue;
+    bool file = mc.kind == spec::MetricsCollector::Kind::File;
+    uint64_t pending = final ? 0 : r.collector->pendingBytes();
+    uint64_t log = file ? r.log_offset : r.log_offset - pending;
+    uint64_t fil = file ? r.file_offset - pending : r.file_offset;
+    if (log != r.saved_log_offset || fil != r.saved_file_offset) {
+      moved.push_back({name, log, fil});
+      r.saved_log_offset = log;
+      r.saved_file_offset = fil;
+    }
+  }
+  if (points.empty() && moved.empty()) return;
+  store_.transaction([&] {
+    store_.appendMetrics(job.id, points);
+    for (const auto& m : moved) store_.saveCollectOffsets(job.id, t.attempt, m.replica, m.log, m.file);
+  });
   for (auto& p : points) t.latest[p.name] = p;
+}
+
+JobRecord JobController::adopt(int64_t job_id) {
+  auto rec = store_.getJobById(job_id);
+  if (!rec) throw std::runtime_error(fmt::format("job {} is not in the store", job_id));
+  JobRecord job = std::move(*rec);
+  if (store::isTerminal(job.phase)) return job;
+  std::string previous = job.owner;
+  job.owner = opts_.owner;
+  store_.updateJobStatus(job);
+  if (job.phase == store::kQueued) return job;
+  Tracked& t = tracked(job);
+  t.attempt = job.restarts;
+  t.replicas.clear();
+  std::vector<backend::ReplicaStatus> recorded;
+  for (const auto& a : store_.attempts(job.id)) {
+    if (a.attempt != job.restarts) continue;
+    backend::ReplicaStatus r;
+    r.name = a.replica;
+    r.attempt = a.attempt;
+    r.pid = a.pid;
+    r.pid_start = a.pid_start;
+    r.started_at = a.started_at;
+    r.log_ref = a.log_path;
+    recorded.push_back(r);
+    auto& tr = t.replicas[a.replica];
+    tr.log_offset = tr.saved_log_offset = a.log_offset;
+    tr.file_offset = tr.saved_file_offset = a.file_offset;
+    tr.recorded_exit = a.state == "Exited";
+  }
+  if (recorded.empty()) {
+    // It died between deciding on this attempt and starting it.
+    event(job, "Normal", "Reattached", fmt::format("taken over from {}; starting attempt {}", previous, job.restarts + 1));
+    launchAttempt(job, job.restarts);
+    return job;
+  }
+  auto statuses = backend_.reattach(job.uid, job.restarts, recorded);
+  int running = 0;
+  for (const auto& s : statuses) running += s.phase == backend::ReplicaPhase::Running;
+  event(job, "Normal", "Reattached",
+        fmt::format("taken over from {}: {} of {} replicas still running", previous, running, statuses.size()));
+  return job;
 }
 
 void JobController::observe(JobRecord& job) {
@@ -293,6 +361,7 @@ void JobController::observe(JobRecord& job) {
       a.signal = s.signal;
       a.reason = !t.stopping_reason.empty() && !ok ? t.stopping_reason : s.reason;
       a.log_path = s.log_ref;
+      a.pid_start = s.pid_start;
       store_.upsertAttempt(a);
     }
   }

@@ -36,7 +36,13 @@ class JobController {
 
   // Stores a new job in phase Queued with a Created condition. Throws
   // store::NameConflict when the name is taken.
-  store::JobRecord submit(const spec::TrainJobSpec& spec);
+  store::JobRecord submit(const spec::TrainJobSpec& spec, const std::string& user = "");
+
+  // Takes over a job whose controller died (a server killed and started
+  // again): replicas still running are watched again, logs and metrics
+  // continue from where they were collected, replicas that ended meanwhile
+  // are judged by their recorded exit status (retried per policy).
+  store::JobRecord adopt(int64_t job_id);
 
   // One pass over one job; returns its record as it now is.
   store::JobRecord reconcile(int64_t job_id);

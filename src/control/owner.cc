@@ -2,10 +2,10 @@
 
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
+
+#include "util/proc.h"
 
 namespace trainyard::control {
 namespace {
@@ -16,17 +16,9 @@ std::string hostName() {
   return host;
 }
 
-// Field 22 of /proc/PID/stat: start time in clock ticks since boot.
 std::string startTime(long pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto close = stat.rfind(')');  // the command name may contain spaces
-  if (close == std::string::npos) return "";
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i)
-    if (i == 22) return field;
-  return "";
+  auto t = util::processStartTime(pid);
+  return t ? std::to_string(*t) : "";
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ class Collector {
   Collector(const std::string& kind, const std::string& format, const std::string& filter);
   void consume(std::string_view bytes, double now, std::vector<MetricPoint>& out) { parser_.feed(bytes, now, out); }
   void finish(double now, std::vector<MetricPoint>& out) { parser_.finish(now, out); }
+  size_t pendingBytes() const { return parser_.pendingBytes(); }
 
  private:
   LineParser parser_;

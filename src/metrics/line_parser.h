@@ -39,6 +39,8 @@ class LineParser {
   void feed(std::string_view bytes, double now, std::vector<MetricPoint>& out);
   // Parses a trailing line that had no newline (end of stream).
   void finish(double now, std::vector<MetricPoint>& out);
+  // Bytes fed but not parsed yet (a line still without its newline).
+  size_t pendingBytes() const { return partial_.size(); }
   // Parses exactly one complete line.
   void parseLine(std::string_view line, double now, std::vector<MetricPoint>& out);
 

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <filesystem>
 
-#include "store/sqlite_store.h"
+#include "store/sql_store.h"
 
 namespace trainyard::store {
 
@@ -16,9 +16,9 @@ double nowSeconds() {
 
 std::unique_ptr<Store> openStore(const std::string& location) {
   if (location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0)
-    throw std::runtime_error("the PostgreSQL store is not built into this version yet: " + location);
+    return std::make_unique<SqlStore>(openPostgresDb(location));
   std::filesystem::create_directories(location);
-  return std::make_unique<SqliteStore>((std::filesystem::path(location) / "trainyard.db").string());
+  return std::make_unique<SqlStore>(openSqliteDb((std::filesystem::path(location) / "trainyard.db").string()));
 }
 
 }  // namespace trainyard::store

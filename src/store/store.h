@@ -49,6 +49,7 @@ struct JobRecord {
   bool cancel_requested = false;
   std::string outputs_dir;
   std::string log_dir;
+  std::string user;  // who submitted it ("" when no authentication is in use)
 };
 
 struct AttemptRecord {
@@ -61,8 +62,11 @@ struct AttemptRecord {
   double finished_at = 0;
   std::optional<int> exit_code;
   std::optional<int> signal;
-  std::string reason;  // Completed, Error, OOMKilled, Signaled, DeadlineExceeded, Cancelled
+  std::string reason;  // Completed, Error, OOMKilled, Signaled, DeadlineExceeded, Cancelled, Lost
   std::string log_path;
+  uint64_t pid_start = 0;    // the process' start time (clock ticks): a recycled pid is not ours
+  uint64_t log_offset = 0;   // metrics collected up to here (a restarted controller resumes there)
+  uint64_t file_offset = 0;  // same, for the File collector
 };
 
 struct Condition {
@@ -92,6 +96,7 @@ struct ExperimentRecord {
   double finished_at = 0;
   std::string owner;
   bool cancel_requested = false;
+  std::string user;
 };
 
 // Trial states.
@@ -121,6 +126,45 @@ struct TrialRecord {
   double finished_at = 0;
 };
 
+// A page of a filtered job list. Visibility: with `viewer` set, only jobs
+// of that user or labelled trainyard.dev/shared=true.
+struct JobQuery {
+  std::string phase;        // "" = any; "active" = not Succeeded/Failed
+  std::string label_key;    // "" = any
+  std::string label_value;
+  std::optional<std::string> viewer;
+  bool include_trials = true;  // jobs labelled trainyard.dev/experiment
+  int64_t offset = 0;
+  int64_t limit = 100;
+  bool newest_first = false;
+};
+struct JobPage {
+  std::vector<JobRecord> items;
+  int64_t total = 0;  // matching jobs, all pages
+};
+
+// One metric series of a job: size and range, without its points.
+struct SeriesInfo {
+  std::string name;
+  int64_t points = 0;
+  int64_t first_step = 0;
+  int64_t last_step = 0;
+  double last_value = 0;
+};
+// A series as charts get it: the points themselves when there are few,
+// else min/max/last per bucket of `width` steps.
+struct SeriesView {
+  std::string name;
+  int64_t total_points = 0;  // in the requested range
+  int64_t width = 1;         // steps per bucket (1 with raw points)
+  bool downsampled = false;
+  std::vector<int64_t> step;
+  std::vector<double> min, max, last;
+};
+
+inline constexpr const char* kSharedLabel = "trainyard.dev/shared";
+inline constexpr const char* kExperimentLabel = "trainyard.dev/experiment";
+
 class NameConflict : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -147,9 +191,15 @@ class Store {
   virtual void updateJobStatus(const JobRecord& job) = 0;
   virtual void requestCancel(int64_t job_id) = 0;
   virtual bool deleteJob(int64_t job_id) = 0;
+  // Filtered, paged list (oldest first unless newest_first).
+  virtual JobPage queryJobs(const JobQuery& q) = 0;
 
   virtual void upsertAttempt(const AttemptRecord& a) = 0;
   virtual std::vector<AttemptRecord> attempts(int64_t job_id) = 0;
+  // Records how far a replica's output has been collected into metrics
+  // (written with the metrics it produced, in one transaction).
+  virtual void saveCollectOffsets(int64_t job_id, int attempt, const std::string& replica, uint64_t log_offset,
+                                  uint64_t file_offset) = 0;
 
   virtual void addCondition(int64_t job_id, const Condition& c) = 0;
   virtual std::vector<Condition> conditions(int64_t job_id) = 0;
@@ -162,6 +212,11 @@ class Store {
   virtual std::vector<metrics::MetricPoint> metrics(int64_t job_id, const std::string& name = "") = 0;
   // The latest point of each metric.
   virtual std::vector<metrics::MetricPoint> lastMetrics(int64_t job_id) = 0;
+  // Every series of the job with its size and step range.
+  virtual std::vector<SeriesInfo> seriesInfo(int64_t job_id) = 0;
+  // Steps [from, to] of a series in at most max_points buckets, from the
+  // rollups kept on append when the range is long (no full scan).
+  virtual SeriesView seriesView(int64_t job_id, const std::string& name, int64_t from, int64_t to, int max_points) = 0;
 
   // Experiments and their trials. createExperiment throws NameConflict.
   virtual void createExperiment(ExperimentRecord& e) = 0;
@@ -177,7 +232,7 @@ class Store {
 };
 
 // Opens the store named by `location`: a directory (SQLite file
-// <dir>/trainyard.db, created with its schema) or, later, postgresql://...
+// <dir>/trainyard.db, created with its schema) or a postgresql:// URL.
 std::unique_ptr<Store> openStore(const std::string& location);
 
 double nowSeconds();

@@ -1,10 +1,16 @@
 #include "store/store.h"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
+#include <cmath>
 #include <filesystem>
+#include <random>
 #include <sqlite3.h>
 
+#include <fmt/format.h>
+
+#include "store/sql_store.h"
 #include "test_util.h"
 
 using namespace trainyard;
@@ -20,12 +26,52 @@ JobRecord newJob(const std::string& name) {
   j.created_at = 1000;
   return j;
 }
+
+// A fresh empty database on the test cluster (tests/pg/cluster.sh, started
+// by CTest's "pg" fixture); its URL.
+std::string freshPostgres() {
+  const char* host = std::getenv("TRAINYARD_TEST_PG_HOST");
+  const char* port = std::getenv("TRAINYARD_TEST_PG_PORT");
+  if (!host || !port) return "";
+  std::string admin = fmt::format("postgresql://postgres@/postgres?host={}&port={}", host, port);
+  PGconn* c = PQconnectdb(admin.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c);
+    PQfinish(c);
+    throw std::runtime_error("test PostgreSQL: " + msg);
+  }
+  std::string db = fmt::format("ty_{:x}", std::random_device{}() ^ (uint64_t(getpid()) << 20));
+  PGresult* r = PQexec(c, ("CREATE DATABASE " + db).c_str());
+  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  std::string err = PQresultErrorMessage(r);
+  PQclear(r);
+  PQfinish(c);
+  if (!ok) throw std::runtime_error("test PostgreSQL: " + err);
+  return fmt::format("postgresql://postgres@/{}?host={}&port={}", db, host, port);
+}
 }  // namespace
 
-TEST(SqliteStore, CreatesSchemaAndRejectsDuplicateNames) {
-  auto dir = test::freshDir();
+// The store suite runs on both SQLite and PostgreSQL.
+class StoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  // One location per test, the same on every call (reopen tests).
+  std::string location() {
+    if (!loc_.empty()) return loc_;
+    if (GetParam() == "sqlite") return loc_ = test::freshDir();
+    loc_ = freshPostgres();
+    if (loc_.empty()) throw std::runtime_error("TRAINYARD_TEST_PG_HOST/PORT not set: run through ctest (fixture pg)");
+    return loc_;
+  }
+  std::string loc_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(StoreTest, CreatesSchemaAndRejectsDuplicateNames) {
+  auto dir = location();
   auto st = openStore(dir);
-  EXPECT_EQ(st->schemaVersion(), 3);
+  EXPECT_EQ(st->schemaVersion(), SqlStore::latestSchemaVersion(GetParam() == "sqlite" ? Dialect::SQLite : Dialect::PostgreSQL));
   auto j = newJob("a");
   st->createJob(j);
   EXPECT_GT(j.id, 0);
@@ -35,8 +81,8 @@ TEST(SqliteStore, CreatesSchemaAndRejectsDuplicateNames) {
   EXPECT_EQ(st->listJobs().size(), 1u);
 }
 
-TEST(SqliteStore, StatusAttemptsConditionsEventsSurviveReopen) {
-  auto dir = test::freshDir();
+TEST_P(StoreTest, StatusAttemptsConditionsEventsSurviveReopen) {
+  auto dir = location();
   int64_t id;
   {
     auto st = openStore(dir);
@@ -48,7 +94,7 @@ TEST(SqliteStore, StatusAttemptsConditionsEventsSurviveReopen) {
     j.started_at = 1001;
     j.allocation = "{}";
     st->updateJobStatus(j);
-    AttemptRecord a{j.id, 0, "worker-0", "Running", 42, 1001, 0, std::nullopt, std::nullopt, "", "/log"};
+    AttemptRecord a{j.id, 0, "worker-0", "Running", 42, 1001, 0, std::nullopt, std::nullopt, "", "/log", 777};
     st->upsertAttempt(a);
     a.state = "Exited";
     a.exit_code = 3;
@@ -83,8 +129,8 @@ TEST(SqliteStore, StatusAttemptsConditionsEventsSurviveReopen) {
   EXPECT_TRUE(st->listActiveJobs().empty());
 }
 
-TEST(SqliteStore, MetricsSeriesAndLastValues) {
-  auto st = openStore(test::freshDir());
+TEST_P(StoreTest, MetricsSeriesAndLastValues) {
+  auto st = openStore(location());
   auto a = newJob("a"), b = newJob("b");
   st->createJob(a);
   st->createJob(b);
@@ -103,8 +149,8 @@ TEST(SqliteStore, MetricsSeriesAndLastValues) {
   EXPECT_TRUE(st->metrics(a.id).empty());  // cascades
 }
 
-TEST(SqliteStore, TransactionRollsBackOnError) {
-  auto st = openStore(test::freshDir());
+TEST_P(StoreTest, TransactionRollsBackOnError) {
+  auto st = openStore(location());
   EXPECT_THROW(st->transaction([&] {
     auto j = newJob("x");
     st->createJob(j);
@@ -113,7 +159,145 @@ TEST(SqliteStore, TransactionRollsBackOnError) {
   EXPECT_FALSE(st->getJob("x"));
 }
 
-TEST(SqliteStore, UsesWalAndRefusesNewerSchema) {
+TEST_P(StoreTest, AttemptKeepsPidStartAndCollectOffsets) {
+  auto st = openStore(location());
+  auto j = newJob("a");
+  st->createJob(j);
+  AttemptRecord a{j.id, 0, "worker-0", "Running", 42, 1001, 0, std::nullopt, std::nullopt, "", "/log", 123456789012};
+  st->upsertAttempt(a);
+  st->saveCollectOffsets(j.id, 0, "worker-0", 4096, 17);
+  a.state = "Exited";
+  a.exit_code = 0;
+  st->upsertAttempt(a);  // an exit record keeps the offsets
+  auto got = st->attempts(j.id).at(0);
+  EXPECT_EQ(got.pid_start, 123456789012u);
+  EXPECT_EQ(got.log_offset, 4096u);
+  EXPECT_EQ(got.file_offset, 17u);
+  EXPECT_EQ(got.state, "Exited");
+}
+
+TEST_P(StoreTest, QueryJobsFiltersAndPages) {
+  auto st = openStore(location());
+  for (int i = 0; i < 25; ++i) {
+    auto j = newJob(fmt::format("job-{:02}", i));
+    j.user = i % 2 ? "alice" : "bob";
+    if (i % 5 == 0) j.spec.labels["team"] = "vision";
+    if (i == 4) j.spec.labels[kSharedLabel] = "true";
+    if (i >= 20) j.spec.labels[kExperimentLabel] = "sweep";
+    st->createJob(j);
+    if (i < 3) {
+      j.phase = kSucceeded;
+      st->updateJobStatus(j);
+    }
+  }
+  JobQuery q;
+  q.limit = 10;
+  auto p = st->queryJobs(q);
+  EXPECT_EQ(p.total, 25);
+  ASSERT_EQ(p.items.size(), 10u);
+  EXPECT_EQ(p.items[0].name, "job-00");
+  q.offset = 20;
+  EXPECT_EQ(st->queryJobs(q).items.size(), 5u);
+  q = {};
+  q.phase = kSucceeded;
+  EXPECT_EQ(st->queryJobs(q).total, 3);
+  q.phase = "active";
+  EXPECT_EQ(st->queryJobs(q).total, 22);
+  q = {};
+  q.label_key = "team";
+  q.label_value = "vision";
+  EXPECT_EQ(st->queryJobs(q).total, 5);
+  q.label_value = "visio";  // exact values only
+  EXPECT_EQ(st->queryJobs(q).total, 0);
+  q = {};
+  q.viewer = "alice";  // her 12 jobs plus bob's shared one
+  EXPECT_EQ(st->queryJobs(q).total, 13);
+  q = {};
+  q.include_trials = false;
+  EXPECT_EQ(st->queryJobs(q).total, 20);
+  q = {};
+  q.newest_first = true;
+  q.limit = 1;
+  EXPECT_EQ(st->queryJobs(q).items.at(0).name, "job-24");
+  EXPECT_EQ(st->queryJobs(q).items.at(0).user, "bob");  // even numbers are bob's
+}
+
+// The downsampled view equals min/max/last per bucket computed from the
+// raw points, whichever rollup level answers.
+TEST_P(StoreTest, SeriesViewMatchesRawPointsPerBucket) {
+  auto st = openStore(location());
+  auto j = newJob("long");
+  st->createJob(j);
+  std::mt19937 rng(7);
+  std::normal_distribution<double> noise;
+  std::vector<metrics::MetricPoint> pts;
+  const int n = 50000;
+  for (int i = 0; i < n; ++i) pts.push_back({"loss", std::exp(-i / 10000.0) + 0.1 * noise(rng), i, 1.0 * i});
+  for (size_t k = 0; k < pts.size(); k += 7000)  // several appends: rollups merge across batches
+    st->appendMetrics(j.id, std::vector<metrics::MetricPoint>(pts.begin() + k, pts.begin() + std::min(pts.size(), k + 7000)));
+  auto info = st->seriesInfo(j.id);
+  ASSERT_EQ(info.size(), 1u);
+  EXPECT_EQ(info[0].points, n);
+  EXPECT_EQ(info[0].first_step, 0);
+  EXPECT_EQ(info[0].last_step, n - 1);
+
+  for (auto [from, to, max_points] : std::vector<std::tuple<int64_t, int64_t, int>>{
+           {0, n - 1, 2000}, {0, n - 1, 10}, {1234, 5678, 100}, {100, 40000, 500}, {5, 50, 2000}}) {
+    SCOPED_TRACE(fmt::format("[{}, {}] in {}", from, to, max_points));
+    auto v = st->seriesView(j.id, "loss", from, to, max_points);
+    int64_t in_range = std::min<int64_t>(to, n - 1) - from + 1;
+    EXPECT_EQ(v.total_points, in_range);
+    if (in_range <= max_points) {
+      EXPECT_FALSE(v.downsampled);
+      ASSERT_EQ(v.step.size(), static_cast<size_t>(in_range));
+      EXPECT_DOUBLE_EQ(v.last[0], pts[from].value);
+      continue;
+    }
+    ASSERT_TRUE(v.downsampled);
+    EXPECT_LE(v.step.size(), static_cast<size_t>(max_points));
+    // Recompute each bucket from the raw points.
+    size_t b = 0;
+    for (int64_t s = from; s <= to;) {
+      int64_t bucket_end = (s / v.width + 1) * v.width - 1;
+      int64_t e = std::min(bucket_end, to);
+      double lo = pts[s].value, hi = pts[s].value;
+      for (int64_t k = s; k <= e; ++k) lo = std::min(lo, pts[k].value), hi = std::max(hi, pts[k].value);
+      ASSERT_LT(b, v.step.size());
+      EXPECT_EQ(v.step[b], e);
+      EXPECT_DOUBLE_EQ(v.min[b], lo);
+      EXPECT_DOUBLE_EQ(v.max[b], hi);
+      EXPECT_DOUBLE_EQ(v.last[b], pts[e].value);
+      ++b;
+      s = e + 1;
+    }
+    EXPECT_EQ(b, v.step.size());
+  }
+  EXPECT_TRUE(st->seriesView(j.id, "nope", 0, 10, 100).step.empty());
+}
+
+TEST_P(StoreTest, ConcurrentTransactionsAreExclusive) {
+  auto loc = location();
+  { openStore(loc); }
+  auto one = openStore(loc), two = openStore(loc);
+  auto j = newJob("counter");
+  one->createJob(j);
+  // Read-modify-write in two connections, interleaved from two threads: no
+  // increment is lost when transactions exclude each other.
+  auto bump = [&](Store& st) {
+    for (int i = 0; i < 50; ++i)
+      st.transaction([&] {
+        auto cur = st.getJobById(j.id);
+        cur->restarts += 1;
+        st.updateJobStatus(*cur);
+      });
+  };
+  std::thread t1([&] { bump(*one); }), t2([&] { bump(*two); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(one->getJobById(j.id)->restarts, 100);
+}
+
+TEST(SqliteStoreOnly, UsesWalAndRefusesNewerSchema) {
   auto dir = test::freshDir();
   { openStore(dir); }
   sqlite3* db;

@@ -1,20 +1,20 @@
-// SQLite implementation of Store: one file, WAL journal, schema migrations
-// applied on open (each migration runs once, recorded in schema_version).
+// Store over SQL: one implementation for SQLite (default: one file, WAL,
+// shared by several processes) and PostgreSQL (a team's server). Schema
+// migrations are applied on open, each once, recorded in schema_version.
 #pragma once
+#include <memory>
 #include <string>
 #include <unordered_map>
 
+#include "store/sql.h"
 #include "store/store.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace trainyard::store {
 
-class SqliteStore final : public Store {
+class SqlStore final : public Store {
  public:
-  explicit SqliteStore(const std::string& path);
-  ~SqliteStore() override;
+  explicit SqlStore(std::unique_ptr<SqlDb> db);
+  ~SqlStore() override;
 
   void transaction(const std::function<void()>& fn) override;
   void createJob(JobRecord& job) override;
@@ -25,8 +25,11 @@ class SqliteStore final : public Store {
   void updateJobStatus(const JobRecord& job) override;
   void requestCancel(int64_t job_id) override;
   bool deleteJob(int64_t job_id) override;
+  JobPage queryJobs(const JobQuery& q) override;
   void upsertAttempt(const AttemptRecord& a) override;
   std::vector<AttemptRecord> attempts(int64_t job_id) override;
+  void saveCollectOffsets(int64_t job_id, int attempt, const std::string& replica, uint64_t log_offset,
+                          uint64_t file_offset) override;
   void addCondition(int64_t job_id, const Condition& c) override;
   std::vector<Condition> conditions(int64_t job_id) override;
   void addEvent(int64_t job_id, const Event& e) override;
@@ -34,6 +37,8 @@ class SqliteStore final : public Store {
   void appendMetrics(int64_t job_id, const std::vector<metrics::MetricPoint>& points) override;
   std::vector<metrics::MetricPoint> metrics(int64_t job_id, const std::string& name) override;
   std::vector<metrics::MetricPoint> lastMetrics(int64_t job_id) override;
+  std::vector<SeriesInfo> seriesInfo(int64_t job_id) override;
+  SeriesView seriesView(int64_t job_id, const std::string& name, int64_t from, int64_t to, int max_points) override;
   void createExperiment(ExperimentRecord& e) override;
   std::optional<ExperimentRecord> getExperiment(const std::string& name) override;
   std::optional<ExperimentRecord> getExperimentById(int64_t id) override;
@@ -44,16 +49,18 @@ class SqliteStore final : public Store {
   std::vector<TrialRecord> trials(int64_t experiment_id) override;
   int schemaVersion() override;
 
+  // The schema version this build writes, per dialect.
+  static int latestSchemaVersion(Dialect d);
+
  private:
-  class Stmt;
-  void exec(const char* sql);
   void migrate();
   int64_t metricNameId(const std::string& name);
-  std::vector<JobRecord> queryJobs(const std::string& where, const std::function<void(Stmt&)>& bind);
-  std::vector<ExperimentRecord> queryExperiments(const std::string& where, const std::function<void(Stmt&)>& bind);
+  std::optional<int64_t> findMetricNameId(const std::string& name);
+  std::vector<JobRecord> selectJobs(const std::string& where, const std::function<void(SqlStmt&)>& bind);
+  std::vector<ExperimentRecord> selectExperiments(const std::string& where, const std::function<void(SqlStmt&)>& bind);
+  void updateRollups(int64_t job_id, const std::vector<metrics::MetricPoint>& points);
 
-  sqlite3* db_ = nullptr;
-  std::string path_;
+  std::unique_ptr<SqlDb> db_;
   int tx_depth_ = 0;
   std::unordered_map<std::string, int64_t> name_ids_;
 };

@@ -1,0 +1,852 @@
+#include "api/server.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/assets.h"
+#include "api/views.h"
+#include "control/experiment_controller.h"
+#include "control/launch_plan.h"
+#include "spec/parser.h"
+#include "store/store.h"
+#include "util/files.h"
+
+namespace trainyard::api {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+bool isLoopback(const std::string& address) {
+  if (address == "localhost" || address == "::1") return true;
+  in_addr a{};
+  return inet_pton(AF_INET, address.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+namespace {
+
+// An error the client can act on: HTTP status, a stable code, a message and
+// the request field it is about.
+struct ApiError : std::runtime_error {
+  ApiError(int status, std::string code, const std::string& message, std::string field = "")
+      : std::runtime_error(message), status(status), code(std::move(code)), field(std::move(field)) {}
+  int status;
+  std::string code;
+  std::string field;
+};
+
+void sendJson(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void sendError(httplib::Response& res, int status, const std::string& code, const std::string& message,
+               const std::string& field = "") {
+  json e{{"code", code}, {"message", message}};
+  if (!field.empty()) e["field"] = field;
+  sendJson(res, status, {{"error", e}});
+}
+
+int64_t intParam(const httplib::Request& req, const std::string& name, int64_t fallback, int64_t lo, int64_t hi) {
+  if (!req.has_param(name.c_str())) return fallback;
+  std::string v = req.get_param_value(name.c_str());
+  try {
+    size_t used = 0;
+    int64_t x = std::stoll(v, &used);
+    if (used != v.size() || x < lo || x > hi) throw std::out_of_range(v);
+    return x;
+  } catch (const std::exception&) {
+    throw ApiError(400, "InvalidParameter", fmt::format("{} must be an integer in [{}, {}], got \"{}\"", name, lo, hi, v), name);
+  }
+}
+
+std::string strParam(const httplib::Request& req, const std::string& name, const std::string& fallback = "") {
+  return req.has_param(name.c_str()) ? req.get_param_value(name.c_str()) : fallback;
+}
+
+json page(json items, int64_t total, int64_t offset, int64_t limit) {
+  json out{{"items", std::move(items)}, {"total", total}, {"offset", offset}, {"limit", limit}};
+  out["nextOffset"] = offset + limit < total ? json(offset + limit) : json(nullptr);
+  return out;
+}
+
+// Per-thread store: stores are not shared across threads.
+store::Store& threadStore(const std::string& location) {
+  thread_local std::map<std::string, std::unique_ptr<store::Store>> stores;
+  auto& s = stores[location];
+  if (!s) s = store::openStore(location);
+  return *s;
+}
+
+std::string cookieToken(const std::string& cookies) {
+  const std::string key = "trainyard_token=";
+  size_t pos = 0;
+  while ((pos = cookies.find(key, pos)) != std::string::npos) {
+    if (pos == 0 || cookies[pos - 1] == ' ' || cookies[pos - 1] == ';') {
+      size_t end = cookies.find(';', pos);
+      return cookies.substr(pos + key.size(), end == std::string::npos ? std::string::npos : end - pos - key.size());
+    }
+    pos += key.size();
+  }
+  return "";
+}
+
+const char* kLoginPage = R"html(<!doctype html><html><head><meta charset="utf-8"><title>Trainyard - sign in</title>
+<style>body{font-family:system-ui,sans-serif;display:flex;justify-content:center;margin-top:15vh;background:#f6f7f9}
+form{background:#fff;padding:2em;border-radius:8px;box-shadow:0 1px 4px #0002;display:flex;flex-direction:column;gap:.8em;min-width:22em}
+input,button{font-size:1em;padding:.5em}</style></head><body>
+<form method="post" action="/login"><h2>Trainyard</h2><label>Access token<br><input name="token" type="password" autofocus style="width:100%"></label>
+<button type="submit">Sign in</button></form></body></html>)html";
+
+// Recent state changes for /api/v1/stream: the loop writes the store, a
+// watcher thread turns differences into numbered events.
+class ChangeFeed {
+ public:
+  void publish(json ev) {
+    std::lock_guard lk(mu_);
+    ev["seq"] = ++seq_;
+    log_.push_back(std::move(ev));
+    if (log_.size() > 1000) log_.erase(log_.begin(), log_.begin() + 500);
+    cv_.notify_all();
+  }
+  // Events after `after`, waiting up to `timeout` for one.
+  std::vector<json> since(uint64_t after, std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, timeout, [&] { return seq_ > after || closed_; });
+    std::vector<json> out;
+    for (const auto& e : log_)
+      if (e["seq"].get<uint64_t>() > after) out.push_back(e);
+    return out;
+  }
+  uint64_t seq() {
+    std::lock_guard lk(mu_);
+    return seq_;
+  }
+  void close() {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+  bool closed() {
+    std::lock_guard lk(mu_);
+    return closed_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t seq_ = 0;
+  std::vector<json> log_;
+  bool closed_ = false;
+};
+
+std::optional<double> numeric(const std::string& s) {
+  try {
+    size_t used = 0;
+    double v = std::stod(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+struct ApiServer::Impl {
+  ServerOptions opts;
+  control::ControlPlane* plane;
+  MetricsRegistry& metrics;
+  httplib::Server http;
+  ChangeFeed feed;
+  std::thread watcher;
+  std::atomic<bool> stopping{false};
+
+  Impl(ServerOptions o, control::ControlPlane* p, MetricsRegistry& m) : opts(std::move(o)), plane(p), metrics(m) {}
+
+  store::Store& db() { return threadStore(opts.store); }
+
+  template <typename F>
+  auto timed(const char* op, F&& f) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto done = [&] {
+      metrics.observe("trainyard_store_seconds", {{"op", op}},
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    };
+    if constexpr (std::is_void_v<decltype(f())>) {
+      f();
+      done();
+    } else {
+      auto r = f();
+      done();
+      return r;
+    }
+  }
+
+  // The caller, or 401. Tokens come as "Authorization: Bearer", a cookie
+  // set by the dashboard's sign-in, or ?access_token= (EventSource cannot
+  // send headers).
+  std::optional<User> caller(const httplib::Request& req) {
+    if (!opts.auth) return User{"", true};
+    std::string token;
+    std::string h = req.get_header_value("Authorization");
+    if (h.rfind("Bearer ", 0) == 0) token = h.substr(7);
+    if (token.empty()) token = cookieToken(req.get_header_value("Cookie"));
+    if (token.empty()) token = strParam(req, "access_token");
+    if (token.empty()) return std::nullopt;
+    return opts.auth->lookup(token);
+  }
+
+  User requireUser(const httplib::Request& req) {
+    auto u = caller(req);
+    if (!u) throw ApiError(401, "Unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)");
+    return *u;
+  }
+
+  static bool shared(const std::map<std::string, std::string>& labels) {
+    auto it = labels.find(store::kSharedLabel);
+    return it != labels.end() && it->second == "true";
+  }
+  static bool mayRead(const User& u, const std::string& owner, const std::map<std::string, std::string>& labels) {
+    return u.admin || owner == u.name || shared(labels);
+  }
+
+  store::JobRecord job(const User& u, const std::string& name, bool write = false) {
+    auto j = timed("get_job", [&] { return db().getJob(name); });
+    if (!j) throw ApiError(404, "NotFound", fmt::format("job \"{}\" not found", name));
+    bool ok = write ? (u.admin || j->user == u.name) : mayRead(u, j->user, j->spec.labels);
+    if (!ok) throw ApiError(403, "Forbidden", fmt::format("job \"{}\" belongs to {} and is not shared with {}", name, j->user, u.name));
+    return *j;
+  }
+  store::ExperimentRecord experiment(const User& u, const std::string& name, bool write = false) {
+    auto e = timed("get_experiment", [&] { return db().getExperiment(name); });
+    if (!e) throw ApiError(404, "NotFound", fmt::format("experiment \"{}\" not found", name));
+    bool ok = write ? (u.admin || e->user == u.name) : mayRead(u, e->user, e->spec.labels);
+    if (!ok) throw ApiError(403, "Forbidden", fmt::format("experiment \"{}\" belongs to {} and is not shared with {}", name, e->user, u.name));
+    return *e;
+  }
+
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&, const User&)>;
+  // Wraps a handler: authentication, errors as JSON, request metrics.
+  void route(const char* method, const std::string& pattern, const std::string& label, Handler h) {
+    auto wrapped = [this, h, label, method](const httplib::Request& req, httplib::Response& res) {
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        User u = requireUser(req);
+        h(req, res, u);
+      } catch (const ApiError& e) {
+        sendError(res, e.status, e.code, e.what(), e.field);
+      } catch (const spec::SpecError& e) {
+        json err{{"code", "InvalidSpec"}, {"message", e.what()}, {"field", e.field}};
+        if (e.line > 0) err["line"] = e.line, err["column"] = e.column;
+        sendJson(res, 400, {{"error", err}});
+      } catch (const store::NameConflict& e) {
+        sendError(res, 409, "AlreadyExists", e.what(), "metadata.name");
+      } catch (const json::exception& e) {
+        sendError(res, 400, "InvalidJson", fmt::format("the request body is not what was expected: {}", e.what()));
+      } catch (const std::exception& e) {
+        spdlog::error("{} {}: {}", req.method, req.path, e.what());
+        sendError(res, 500, "Internal", e.what());
+      }
+      std::string status = std::to_string(res.status);
+      metrics.counterAdd("trainyard_http_requests_total", {{"method", method}, {"route", label}, {"code", status}});
+      metrics.observe("trainyard_http_request_duration_seconds", {{"method", method}, {"route", label}},
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    };
+    std::string m = method;
+    if (m == "GET") http.Get(pattern, wrapped);
+    else if (m == "POST") http.Post(pattern, wrapped);
+    else if (m == "DELETE") http.Delete(pattern, wrapped);
+  }
+
+  void wake() {
+    if (plane) plane->wake();
+  }
+
+  // ---------------------------------------------------------------- jobs
+  json jobSummary(const store::JobRecord& j) {
+    json out = jobJson(db(), j, false);
+    out["user"] = j.user;
+    out["labels"] = j.spec.labels;
+    out["framework"] = j.spec.framework;
+    out["replicas"] = j.spec.totalReplicas();
+    return out;
+  }
+
+  void listJobs(const httplib::Request& req, httplib::Response& res, const User& u) {
+    store::JobQuery q;
+    q.phase = strParam(req, "state");
+    std::string label = strParam(req, "label");
+    if (!label.empty()) {
+      auto eq = label.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw ApiError(400, "InvalidParameter", "label must be key=value", "label");
+      q.label_key = label.substr(0, eq);
+      q.label_value = label.substr(eq + 1);
+    }
+    if (!u.admin) q.viewer = u.name;
+    q.include_trials = strParam(req, "trials", "true") != "false";
+    q.newest_first = strParam(req, "order", "asc") == "desc";
+    q.offset = intParam(req, "offset", 0, 0, INT64_MAX);
+    q.limit = intParam(req, "limit", 100, 1, 1000);
+    auto p = timed("list_jobs", [&] { return db().queryJobs(q); });
+    json items = json::array();
+    for (const auto& j : p.items) items.push_back(jobSummary(j));
+    sendJson(res, 200, page(std::move(items), p.total, q.offset, q.limit));
+  }
+
+  // Body: {"yaml": "...", "file": "job.yaml", "baseDir": "/abs", "overrides": ["a=b"]}
+  // or raw YAML (Content-Type application/yaml or text/yaml).
+  spec::LoadedSpec loadBody(const httplib::Request& req) {
+    std::string type = req.get_header_value("Content-Type");
+    if (type.find("json") != std::string::npos) {
+      json b = json::parse(req.body);
+      if (!b.is_object() || !b.contains("yaml") || !b["yaml"].is_string())
+        throw ApiError(400, "InvalidRequest", "expected {\"yaml\": \"<the spec>\", \"file\": ..., \"baseDir\": ...}", "yaml");
+      std::string base = b.value("baseDir", fs::current_path().string());
+      return spec::loadSpecString(b["yaml"].get<std::string>(), b.value("file", "<request>"), base,
+                                  b.value("overrides", std::vector<std::string>{}));
+    }
+    return spec::loadSpecString(req.body, "<request>", fs::current_path().string());
+  }
+
+  void submit(const httplib::Request& req, httplib::Response& res, const User& u, bool want_experiment) {
+    if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
+    spec::LoadedSpec loaded = loadBody(req);
+    const auto& o = plane->options();
+    json out;
+    if (loaded.experiment) {
+      if (!want_experiment)
+        throw ApiError(400, "WrongKind", "this is an Experiment: POST it to /api/v1/experiments", "kind");
+      store::ExperimentRecord e;
+      e.name = loaded.experiment->name;
+      e.spec = *loaded.experiment;
+      e.phase = store::kRunning;
+      e.created_at = store::nowSeconds();
+      e.owner = o.owner;
+      e.user = u.name;
+      timed("create_experiment", [&] { db().createExperiment(e); });
+      out = experimentJson(db(), e, false);
+    } else {
+      if (want_experiment) throw ApiError(400, "WrongKind", fmt::format("this is a {}: POST it to /api/v1/jobs", loaded.kind), "kind");
+      store::JobRecord j;
+      j.name = loaded.job.name;
+      j.spec = loaded.job;
+      j.phase = store::kQueued;
+      j.created_at = store::nowSeconds();
+      j.owner = o.owner;
+      j.user = u.name;
+      j.outputs_dir = j.spec.outputs_dir.empty() ? (fs::path(o.data_dir) / "outputs" / j.name).string() : j.spec.outputs_dir;
+      auto& st = db();
+      timed("create_job", [&] {
+        st.transaction([&] {
+          st.createJob(j);
+          j.log_dir = (fs::path(o.data_dir) / "logs" / j.uid).string();
+          st.updateJobStatus(j);
+          st.addCondition(j.id, {"Created", "True", "JobCreated", fmt::format("TrainJob {} is created", j.name), j.created_at});
+        });
+      });
+      out = jobSummary(j);
+    }
+    out["warnings"] = loaded.warnings;
+    wake();
+    sendJson(res, 201, out);
+  }
+
+  void pushMetrics(const httplib::Request& req, httplib::Response& res, const User& u) {
+    auto j = job(u, req.matches[1], true);
+    if (store::isTerminal(j.phase))
+      throw ApiError(409, "JobFinished", fmt::format("job \"{}\" is {}; metrics are accepted while it runs", j.name, j.phase));
+    json b = json::parse(req.body);
+    const json* pts = b.is_object() && b.contains("points") ? &b["points"] : (b.is_array() ? &b : nullptr);
+    if (!pts || !pts->is_array()) throw ApiError(400, "InvalidRequest", "expected {\"points\": [{\"name\", \"value\", \"step\"}...]}", "points");
+    if (pts->size() > 100000) throw ApiError(413, "TooLarge", "at most 100000 points per request", "points");
+    std::vector<metrics::MetricPoint> points;
+    points.reserve(pts->size());
+    double now = store::nowSeconds();
+    for (size_t i = 0; i < pts->size(); ++i) {
+      const json& p = (*pts)[i];
+      std::string field = fmt::format("points[{}]", i);
+      if (!p.is_object() || !p.contains("name") || !p["name"].is_string() || p["name"].get<std::string>().empty())
+        throw ApiError(400, "InvalidRequest", "each point needs a name (string)", field + ".name");
+      if (!p.contains("value") || !p["value"].is_number())
+        throw ApiError(400, "InvalidRequest", "each point needs a numeric value", field + ".value");
+      if (p.contains("step") && !p["step"].is_number_integer())
+        throw ApiError(400, "InvalidRequest", "step must be an integer", field + ".step");
+      points.push_back({p["name"].get<std::string>(), p["value"].get<double>(), p.value("step", int64_t{0}),
+                        p.contains("time") && p["time"].is_number() ? p["time"].get<double>() : now});
+    }
+    timed("append_metrics", [&] { db().appendMetrics(j.id, points); });
+    metrics.counterAdd("trainyard_pushed_points_total", {}, static_cast<double>(points.size()));
+    sendJson(res, 200, {{"accepted", points.size()}});
+  }
+
+  void seriesView(const httplib::Request& req, httplib::Response& res, const User& u) {
+    auto j = job(u, req.matches[1]);
+    std::string name = req.matches[2];
+    int64_t from = intParam(req, "from", INT64_MIN / 4, INT64_MIN / 4, INT64_MAX / 4);
+    int64_t to = intParam(req, "to", INT64_MAX / 4, INT64_MIN / 4, INT64_MAX / 4);
+    int max_points = static_cast<int>(intParam(req, "maxPoints", 2000, 1, 10000));
+    auto v = timed("series_view", [&] { return db().seriesView(j.id, name, from, to, max_points); });
+    if (v.step.empty() && v.total_points == 0) {
+      bool known = false;
+      for (const auto& s : db().seriesInfo(j.id)) known |= s.name == name;
+      if (!known) throw ApiError(404, "NotFound", fmt::format("job \"{}\" has no metric \"{}\"", j.name, name), "metric");
+    }
+    json out{{"job", j.name}, {"name", v.name}, {"totalPoints", v.total_points}, {"downsampled", v.downsampled},
+             {"bucketWidth", v.width}, {"step", v.step}, {"last", v.last}};
+    if (v.downsampled) out["min"] = v.min, out["max"] = v.max;
+    sendJson(res, 200, out);
+  }
+
+  // Log bytes of a replica, or with follow=true an SSE stream of them.
+  void logs(const httplib::Request& req, httplib::Response& res, const User& u) {
+    auto j = job(u, req.matches[1]);
+    auto attempts = db().attempts(j.id);
+    std::string replica = strParam(req, "replica", j.spec.primaryReplica());
+    int attempt = static_cast<int>(intParam(req, "attempt", j.restarts, 0, 1 << 20));
+    std::string path;
+    for (const auto& a : attempts)
+      if (a.attempt == attempt && a.replica == replica) path = a.log_path;
+    if (path.empty() && j.phase != store::kQueued && !attempts.empty())
+      throw ApiError(404, "NotFound", fmt::format("job \"{}\" has no replica \"{}\" in attempt {}", j.name, replica, attempt), "replica");
+    uint64_t offset = static_cast<uint64_t>(intParam(req, "offset", 0, 0, INT64_MAX));
+    bool follow = strParam(req, "follow") == "true" || req.get_header_value("Accept") == "text/event-stream";
+    if (!follow) {
+      size_t limit = static_cast<size_t>(intParam(req, "limit", 1 << 20, 1, 16 << 20));
+      std::string bytes = path.empty() ? "" : util::readFrom(path, offset, limit);
+      res.set_header("X-Next-Offset", std::to_string(offset + bytes.size()));
+      res.status = 200;
+      res.set_content(bytes, "text/plain; charset=utf-8");
+      return;
+    }
+    std::string location = opts.store;
+    int64_t id = j.id;
+    auto state = std::make_shared<std::pair<uint64_t, std::string>>(offset, path);
+    res.set_header("Cache-Control", "no-cache");
+    res.status = 200;
+    res.set_chunked_content_provider("text/event-stream", [this, location, id, replica, attempt, state](
+                                                                size_t, httplib::DataSink& sink) {
+      auto& [off, file] = *state;
+      for (int idle = 0; !stopping; ++idle) {
+        if (!sink.is_writable()) return false;
+        if (file.empty())
+          for (const auto& a : threadStore(location).attempts(id))
+            if (a.attempt == attempt && a.replica == replica) file = a.log_path;
+        std::string bytes = file.empty() ? "" : util::readFrom(file, off, 256 << 10);
+        if (!bytes.empty()) {
+          off += bytes.size();
+          std::string ev = fmt::format("event: log\nid: {}\ndata: {}\n\n", off, json(bytes).dump(-1, ' ', false, json::error_handler_t::replace));
+          return sink.write(ev.data(), ev.size());
+        }
+        auto jr = threadStore(location).getJobById(id);
+        if (!jr || store::isTerminal(jr->phase)) {
+          std::string ev = fmt::format("event: end\ndata: {}\n\n", json{{"phase", jr ? jr->phase : "Deleted"}}.dump());
+          sink.write(ev.data(), ev.size());
+          sink.done();
+          return true;
+        }
+        if (idle % 50 == 49) {  // a comment keeps proxies from closing an idle stream
+          if (!sink.write(": keep-alive\n\n", 14)) return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      return false;
+    });
+  }
+
+  // ---------------------------------------------------------------- experiments
+  json experimentSummary(const store::ExperimentRecord& e) {
+    json out = experimentJson(db(), e, false);
+    out["user"] = e.user;
+    out["labels"] = e.spec.labels;
+    out["parallelTrials"] = e.spec.parallel_trials;
+    json objectives = json::array();
+    for (const auto& o : e.spec.objectives) objectives.push_back({{"metric", o.metric}, {"goal", o.maximize ? "maximize" : "minimize"}});
+    out["objectives"] = objectives;
+    int done = 0;
+    for (const auto& [state, n] : out["counts"].items())
+      if (state != store::kTrialRunning) done += n.get<int>();
+    double end = e.finished_at > 0 ? e.finished_at : store::nowSeconds();
+    out["progress"] = e.spec.max_trials > 0 ? std::min(1.0, double(done) / e.spec.max_trials) : 0.0;
+    out["elapsedSeconds"] = end - e.created_at;
+    out["etaSeconds"] = !store::isTerminal(e.phase) && done > 0 && done < e.spec.max_trials
+                            ? json((end - e.created_at) / done * (e.spec.max_trials - done))
+                            : json(nullptr);
+    return out;
+  }
+
+  void listExperiments(const httplib::Request& req, httplib::Response& res, const User& u) {
+    std::string state = strParam(req, "state");
+    int64_t offset = intParam(req, "offset", 0, 0, INT64_MAX), limit = intParam(req, "limit", 100, 1, 1000);
+    auto all = timed("list_experiments", [&] { return db().listExperiments(); });
+    std::vector<store::ExperimentRecord> keep;
+    for (auto& e : all)
+      if ((state.empty() || e.phase == state) && mayRead(u, e.user, e.spec.labels)) keep.push_back(std::move(e));
+    json items = json::array();
+    for (int64_t i = offset; i < std::min<int64_t>(offset + limit, keep.size()); ++i) items.push_back(experimentSummary(keep[i]));
+    sendJson(res, 200, page(std::move(items), static_cast<int64_t>(keep.size()), offset, limit));
+  }
+
+  // Trials, filtered, sorted (number, state, objective, createdAt,
+  // finishedAt, duration, param:<name>, metric:<name>) and paged; with
+  // view=columns, every matching trial as columns (charts).
+  void trials(const httplib::Request& req, httplib::Response& res, const User& u) {
+    auto e = experiment(u, req.matches[1]);
+    auto all = timed("list_trials", [&] { return db().trials(e.id); });
+    std::string state = strParam(req, "state");
+    if (!state.empty()) std::erase_if(all, [&](const auto& t) { return t.state != state; });
+    std::string sort = strParam(req, "sort", "number");
+    bool desc = strParam(req, "order", "asc") == "desc";
+    // Sort key: a number when there is one; trials without it go last.
+    std::function<std::optional<double>(const store::TrialRecord&)> key;
+    if (sort == "number") key = [](const auto& t) { return std::optional<double>(t.number); };
+    else if (sort == "objective") key = [](const auto& t) { return t.objective.empty() ? std::nullopt : std::optional<double>(t.objective[0]); };
+    else if (sort == "createdAt") key = [](const auto& t) { return std::optional<double>(t.created_at); };
+    else if (sort == "finishedAt") key = [](const auto& t) { return t.finished_at > 0 ? std::optional<double>(t.finished_at) : std::nullopt; };
+    else if (sort == "duration") key = [](const auto& t) { return t.finished_at > 0 ? std::optional<double>(t.finished_at - t.created_at) : std::nullopt; };
+    else if (sort.rfind("param:", 0) == 0) {
+      std::string p = sort.substr(6);
+      key = [p](const auto& t) {
+        auto it = t.params.find(p);
+        return it == t.params.end() ? std::nullopt : numeric(it->second);
+      };
+    } else if (sort.rfind("metric:", 0) == 0) {
+      std::string m = sort.substr(7);
+      key = [m](const auto& t) {
+        auto it = t.metrics.find(m);
+        return it == t.metrics.end() ? std::nullopt : std::optional<double>(it->second);
+      };
+    } else if (sort != "state") {
+      throw ApiError(400, "InvalidParameter",
+                     "sort must be number, state, objective, createdAt, finishedAt, duration, param:<name> or metric:<name>", "sort");
+    }
+    if (sort == "state") {
+      std::stable_sort(all.begin(), all.end(), [&](const auto& a, const auto& b) { return desc ? a.state > b.state : a.state < b.state; });
+    } else {
+      std::vector<std::pair<std::optional<double>, size_t>> keys;
+      keys.reserve(all.size());
+      for (size_t i = 0; i < all.size(); ++i) keys.push_back({key(all[i]), i});
+      std::stable_sort(keys.begin(), keys.end(), [&](const auto& a, const auto& b) {
+        if (!a.first || !b.first) return a.first.has_value() && !b.first.has_value();
+        return desc ? *a.first > *b.first : *a.first < *b.first;
+      });
+      std::vector<store::TrialRecord> sorted;
+      sorted.reserve(all.size());
+      for (auto& [k, i] : keys) sorted.push_back(std::move(all[i]));
+      all = std::move(sorted);
+    }
+    if (strParam(req, "view") == "columns") {
+      json number = json::array(), st = json::array(), obj = json::array(), fin = json::array();
+      std::map<std::string, json> params;
+      for (const auto& p : e.spec.space.params) params[p.name] = json::array();
+      for (const auto& t : all) {
+        number.push_back(t.number);
+        st.push_back(t.state);
+        obj.push_back(t.objective);
+        fin.push_back(t.finished_at);
+        for (auto& [name, col] : params) {
+          auto it = t.params.find(name);
+          if (it == t.params.end()) col.push_back(nullptr);
+          else if (auto v = numeric(it->second)) col.push_back(*v);
+          else col.push_back(it->second);
+        }
+      }
+      sendJson(res, 200, {{"number", number}, {"state", st}, {"objective", obj}, {"finishedAt", fin}, {"params", params}});
+      return;
+    }
+    int64_t offset = intParam(req, "offset", 0, 0, INT64_MAX), limit = intParam(req, "limit", 100, 1, 1000);
+    json items = json::array();
+    for (int64_t i = offset; i < std::min<int64_t>(offset + limit, all.size()); ++i) items.push_back(trialJson(e.spec, all[i]));
+    sendJson(res, 200, page(std::move(items), static_cast<int64_t>(all.size()), offset, limit));
+  }
+
+  // ---------------------------------------------------------------- setup
+  void routes() {
+    http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+    route("GET", "/metrics", "/metrics", [this](const auto&, auto& res, const User&) {
+      if (plane) {
+        auto s = plane->status();
+        metrics.gaugeReset("trainyard_jobs");
+        for (const char* p : {store::kQueued, store::kRunning, store::kRestarting})
+          metrics.gaugeSet("trainyard_jobs", {{"phase", p}}, s.jobs_by_phase.count(p) ? s.jobs_by_phase.at(p) : 0);
+        metrics.gaugeSet("trainyard_queue_length", {}, s.queued);
+        for (const auto& n : s.nodes) {
+          auto u = s.used.count(n.name) ? s.used.at(n.name) : sched::Resources{};
+          metrics.gaugeSet("trainyard_node_cpu_allocatable_cores", {{"node", n.name}}, n.allocatable.cpu_millis / 1000.0);
+          metrics.gaugeSet("trainyard_node_cpu_allocated_cores", {{"node", n.name}}, u.cpu_millis / 1000.0);
+          metrics.gaugeSet("trainyard_node_memory_allocatable_bytes", {{"node", n.name}}, double(n.allocatable.memory_bytes));
+          metrics.gaugeSet("trainyard_node_memory_allocated_bytes", {{"node", n.name}}, double(u.memory_bytes));
+          metrics.gaugeSet("trainyard_node_gpus_allocatable", {{"node", n.name}}, n.allocatable.gpu);
+          metrics.gaugeSet("trainyard_node_gpus_allocated", {{"node", n.name}}, u.gpu);
+        }
+      }
+      // Finished jobs by phase, from the store.
+      for (const char* p : {store::kSucceeded, store::kFailed}) {
+        store::JobQuery q;
+        q.phase = p;
+        q.limit = 0;
+        metrics.gaugeSet("trainyard_jobs", {{"phase", p}}, double(timed("count_jobs", [&] { return db().queryJobs(q); }).total));
+      }
+      res.set_content(metrics.render(), "text/plain; version=0.0.4");
+    });
+
+    route("GET", "/api/v1/jobs", "/api/v1/jobs", [this](const auto& req, auto& res, const User& u) { listJobs(req, res, u); });
+    route("POST", "/api/v1/jobs", "/api/v1/jobs", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, false); });
+    route("GET", R"(/api/v1/jobs/([^/]+))", "/api/v1/jobs/{name}", [this](const auto& req, auto& res, const User& u) {
+      auto j = job(u, req.matches[1]);
+      json out = jobJson(db(), j, true);
+      out["user"] = j.user;
+      out["labels"] = j.spec.labels;
+      json series = json::array();
+      for (const auto& s : db().seriesInfo(j.id))
+        series.push_back({{"name", s.name}, {"points", s.points}, {"firstStep", s.first_step}, {"lastStep", s.last_step}, {"last", s.last_value}});
+      out["series"] = series;
+      sendJson(res, 200, out);
+    });
+    route("DELETE", R"(/api/v1/jobs/([^/]+))", "/api/v1/jobs/{name}", [this](const auto& req, auto& res, const User& u) {
+      auto j = job(u, req.matches[1], true);
+      if (!store::isTerminal(j.phase))
+        throw ApiError(409, "JobActive", fmt::format("job \"{}\" is {}; cancel it first", j.name, j.phase));
+      timed("delete_job", [&] { db().deleteJob(j.id); });
+      sendJson(res, 200, {{"deleted", j.name}});
+    });
+    route("POST", R"(/api/v1/jobs/([^/]+)/cancel)", "/api/v1/jobs/{name}/cancel", [this](const auto& req, auto& res, const User& u) {
+      auto j = job(u, req.matches[1], true);
+      if (!store::isTerminal(j.phase)) timed("cancel_job", [&] { db().requestCancel(j.id); });
+      wake();
+      sendJson(res, 202, {{"name", j.name}, {"phase", j.phase}, {"cancelRequested", !store::isTerminal(j.phase)}});
+    });
+    route("GET", R"(/api/v1/jobs/([^/]+)/events)", "/api/v1/jobs/{name}/events", [this](const auto& req, auto& res, const User& u) {
+      auto j = job(u, req.matches[1]);
+      auto evs = timed("events", [&] { return db().events(j.id); });
+      int64_t offset = intParam(req, "offset", 0, 0, INT64_MAX), limit = intParam(req, "limit", 100, 1, 1000);
+      json items = json::array();
+      for (int64_t i = offset; i < std::min<int64_t>(offset + limit, evs.size()); ++i)
+        items.push_back({{"time", evs[i].time}, {"type", evs[i].type}, {"reason", evs[i].reason}, {"message", evs[i].message}});
+      sendJson(res, 200, page(std::move(items), static_cast<int64_t>(evs.size()), offset, limit));
+    });
+    route("GET", R"(/api/v1/jobs/([^/]+)/metrics)", "/api/v1/jobs/{name}/metrics", [this](const auto& req, auto& res, const User& u) {
+      auto j = job(u, req.matches[1]);
+      json items = json::array();
+      for (const auto& s : timed("series_info", [&] { return db().seriesInfo(j.id); }))
+        items.push_back({{"name", s.name}, {"points", s.points}, {"firstStep", s.first_step}, {"lastStep", s.last_step}, {"last", s.last_value}});
+      int64_t n = static_cast<int64_t>(items.size());
+      sendJson(res, 200, page(std::move(items), n, 0, std::max<int64_t>(n, 1)));
+    });
+    route("POST", R"(/api/v1/jobs/([^/]+)/metrics)", "/api/v1/jobs/{name}/metrics", [this](const auto& req, auto& res, const User& u) { pushMetrics(req, res, u); });
+    route("GET", R"(/api/v1/jobs/([^/]+)/metrics/([^/]+))", "/api/v1/jobs/{name}/metrics/{metric}", [this](const auto& req, auto& res, const User& u) { seriesView(req, res, u); });
+    route("GET", R"(/api/v1/jobs/([^/]+)/logs)", "/api/v1/jobs/{name}/logs", [this](const auto& req, auto& res, const User& u) { logs(req, res, u); });
+
+    route("GET", "/api/v1/experiments", "/api/v1/experiments", [this](const auto& req, auto& res, const User& u) { listExperiments(req, res, u); });
+    route("POST", "/api/v1/experiments", "/api/v1/experiments", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, true); });
+    route("GET", R"(/api/v1/experiments/([^/]+))", "/api/v1/experiments/{name}", [this](const auto& req, auto& res, const User& u) {
+      auto e = experiment(u, req.matches[1]);
+      json out = experimentSummary(e);
+      out["spec"] = e.spec;
+      if (e.spec.objectives.size() > 1) out["paretoFront"] = control::ExperimentController::paretoFront(e.spec, db().trials(e.id));
+      sendJson(res, 200, out);
+    });
+    route("POST", R"(/api/v1/experiments/([^/]+)/cancel)", "/api/v1/experiments/{name}/cancel", [this](const auto& req, auto& res, const User& u) {
+      auto e = experiment(u, req.matches[1], true);
+      if (!store::isTerminal(e.phase)) db().requestExperimentCancel(e.id);
+      wake();
+      sendJson(res, 202, {{"name", e.name}, {"phase", e.phase}, {"cancelRequested", !store::isTerminal(e.phase)}});
+    });
+    route("GET", R"(/api/v1/experiments/([^/]+)/trials)", "/api/v1/experiments/{name}/trials", [this](const auto& req, auto& res, const User& u) { trials(req, res, u); });
+
+    route("GET", "/api/v1/nodes", "/api/v1/nodes", [this](const auto&, auto& res, const User&) {
+      json items = json::array();
+      if (plane) {
+        auto s = plane->status();
+        for (const auto& n : s.nodes) {
+          auto u = s.used.count(n.name) ? s.used.at(n.name) : sched::Resources{};
+          items.push_back({{"name", n.name},
+                           {"allocatable", {{"cpu", n.allocatable.cpu_millis / 1000.0}, {"memoryBytes", n.allocatable.memory_bytes}, {"gpu", n.allocatable.gpu}}},
+                           {"allocated", {{"cpu", u.cpu_millis / 1000.0}, {"memoryBytes", u.memory_bytes}, {"gpu", u.gpu}}},
+                           {"warnings", s.warnings}});
+        }
+      }
+      int64_t n = static_cast<int64_t>(items.size());
+      sendJson(res, 200, page(std::move(items), n, 0, std::max<int64_t>(n, 1)));
+    });
+    route("GET", "/api/v1/queues", "/api/v1/queues", [this](const auto& req, auto& res, const User& u) {
+      store::JobQuery q;
+      q.phase = store::kQueued;
+      q.offset = intParam(req, "offset", 0, 0, INT64_MAX);
+      q.limit = intParam(req, "limit", 100, 1, 1000);
+      if (!u.admin) q.viewer = u.name;
+      auto p = timed("list_jobs", [&] { return db().queryJobs(q); });
+      // Scheduling order: priority, then submission.
+      std::stable_sort(p.items.begin(), p.items.end(), [](const auto& a, const auto& b) { return a.spec.priority > b.spec.priority; });
+      std::map<std::string, json> queues;
+      for (const auto& j : p.items) {
+        json& qj = queues[j.spec.queue];
+        qj["name"] = j.spec.queue;
+        qj["jobs"].push_back({{"name", j.name}, {"priority", j.spec.priority}, {"createdAt", j.created_at}, {"message", j.message}, {"user", j.user}});
+      }
+      json items = json::array();
+      for (auto& [name, qj] : queues) items.push_back(qj);
+      sendJson(res, 200, {{"items", items}, {"total", p.total}, {"offset", q.offset}, {"limit", q.limit}});
+    });
+    route("GET", "/api/v1/stream", "/api/v1/stream", [this](const auto& req, auto& res, const User& u) {
+      uint64_t start = feed.seq();
+      if (req.has_header("Last-Event-ID")) start = std::strtoull(req.get_header_value("Last-Event-ID").c_str(), nullptr, 10);
+      auto after = std::make_shared<uint64_t>(start);
+      User who = u;
+      res.set_header("Cache-Control", "no-cache");
+      res.status = 200;
+      res.set_chunked_content_provider("text/event-stream", [this, after, who](size_t, httplib::DataSink& sink) {
+        while (!stopping && sink.is_writable()) {
+          auto evs = feed.since(*after, std::chrono::seconds(10));
+          if (stopping) break;
+          if (evs.empty()) {
+            if (!sink.write(": keep-alive\n\n", 14)) return false;
+            continue;
+          }
+          std::string out;
+          for (auto& e : evs) {
+            *after = e["seq"].get<uint64_t>();
+            if (!who.admin && e.value("user", "") != who.name && !e.value("shared", false)) continue;
+            out += fmt::format("event: {}\nid: {}\ndata: {}\n\n", e["kind"].get<std::string>(), *after, e.dump());
+          }
+          if (out.empty()) continue;
+          return sink.write(out.data(), out.size());
+        }
+        return false;
+      });
+    });
+
+    // Dashboard: sign-in, then the embedded single-page app.
+    http.Post("/login", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string token = req.has_param("token") ? req.get_param_value("token") : "";
+      if (!opts.auth || !opts.auth->lookup(token)) {
+        res.status = 401;
+        res.set_content(kLoginPage, "text/html; charset=utf-8");
+        return;
+      }
+      res.set_header("Set-Cookie", "trainyard_token=" + token + "; Path=/; HttpOnly; SameSite=Strict");
+      res.set_redirect("/");
+    });
+    http.Get(R"(/(.*))", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string path = req.matches[1];
+      if (path.rfind("api/", 0) == 0) {
+        sendError(res, 404, "NotFound", fmt::format("no such API route: {} {}", req.method, req.path));
+        return;
+      }
+      if (!caller(req)) {
+        res.status = 401;
+        res.set_content(kLoginPage, "text/html; charset=utf-8");
+        return;
+      }
+      const Asset* a = findAsset(path.empty() ? "index.html" : path);
+      if (!a) a = findAsset("index.html");  // client-side routes
+      if (!a) {
+        sendError(res, 404, "NotFound", "the dashboard is not built into this binary");
+        return;
+      }
+      res.set_header("Cache-Control", "no-cache");
+      res.set_content(reinterpret_cast<const char*>(a->data), a->size, a->content_type);
+    });
+    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (res.status == 404 && res.body.empty())
+        sendError(res, 404, "NotFound", fmt::format("no such route: {} {}", req.method, req.path));
+    });
+  }
+
+  // Turns store differences into change events for /api/v1/stream.
+  void watch() {
+    std::map<std::string, std::string> jobs, exps;
+    auto& st = threadStore(opts.store);
+    while (!stopping) {
+      try {
+        store::JobQuery q;
+        q.phase = "active";
+        q.limit = 100000;
+        auto active = st.queryJobs(q).items;
+        std::map<std::string, std::string> now;
+        for (const auto& j : active) {
+          std::string sig = j.phase + "/" + std::to_string(j.restarts);
+          now[j.name] = sig;
+          if (jobs[j.name] != sig)
+            feed.publish({{"kind", "job"}, {"name", j.name}, {"phase", j.phase}, {"reason", j.reason}, {"restarts", j.restarts},
+                          {"user", j.user}, {"shared", shared(j.spec.labels)}});
+        }
+        for (const auto& [name, sig] : jobs)
+          if (!now.count(name))
+            if (auto j = st.getJob(name))
+              feed.publish({{"kind", "job"}, {"name", j->name}, {"phase", j->phase}, {"reason", j->reason},
+                            {"restarts", j->restarts}, {"user", j->user}, {"shared", shared(j->spec.labels)}});
+        jobs = std::move(now);
+        for (const auto& e : st.listExperiments()) {
+          if (store::isTerminal(e.phase) && exps.count(e.name) && exps[e.name] == e.phase) continue;
+          auto trials = st.trials(e.id);
+          int done = 0;
+          for (const auto& t : trials) done += t.state != store::kTrialRunning;
+          std::string sig = fmt::format("{}/{}/{}", e.phase, trials.size(), done);
+          if (exps[e.name] != sig)
+            feed.publish({{"kind", "experiment"}, {"name", e.name}, {"phase", e.phase}, {"trials", trials.size()}, {"finished", done},
+                          {"user", e.user}, {"shared", shared(e.spec.labels)}});
+          exps[e.name] = store::isTerminal(e.phase) ? e.phase : sig;
+        }
+      } catch (const std::exception& e) {
+        spdlog::warn("change watcher: {}", e.what());
+      }
+      std::unique_lock lk(watch_mu);
+      watch_cv.wait_for(lk, std::chrono::milliseconds(300), [&] { return stopping.load(); });
+    }
+  }
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+};
+
+ApiServer::ApiServer(ServerOptions opts, control::ControlPlane* plane, MetricsRegistry& metrics)
+    : impl_(std::make_unique<Impl>(std::move(opts), plane, metrics)) {
+  auto& m = impl_->metrics;
+  m.help("trainyard_http_requests_total", "counter", "HTTP requests by method, route and status code");
+  m.help("trainyard_http_request_duration_seconds", "histogram", "HTTP request handling time");
+  m.help("trainyard_store_seconds", "histogram", "Store operation latency by operation");
+  m.help("trainyard_jobs", "gauge", "Jobs by phase");
+  m.help("trainyard_queue_length", "gauge", "Jobs waiting for resources");
+  m.help("trainyard_pushed_points_total", "counter", "Metric points received through the push API");
+  int threads = impl_->opts.threads;
+  impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  impl_->http.set_keep_alive_max_count(10000);
+  impl_->http.set_read_timeout(30, 0);
+  impl_->http.set_payload_max_length(64 << 20);
+  impl_->routes();
+}
+
+ApiServer::~ApiServer() { stop(); }
+
+int ApiServer::bind() {
+  auto& o = impl_->opts;
+  int port = o.port == 0 ? impl_->http.bind_to_any_port(o.address) : (impl_->http.bind_to_port(o.address, o.port) ? o.port : -1);
+  if (port <= 0) throw std::runtime_error(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", o.address, o.port));
+  o.port = port;
+  return port;
+}
+
+void ApiServer::serve() {
+  impl_->watcher = std::thread([this] { impl_->watch(); });
+  impl_->http.listen_after_bind();
+}
+
+void ApiServer::stop() {
+  if (impl_->stopping.exchange(true)) return;
+  impl_->feed.close();
+  impl_->watch_cv.notify_all();
+  impl_->http.stop();
+  if (impl_->watcher.joinable()) impl_->watcher.join();
+}
+
+}  // namespace trainyard::api

@@ -1,0 +1,46 @@
+// The control plane's HTTP face: REST under /api/v1 (JSON; errors as
+// {"error": {"code", "message", "field"}}), Server-Sent Events for logs and
+// state changes, Prometheus text at /metrics, /healthz, and the dashboard.
+// Handlers only read the store and write desired state (submit, cancel,
+// delete, pushed metrics) to it, then wake the control plane: the
+// reconcile loop is the only thing that acts on replicas.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "api/auth.h"
+#include "api/prometheus.h"
+#include "control/control_plane.h"
+
+namespace trainyard::api {
+
+struct ServerOptions {
+  std::string address = "127.0.0.1";
+  int port = 8080;          // 0: any free port (see port())
+  std::string store;        // data directory or postgresql:// URL
+  std::string data_dir;     // logs and outputs
+  std::optional<TokenAuth> auth;
+  int threads = 64;         // SSE streams hold one each
+};
+
+// True for 127.0.0.0/8, ::1 and localhost.
+bool isLoopback(const std::string& address);
+
+class ApiServer {
+ public:
+  // `plane` may be null (read-only API over a store, as in tests and benches).
+  ApiServer(ServerOptions opts, control::ControlPlane* plane, MetricsRegistry& metrics);
+  ~ApiServer();
+  // Binds (throws with the reason when it cannot); returns the port.
+  int bind();
+  // Serves until stop().
+  void serve();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace trainyard::api

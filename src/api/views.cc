@@ -1,0 +1,112 @@
+#include "api/views.h"
+
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "control/experiment_controller.h"
+
+namespace trainyard::api {
+
+using nlohmann::json;
+
+namespace {
+std::string shortValue(double v) { return fmt::format("{:.6g}", v); }
+}  // namespace
+
+json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
+  json out{{"name", j.name},
+           {"uid", j.uid},
+           {"kind", j.kind},
+           {"phase", j.phase},
+           {"reason", j.reason},
+           {"message", j.message},
+           {"restarts", j.restarts},
+           {"createdAt", j.created_at},
+           {"startedAt", j.started_at},
+           {"finishedAt", j.finished_at},
+           {"outputsDir", j.outputs_dir},
+           {"logDir", j.log_dir}};
+  if (!detail) return out;
+  out["spec"] = j.spec;
+  json conds = json::array();
+  for (const auto& c : st.conditions(j.id))
+    conds.push_back({{"type", c.type}, {"status", c.status}, {"reason", c.reason}, {"message", c.message}, {"time", c.time}});
+  out["conditions"] = conds;
+  json attempts = json::array();
+  for (const auto& a : st.attempts(j.id)) {
+    json r{{"attempt", a.attempt}, {"replica", a.replica}, {"state", a.state}, {"pid", a.pid},
+           {"startedAt", a.started_at}, {"finishedAt", a.finished_at}, {"reason", a.reason}, {"logPath", a.log_path}};
+    r["exitCode"] = a.exit_code ? json(*a.exit_code) : json(nullptr);
+    r["signal"] = a.signal ? json(*a.signal) : json(nullptr);
+    attempts.push_back(r);
+  }
+  out["attempts"] = attempts;
+  json events = json::array();
+  for (const auto& e : st.events(j.id))
+    events.push_back({{"time", e.time}, {"type", e.type}, {"reason", e.reason}, {"message", e.message}});
+  out["events"] = events;
+  json metrics = json::object();
+  for (const auto& m : st.lastMetrics(j.id)) metrics[m.name] = {{"value", m.value}, {"step", m.step}, {"time", m.timestamp}};
+  out["lastMetrics"] = metrics;
+  return out;
+}
+
+std::string objectiveText(const spec::ExperimentSpec& spec, const store::TrialRecord& t) {
+  std::string out;
+  for (size_t k = 0; k < t.objective.size() && k < spec.objectives.size(); ++k)
+    out += fmt::format("{}{}={}", out.empty() ? "" : " ", spec.objectives[k].metric, shortValue(t.objective[k]));
+  return out;
+}
+
+std::string paramsText(const store::TrialRecord& t) {
+  std::string out;
+  for (const auto& [k, v] : t.params) out += fmt::format("{}{}={}", out.empty() ? "" : " ", k, v);
+  return out;
+}
+
+// A trial's conditions, Katib-style: Created, Running (its current job's
+// start), then its final state, each with a time.
+static json trialConditions(store::Store* st, const store::TrialRecord& t) {
+  json c = json::array();
+  c.push_back({{"type", "Created"}, {"time", t.created_at}});
+  if (st)
+    if (auto job = st->getJob(t.job_name); job && job->started_at > 0)
+      c.push_back({{"type", "Running"}, {"time", job->started_at}});
+  if (t.state != store::kTrialRunning)
+    c.push_back({{"type", t.state}, {"reason", t.reason}, {"message", t.message}, {"time", t.finished_at}});
+  return c;
+}
+
+json trialJson(const spec::ExperimentSpec& spec, const store::TrialRecord& t, store::Store* st) {
+  json objective = json::object();
+  for (size_t k = 0; k < t.objective.size() && k < spec.objectives.size(); ++k) objective[spec.objectives[k].metric] = t.objective[k];
+  return {{"trial", t.number}, {"state", t.state}, {"parameters", t.params}, {"objective", objective},
+          {"metrics", t.metrics}, {"rung", t.rung}, {"job", t.job_name}, {"runs", t.runs}, {"reason", t.reason},
+          {"message", t.message}, {"createdAt", t.created_at}, {"finishedAt", t.finished_at},
+          {"conditions", trialConditions(st, t)}};
+}
+
+json experimentJson(store::Store& st, const store::ExperimentRecord& e, bool detail) {
+  auto trials = st.trials(e.id);
+  std::map<std::string, int> counts;
+  for (const auto& t : trials) counts[t.state]++;
+  json out{{"name", e.name}, {"uid", e.uid}, {"phase", e.phase}, {"reason", e.reason}, {"message", e.message},
+           {"createdAt", e.created_at}, {"finishedAt", e.finished_at}, {"trials", trials.size()}, {"counts", counts},
+           {"maxTrials", e.spec.max_trials}};
+  int best = control::ExperimentController::bestTrial(e.spec, trials);
+  if (best >= 0) {
+    out["best"] = trialJson(e.spec, trials[best]);
+    if (auto job = st.getJob(trials[best].job_name)) out["best"]["outputsDir"] = job->outputs_dir;
+  }
+  if (e.spec.objectives.size() > 1) out["paretoFront"] = control::ExperimentController::paretoFront(e.spec, trials);
+  if (!detail) return out;
+  out["spec"] = e.spec;
+  json arr = json::array();
+  for (const auto& t : trials) arr.push_back(trialJson(e.spec, t, &st));
+  out["trialList"] = arr;
+  return out;
+}
+
+}  // namespace trainyard::api

@@ -1,0 +1,23 @@
+// JSON views of stored records: what `trainyard get/describe -o json` prints
+// and what the REST API answers, so both speak the same shapes.
+#pragma once
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "store/store.h"
+
+namespace trainyard::api {
+
+// A job; with `detail`, its spec, conditions, attempts, events and last metrics.
+nlohmann::json jobJson(store::Store& st, const store::JobRecord& j, bool detail);
+// A trial; with a store, its conditions include its job's start.
+nlohmann::json trialJson(const spec::ExperimentSpec& spec, const store::TrialRecord& t, store::Store* st = nullptr);
+// An experiment with trial counts, best trial and Pareto front; with
+// `detail`, its spec and every trial.
+nlohmann::json experimentJson(store::Store& st, const store::ExperimentRecord& e, bool detail);
+
+std::string objectiveText(const spec::ExperimentSpec& spec, const store::TrialRecord& t);
+std::string paramsText(const store::TrialRecord& t);
+
+}  // namespace trainyard::api

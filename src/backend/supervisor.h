@@ -1,0 +1,21 @@
+// `trainyard __supervise STATUS_FILE -- COMMAND...`: runs COMMAND as its
+// child and, when it ends, writes "exit N" or "signal N" to STATUS_FILE
+// (atomically, by rename). It ignores SIGTERM/SIGINT/SIGHUP itself, so a
+// signal sent to the replica's process group ends the command, not the
+// record of how it ended. Exits like its child (128+N for signal N).
+#pragma once
+#include <optional>
+#include <string>
+
+namespace trainyard::backend {
+
+int runSupervisor(int argc, char** argv);
+
+struct ExitRecord {
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+};
+// What a supervisor wrote, or nothing when it did not (killed, not started).
+std::optional<ExitRecord> readExitRecord(const std::string& status_file);
+
+}  // namespace trainyard::backend

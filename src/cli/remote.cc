@@ -1,0 +1,407 @@
+#include "cli/remote.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/output.h"
+#include "util/files.h"
+
+namespace trainyard::cli {
+namespace {
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr int kExitFailed = 1;
+constexpr int kExitBadInput = 2;
+constexpr int kExitInternal = 3;
+
+// A request that did not succeed, with the exit code it maps to.
+struct RemoteError : std::runtime_error {
+  RemoteError(int code, const std::string& msg) : std::runtime_error(msg), exit_code(code) {}
+  int exit_code;
+};
+
+// Percent-encodes a path segment or query value.
+std::string enc(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
+    else out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
+class Client {
+ public:
+  explicit Client(const Remote& r) : r_(r), http_(r.url) {
+    http_.set_connection_timeout(5, 0);
+    http_.set_read_timeout(3600, 0);
+    if (!r.token.empty()) http_.set_bearer_token_auth(r.token);
+  }
+  json get(const std::string& path) { return check(http_.Get(path), "GET", path); }
+  json post(const std::string& path, const json& body) {
+    return check(http_.Post(path, body.dump(), "application/json"), "POST", path);
+  }
+  json del(const std::string& path) { return check(http_.Delete(path), "DELETE", path); }
+  std::string text(const std::string& path) {
+    auto res = http_.Get(path);
+    check(res, "GET", path, false);
+    return res->body;
+  }
+  // Server-Sent Events: calls on_event(name, data) until the stream ends.
+  void events(const std::string& path, const std::function<bool(const std::string&, const std::string&)>& on_event) {
+    std::string buf, status_body;
+    int status = 0;
+    auto res = http_.Get(
+        path, httplib::Headers{{"Accept", "text/event-stream"}},
+        [&](const httplib::Response& r) {
+          status = r.status;
+          return true;
+        },
+        [&](const char* data, size_t n) {
+          if (status >= 300) {
+            status_body.append(data, n);
+            return true;
+          }
+          buf.append(data, n);
+          size_t end;
+          while ((end = buf.find("\n\n")) != std::string::npos) {
+            std::string block = buf.substr(0, end);
+            buf.erase(0, end + 2);
+            std::string event = "message", payload;
+            std::istringstream lines(block);
+            for (std::string line; std::getline(lines, line);) {
+              if (line.rfind("event: ", 0) == 0) event = line.substr(7);
+              else if (line.rfind("data: ", 0) == 0) payload += line.substr(6);
+            }
+            if (!payload.empty() && !on_event(event, payload)) return false;
+          }
+          return true;
+        });
+    if (!res && res.error() != httplib::Error::Canceled)
+      throw RemoteError(kExitInternal, fmt::format("cannot reach the Trainyard server at {}: {}", r_.url, httplib::to_string(res.error())));
+    if (status >= 300) {
+      std::string msg = status_body;
+      try {
+        msg = json::parse(status_body)["error"]["message"].get<std::string>();
+      } catch (const std::exception&) {
+      }
+      throw RemoteError(status < 500 ? kExitBadInput : kExitInternal, msg);
+    }
+  }
+
+ private:
+  json check(const httplib::Result& res, const char* method, const std::string& path, bool parse = true) {
+    if (!res)
+      throw RemoteError(kExitInternal, fmt::format("cannot reach the Trainyard server at {}: {} (start one with `trainyard server`)",
+                                                   r_.url, httplib::to_string(res.error())));
+    if (res->status >= 300) {
+      std::string msg = res->body;
+      try {
+        json e = json::parse(res->body)["error"];
+        msg = e["message"].get<std::string>();
+        if (e.contains("field") && !e["field"].get<std::string>().empty() && msg.find(e["field"].get<std::string>()) == std::string::npos)
+          msg += fmt::format(" (field {})", e["field"].get<std::string>());
+      } catch (const std::exception&) {
+      }
+      throw RemoteError(res->status < 500 ? kExitBadInput : kExitInternal, msg);
+    }
+    if (!parse) return nullptr;
+    return json::parse(res->body);
+  }
+  Remote r_;
+  httplib::Client http_;
+};
+
+std::string str(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return "-";
+  if (j[key].is_string()) return j[key].get<std::string>();
+  if (j[key].is_number_float()) return formatValue(j[key].get<double>());
+  return j[key].dump();
+}
+
+double num(const json& j, const char* key) { return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0; }
+
+bool emit(const Remote& r, const json& j) {
+  auto f = parseOutputFormat(r.output);
+  if (f == OutputFormat::Json) printJson(std::cout, j);
+  if (f == OutputFormat::Yaml) printYaml(std::cout, j);
+  return f != OutputFormat::Table;
+}
+
+std::string duration(const json& j) {
+  double s = num(j, "startedAt"), f = num(j, "finishedAt");
+  if (s <= 0) return "-";
+  double end = f > 0 ? f : std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return formatDuration(end - s);
+}
+
+template <typename F>
+int guarded(F&& f) {
+  try {
+    return f();
+  } catch (const RemoteError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return e.exit_code;
+  }
+}
+
+// All pages of a list.
+json all(Client& c, const std::string& path) {
+  json items = json::array();
+  int64_t offset = 0;
+  for (;;) {
+    json p = c.get(fmt::format("{}{}offset={}&limit=1000", path, path.find('?') == std::string::npos ? "?" : "&", offset));
+    for (auto& i : p["items"]) items.push_back(i);
+    if (p["nextOffset"].is_null()) break;
+    offset = p["nextOffset"].get<int64_t>();
+  }
+  return items;
+}
+
+int followLogs(Client& c, const std::string& name, const std::string& replica, int attempt) {
+  std::string path = fmt::format("/api/v1/jobs/{}/logs?follow=true", enc(name));
+  if (!replica.empty()) path += "&replica=" + enc(replica);
+  if (attempt >= 0) path += fmt::format("&attempt={}", attempt);
+  std::string final_phase;
+  c.events(path, [&](const std::string& ev, const std::string& data) {
+    if (ev == "log") std::cout << json::parse(data).get<std::string>() << std::flush;
+    if (ev == "end") {
+      final_phase = json::parse(data).value("phase", "");
+      return false;
+    }
+    return true;
+  });
+  if (final_phase.empty() || final_phase == "Succeeded") return 0;
+  return kExitFailed;
+}
+
+}  // namespace
+
+int remoteSubmit(const Remote& r, const std::string& file, const std::vector<std::string>& overrides, bool follow) {
+  return guarded([&] {
+    std::string text = util::readFrom(file, 0, 16 << 20);
+    if (text.empty() && !fs::exists(file)) throw RemoteError(kExitBadInput, fmt::format("{}: no such file", file));
+    fs::path abs = fs::absolute(file);
+    json body{{"yaml", text}, {"file", file}, {"baseDir", abs.parent_path().string()}, {"overrides", overrides}};
+    Client c(r);
+    // The kind decides the collection; the server parses and validates.
+    json out;
+    try {
+      out = c.post("/api/v1/jobs", body);
+    } catch (const RemoteError& e) {
+      if (std::string(e.what()).find("this is an Experiment") == std::string::npos) throw;
+      out = c.post("/api/v1/experiments", body);
+    }
+    for (const auto& w : out.value("warnings", json::array())) std::cerr << "warning: " << w.get<std::string>() << "\n";
+    bool experiment = out.contains("maxTrials");
+    if (!emit(r, out))
+      std::cout << fmt::format("{} {} submitted ({})\n", experiment ? "experiment" : "job", str(out, "name"), str(out, "phase"));
+    if (follow && !experiment) return followLogs(c, out["name"].get<std::string>(), "", -1);
+    return 0;
+  });
+}
+
+int remoteGetJobs(const Remote& r, const std::string& name, const std::string& phase, const std::string& label) {
+  return guarded([&] {
+    Client c(r);
+    json items = json::array();
+    if (!name.empty()) items.push_back(c.get("/api/v1/jobs/" + enc(name)));
+    else {
+      std::string q = "/api/v1/jobs?order=asc";
+      if (!phase.empty()) q += "&state=" + enc(phase);
+      if (!label.empty()) q += "&label=" + enc(label);
+      items = all(c, q);
+    }
+    if (emit(r, name.empty() ? items : items[0])) return 0;
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& j : items)
+      rows.push_back({str(j, "name"), str(j, "phase"), str(j, "restarts"), duration(j), str(j, "user"), str(j, "message")});
+    printTable(std::cout, {"NAME", "PHASE", "RESTARTS", "DURATION", "USER", "MESSAGE"}, rows);
+    return 0;
+  });
+}
+
+int remoteGetMetrics(const Remote& r, const std::string& job, bool everything, const std::string& metric) {
+  return guarded([&] {
+    Client c(r);
+    json series = c.get(fmt::format("/api/v1/jobs/{}/metrics", enc(job)))["items"];
+    if (!everything && metric.empty()) {
+      if (emit(r, series)) return 0;
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& s : series) rows.push_back({str(s, "name"), str(s, "last"), str(s, "lastStep"), str(s, "points")});
+      printTable(std::cout, {"METRIC", "LAST", "STEP", "POINTS"}, rows);
+      return 0;
+    }
+    json out = json::array();
+    for (const auto& s : series) {
+      std::string n = s["name"].get<std::string>();
+      if (!metric.empty() && n != metric) continue;
+      out.push_back(c.get(fmt::format("/api/v1/jobs/{}/metrics/{}?maxPoints=10000", enc(job), enc(n))));
+    }
+    if (emit(r, out)) return 0;
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& s : out)
+      for (size_t i = 0; i < s["step"].size(); ++i)
+        rows.push_back({s["name"].get<std::string>(), std::to_string(s["step"][i].get<int64_t>()), formatValue(s["last"][i].get<double>())});
+    printTable(std::cout, {"METRIC", "STEP", "VALUE"}, rows);
+    return 0;
+  });
+}
+
+int remoteDescribeJob(const Remote& r, const std::string& name) {
+  return guarded([&] {
+    Client c(r);
+    json j = c.get("/api/v1/jobs/" + enc(name));
+    if (emit(r, j)) return 0;
+    std::cout << fmt::format("Name:      {}\nPhase:     {}  {} {}\nUser:      {}\nRestarts:  {}\nCreated:   {}\nStarted:   {}\nFinished:  {}\nOutputs:   {}\n",
+                             str(j, "name"), str(j, "phase"), str(j, "reason"), str(j, "message"), str(j, "user"), str(j, "restarts"),
+                             formatTime(num(j, "createdAt")), formatTime(num(j, "startedAt")), formatTime(num(j, "finishedAt")),
+                             str(j, "outputsDir"));
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& x : j["conditions"]) rows.push_back({str(x, "type"), str(x, "reason"), formatTime(num(x, "time")), str(x, "message")});
+    std::cout << "\nConditions:\n";
+    printTable(std::cout, {"TYPE", "REASON", "TIME", "MESSAGE"}, rows);
+    rows.clear();
+    for (const auto& x : j["attempts"]) {
+      std::string exit = x["signal"].is_null() ? str(x, "exitCode") : "signal " + str(x, "signal");
+      rows.push_back({std::to_string(x["attempt"].get<int>() + 1), str(x, "replica"), str(x, "state"), str(x, "pid"), exit, str(x, "reason")});
+    }
+    std::cout << "\nAttempts:\n";
+    printTable(std::cout, {"ATTEMPT", "REPLICA", "STATE", "PID", "EXIT", "REASON"}, rows);
+    rows.clear();
+    for (const auto& x : j["events"]) rows.push_back({formatTime(num(x, "time")), str(x, "type"), str(x, "reason"), str(x, "message")});
+    std::cout << "\nEvents:\n";
+    printTable(std::cout, {"TIME", "TYPE", "REASON", "MESSAGE"}, rows);
+    rows.clear();
+    for (const auto& s : j["series"]) rows.push_back({str(s, "name"), str(s, "last"), str(s, "lastStep"), str(s, "points")});
+    std::cout << "\nMetrics:\n";
+    printTable(std::cout, {"METRIC", "LAST", "STEP", "POINTS"}, rows);
+    return 0;
+  });
+}
+
+int remoteGetExperiments(const Remote& r) {
+  return guarded([&] {
+    Client c(r);
+    json items = all(c, "/api/v1/experiments");
+    if (emit(r, items)) return 0;
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : items) {
+      std::string best = "-";
+      if (e.contains("best"))
+        for (auto& [k, v] : e["best"]["objective"].items()) best = fmt::format("#{} {}={}", e["best"]["trial"].get<int>(), k, formatValue(v.get<double>()));
+      rows.push_back({str(e, "name"), str(e, "phase"), fmt::format("{}/{}", str(e, "trials"), str(e, "maxTrials")), best,
+                      e["etaSeconds"].is_null() ? "-" : formatDuration(e["etaSeconds"].get<double>())});
+    }
+    printTable(std::cout, {"NAME", "PHASE", "TRIALS", "BEST", "ETA"}, rows);
+    return 0;
+  });
+}
+
+int remoteGetTrials(const Remote& r, const std::string& experiment) {
+  return guarded([&] {
+    Client c(r);
+    json items = all(c, fmt::format("/api/v1/experiments/{}/trials?sort=number", enc(experiment)));
+    if (emit(r, items)) return 0;
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& t : items) {
+      std::string params, obj;
+      for (auto& [k, v] : t["parameters"].items()) params += fmt::format("{}{}={}", params.empty() ? "" : " ", k, v.get<std::string>());
+      for (auto& [k, v] : t["objective"].items()) obj += fmt::format("{}{}={}", obj.empty() ? "" : " ", k, formatValue(v.get<double>()));
+      rows.push_back({str(t, "trial"), str(t, "state"), params, obj.empty() ? "-" : obj, str(t, "job")});
+    }
+    printTable(std::cout, {"TRIAL", "STATE", "PARAMETERS", "OBJECTIVE", "JOB"}, rows);
+    return 0;
+  });
+}
+
+int remoteDescribeExperiment(const Remote& r, const std::string& name) {
+  return guarded([&] {
+    Client c(r);
+    json e = c.get("/api/v1/experiments/" + enc(name));
+    if (emit(r, e)) return 0;
+    std::cout << fmt::format("Name:      {}\nPhase:     {}  {} {}\nTrials:    {} of {} ({}% done)\nElapsed:   {}\nETA:       {}\n",
+                             str(e, "name"), str(e, "phase"), str(e, "reason"), str(e, "message"), str(e, "trials"), str(e, "maxTrials"),
+                             static_cast<int>(num(e, "progress") * 100), formatDuration(num(e, "elapsedSeconds")),
+                             e["etaSeconds"].is_null() ? "-" : formatDuration(e["etaSeconds"].get<double>()));
+    if (e.contains("best")) std::cout << "Best:      trial " << e["best"]["trial"] << " " << e["best"]["objective"].dump() << " " << e["best"]["parameters"].dump() << "\n";
+    if (e.contains("paretoFront")) std::cout << "Pareto:    " << e["paretoFront"].dump() << "\n";
+    return 0;
+  });
+}
+
+int remoteLogs(const Remote& r, const std::string& name, const std::string& replica, int attempt, bool follow) {
+  return guarded([&] {
+    Client c(r);
+    if (follow) return followLogs(c, name, replica, attempt);
+    std::string path = fmt::format("/api/v1/jobs/{}/logs?limit=16777216", enc(name));
+    if (!replica.empty()) path += "&replica=" + enc(replica);
+    if (attempt >= 0) path += fmt::format("&attempt={}", attempt);
+    std::cout << c.text(path) << std::flush;
+    return 0;
+  });
+}
+
+int remoteCancel(const Remote& r, const std::string& name, bool experiment) {
+  return guarded([&] {
+    Client c(r);
+    json out = c.post(fmt::format("/api/v1/{}/{}/cancel", experiment ? "experiments" : "jobs", enc(name)), json::object());
+    if (emit(r, out)) return 0;
+    std::cout << (out["cancelRequested"].get<bool>() ? fmt::format("{} {}: cancel requested\n", experiment ? "experiment" : "job", name)
+                                                     : fmt::format("{} already {}\n", name, str(out, "phase")));
+    return 0;
+  });
+}
+
+int remoteDelete(const Remote& r, const std::string& name) {
+  return guarded([&] {
+    Client c(r);
+    json out = c.del("/api/v1/jobs/" + enc(name));
+    if (!emit(r, out)) std::cout << fmt::format("job {} deleted\n", name);
+    return 0;
+  });
+}
+
+int remoteTop(const Remote& r, bool once) {
+  return guarded([&] {
+    Client c(r);
+    const bool tty = isatty(STDOUT_FILENO) && !once;
+    for (;;) {
+      json nodes = c.get("/api/v1/nodes")["items"];
+      json running = c.get("/api/v1/jobs?state=Running&limit=1000")["items"];
+      json queued = c.get("/api/v1/jobs?state=Queued&limit=1")["total"];
+      std::ostringstream out;
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& n : nodes)
+        rows.push_back({str(n, "name"), fmt::format("{}/{}", formatValue(n["allocated"]["cpu"].get<double>()), formatValue(n["allocatable"]["cpu"].get<double>())),
+                        fmt::format("{:.1f}/{:.1f} GiB", n["allocated"]["memoryBytes"].get<double>() / (1 << 30), n["allocatable"]["memoryBytes"].get<double>() / (1 << 30)),
+                        fmt::format("{}/{}", str(n["allocated"], "gpu"), str(n["allocatable"], "gpu"))});
+      printTable(out, {"NODE", "CPU", "MEMORY", "GPU"}, rows);
+      out << fmt::format("\n{} running, {} queued\n\n", running.size(), queued.dump());
+      rows.clear();
+      for (const auto& j : running) {
+        json d = c.get("/api/v1/jobs/" + enc(j["name"].get<std::string>()));
+        std::string metrics;
+        for (auto& [k, v] : d["lastMetrics"].items()) metrics += fmt::format("{}{}={}", metrics.empty() ? "" : " ", k, formatValue(v["value"].get<double>()));
+        rows.push_back({str(j, "name"), str(j, "user"), str(j, "replicas"), duration(j), metrics});
+      }
+      printTable(out, {"JOB", "USER", "REPLICAS", "DURATION", "METRICS"}, rows);
+      if (tty) std::cout << "\033[H\033[J";
+      std::cout << out.str() << std::flush;
+      if (!tty) return 0;
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+    }
+  });
+}
+
+}  // namespace trainyard::cli

@@ -1,0 +1,29 @@
+// Client verbs against a Trainyard server (--server URL or TRAINYARD_SERVER):
+// the same verbs as locally, answered by the REST API. Exit codes as for
+// local verbs: 2 when the server rejects the request (4xx), 3 when it
+// cannot be reached or fails (5xx).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace trainyard::cli {
+
+struct Remote {
+  std::string url;     // http://host:port
+  std::string token;   // bearer token (--token or TRAINYARD_TOKEN)
+  std::string output;  // table | json | yaml
+};
+
+int remoteSubmit(const Remote& r, const std::string& file, const std::vector<std::string>& overrides, bool follow);
+int remoteGetJobs(const Remote& r, const std::string& name, const std::string& phase, const std::string& label);
+int remoteGetMetrics(const Remote& r, const std::string& job, bool all, const std::string& metric);
+int remoteDescribeJob(const Remote& r, const std::string& name);
+int remoteGetExperiments(const Remote& r);
+int remoteGetTrials(const Remote& r, const std::string& experiment);
+int remoteDescribeExperiment(const Remote& r, const std::string& name);
+int remoteLogs(const Remote& r, const std::string& name, const std::string& replica, int attempt, bool follow);
+int remoteCancel(const Remote& r, const std::string& name, bool experiment);
+int remoteDelete(const Remote& r, const std::string& name);
+int remoteTop(const Remote& r, bool once);
+
+}  // namespace trainyard::cli

@@ -1,0 +1,89 @@
+#include "cli/server_cmd.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "api/server.h"
+#include "control/control_plane.h"
+
+namespace trainyard::cli {
+namespace fs = std::filesystem;
+
+int cmdServer(const ServerCliOptions& o) {
+  api::ServerOptions so;
+  so.address = o.address;
+  so.port = o.port;
+  so.data_dir = fs::absolute(o.data_dir).lexically_normal().string();
+  so.store = o.store.empty() ? so.data_dir : o.store;
+  try {
+    if (!o.auth_file.empty()) so.auth = api::TokenAuth::load(o.auth_file);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  if (!so.auth && !api::isLoopback(so.address)) {
+    std::cerr << fmt::format("error: refusing to listen on {} without authentication: anyone who can reach it could run "
+                             "programs as this user. Pass --auth tokens.yaml, or listen on 127.0.0.1.\n", so.address);
+    return 2;
+  }
+  fs::create_directories(so.data_dir);
+
+  // SIGINT/SIGTERM end the server; a thread waits for them so the HTTP
+  // threads never see them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  api::MetricsRegistry metrics;
+  metrics.help("trainyard_scheduling_latency_seconds", "histogram", "Time from submission to start (queue wait included)");
+  metrics.help("trainyard_reconcile_pass_seconds", "histogram", "Duration of one reconcile pass over all jobs and experiments");
+  control::ControllerOptions co;
+  co.data_dir = so.data_dir;
+  co.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
+  backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
+  bo.tie_to_parent = false;  // replicas outlive a server restart; the next one re-attaches
+  bo.supervisor = fs::read_symlink("/proc/self/exe").string();
+  control::ControlPlaneHooks hooks;
+  hooks.on_admitted = [&](double s) { metrics.observe("trainyard_scheduling_latency_seconds", {}, s); };
+  hooks.on_pass = [&](double s) { metrics.observe("trainyard_reconcile_pass_seconds", {}, s); };
+  control::ControlPlane plane(so.store, co, bo, hooks);
+  try {
+    plane.start();
+  } catch (const std::exception& e) {
+    std::cerr << "error: cannot start the control plane: " << e.what() << "\n";
+    return 3;
+  }
+  api::ApiServer server(so, &plane, metrics);
+  int port;
+  try {
+    port = server.bind();
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 3;
+  }
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    spdlog::info("signal {}: stopping (replicas keep running; the next start re-attaches them)", sig);
+    server.stop();
+  });
+  waiter.detach();
+  std::cerr << fmt::format("trainyard server listening on http://{}:{} (store {}, data {}{})\n", so.address, port,
+                           o.store.empty() ? "sqlite" : "postgresql", so.data_dir,
+                           so.auth ? fmt::format(", {} tokens", so.auth->size()) : ", no authentication");
+  server.serve();
+  plane.stop();
+  return 0;
+}
+
+}  // namespace trainyard::cli

@@ -1,0 +1,19 @@
+// `trainyard server`: the control plane in the foreground until SIGINT or
+// SIGTERM. Replicas keep running when it stops; the next start re-attaches.
+#pragma once
+#include <string>
+
+namespace trainyard::cli {
+
+struct ServerCliOptions {
+  std::string address = "127.0.0.1";
+  int port = 8080;
+  std::string data_dir;
+  std::string store;      // "" = SQLite in data_dir
+  std::string auth_file;  // "" = no authentication (loopback only)
+  double grace_seconds = 10;
+};
+
+int cmdServer(const ServerCliOptions& o);
+
+}  // namespace trainyard::cli

@@ -1,0 +1,159 @@
+#include "control/control_plane.h"
+
+#include <chrono>
+#include <future>
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "control/experiment_controller.h"
+#include "control/launch_plan.h"
+#include "control/owner.h"
+#include "store/store.h"
+
+namespace trainyard::control {
+
+ControlPlane::ControlPlane(std::string store_location, ControllerOptions opts,
+                           backend::LocalBackendOptions backend_opts, ControlPlaneHooks hooks)
+    : location_(std::move(store_location)), opts_(std::move(opts)), backend_opts_(std::move(backend_opts)),
+      hooks_(std::move(hooks)) {
+  if (opts_.owner.empty()) opts_.owner = selfOwner();
+}
+
+ControlPlane::~ControlPlane() { stop(); }
+
+void ControlPlane::start() {
+  std::promise<void> ready;
+  auto started = ready.get_future();
+  thread_ = std::thread([this, &ready] {
+    bool up = false;
+    try {
+      run([&] {
+        up = true;
+        ready.set_value();
+      });
+    } catch (const std::exception& e) {
+      // Before the loop is up the caller hears about it; after, it is logged.
+      if (!up) ready.set_exception(std::current_exception());
+      else spdlog::error("control loop stopped: {}", e.what());
+    }
+  });
+  started.get();
+}
+
+void ControlPlane::stop() {
+  stopping_ = true;
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ControlPlane::wake() {
+  {
+    std::lock_guard lk(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+ControlPlaneStatus ControlPlane::status() const {
+  std::lock_guard lk(mu_);
+  return status_;
+}
+
+void ControlPlane::run(const std::function<void()>& ready) {
+  auto store = store::openStore(location_);
+  auto backend = backend::makeLocalBackend(backend_opts_);
+  JobController jobs(*store, *backend, opts_);
+  ExperimentController exps(*store, jobs, opts_);
+
+  // Take over what a previous (dead) server left: jobs first, so their
+  // experiments find them driven by this process and do not re-run them.
+  for (const auto& job : store->listActiveJobs()) {
+    if (job.owner == opts_.owner || ownerAlive(job.owner)) continue;
+    auto now = jobs.adopt(job.id);
+    spdlog::info("took over job {} ({}) from {}", job.name, now.phase, job.owner);
+  }
+  for (const auto& e : store->listExperiments()) {
+    if (store::isTerminal(e.phase) || e.owner == opts_.owner || ownerAlive(e.owner)) continue;
+    exps.resume(e.name, false);
+    spdlog::info("took over experiment {} from {}", e.name, e.owner);
+  }
+  ready();
+
+  std::map<int64_t, std::string> phase_seen;
+  while (!stopping_) {
+    auto t0 = std::chrono::steady_clock::now();
+    ControlPlaneStatus st;
+    st.nodes = backend->capacity();
+    try {
+      for (const auto& e : store->listExperiments()) {
+        if (store::isTerminal(e.phase)) continue;
+        if (e.owner != opts_.owner) {
+          if (ownerAlive(e.owner)) continue;  // a `trainyard run` drives it
+          exps.resume(e.name, false);
+        }
+        exps.reconcile(e.id);
+      }
+      for (auto& job : store->listActiveJobs()) {
+        if (job.owner != opts_.owner) {
+          if (ownerAlive(job.owner)) continue;
+          jobs.adopt(job.id);
+        }
+        // Trial jobs were driven by their experiment above.
+        store::JobRecord now = job.spec.labels.count(store::kExperimentLabel) ? job : jobs.reconcile(job.id);
+        if (phase_seen[job.id] == store::kQueued && now.phase != store::kQueued && now.started_at > 0 &&
+            hooks_.on_admitted)
+          hooks_.on_admitted(now.started_at - now.created_at);
+        phase_seen[job.id] = now.phase;
+        if (store::isTerminal(now.phase)) {
+          phase_seen.erase(job.id);
+          continue;
+        }
+        st.jobs_by_phase[now.phase]++;
+        if (now.phase == store::kQueued) st.queued++;
+        if (!now.allocation.empty()) {
+          auto a = decodeAllocation(now.name, now.node, now.allocation);
+          auto& u = st.used[now.node];
+          u.cpu_millis += a.held.cpu_millis;
+          u.memory_bytes += a.held.memory_bytes;
+          u.gpu += a.held.gpu;
+        }
+      }
+    } catch (const std::exception& e) {
+      // A store hiccup (locked, connection reset) must not end the server:
+      // the next pass reconciles again from the stored state.
+      spdlog::error("reconcile pass failed: {}", e.what());
+    }
+    st.warnings = backend->warnings();
+    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (hooks_.on_pass) hooks_.on_pass(took);
+    {
+      std::lock_guard lk(mu_);
+      st.passes = status_.passes + 1;
+      status_ = std::move(st);
+    }
+    // Replica exits wake the backend's wait; submissions wake the condition.
+    bool busy = false;
+    {
+      std::lock_guard lk(mu_);
+      busy = !status_.jobs_by_phase.empty();
+    }
+    {
+      std::unique_lock lk(mu_);
+      if (woken_) {
+        woken_ = false;
+        continue;
+      }
+    }
+    if (busy) {
+      backend->waitForChange(std::chrono::milliseconds(100));
+    } else {
+      std::unique_lock lk(mu_);
+      cv_.wait_for(lk, std::chrono::milliseconds(250), [&] { return woken_ || stopping_.load(); });
+      woken_ = false;
+    }
+  }
+}
+
+}  // namespace trainyard::control

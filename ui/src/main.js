@@ -1,0 +1,426 @@
+// Trainyard dashboard: a small single-page app over the REST API
+// (/api/v1), live through Server-Sent Events, charts by ECharts.
+import * as echarts from 'echarts/core';
+import { LineChart, ScatterChart, ParallelChart } from 'echarts/charts';
+import { GridComponent, TooltipComponent, LegendComponent, DataZoomComponent, ParallelComponent,
+  TitleComponent, VisualMapComponent } from 'echarts/components';
+import { CanvasRenderer } from 'echarts/renderers';
+
+echarts.use([LineChart, ScatterChart, ParallelChart, GridComponent, TooltipComponent, LegendComponent,
+  DataZoomComponent, ParallelComponent, TitleComponent, VisualMapComponent, CanvasRenderer]);
+
+const app = document.getElementById('app');
+const live = document.getElementById('live');
+let cleanup = [];  // closers of the current page (event sources, charts, timers)
+
+// ------------------------------------------------------------------ helpers
+async function api(path, opts = {}) {
+  const r = await fetch('/api/v1' + path, { credentials: 'same-origin', ...opts });
+  if (r.status === 401) { location.href = '/'; throw new Error('signed out'); }
+  const body = r.headers.get('content-type')?.includes('json') ? await r.json() : await r.text();
+  if (!r.ok) throw new Error(body?.error?.message || r.statusText);
+  return body;
+}
+const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+const phase = (p) => `<span class="phase ${esc(p)}">${esc(p)}</span>`;
+const time = (t) => (t ? new Date(t * 1000).toLocaleString() : '-');
+function dur(s) {
+  if (s == null || !isFinite(s) || s < 0) return '-';
+  if (s < 60) return s.toFixed(1) + 's';
+  const m = Math.floor(s / 60), h = Math.floor(m / 60);
+  return h ? `${h}h${String(m % 60).padStart(2, '0')}m` : `${m}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
+}
+const fmt = (v) => (v == null ? '-' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(5)) : esc(v));
+const jobLink = (n) => `<a href="#/jobs/${encodeURIComponent(n)}">${esc(n)}</a>`;
+const expLink = (n) => `<a href="#/experiments/${encodeURIComponent(n)}">${esc(n)}</a>`;
+function chart(el) {
+  const c = echarts.init(el);
+  const onResize = () => c.resize();
+  window.addEventListener('resize', onResize);
+  cleanup.push(() => { window.removeEventListener('resize', onResize); c.dispose(); });
+  return c;
+}
+function stream(path, handlers) {
+  const es = new EventSource('/api/v1' + path);
+  es.onopen = () => live.classList.add('on');
+  es.onerror = () => live.classList.remove('on');
+  for (const [ev, fn] of Object.entries(handlers)) es.addEventListener(ev, fn);
+  cleanup.push(() => es.close());
+  return es;
+}
+// Coalesces bursts of change events into one refresh.
+function debounce(fn, ms) {
+  let t = null;
+  const d = () => { clearTimeout(t); t = setTimeout(fn, ms); };
+  cleanup.push(() => clearTimeout(t));
+  return d;
+}
+
+// A paged, sortable table whose rows come from the server.
+function pagedTable(el, { columns, load, pageSize = 50, sort = null, order = 'asc', onRows }) {
+  const state = { offset: 0, sort, order, filter: {} };
+  async function render() {
+    const res = await load({ offset: state.offset, limit: pageSize, sort: state.sort, order: state.order, ...state.filter });
+    const head = columns.map((c) => `<th class="${c.sort ? 'sortable' : ''} ${c.sort && c.sort === state.sort ? 'sorted' : ''}" data-sort="${esc(c.sort || '')}">${esc(c.title)}${c.sort === state.sort ? (state.order === 'asc' ? ' ▲' : ' ▼') : ''}</th>`).join('');
+    const rows = res.items.map((r) => `<tr>${columns.map((c) => `<td class="${c.cls || ''}">${c.cell(r)}</td>`).join('')}</tr>`).join('');
+    const last = Math.min(state.offset + res.items.length, res.total);
+    el.innerHTML = `<table><thead><tr>${head}</tr></thead><tbody>${rows || `<tr><td colspan="${columns.length}" class="muted">nothing here yet</td></tr>`}</tbody></table>
+      <div class="toolbar pager"><span class="muted">${res.total ? state.offset + 1 : 0}–${last} of ${res.total}</span>
+      <button data-page="prev" ${state.offset === 0 ? 'disabled' : ''}>‹ Prev</button>
+      <button data-page="next" ${res.nextOffset == null ? 'disabled' : ''}>Next ›</button></div>`;
+    el.querySelectorAll('th.sortable').forEach((th) => th.onclick = () => {
+      const s = th.dataset.sort;
+      state.order = state.sort === s && state.order === 'asc' ? 'desc' : 'asc';
+      state.sort = s; state.offset = 0; render();
+    });
+    el.querySelector('[data-page=prev]').onclick = () => { state.offset = Math.max(0, state.offset - pageSize); render(); };
+    el.querySelector('[data-page=next]').onclick = () => { state.offset += pageSize; render(); };
+    onRows?.(res);
+  }
+  return { render, setFilter: (f) => { state.filter = f; state.offset = 0; return render(); } };
+}
+
+// ------------------------------------------------------------------ overview
+async function overview() {
+  app.innerHTML = `<h1>Overview</h1><div class="cards" id="counts"></div>
+    <h2>Nodes</h2><div class="panel" id="nodes"></div>
+    <h2>Experiments</h2><div class="panel" id="exps"></div>
+    <h2>Jobs</h2><div class="panel"><div class="toolbar">
+      <label>State <select id="state"><option value="">any</option><option>active</option><option>Queued</option><option>Running</option>
+      <option>Succeeded</option><option>Failed</option></select></label>
+      <label><input type="checkbox" id="trials"> include trial jobs</label>
+      <label>Label <input id="label" placeholder="key=value" size="16"></label>
+      <button id="cmp">Compare selected</button></div><div id="jobs"></div></div>`;
+  const selected = new Set();
+  const counts = async () => {
+    const [q, r, s, f, n] = await Promise.all(['Queued', 'Running', 'Succeeded', 'Failed'].map((p) => api(`/jobs?state=${p}&limit=1`)).concat([api('/nodes')]));
+    document.getElementById('counts').innerHTML = [['Running', r.total], ['Queued', q.total], ['Succeeded', s.total], ['Failed', f.total]]
+      .map(([l, v]) => `<div class="card" data-count="${l}"><div class="n">${v}</div><div class="l">${l}</div></div>`).join('');
+    document.getElementById('nodes').innerHTML = `<table><thead><tr><th>Node</th><th>CPU</th><th></th><th>Memory</th><th></th><th>GPU</th></tr></thead><tbody>${
+      n.items.map((x) => {
+        const pc = (a, b) => (b ? Math.min(100, (100 * a) / b) : 0);
+        const gb = (b) => (b / 2 ** 30).toFixed(1) + ' GiB';
+        return `<tr><td>${esc(x.name)}</td><td>${x.allocated.cpu} / ${x.allocatable.cpu} cores</td><td><div class="bar"><div style="width:${pc(x.allocated.cpu, x.allocatable.cpu)}%"></div></div></td>
+          <td>${gb(x.allocated.memoryBytes)} / ${gb(x.allocatable.memoryBytes)}</td><td><div class="bar"><div style="width:${pc(x.allocated.memoryBytes, x.allocatable.memoryBytes)}%"></div></div></td>
+          <td>${x.allocated.gpu} / ${x.allocatable.gpu}</td></tr>`;
+      }).join('')}</tbody></table>`;
+  };
+  const exps = pagedTable(document.getElementById('exps'), {
+    pageSize: 20,
+    load: (p) => api(`/experiments?offset=${p.offset}&limit=${p.limit}`),
+    columns: [
+      { title: 'Name', cell: (e) => expLink(e.name) }, { title: 'Phase', cell: (e) => phase(e.phase) },
+      { title: 'Trials', cell: (e) => `${e.trials} / ${e.maxTrials}` },
+      { title: 'Progress', cell: (e) => `<div class="bar"><div style="width:${(100 * e.progress).toFixed(0)}%"></div></div>` },
+      { title: 'Best', cell: (e) => (e.best ? Object.entries(e.best.objective).map(([k, v]) => `${esc(k)}=${fmt(v)}`).join(' ') : '-') },
+      { title: 'ETA', cell: (e) => dur(e.etaSeconds) }, { title: 'Created', cell: (e) => time(e.createdAt) }],
+  });
+  const jobs = pagedTable(document.getElementById('jobs'), {
+    load: (p) => api(`/jobs?order=desc&offset=${p.offset}&limit=${p.limit}&trials=${p.trials ? 'true' : 'false'}${p.state ? '&state=' + p.state : ''}${p.label ? '&label=' + encodeURIComponent(p.label) : ''}`),
+    columns: [
+      { title: '', cell: (j) => `<input type="checkbox" data-job="${esc(j.name)}" ${selected.has(j.name) ? 'checked' : ''}>` },
+      { title: 'Name', cell: (j) => jobLink(j.name) }, { title: 'Phase', cell: (j) => phase(j.phase) },
+      { title: 'Framework', cell: (j) => esc(j.framework) }, { title: 'Replicas', cell: (j) => j.replicas },
+      { title: 'Restarts', cell: (j) => j.restarts }, { title: 'User', cell: (j) => esc(j.user || '-') },
+      { title: 'Created', cell: (j) => time(j.createdAt) },
+      { title: 'Duration', cell: (j) => dur(j.startedAt ? (j.finishedAt || Date.now() / 1000) - j.startedAt : null) },
+      { title: 'Message', cls: 'wrap', cell: (j) => esc(j.message) }],
+    onRows: () => document.querySelectorAll('[data-job]').forEach((cb) => cb.onchange = () => {
+      cb.checked ? selected.add(cb.dataset.job) : selected.delete(cb.dataset.job);
+    }),
+  });
+  const filter = () => jobs.setFilter({ state: document.getElementById('state').value, trials: document.getElementById('trials').checked, label: document.getElementById('label').value });
+  document.getElementById('state').onchange = filter;
+  document.getElementById('trials').onchange = filter;
+  document.getElementById('label').onchange = filter;
+  document.getElementById('cmp').onclick = () => { location.hash = `#/compare?jobs=${[...selected].map(encodeURIComponent).join(',')}`; };
+  await Promise.all([counts(), exps.render(), jobs.render()]);
+  const refresh = debounce(() => Promise.all([counts(), exps.render(), jobs.render()]).catch(() => {}), 400);
+  stream('/stream', { job: refresh, experiment: refresh });
+}
+
+// ------------------------------------------------------------------ job
+function seriesChart(el, job, info) {
+  const c = chart(el);
+  async function load(from, to) {
+    const q = from != null ? `&from=${Math.floor(from)}&to=${Math.ceil(to)}` : '';
+    const s = await api(`/jobs/${encodeURIComponent(job)}/metrics/${encodeURIComponent(info.name)}?maxPoints=2000${q}`);
+    const last = s.step.map((x, i) => [x, s.last[i]]);
+    const series = [{ name: info.name, type: 'line', showSymbol: last.length < 60, data: last, sampling: null }];
+    if (s.downsampled) {
+      series.push({ name: 'min', type: 'line', data: s.step.map((x, i) => [x, s.min[i]]), lineStyle: { opacity: 0 }, showSymbol: false, stack: 'band', areaStyle: { opacity: 0 } });
+      series.push({ name: 'max−min', type: 'line', data: s.step.map((x, i) => [x, s.max[i] - s.min[i]]), lineStyle: { opacity: 0 }, showSymbol: false, stack: 'band', areaStyle: { opacity: 0.18 } });
+    }
+    c.setOption({
+      title: { text: info.name, subtext: `${s.totalPoints} points${s.downsampled ? `, ${s.step.length} buckets of ${s.bucketWidth} steps (min/max band)` : ''}`, textStyle: { fontSize: 13 } },
+      grid: { left: 55, right: 20, top: 55, bottom: 55 }, tooltip: { trigger: 'axis' },
+      xAxis: { type: 'value', name: 'step', min: 'dataMin', max: 'dataMax' }, yAxis: { type: 'value', scale: true },
+      dataZoom: [{ type: 'inside', filterMode: 'none' }, { type: 'slider', filterMode: 'none', height: 18, bottom: 8 }],
+      series,
+    }, { replaceMerge: ['series'] });
+    el.dataset.points = String(s.step.length);
+  }
+  let zoomT = null;
+  c.on('datazoom', () => {
+    clearTimeout(zoomT);
+    zoomT = setTimeout(() => {
+      const ax = c.getModel().getComponent('xAxis', 0).axis.scale.getExtent();
+      load(ax[0], ax[1]).catch(() => {});
+    }, 300);
+  });
+  return { load };
+}
+
+async function jobPage(name) {
+  const j = await api(`/jobs/${encodeURIComponent(name)}`);
+  const latest = Math.max(0, ...j.attempts.map((a) => a.attempt));
+  const replicas = [...new Set(j.attempts.map((a) => a.replica))];
+  app.innerHTML = `<h1>Job ${esc(j.name)} <span id="jphase">${phase(j.phase)}</span></h1>
+    <div class="panel" id="summary"></div>
+    <div class="grid2"><div><h2>Conditions</h2><div class="panel" id="conds"></div></div>
+    <div><h2>Replicas and attempts</h2><div class="panel" id="attempts"></div></div></div>
+    <h2>Metrics</h2><div class="charts" id="charts"></div>
+    <h2>Logs</h2><div class="panel"><div class="toolbar"><label>Replica <select id="replica">${replicas.map((r) => `<option>${esc(r)}</option>`).join('')}</select></label>
+      <label>Attempt <select id="attempt">${[...Array(latest + 1).keys()].reverse().map((a) => `<option>${a}</option>`).join('')}</select></label></div>
+      <pre class="log" id="log"></pre></div>
+    <h2>Events</h2><div class="panel" id="events"></div>`;
+  const renderJob = (j) => {
+    document.getElementById('jphase').innerHTML = phase(j.phase);
+    document.getElementById('summary').innerHTML = `<table><tbody>
+      <tr><th>Reason</th><td class="wrap">${esc(j.reason)} ${esc(j.message)}</td><th>Restarts</th><td>${j.restarts}</td></tr>
+      <tr><th>Created</th><td>${time(j.createdAt)}</td><th>Started</th><td>${time(j.startedAt)}</td></tr>
+      <tr><th>Finished</th><td>${time(j.finishedAt)}</td><th>User</th><td>${esc(j.user || '-')}</td></tr>
+      <tr><th>Outputs</th><td class="wrap">${esc(j.outputsDir)}</td><th>Labels</th><td class="wrap">${Object.entries(j.labels || {}).map(([k, v]) => esc(`${k}=${v}`)).join(', ') || '-'}</td></tr></tbody></table>`;
+    document.getElementById('conds').innerHTML = `<table><thead><tr><th>Type</th><th>Reason</th><th>Time</th><th>Message</th></tr></thead><tbody>${
+      j.conditions.map((c) => `<tr><td>${phase(c.type)}</td><td>${esc(c.reason)}</td><td>${time(c.time)}</td><td class="wrap">${esc(c.message)}</td></tr>`).join('')}</tbody></table>`;
+    document.getElementById('attempts').innerHTML = `<table><thead><tr><th>Attempt</th><th>Replica</th><th>State</th><th>PID</th><th>Exit</th><th>Reason</th><th>Started</th></tr></thead><tbody>${
+      j.attempts.map((a) => `<tr><td>${a.attempt + 1}</td><td>${esc(a.replica)}</td><td>${esc(a.state)}</td><td>${a.pid}</td><td>${a.signal != null ? 'signal ' + a.signal : fmt(a.exitCode)}</td><td>${esc(a.reason)}</td><td>${time(a.startedAt)}</td></tr>`).join('')}</tbody></table>`;
+    document.getElementById('events').innerHTML = `<table><thead><tr><th>Time</th><th>Type</th><th>Reason</th><th>Message</th></tr></thead><tbody>${
+      j.events.map((e) => `<tr><td>${time(e.time)}</td><td>${esc(e.type)}</td><td>${esc(e.reason)}</td><td class="wrap">${esc(e.message)}</td></tr>`).join('')}</tbody></table>`;
+  };
+  renderJob(j);
+  const charts = new Map();
+  const renderCharts = async (series) => {
+    const box = document.getElementById('charts');
+    if (!series.length && !charts.size) box.innerHTML = '<div class="muted">no metrics reported yet</div>';
+    for (const s of series) {
+      if (!charts.has(s.name)) {
+        if (!charts.size) box.innerHTML = '';
+        const el = document.createElement('div');
+        el.className = 'panel chart';
+        el.dataset.metric = s.name;
+        box.appendChild(el);
+        charts.set(s.name, seriesChart(el, j.name, s));
+      }
+      await charts.get(s.name).load();
+    }
+  };
+  await renderCharts(j.series);
+
+  let logSource = null;
+  const logEl = document.getElementById('log');
+  const follow = () => {
+    logSource?.close();
+    logEl.textContent = '';
+    const r = document.getElementById('replica').value, a = document.getElementById('attempt').value;
+    if (!r) return;
+    logSource = stream(`/jobs/${encodeURIComponent(j.name)}/logs?follow=true&replica=${encodeURIComponent(r)}&attempt=${a}`, {
+      log: (ev) => {
+        const atEnd = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 5;
+        logEl.textContent += JSON.parse(ev.data);
+        if (logEl.textContent.length > 400000) logEl.textContent = logEl.textContent.slice(-300000);
+        if (atEnd) logEl.scrollTop = logEl.scrollHeight;
+      },
+      end: () => logSource.close(),
+    });
+  };
+  document.getElementById('replica').onchange = follow;
+  document.getElementById('attempt').onchange = follow;
+  follow();
+  // Metrics and status refresh while the job runs.
+  if (!['Succeeded', 'Failed'].includes(j.phase)) {
+    const timer = setInterval(async () => {
+      try {
+        const now = await api(`/jobs/${encodeURIComponent(name)}`);
+        renderJob(now);
+        await renderCharts(now.series);
+        if (['Succeeded', 'Failed'].includes(now.phase)) clearInterval(timer);
+      } catch (e) { /* transient */ }
+    }, 2000);
+    cleanup.push(() => clearInterval(timer));
+  }
+}
+
+// ------------------------------------------------------------------ experiment
+async function experimentPage(name) {
+  const e = await api(`/experiments/${encodeURIComponent(name)}`);
+  const multi = e.objectives.length > 1;
+  const obj = e.objectives[0];
+  app.innerHTML = `<h1>Experiment ${esc(e.name)} <span id="ephase">${phase(e.phase)}</span></h1>
+    <div class="panel" id="esummary"></div>
+    <div class="grid2"><div class="panel chart" id="objchart"></div><div class="panel chart" id="${multi ? 'pareto' : 'parallel'}"></div></div>
+    ${multi ? '<div class="panel chart" id="parallel"></div>' : ''}
+    <h2>Trials</h2><div class="panel"><div class="toolbar">
+      <label>State <select id="tstate"><option value="">any</option><option>Running</option><option>Succeeded</option><option>Failed</option>
+      <option>EarlyStopped</option><option>MetricsUnavailable</option><option>Cancelled</option></select></label>
+      <button id="tcmp">Compare selected</button></div><div id="trials"></div></div>`;
+  const summary = (e) => {
+    document.getElementById('ephase').innerHTML = phase(e.phase);
+    document.getElementById('esummary').innerHTML = `<table><tbody>
+      <tr><th>Objective</th><td>${e.objectives.map((o) => `${o.goal} ${esc(o.metric)}`).join(', ')}</td><th>Progress</th>
+        <td><div class="bar" id="progress" data-progress="${e.progress}"><div style="width:${(100 * e.progress).toFixed(0)}%"></div></div>
+        ${Object.values(e.counts).reduce((a, b) => a + b, 0) - (e.counts.Running || 0)} / ${e.maxTrials} finished, ${e.counts.Running || 0} running</td></tr>
+      <tr><th>Best</th><td id="best">${e.best ? `trial ${e.best.trial}: ${Object.entries(e.best.objective).map(([k, v]) => `${esc(k)}=${fmt(v)}`).join(' ')} (${Object.entries(e.best.parameters).map(([k, v]) => `${esc(k)}=${esc(v)}`).join(', ')})` : '-'}</td>
+        <th>Elapsed / ETA</th><td>${dur(e.elapsedSeconds)} / <span id="eta">${dur(e.etaSeconds)}</span></td></tr>
+      <tr><th>Reason</th><td class="wrap" colspan="3">${esc(e.reason)} ${esc(e.message)}</td></tr></tbody></table>`;
+  };
+  summary(e);
+  const objChart = chart(document.getElementById('objchart'));
+  const parChart = chart(document.getElementById('parallel'));
+  const paretoChart = multi ? chart(document.getElementById('pareto')) : null;
+  const maximize = obj.goal === 'maximize';
+  async function charts() {
+    const cols = await api(`/experiments/${encodeURIComponent(name)}/trials?view=columns&sort=number`);
+    const pts = [], best = [];
+    let b = null;
+    cols.number.forEach((n, i) => {
+      const v = cols.objective[i]?.[0];
+      if (v == null || cols.state[i] !== 'Succeeded') return;
+      pts.push([n, v]);
+      b = b == null ? v : maximize ? Math.max(b, v) : Math.min(b, v);
+      best.push([n, b]);
+    });
+    objChart.setOption({
+      title: { text: `${obj.metric} per trial`, subtext: `${pts.length} trials with a result`, textStyle: { fontSize: 13 } },
+      grid: { left: 55, right: 20, top: 55, bottom: 40 }, tooltip: { trigger: 'item' }, legend: { right: 10, top: 5 },
+      xAxis: { type: 'value', name: 'trial' }, yAxis: { type: 'value', scale: true },
+      series: [{ name: 'trial', type: 'scatter', symbolSize: pts.length > 2000 ? 3 : 6, data: pts, large: pts.length > 2000 },
+        { name: 'best so far', type: 'line', step: 'end', showSymbol: false, data: best }],
+    });
+    document.getElementById('objchart').dataset.points = String(pts.length);
+    const names = Object.keys(cols.params);
+    const dims = names.map((p, i) => {
+      const col = cols.params[p];
+      const cat = col.some((v) => typeof v === 'string');
+      return cat ? { dim: i, name: p, type: 'category', data: [...new Set(col.filter((v) => v != null))] } : { dim: i, name: p };
+    });
+    dims.push({ dim: names.length, name: obj.metric });
+    const rows = [];
+    cols.number.forEach((n, i) => {
+      const v = cols.objective[i]?.[0];
+      if (v == null) return;
+      rows.push([...names.map((p) => cols.params[p][i]), v]);
+    });
+    parChart.setOption({
+      title: { text: 'Parameters vs objective', textStyle: { fontSize: 13 } },
+      parallelAxis: dims, parallel: { left: 50, right: 80, top: 60, bottom: 30 },
+      visualMap: { show: true, dimension: names.length, min: Math.min(...rows.map((r) => r.at(-1))), max: Math.max(...rows.map((r) => r.at(-1))),
+        inRange: { color: maximize ? ['#d0d8ea', '#2f6fdf'] : ['#2f6fdf', '#d0d8ea'] }, right: 0, top: 'middle', itemHeight: 100 },
+      series: [{ type: 'parallel', lineStyle: { width: 1, opacity: rows.length > 1000 ? 0.25 : 0.6 }, data: rows, progressive: 1000 }],
+    });
+    document.getElementById('parallel').dataset.lines = String(rows.length);
+    if (paretoChart) {
+      const front = new Set(e.paretoFront || []);
+      const o2 = e.objectives[1];
+      const all = [], pf = [];
+      cols.number.forEach((n, i) => {
+        const o = cols.objective[i];
+        if (!o || o.length < 2 || cols.state[i] !== 'Succeeded') return;
+        (front.has(n) ? pf : all).push([o[0], o[1], n]);
+      });
+      pf.sort((a, b) => a[0] - b[0]);
+      paretoChart.setOption({
+        title: { text: 'Pareto front', subtext: `${pf.length} trials on the front`, textStyle: { fontSize: 13 } },
+        grid: { left: 60, right: 20, top: 60, bottom: 45 }, tooltip: { formatter: (p) => `trial ${p.data[2]}: ${fmt(p.data[0])}, ${fmt(p.data[1])}` },
+        legend: { right: 10, top: 5 },
+        xAxis: { type: 'value', name: obj.metric, scale: true }, yAxis: { type: 'value', name: o2.metric, scale: true },
+        series: [{ name: 'trials', type: 'scatter', data: all, symbolSize: 5, itemStyle: { color: '#aab3c5' } },
+          { name: 'front', type: 'line', data: pf, symbolSize: 8, itemStyle: { color: '#d64545' } }],
+      });
+      document.getElementById('pareto').dataset.front = String(pf.length);
+    }
+  }
+  const selected = new Set();
+  const paramNames = (e.spec.parameters || []).map((p) => p.name);
+  const table = pagedTable(document.getElementById('trials'), {
+    sort: 'number',
+    load: (p) => api(`/experiments/${encodeURIComponent(name)}/trials?offset=${p.offset}&limit=${p.limit}&sort=${encodeURIComponent(p.sort)}&order=${p.order}${p.state ? '&state=' + p.state : ''}`),
+    columns: [
+      { title: '', cell: (t) => `<input type="checkbox" data-trial-job="${esc(t.job)}" ${selected.has(t.job) ? 'checked' : ''}>` },
+      { title: 'Trial', sort: 'number', cell: (t) => t.trial }, { title: 'State', sort: 'state', cell: (t) => phase(t.state) },
+      ...e.objectives.map((o, k) => ({ title: o.metric, sort: k === 0 ? 'objective' : null, cell: (t) => fmt(t.objective[o.metric]) })),
+      ...paramNames.map((p) => ({ title: p, sort: 'param:' + p, cell: (t) => esc(t.parameters[p]) })),
+      { title: 'Rung', cell: (t) => (t.rung >= 0 ? t.rung : '-') }, { title: 'Job', cell: (t) => jobLink(t.job) },
+      { title: 'Duration', sort: 'duration', cell: (t) => dur(t.finishedAt ? t.finishedAt - t.createdAt : null) },
+      { title: 'Message', cls: 'wrap', cell: (t) => esc(t.message) }],
+    onRows: () => document.querySelectorAll('[data-trial-job]').forEach((cb) => cb.onchange = () => {
+      cb.checked ? selected.add(cb.dataset.trialJob) : selected.delete(cb.dataset.trialJob);
+    }),
+  });
+  document.getElementById('tstate').onchange = (ev) => table.setFilter({ state: ev.target.value });
+  document.getElementById('tcmp').onclick = () => { location.hash = `#/compare?metric=${encodeURIComponent(obj.metric)}&jobs=${[...selected].map(encodeURIComponent).join(',')}`; };
+  await Promise.all([charts(), table.render()]);
+  const refresh = debounce(async () => {
+    try {
+      const now = await api(`/experiments/${encodeURIComponent(name)}`);
+      summary(now);
+      e.paretoFront = now.paretoFront;
+      await Promise.all([charts(), table.render()]);
+    } catch (err) { /* transient */ }
+  }, 500);
+  stream('/stream', { experiment: (ev) => { if (JSON.parse(ev.data).name === name) refresh(); } });
+}
+
+// ------------------------------------------------------------------ compare
+async function comparePage(params) {
+  const jobs = (params.get('jobs') || '').split(',').filter(Boolean);
+  app.innerHTML = `<h1>Compare</h1><div class="panel"><div class="toolbar">
+    <label>Jobs <input id="cjobs" size="60" value="${esc(jobs.join(','))}" placeholder="job-a,job-b"></label>
+    <label>Metric <select id="cmetric"></select></label><button id="cgo">Show</button></div>
+    <div class="chart" id="cchart" style="height:480px"></div></div>`;
+  const c = chart(document.getElementById('cchart'));
+  const infos = await Promise.all(jobs.map((j) => api(`/jobs/${encodeURIComponent(j)}/metrics`).then((r) => r.items).catch(() => [])));
+  const names = [...new Set(infos.flat().map((s) => s.name))].sort();
+  const sel = document.getElementById('cmetric');
+  sel.innerHTML = names.map((n) => `<option ${n === params.get('metric') ? 'selected' : ''}>${esc(n)}</option>`).join('');
+  async function draw() {
+    const metric = sel.value;
+    if (!metric) { c.clear(); return; }
+    const series = await Promise.all(jobs.map(async (j) => {
+      try {
+        const s = await api(`/jobs/${encodeURIComponent(j)}/metrics/${encodeURIComponent(metric)}?maxPoints=2000`);
+        return { name: j, type: 'line', showSymbol: false, data: s.step.map((x, i) => [x, s.last[i]]) };
+      } catch { return { name: j, type: 'line', data: [] }; }
+    }));
+    c.setOption({ title: { text: metric, textStyle: { fontSize: 13 } }, tooltip: { trigger: 'axis' }, legend: { top: 5, right: 10 },
+      grid: { left: 60, right: 20, top: 60, bottom: 50 }, xAxis: { type: 'value', name: 'step' }, yAxis: { type: 'value', scale: true },
+      dataZoom: [{ type: 'inside' }, { type: 'slider', height: 18, bottom: 8 }], series }, { replaceMerge: ['series'] });
+    document.getElementById('cchart').dataset.series = String(series.filter((s) => s.data.length).length);
+  }
+  document.getElementById('cgo').onclick = () => {
+    location.hash = `#/compare?metric=${encodeURIComponent(sel.value)}&jobs=${document.getElementById('cjobs').value.split(',').map((s) => encodeURIComponent(s.trim())).join(',')}`;
+  };
+  sel.onchange = draw;
+  await draw();
+}
+
+// ------------------------------------------------------------------ router
+async function route() {
+  for (const f of cleanup.splice(0)) f();
+  const [path, query] = (location.hash.slice(1) || '/').split('?');
+  const params = new URLSearchParams(query || '');
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  app.innerHTML = 'Loading…';
+  try {
+    if (parts[0] === 'jobs' && parts[1]) await jobPage(parts[1]);
+    else if (parts[0] === 'experiments' && parts[1]) await experimentPage(parts[1]);
+    else if (parts[0] === 'compare') await comparePage(params);
+    else await overview();
+    document.body.dataset.ready = path;
+  } catch (err) {
+    app.innerHTML = `<div class="error">${esc(err.message)}</div>`;
+    document.body.dataset.ready = 'error';
+  }
+}
+window.addEventListener('hashchange', route);
+route();
