@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -765,28 +766,44 @@ struct ApiServer::Impl {
 
   // Turns store differences into change events for /api/v1/stream.
   void watch() {
-    std::map<std::string, std::string> jobs, exps;
+    std::map<std::string, std::string> jobs, exps;  // active jobs: phase/restarts as last reported
+    std::set<std::string> final_reported;           // finished jobs already reported (or finished before start)
+    bool first = true;
     auto& st = threadStore(opts.store);
+    auto publishJob = [&](const store::JobRecord& j) {
+      feed.publish({{"kind", "job"}, {"name", j.name}, {"phase", j.phase}, {"reason", j.reason}, {"restarts", j.restarts},
+                    {"user", j.user}, {"shared", shared(j.spec.labels)}});
+    };
     while (!stopping) {
       try {
         store::JobQuery q;
         q.phase = "active";
         q.limit = 100000;
-        auto active = st.queryJobs(q).items;
+        auto seen = st.queryJobs(q).items;
+        // The newest jobs too: one may start and end between two polls.
+        store::JobQuery recent;
+        recent.newest_first = true;
+        recent.limit = 100;
+        for (auto& j : st.queryJobs(recent).items)
+          if (store::isTerminal(j.phase)) seen.push_back(std::move(j));
         std::map<std::string, std::string> now;
-        for (const auto& j : active) {
+        for (const auto& j : seen) {
+          if (store::isTerminal(j.phase)) {
+            if (final_reported.insert(j.name).second && !first) publishJob(j);
+            continue;
+          }
           std::string sig = j.phase + "/" + std::to_string(j.restarts);
           now[j.name] = sig;
-          if (jobs[j.name] != sig)
-            feed.publish({{"kind", "job"}, {"name", j.name}, {"phase", j.phase}, {"reason", j.reason}, {"restarts", j.restarts},
-                          {"user", j.user}, {"shared", shared(j.spec.labels)}});
+          if (jobs[j.name] != sig) publishJob(j);
         }
-        for (const auto& [name, sig] : jobs)
-          if (!now.count(name))
-            if (auto j = st.getJob(name))
-              feed.publish({{"kind", "job"}, {"name", j->name}, {"phase", j->phase}, {"reason", j->reason},
-                            {"restarts", j->restarts}, {"user", j->user}, {"shared", shared(j->spec.labels)}});
+        for (const auto& [name, sig] : jobs)  // ended, and older than the newest 100
+          if (!now.count(name) && !final_reported.count(name))
+            if (auto j = st.getJob(name); j && store::isTerminal(j->phase)) {
+              final_reported.insert(name);
+              publishJob(*j);
+            }
         jobs = std::move(now);
+        first = false;
         for (const auto& e : st.listExperiments()) {
           if (store::isTerminal(e.phase) && exps.count(e.name) && exps[e.name] == e.phase) continue;
           auto trials = st.trials(e.id);

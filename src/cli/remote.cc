@@ -204,8 +204,9 @@ int remoteSubmit(const Remote& r, const std::string& file, const std::vector<std
     }
     for (const auto& w : out.value("warnings", json::array())) std::cerr << "warning: " << w.get<std::string>() << "\n";
     bool experiment = out.contains("maxTrials");
-    if (!emit(r, out))
-      std::cout << fmt::format("{} {} submitted ({})\n", experiment ? "experiment" : "job", str(out, "name"), str(out, "phase"));
+    if (!emit(r, out))  // with --follow, stdout is the job's log
+      (follow ? std::cerr : std::cout) << fmt::format("{} {} submitted ({})\n", experiment ? "experiment" : "job",
+                                                      str(out, "name"), str(out, "phase"));
     if (follow && !experiment) return followLogs(c, out["name"].get<std::string>(), "", -1);
     return 0;
   });

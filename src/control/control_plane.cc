@@ -102,8 +102,9 @@ void ControlPlane::run(const std::function<void()>& ready) {
         }
         // Trial jobs were driven by their experiment above.
         store::JobRecord now = job.spec.labels.count(store::kExperimentLabel) ? job : jobs.reconcile(job.id);
-        if (phase_seen[job.id] == store::kQueued && now.phase != store::kQueued && now.started_at > 0 &&
-            hooks_.on_admitted)
+        // Admitted in this pass (by this loop, or by the experiment's).
+        bool was_queued = job.phase == store::kQueued || phase_seen[job.id] == store::kQueued;
+        if (was_queued && now.phase != store::kQueued && now.started_at > 0 && hooks_.on_admitted)
           hooks_.on_admitted(now.started_at - now.created_at);
         phase_seen[job.id] = now.phase;
         if (store::isTerminal(now.phase)) {

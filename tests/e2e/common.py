@@ -71,10 +71,12 @@ class E2E(unittest.TestCase):
         return json.loads(p.stdout)["phase"] if p.returncode == 0 else None
 
 
-def job_yaml(name, script, *spec_lines):
+def job_yaml(name, script, *spec_lines, labels=None):
     """A TrainJob running `script` under /bin/sh; spec_lines are more `spec` fields ("restartPolicy: OnFailure")."""
-    lines = ["apiVersion: trainyard.dev/v1", "kind: TrainJob", "metadata:", f"  name: {name}", "spec:",
-             "  command: [/bin/sh, -c]", f"  args: [{json.dumps(script)}]"]
+    lines = ["apiVersion: trainyard.dev/v1", "kind: TrainJob", "metadata:", f"  name: {name}"]
+    if labels:
+        lines.append(f"  labels: {json.dumps(labels)}")
+    lines += ["spec:", "  command: [/bin/sh, -c]", f"  args: [{json.dumps(script)}]"]
     lines += ["  " + l for l in spec_lines]
     return "\n".join(lines) + "\n"
 

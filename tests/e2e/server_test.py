@@ -1,0 +1,378 @@
+"""End-to-end: `trainyard server` and the client verbs, over real HTTP on loopback."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from common import BIN, E2E, job_yaml, pid_alive
+
+
+class Server:
+    """A `trainyard server` on a free port, its output in files."""
+
+    def __init__(self, test, *args, data=None):
+        self.test = test
+        self.out = open(os.path.join(test.dir, f"server-{time.monotonic_ns()}.log"), "w+")
+        self.proc = subprocess.Popen([BIN, "--data-dir", data or test.data, "server", "--port", "0", *args],
+                                     stdout=self.out, stderr=subprocess.STDOUT, env=test.env)
+        deadline = time.monotonic() + 30
+        self.url = None
+        while time.monotonic() < deadline and self.url is None:
+            self.out.seek(0)
+            for line in self.out.read().splitlines():
+                if "listening on " in line:
+                    self.url = line.split("listening on ")[1].split()[0]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        if self.url is None:
+            self.out.seek(0)
+            test.fail("the server did not start:\n" + self.out.read())
+
+    def log(self):
+        self.out.seek(0)
+        return self.out.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+        self.out.close()
+
+
+class ServerE2E(E2E):
+    token = None
+
+    def start(self, *args, **kw):
+        s = Server(self, *args, **kw)
+        self.addCleanup(s.stop)
+        self.server = s
+        self.env["TRAINYARD_SERVER"] = s.url
+        return s
+
+    def call(self, method, path, body=None, token=None, headers=None, raw=False):
+        """(status, parsed JSON or text) of one HTTP request."""
+        data = None
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        tok = token if token is not None else self.token
+        if tok:
+            hdrs["Authorization"] = "Bearer " + tok
+        req = urllib.request.Request(self.server.url + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, text, ctype = r.status, r.read().decode(), r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            status, text, ctype = e.code, e.read().decode(), e.headers.get("Content-Type", "")
+        if raw or "json" not in ctype:
+            return status, text
+        return status, json.loads(text)
+
+    def api_phase(self, name):
+        st, j = self.call("GET", f"/api/v1/jobs/{name}")
+        return j.get("phase") if st == 200 else None
+
+    def wait_phase(self, name, phases, timeout=120):
+        self.wait_until(f"job {name} in {phases}", lambda: self.api_phase(name) in phases, timeout=timeout)
+
+    def assertError(self, result, status, code, field=None):
+        st, body = result
+        self.assertEqual(st, status, body)
+        self.assertIn("error", body, body)
+        self.assertEqual(body["error"]["code"], code, body)
+        self.assertTrue(body["error"]["message"], body)
+        if field:
+            self.assertEqual(body["error"].get("field"), field, body)
+
+
+class RestApi(ServerE2E):
+    def test_jobs_through_cli_and_rest(self):
+        self.start()
+        for i in range(3):
+            self.write(f"j{i}.yaml", job_yaml(f"hello-{i}", f"for s in 1 2 3; do echo step=$s loss=0.{i}$s; done",
+                                              labels={"team": "vision" if i < 2 else "nlp"}))
+            self.ty("submit", os.path.join(self.dir, f"j{i}.yaml"), check=0)
+        for i in range(3):
+            self.wait_phase(f"hello-{i}", ["Succeeded"])
+        # Pagination, filters.
+        st, page = self.call("GET", "/api/v1/jobs?limit=2")
+        self.assertEqual((st, page["total"], len(page["items"]), page["nextOffset"]), (200, 3, 2, 2))
+        st, page = self.call("GET", "/api/v1/jobs?limit=2&offset=2")
+        self.assertEqual([j["name"] for j in page["items"]], ["hello-2"])
+        self.assertIsNone(page["nextOffset"])
+        self.assertEqual(self.call("GET", "/api/v1/jobs?label=team%3Dvision")[1]["total"], 2)
+        self.assertEqual(self.call("GET", "/api/v1/jobs?state=Failed")[1]["total"], 0)
+        self.assertEqual(self.call("GET", "/api/v1/jobs?state=Succeeded")[1]["total"], 3)
+        # A job, its events, metrics and logs.
+        st, j = self.call("GET", "/api/v1/jobs/hello-1")
+        self.assertEqual([c["type"] for c in j["conditions"]], ["Created", "Running", "Succeeded"])
+        self.assertEqual(j["labels"], {"team": "vision"})
+        self.assertEqual({s["name"]: s["points"] for s in j["series"]}, {"loss": 3, "step": 3})
+        st, ev = self.call("GET", "/api/v1/jobs/hello-1/events?limit=1")
+        self.assertEqual((ev["total"] >= 2, len(ev["items"])), (True, 1))
+        st, s = self.call("GET", "/api/v1/jobs/hello-1/metrics/loss")
+        self.assertEqual((s["step"], s["last"], s["downsampled"]), ([1, 2, 3], [0.11, 0.12, 0.13], False))
+        st, text = self.call("GET", "/api/v1/jobs/hello-1/logs?offset=17")
+        self.assertEqual(text, "step=2 loss=0.12\nstep=3 loss=0.13\n")
+        # The CLI against the server.
+        out = self.ty("get", "jobs", check=0).stdout
+        self.assertIn("hello-2", out)
+        self.assertEqual(self.ty("logs", "hello-0", check=0).stdout, "step=1 loss=0.01\nstep=2 loss=0.02\nstep=3 loss=0.03\n")
+        self.assertEqual(self.tyjson("get", "job", "hello-0")["phase"], "Succeeded")
+        self.assertIn("JobSucceeded", self.ty("describe", "job", "hello-0", check=0).stdout)
+        self.assertIn("loss", self.ty("get", "metrics", "hello-0", check=0).stdout)
+        # Errors: one shape, with the field at fault.
+        self.assertError(self.call("GET", "/api/v1/jobs/nope"), 404, "NotFound")
+        self.assertError(self.call("GET", "/api/v1/jobs?limit=0"), 400, "InvalidParameter", "limit")
+        self.assertError(self.call("GET", "/api/v1/jobs?limit=abc"), 400, "InvalidParameter", "limit")
+        self.assertError(self.call("GET", "/api/v1/experiments/x/trials"), 404, "NotFound")
+        self.assertError(self.call("GET", "/api/v1/nothing"), 404, "NotFound")
+        bad = "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: bad}\nspec:\n  command: [x]\n  resources: {memory: lots}\n"
+        st, body = self.call("POST", "/api/v1/jobs", bad, headers={"Content-Type": "application/yaml"})
+        self.assertEqual((st, body["error"]["code"], body["error"]["line"]), (400, "InvalidSpec", 6), body)
+        self.assertIn("spec.resources.memory", body["error"]["field"])
+        self.assertError(self.call("POST", "/api/v1/jobs", {"yaml": job_yaml("hello-0", "true")}), 409, "AlreadyExists")
+        self.assertError(self.call("POST", "/api/v1/jobs", "{not json"), 400, "InvalidJson")
+        p = self.ty("submit", self.write("bad.yaml", bad))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("bad.yaml:6", p.stderr)
+        self.assertEqual(self.ty("logs", "nope").returncode, 2)
+
+    def test_cancel_delete_and_follow(self):
+        self.start()
+        self.write("slow.yaml", job_yaml("slow", "echo started; exec sleep 600"))
+        self.ty("submit", os.path.join(self.dir, "slow.yaml"), check=0)
+        self.wait_phase("slow", ["Running"])
+        follower = self.popen("logs", "slow", "-f")
+        self.assertError(self.call("DELETE", "/api/v1/jobs/slow"), 409, "JobActive")
+        st, body = self.call("POST", "/api/v1/jobs/slow/cancel")
+        self.assertEqual((st, body["cancelRequested"]), (202, True))
+        self.wait_phase("slow", ["Failed"])
+        out, err = follower.communicate(timeout=60)
+        self.assertEqual(out, "started\n", err)
+        self.assertEqual(follower.returncode, 1)  # the job did not succeed
+        self.assertEqual(self.call("GET", "/api/v1/jobs/slow")[1]["reason"], "Cancelled")
+        self.ty("delete", "job", "slow", check=0)
+        self.assertEqual(self.call("GET", "/api/v1/jobs/slow")[0], 404)
+        # submit -f follows the log and returns the job's outcome.
+        p = self.ty("submit", self.write("f.yaml", job_yaml("fails", "echo bye; exit 3")), "-f")
+        self.assertEqual((p.returncode, p.stdout), (1, "bye\n"), p.stderr)
+
+    def test_state_changes_stream(self):
+        self.start()
+        events = []
+        done = threading.Event()
+
+        def listen():
+            req = urllib.request.Request(self.server.url + "/api/v1/stream")
+            with urllib.request.urlopen(req, timeout=60) as r:
+                kind = None
+                for raw in r:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        ev = json.loads(line[6:])
+                        events.append((kind, ev))
+                        if kind == "job" and ev["name"] == "streamed" and ev["phase"] == "Succeeded":
+                            done.set()
+                            return
+
+        t = threading.Thread(target=listen, daemon=True)
+        t.start()
+        self.wait_until("the stream to be connected", lambda: "/api/v1/stream" in self.call("GET", "/metrics", raw=True)[1])
+        self.write("s.yaml", job_yaml("streamed", "echo hi"))
+        self.ty("submit", os.path.join(self.dir, "s.yaml"), check=0)
+        self.assertTrue(done.wait(60), events)
+        phases = [e["phase"] for k, e in events if k == "job" and e["name"] == "streamed"]
+        self.assertEqual(phases[-1], "Succeeded")
+
+    def test_push_metrics(self):
+        self.start()
+        self.write("p.yaml", job_yaml("pusher", "exec sleep 600"))
+        self.ty("submit", os.path.join(self.dir, "p.yaml"), check=0)
+        self.wait_phase("pusher", ["Running"])
+        for b in range(5):
+            pts = [{"name": "reward", "value": float(b * 1000 + i), "step": b * 1000 + i} for i in range(1000)]
+            st, body = self.call("POST", "/api/v1/jobs/pusher/metrics", {"points": pts})
+            self.assertEqual((st, body["accepted"]), (200, 1000), body)
+        st, s = self.call("GET", "/api/v1/jobs/pusher/metrics/reward?maxPoints=100")
+        self.assertEqual((s["totalPoints"], s["downsampled"]), (5000, True))
+        self.assertLessEqual(len(s["step"]), 100)
+        self.assertEqual((s["last"][-1], max(s["max"]), min(s["min"])), (4999.0, 4999.0, 0.0))
+        self.assertError(self.call("POST", "/api/v1/jobs/pusher/metrics", {"points": [{"name": "x"}]}), 400,
+                         "InvalidRequest", "points[0].value")
+        self.assertError(self.call("POST", "/api/v1/jobs/pusher/metrics", {"points": [{"name": "x", "value": 1, "step": 1.5}]}),
+                         400, "InvalidRequest", "points[0].step")
+        self.assertError(self.call("POST", "/api/v1/jobs/ghost/metrics", {"points": []}), 404, "NotFound")
+        self.call("POST", "/api/v1/jobs/pusher/cancel")
+        self.wait_phase("pusher", ["Failed"])
+        self.assertError(self.call("POST", "/api/v1/jobs/pusher/metrics", {"points": []}), 409, "JobFinished")
+
+    def test_prometheus_metrics(self):
+        self.start()
+        self.write("m.yaml", job_yaml("counted", "echo ok"))
+        self.ty("submit", os.path.join(self.dir, "m.yaml"), check=0)
+        self.wait_phase("counted", ["Succeeded"])
+        st, text = self.call("GET", "/metrics", raw=True)
+        self.assertEqual(st, 200)
+        for needle in ['trainyard_jobs{phase="Succeeded"} 1', "trainyard_queue_length 0",
+                       "trainyard_scheduling_latency_seconds_count 1", "trainyard_http_request_duration_seconds_bucket",
+                       'trainyard_store_seconds_count{op="create_job"} 1', "trainyard_reconcile_pass_seconds_count",
+                       "trainyard_node_cpu_allocatable_cores"]:
+            self.assertIn(needle, text)
+        self.assertIn("NODE", self.ty("top", "--once", check=0).stdout)
+
+
+class Auth(ServerE2E):
+    def test_tokens_users_and_sharing(self):
+        tokens = self.write("tokens.yaml", """\
+            tokens:
+              - {token: alice-token-123, user: alice}
+              - {token: bob-token-4567, user: bob}
+              - {token: admin-token-89, user: ops, admin: true}
+            """)
+        self.start("--auth", tokens)
+        self.assertError(self.call("GET", "/api/v1/jobs"), 401, "Unauthorized")
+        self.assertError(self.call("GET", "/api/v1/jobs", token="wrong-token"), 401, "Unauthorized")
+        self.assertEqual(self.call("GET", "/metrics", raw=True)[0], 401)
+        st, page = self.call("GET", "/", raw=True)
+        self.assertEqual(st, 401)
+        self.assertIn("Access token", page)
+        self.assertEqual(self.call("GET", "/healthz", raw=True)[0], 200)
+
+        self.env["TRAINYARD_TOKEN"] = "alice-token-123"
+        self.write("a.yaml", job_yaml("alices", "exec sleep 600"))
+        self.ty("submit", os.path.join(self.dir, "a.yaml"), check=0)
+        self.write("s.yaml", job_yaml("shared-one", "echo shared", labels={"trainyard.dev/shared": "true"}))
+        self.ty("submit", os.path.join(self.dir, "s.yaml"), check=0)
+        self.wait_until("alice's job to run", lambda: self.call("GET", "/api/v1/jobs/alices", token="alice-token-123")[1].get("phase") == "Running")
+        self.assertEqual(self.call("GET", "/api/v1/jobs/alices", token="alice-token-123")[1]["user"], "alice")
+
+        bob = "bob-token-4567"
+        self.assertError(self.call("GET", "/api/v1/jobs/alices", token=bob), 403, "Forbidden")
+        self.assertError(self.call("GET", "/api/v1/jobs/alices/logs?follow=true", token=bob), 403, "Forbidden")
+        self.assertError(self.call("POST", "/api/v1/jobs/alices/cancel", token=bob), 403, "Forbidden")
+        self.assertError(self.call("POST", "/api/v1/jobs/alices/metrics", {"points": []}, token=bob), 403, "Forbidden")
+        self.assertEqual(self.call("GET", "/api/v1/jobs/shared-one", token=bob)[0], 200)
+        self.assertError(self.call("POST", "/api/v1/jobs/shared-one/cancel", token=bob), 403, "Forbidden")
+        self.assertEqual([j["name"] for j in self.call("GET", "/api/v1/jobs", token=bob)[1]["items"]], ["shared-one"])
+        self.env["TRAINYARD_TOKEN"] = bob
+        p = self.ty("logs", "alices")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("not shared with bob", p.stderr)
+        self.assertEqual(len(self.call("GET", "/api/v1/jobs", token="admin-token-89")[1]["items"]), 2)
+        self.assertEqual(self.call("POST", "/api/v1/jobs/alices/cancel", token="admin-token-89")[0], 202)
+        self.assertEqual(self.call("GET", "/metrics", token="admin-token-89", raw=True)[0], 200)
+        # The dashboard: sign in, then a cookie carries the token.
+        req = urllib.request.Request(self.server.url + "/login", data=b"token=alice-token-123", method="POST")
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(req, timeout=10) as r:
+            self.assertEqual(r.status, 200)
+            self.assertIn("/assets/app.js", r.read().decode())
+
+    def test_refuses_non_loopback_without_auth(self):
+        p = self.ty("server", "--address", "0.0.0.0", "--port", "0")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("without authentication", p.stderr)
+        bad = self.write("bad-tokens.yaml", "tokens:\n  - token: x\n    user: a\n")
+        p = self.ty("server", "--auth", bad, "--port", "0")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("tokens[0].token", p.stderr)
+
+
+class RestartSafety(ServerE2E):
+    def test_kill_9_with_jobs_and_an_experiment_running(self):
+        marker = os.path.join(self.dir, "marker")
+        s = self.start()
+        # A job that keeps running through the outage, one whose process is
+        # killed while no server runs (retried per policy), and an experiment.
+        self.write("steady.yaml", job_yaml("steady", f"for i in $(seq 1 60); do echo step=$i loss=$i; sleep 0.05; done; "
+                                                      f"while [ ! -e {marker} ]; do sleep 0.05; done"))
+        self.write("victim.yaml", job_yaml("victim", "n=$(ls $TRAINYARD_OUT 2>/dev/null | wc -l); touch $TRAINYARD_OUT/$n; "
+                                                     f"if [ $n = 0 ]; then exec sleep 600; fi; echo second attempt",
+                                           "restartPolicy: OnFailure",
+                                           f"env: [{{name: TRAINYARD_OUT, value: {self.dir}/victim-runs}}]"))
+        os.makedirs(os.path.join(self.dir, "victim-runs"))
+        self.write("sweep.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: Experiment
+            metadata: {{name: sweep}}
+            spec:
+              objective: {{metric: loss, goal: minimize}}
+              algorithm: {{name: random}}
+              parallelTrials: 2
+              maxTrials: 4
+              parameters:
+                - {{name: x, type: double, min: 0, max: 1}}
+              trialTemplate:
+                spec:
+                  command: [/bin/sh, -c, "while [ ! -e {marker} ]; do sleep 0.05; done; echo loss=${{trialParameters.x}}"]
+                  resources: {{cpu: 100m}}
+            """)
+        self.env["TRAINYARD_NODE_CPU"] = "8"
+        for f in ("steady.yaml", "victim.yaml", "sweep.yaml"):
+            self.ty("submit", os.path.join(self.dir, f), check=0)
+        self.wait_phase("victim", ["Running"])
+        self.wait_until("two trials running", lambda: self.call("GET", "/api/v1/experiments/sweep")[1].get("counts", {}).get("Running") == 2)
+        self.wait_until("steady to report", lambda: any(x["name"] == "loss" and x["points"] >= 5 for x in self.call("GET", "/api/v1/jobs/steady")[1]["series"]))
+        victim_pid = self.call("GET", "/api/v1/jobs/victim")[1]["attempts"][0]["pid"]
+        steady_pid = self.call("GET", "/api/v1/jobs/steady")[1]["attempts"][0]["pid"]
+
+        s.proc.kill()  # kill -9
+        s.proc.wait()
+        self.assertTrue(pid_alive(steady_pid), "replicas must outlive the server")
+        os.killpg(victim_pid, signal.SIGKILL)  # dies while nobody watches
+        self.wait_until("the victim to be gone", lambda: not pid_alive(victim_pid))
+
+        self.start()
+        self.wait_phase("victim", ["Succeeded"], timeout=60)
+        v = self.call("GET", "/api/v1/jobs/victim")[1]
+        self.assertEqual(v["restarts"], 1)
+        self.assertEqual((v["attempts"][0]["reason"], v["attempts"][0]["signal"]), ("Lost", 9))
+        st, steady = self.call("GET", "/api/v1/jobs/steady")
+        self.assertEqual(steady["phase"], "Running")
+        self.assertIn("Reattached", [e["reason"] for e in steady["events"]])
+        self.assertEqual(steady["attempts"][0]["pid"], steady_pid)
+        open(marker, "w").close()
+        self.wait_phase("steady", ["Succeeded"])
+        self.wait_until("the experiment to finish", lambda: self.call("GET", "/api/v1/experiments/sweep")[1]["phase"] == "Succeeded", timeout=120)
+        # Nothing lost or duplicated: every metric point once, 4 trials in all.
+        st, loss = self.call("GET", "/api/v1/jobs/steady/metrics/loss?maxPoints=1000")
+        self.assertEqual(loss["step"], list(range(1, 61)))
+        self.assertEqual(self.ty("logs", "steady", check=0).stdout.count("step="), 60)
+        st, trials = self.call("GET", "/api/v1/experiments/sweep/trials")
+        self.assertEqual(trials["total"], 4)
+        self.assertEqual({t["state"] for t in trials["items"]}, {"Succeeded"})
+        self.assertEqual(sorted(t["trial"] for t in trials["items"]), [0, 1, 2, 3])
+        self.assertEqual(self.call("GET", "/api/v1/jobs?label=trainyard.dev%2Fexperiment%3Dsweep")[1]["total"], 4,
+                         "a trial that survived the restart must not run twice")
+
+
+class PostgresStore(ServerE2E):
+    def test_server_on_postgresql(self):
+        host, port = os.environ.get("TRAINYARD_TEST_PG_HOST"), os.environ.get("TRAINYARD_TEST_PG_PORT")
+        if not host:
+            self.skipTest("TRAINYARD_TEST_PG_HOST not set (run through ctest: fixture pg)")
+        db = f"e2e_{os.getpid()}_{time.monotonic_ns() % 100000}"
+        subprocess.run(["psql", f"postgresql://postgres@/postgres?host={host}&port={port}", "-qc", f"CREATE DATABASE {db}"],
+                       check=True, capture_output=True)
+        url = f"postgresql://postgres@/{db}?host={host}&port={port}"
+        self.start("--store", url)
+        self.write("pg.yaml", job_yaml("on-pg", "for s in 1 2 3 4; do echo step=$s acc=0.$s; done"))
+        self.ty("submit", os.path.join(self.dir, "pg.yaml"), check=0)
+        self.wait_phase("on-pg", ["Succeeded"])
+        self.assertEqual(self.call("GET", "/api/v1/jobs/on-pg/metrics/acc")[1]["last"], [0.1, 0.2, 0.3, 0.4])
+        rows = subprocess.run(["psql", url, "-tAc", "SELECT phase FROM jobs WHERE name='on-pg'"], capture_output=True, text=True, check=True)
+        self.assertEqual(rows.stdout.strip(), "Succeeded")
+
+
+if __name__ == "__main__":
+    unittest.main()
