@@ -148,11 +148,13 @@ function seriesChart(el, job, info) {
     const last = s.step.map((x, i) => [x, s.last[i]]);
     const series = [{ name: info.name, type: 'line', showSymbol: last.length < 60, data: last, sampling: null }];
     if (s.downsampled) {
-      series.push({ name: 'min', type: 'line', data: s.step.map((x, i) => [x, s.min[i]]), lineStyle: { opacity: 0 }, showSymbol: false, stack: 'band', areaStyle: { opacity: 0 } });
-      series.push({ name: 'max−min', type: 'line', data: s.step.map((x, i) => [x, s.max[i] - s.min[i]]), lineStyle: { opacity: 0 }, showSymbol: false, stack: 'band', areaStyle: { opacity: 0.18 } });
+      // Each bucket's extremes as faint lines around the last values: spikes stay visible.
+      const faint = { width: 1, opacity: 0.35 };
+      series.push({ name: 'max', type: 'line', showSymbol: false, data: s.step.map((x, i) => [x, s.max[i]]), lineStyle: faint, z: 1 });
+      series.push({ name: 'min', type: 'line', showSymbol: false, data: s.step.map((x, i) => [x, s.min[i]]), lineStyle: faint, z: 1 });
     }
     c.setOption({
-      title: { text: info.name, subtext: `${s.totalPoints} points${s.downsampled ? `, ${s.step.length} buckets of ${s.bucketWidth} steps (min/max band)` : ''}`, textStyle: { fontSize: 13 } },
+      title: { text: info.name, subtext: `${s.totalPoints} points${s.downsampled ? `, ${s.step.length} buckets of ${s.bucketWidth} steps (min/max lines)` : ''}`, textStyle: { fontSize: 13 } },
       grid: { left: 55, right: 20, top: 55, bottom: 55 }, tooltip: { trigger: 'axis' },
       xAxis: { type: 'value', name: 'step', min: 'dataMin', max: 'dataMax' }, yAxis: { type: 'value', scale: true },
       dataZoom: [{ type: 'inside', filterMode: 'none' }, { type: 'slider', filterMode: 'none', height: 18, bottom: 8 }],

@@ -1,0 +1,180 @@
+// The dashboard in Debian's headless Chromium, driven by playwright-core:
+// loads each page, clicks through a job and an experiment, asserts what is
+// shown, and saves screenshots (TRAINYARD_ARTIFACTS) as test artifacts.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+
+// playwright-core is a dev dependency of ui/ (installed by the build's npm ci).
+const SOURCE = process.env.TRAINYARD_SOURCE_DIR || join(import.meta.dirname ?? '.', '../..');
+const { chromium } = createRequire(join(SOURCE, 'ui', 'package.json'))('playwright-core');
+
+const BIN = process.env.TRAINYARD_BIN;
+const ARTIFACTS = process.env.TRAINYARD_ARTIFACTS || join(tmpdir(), 'trainyard-artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+const dir = mkdtempSync(join(tmpdir(), 'ty-browser-'));
+const data = join(dir, 'data');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function startServer() {
+  const log = join(dir, 'server.log');
+  const proc = spawn(BIN, ['--data-dir', data, 'server', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const onData = (b) => {
+      out += b;
+      const m = out.match(/listening on (http:\/\/[^\s]+)/);
+      if (m) resolve({ proc, url: m[1] });
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
+    setTimeout(() => reject(new Error('server did not start: ' + out)), 30000);
+  });
+}
+
+const server = await startServer();
+const env = { ...process.env, TRAINYARD_SERVER: server.url };
+const ty = (...args) => execFileSync(BIN, args, { env, encoding: 'utf8' });
+async function api(path) {
+  const r = await fetch(server.url + '/api/v1' + path);
+  return r.json();
+}
+async function until(what, pred, timeoutMs = 120000) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await pred()) return;
+    await sleep(100);
+  }
+  throw new Error('timed out waiting for ' + what);
+}
+
+function write(name, text) {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+const job = (name, script) => `apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: ${name}}\nspec:\n  command: [/bin/sh, -c, ${JSON.stringify(script)}]\n  resources: {cpu: 100m}\n`;
+// A long series (downsampled in the chart) and a short one.
+ty('submit', write('long.yaml', job('curve-long', "seq 1 6000 | awk '{printf \"step=%d loss=%.6f\\n\", $1, 1/$1 + ($1 % 97 == 0 ? 0.5 : 0)}'")));
+ty('submit', write('short.yaml', job('curve-short', "for s in 1 2 3 4 5; do echo step=$s loss=0.$s; done")));
+const sweep = (name, objectives, trials) => `apiVersion: trainyard.dev/v1
+kind: Experiment
+metadata: {name: ${name}}
+spec:
+  ${objectives}
+  algorithm: {name: random}
+  parallelTrials: 3
+  maxTrials: ${trials}
+  seed: 3
+  parameters:
+    - {name: x, type: double, min: 0, max: 1}
+    - {name: opt, type: categorical, values: [adam, sgd]}
+  trialTemplate:
+    spec:
+      command: [/bin/sh, -c, "echo loss=\${trialParameters.x} size=$(awk 'BEGIN{print (1 - \${trialParameters.x})^2}')"]
+      resources: {cpu: 100m}
+`;
+ty('submit', write('sweep.yaml', sweep('sweep', 'objective: {metric: loss, goal: minimize}', 8)));
+ty('submit', write('pareto.yaml', sweep('pareto', 'objective: {objectives: [{metric: loss, goal: minimize}, {metric: size, goal: minimize}]}', 6)));
+await until('jobs and experiments to finish', async () => {
+  const e = (await api('/experiments')).items;
+  const j = await api('/jobs?state=active&limit=1');
+  return e.length === 2 && e.every((x) => x.phase !== 'Running') && j.total === 0;
+});
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking'],
+});
+let failed = null;
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const ready = (path) => page.waitForSelector(`body[data-ready="${path}"]`, { timeout: 30000 });
+
+  // Overview.
+  await page.goto(server.url + '/');
+  await ready('/');
+  assert.equal(await page.textContent('[data-count="Succeeded"] .n'), '16', '2 jobs and 14 trial jobs succeeded');
+  await page.waitForSelector('text=curve-long');
+  assert.match(await page.textContent('#exps'), /sweep/);
+  assert.match(await page.textContent('#nodes'), /cores/);
+  await page.screenshot({ path: join(ARTIFACTS, 'overview.png'), fullPage: true });
+
+  // Job page: conditions, attempts, a downsampled chart, the log.
+  await page.click('#jobs >> text=curve-long');
+  await ready('/jobs/curve-long');
+  assert.match(await page.textContent('#conds'), /Succeeded/);
+  assert.match(await page.textContent('#attempts'), /worker-0/);
+  await page.waitForSelector('#charts [data-metric="loss"][data-points]');
+  const pts = Number(await page.getAttribute('#charts [data-metric="loss"]', 'data-points'));
+  assert.ok(pts > 100 && pts <= 2000, `the chart got ${pts} points (downsampled from 6000)`);
+  await page.waitForFunction(() => document.getElementById('log').textContent.includes('step=6000'));
+  assert.match(await page.textContent('#events'), /JobSucceeded/);
+  await page.screenshot({ path: join(ARTIFACTS, 'job.png'), fullPage: true });
+
+  // Experiment page: trial table sorted and filtered, charts.
+  await page.goto(server.url + '/#/');
+  await ready('/');
+  await page.click('#exps >> text=sweep');
+  await ready('/experiments/sweep');
+  assert.equal(await page.locator('#trials tbody tr').count(), 8);
+  await page.click('#trials th:has-text("loss")');  // sort by objective, ascending
+  await page.waitForSelector('#trials th.sorted:has-text("loss")');
+  const col = await page.locator('#trials tbody tr td:nth-child(4)').allTextContents();
+  const values = col.map(Number);
+  assert.deepEqual(values, [...values].sort((a, b) => a - b), 'sorted by objective');
+  await page.click('#trials th:has-text("loss")');  // descending
+  await page.waitForSelector('#trials th.sorted:has-text("▼")');
+  const desc = (await page.locator('#trials tbody tr td:nth-child(4)').allTextContents()).map(Number);
+  assert.equal(desc[0], Math.max(...values));
+  assert.match(await page.textContent('#best'), new RegExp(`loss=${String(Math.min(...values)).slice(0, 4)}`));
+  assert.equal(await page.getAttribute('#parallel', 'data-lines'), '8');
+  assert.equal(await page.getAttribute('#objchart', 'data-points'), '8');
+  assert.equal(await page.getAttribute('#progress', 'data-progress'), '1');
+  await page.selectOption('#tstate', 'Failed');
+  await page.waitForSelector('#trials td.muted');  // nothing failed
+  await page.selectOption('#tstate', '');
+  await page.waitForFunction(() => document.querySelectorAll('#trials tbody tr').length === 8);
+  await page.screenshot({ path: join(ARTIFACTS, 'experiment.png'), fullPage: true });
+
+  // Compare two trials' curves from the trial table.
+  const boxes = page.locator('#trials input[type=checkbox]');
+  await boxes.nth(0).check();
+  await boxes.nth(1).check();
+  await page.click('#tcmp');
+  await ready('/compare');
+  await page.waitForSelector('#cchart[data-series="2"]');
+  await page.screenshot({ path: join(ARTIFACTS, 'compare.png'), fullPage: true });
+
+  // Multi-objective: the Pareto front.
+  await page.goto(server.url + '/#/experiments/pareto');
+  await ready('/experiments/pareto');
+  const front = Number(await page.getAttribute('#pareto', 'data-front'));
+  const expected = (await api('/experiments/pareto')).paretoFront.length;
+  assert.ok(front > 0 && front === expected, `Pareto front ${front} vs API ${expected}`);
+  await page.screenshot({ path: join(ARTIFACTS, 'pareto.png'), fullPage: true });
+
+  // An unknown job: the error is shown, not a blank page.
+  await page.goto(server.url + '/#/jobs/missing');
+  await ready('error');
+  assert.match(await page.textContent('.error'), /not found/);
+  assert.deepEqual(errors, [], 'no JavaScript errors');
+  console.log(`dashboard OK; screenshots in ${ARTIFACTS}`);
+} catch (e) {
+  failed = e;
+} finally {
+  await browser.close();
+  server.proc.kill('SIGTERM');
+  if (!failed) rmSync(dir, { recursive: true, force: true });
+}
+if (failed) {
+  console.error(failed);
+  console.error('server data kept in', dir);
+  process.exit(1);
+}
