@@ -358,9 +358,10 @@ class RestartSafety(ServerE2E):
 
 class PostgresStore(ServerE2E):
     def test_server_on_postgresql(self):
-        host, port = os.environ.get("TRAINYARD_TEST_PG_HOST"), os.environ.get("TRAINYARD_TEST_PG_PORT")
-        if not host:
-            self.skipTest("TRAINYARD_TEST_PG_HOST not set (run through ctest: fixture pg)")
+        where = os.environ.get("TRAINYARD_TEST_PG", "")
+        if ":" not in where:
+            self.fail("TRAINYARD_TEST_PG (socket dir:port) not set: run through ctest (fixture pg)")
+        host, port = where.rsplit(":", 1)
         db = f"e2e_{os.getpid()}_{time.monotonic_ns() % 100000}"
         subprocess.run(["psql", f"postgresql://postgres@/postgres?host={host}&port={port}", "-qc", f"CREATE DATABASE {db}"],
                        check=True, capture_output=True)

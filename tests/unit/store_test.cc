@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <sqlite3.h>
@@ -30,9 +31,10 @@ JobRecord newJob(const std::string& name) {
 // A fresh empty database on the test cluster (tests/pg/cluster.sh, started
 // by CTest's "pg" fixture); its URL.
 std::string freshPostgres() {
-  const char* host = std::getenv("TRAINYARD_TEST_PG_HOST");
-  const char* port = std::getenv("TRAINYARD_TEST_PG_PORT");
-  if (!host || !port) return "";
+  const char* env = std::getenv("TRAINYARD_TEST_PG");  // "socket dir:port"
+  if (!env || !std::strchr(env, ':')) return "";
+  std::string where = env;
+  std::string host = where.substr(0, where.rfind(':')), port = where.substr(where.rfind(':') + 1);
   std::string admin = fmt::format("postgresql://postgres@/postgres?host={}&port={}", host, port);
   PGconn* c = PQconnectdb(admin.c_str());
   if (PQstatus(c) != CONNECTION_OK) {
@@ -59,7 +61,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     if (!loc_.empty()) return loc_;
     if (GetParam() == "sqlite") return loc_ = test::freshDir();
     loc_ = freshPostgres();
-    if (loc_.empty()) throw std::runtime_error("TRAINYARD_TEST_PG_HOST/PORT not set: run through ctest (fixture pg)");
+    if (loc_.empty()) throw std::runtime_error("TRAINYARD_TEST_PG (socket dir:port) not set: run through ctest (fixture pg)");
     return loc_;
   }
   std::string loc_;
