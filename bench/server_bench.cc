@@ -119,9 +119,12 @@ int main(int argc, char** argv) {
 
   // ---------------------------------------------------------------- trials
   {
-    auto loaded = spec::loadSpecString(R"(apiVersion: trainyard.dev/v1
+    // An experiment of `count` finished trials (10% stopped early), as the
+    // store would hold it after a sweep.
+    auto seedExperiment = [&](const std::string& name, int count) {
+      auto loaded = spec::loadSpecString(R"(apiVersion: trainyard.dev/v1
 kind: Experiment
-metadata: {name: big-sweep}
+metadata: {name: sweep}
 spec:
   objective: {metric: loss, goal: minimize}
   algorithm: {name: random}
@@ -135,35 +138,39 @@ spec:
     spec:
       command: [/bin/true]
 )", "big-sweep.yaml", fs::current_path().string());
-    store::ExperimentRecord e;
-    e.name = "big-sweep";
-    e.spec = *loaded.experiment;
-    e.phase = store::kSucceeded;
-    e.reason = "MaxTrialsReached";
-    e.created_at = store::nowSeconds() - 3600;
-    e.finished_at = store::nowSeconds();
-    st->createExperiment(e);
-    std::mt19937 rng(2);
-    std::uniform_real_distribution<double> u;
-    const char* opts[] = {"adam", "sgd", "rmsprop"};
-    st->transaction([&] {
-      for (int n = 0; n < 10000; ++n) {
-        store::TrialRecord t;
-        t.experiment_id = e.id;
-        t.number = n;
-        double lr = std::pow(10, -4 + 3 * u(rng));
-        int hidden = 16 + static_cast<int>(u(rng) * 1008);
-        t.params = {{"lr", fmt::format("{:.6g}", lr)}, {"hidden", std::to_string(hidden)}, {"optimizer", opts[n % 3]}};
-        t.point = {u(rng), u(rng), double(n % 3)};
-        bool ok = n % 10 != 0;
-        t.state = ok ? store::kTrialSucceeded : store::kTrialEarlyStopped;
-        if (ok) t.objective = {std::abs(std::log10(lr) + 2.5) + 100.0 / hidden + 0.1 * u(rng)};
-        t.job_name = fmt::format("big-sweep-{}", n);
-        t.created_at = e.created_at + n * 0.3;
-        t.finished_at = t.created_at + 20 + 10 * u(rng);
-        st->upsertTrial(t);
-      }
-    });
+      store::ExperimentRecord e;
+      e.name = name;
+      e.spec = *loaded.experiment;
+      e.phase = store::kSucceeded;
+      e.reason = "MaxTrialsReached";
+      e.created_at = store::nowSeconds() - 3600;
+      e.finished_at = store::nowSeconds();
+      st->createExperiment(e);
+      std::mt19937 rng(2);
+      std::uniform_real_distribution<double> u;
+      const char* opts[] = {"adam", "sgd", "rmsprop"};
+      st->transaction([&] {
+        for (int n = 0; n < count; ++n) {
+          store::TrialRecord t;
+          t.experiment_id = e.id;
+          t.number = n;
+          double lr = std::pow(10, -4 + 3 * u(rng));
+          int hidden = 16 + static_cast<int>(u(rng) * 1008);
+          t.params = {{"lr", fmt::format("{:.6g}", lr)}, {"hidden", std::to_string(hidden)}, {"optimizer", opts[n % 3]}};
+          t.point = {u(rng), u(rng), double(n % 3)};
+          bool ok = n % 10 != 0;
+          t.state = ok ? store::kTrialSucceeded : store::kTrialEarlyStopped;
+          if (ok) t.objective = {std::abs(std::log10(lr) + 2.5) + 100.0 / hidden + 0.1 * u(rng)};
+          t.job_name = fmt::format("{}-{}", name, n);
+          t.created_at = e.created_at + n * 0.3;
+          t.finished_at = t.created_at + 20 + 10 * u(rng);
+          st->upsertTrial(t);
+        }
+      });
+      return e;
+    };
+    auto e = seedExperiment("big-sweep", 10000);
+    seedExperiment("small-sweep", 100);  // the baseline of bench/dashboard_load.mjs
     double raw = medianMs(5, [&] { st->trials(e.id); });
     double first = medianMs(9, [&] { http.Get("/api/v1/experiments/big-sweep/trials?limit=50"); });
     double sorted = medianMs(9, [&] { http.Get("/api/v1/experiments/big-sweep/trials?limit=50&sort=objective&order=asc"); });
@@ -181,17 +188,22 @@ spec:
   // ---------------------------------------------------------------- push
   {
     const int clients = 8, batches = 40, per_batch = 2000;
-    std::vector<std::string> bodies;
-    for (int c = 0; c < clients; ++c) {
-      nlohmann::json pts = nlohmann::json::array();
-      for (int i = 0; i < per_batch; ++i) pts.push_back({{"name", "reward"}, {"value", 0.5 * i}, {"step", i}});
-      bodies.push_back(nlohmann::json{{"points", pts}}.dump());
-    }
+    // Steps go on from batch to batch, as a training program's do.
+    std::vector<std::vector<std::string>> bodies(clients);
+    for (int c = 0; c < clients; ++c)
+      for (int b = 0; b < batches; ++b) {
+        nlohmann::json pts = nlohmann::json::array();
+        for (int i = 0; i < per_batch; ++i)
+          pts.push_back({{"name", "reward"}, {"value", 0.5 * i}, {"step", b * per_batch + i}});
+        bodies[c].push_back(nlohmann::json{{"points", pts}}.dump());
+      }
     auto direct = runningJob(*st, "direct");
-    std::vector<metrics::MetricPoint> pts;
-    for (int i = 0; i < per_batch; ++i) pts.push_back({"reward", 0.5 * i, i, 1});
     auto t0 = Clock::now();
-    for (int b = 0; b < clients * batches; ++b) st->appendMetrics(direct.id, pts);
+    for (int b = 0; b < clients * batches; ++b) {
+      std::vector<metrics::MetricPoint> pts;
+      for (int i = 0; i < per_batch; ++i) pts.push_back({"reward", 0.5 * i, int64_t(b) * per_batch + i, 1});
+      st->appendMetrics(direct.id, pts);
+    }
     double direct_s = ms(Clock::now() - t0) / 1000;
     double direct_rate = clients * batches * per_batch / direct_s;
 
@@ -204,7 +216,7 @@ spec:
         httplib::Client cl("127.0.0.1", port);
         cl.set_keep_alive(true);
         for (int b = 0; b < batches; ++b) {
-          auto r = cl.Post(fmt::format("/api/v1/jobs/pusher-{}/metrics", c), bodies[c], "application/json");
+          auto r = cl.Post(fmt::format("/api/v1/jobs/pusher-{}/metrics", c), bodies[c][b], "application/json");
           if (!r || r->status != 200) failures++;
         }
       });

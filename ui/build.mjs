@@ -1,6 +1,7 @@
 // Bundles the dashboard into OUTDIR (index.html, assets/app.js, assets/app.css).
 import * as esbuild from 'esbuild';
-import { mkdirSync, copyFileSync } from 'node:fs';
+import { mkdirSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,3 +19,6 @@ await esbuild.build({
 });
 copyFileSync(join(here, 'src/app.css'), join(out, 'assets/app.css'));
 copyFileSync(join(here, 'index.html'), join(out, 'index.html'));
+// Compressed once here, so the server never compresses the bundle per request.
+const js = join(out, 'assets/app.js');
+writeFileSync(js + '.gz', gzipSync(readFileSync(js), { level: 9 }));
