@@ -516,12 +516,17 @@ struct ApiServer::Impl {
   }
 
   void listExperiments(const httplib::Request& req, httplib::Response& res, const User& u) {
-    std::string state = strParam(req, "state");
+    std::string state = strParam(req, "state"), label = strParam(req, "label");
+    std::string key = label.substr(0, label.find('=')), value = label.find('=') == std::string::npos ? "" : label.substr(label.find('=') + 1);
+    if (!label.empty() && (label.find('=') == std::string::npos || key.empty()))
+      throw ApiError(400, "InvalidParameter", "label must be key=value", "label");
     int64_t offset = intParam(req, "offset", 0, 0, INT64_MAX), limit = intParam(req, "limit", 100, 1, 1000);
     auto all = timed("list_experiments", [&] { return db().listExperiments(); });
     std::vector<store::ExperimentRecord> keep;
-    for (auto& e : all)
-      if ((state.empty() || e.phase == state) && mayRead(u, e.user, e.spec.labels)) keep.push_back(std::move(e));
+    for (auto& e : all) {
+      bool labelled = label.empty() || (e.spec.labels.count(key) && e.spec.labels.at(key) == value);
+      if ((state.empty() || e.phase == state) && labelled && mayRead(u, e.user, e.spec.labels)) keep.push_back(std::move(e));
+    }
     json items = json::array();
     for (int64_t i = offset; i < std::min<int64_t>(offset + limit, keep.size()); ++i) items.push_back(experimentSummary(keep[i]));
     sendJson(res, 200, page(std::move(items), static_cast<int64_t>(keep.size()), offset, limit));

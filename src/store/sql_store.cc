@@ -584,13 +584,16 @@ int64_t SqlStore::metricNameId(const std::string& name) {
 void SqlStore::appendMetrics(int64_t job_id, const std::vector<metrics::MetricPoint>& points) {
   if (points.empty()) return;
   // Multi-row INSERTs: one statement step per kBatch points instead of per
-  // point roughly halves the cost of ingesting a long series.
-  constexpr size_t kBatch = 64;
-  static const std::string batch_sql = [] {
+  // point roughly halves the cost of ingesting a long series on SQLite; on
+  // PostgreSQL each statement is a round trip, so batches are larger.
+  const size_t kBatch = db_->dialect() == Dialect::SQLite ? 64 : 1000;
+  auto batchSql = [](size_t n) {
     std::string sql = "INSERT INTO metrics(job_id, name_id, step, time, value) VALUES ";
-    for (size_t i = 0; i < kBatch; ++i) sql += i ? ",(?,?,?,?,?)" : "(?,?,?,?,?)";
+    for (size_t i = 0; i < n; ++i) sql += i ? ",(?,?,?,?,?)" : "(?,?,?,?,?)";
     return sql;
-  }();
+  };
+  static const std::string sqlite_batch = batchSql(64), pg_batch = batchSql(1000);
+  const std::string& batch_sql = kBatch == 64 ? sqlite_batch : pg_batch;
   transaction([&] {
     struct Seen {
       const metrics::MetricPoint* last = nullptr;
