@@ -46,12 +46,23 @@ void MetricsRegistry::gaugeReset(const std::string& name) {
   values_[name].clear();
 }
 
+void MetricsRegistry::buckets(const std::string& name, std::vector<double> upper_bounds) {
+  std::lock_guard lk(mu_);
+  bounds_[name] = std::move(upper_bounds);
+}
+
+const std::vector<double>& MetricsRegistry::boundsOf(const std::string& name) const {
+  auto it = bounds_.find(name);
+  return it == bounds_.end() ? kBuckets : it->second;
+}
+
 void MetricsRegistry::observe(const std::string& name, const Labels& labels, double seconds) {
   std::lock_guard lk(mu_);
+  const auto& kb = boundsOf(name);
   Histogram& h = hists_[name][key(labels)];
-  if (h.counts.empty()) h.counts.assign(kBuckets.size(), 0);
-  for (size_t i = 0; i < kBuckets.size(); ++i)
-    if (seconds <= kBuckets[i]) {
+  if (h.counts.empty()) h.counts.assign(kb.size(), 0);
+  for (size_t i = 0; i < kb.size(); ++i)
+    if (seconds <= kb[i]) {
       h.counts[i]++;
       break;
     }
@@ -77,9 +88,10 @@ std::string MetricsRegistry::render() const {
     for (const auto& [labels, h] : series) {
       std::string sep = labels.empty() ? "" : ",";
       uint64_t cum = 0;
-      for (size_t i = 0; i < kBuckets.size(); ++i) {
+      const auto& kb = boundsOf(name);
+      for (size_t i = 0; i < kb.size(); ++i) {
         cum += h.counts[i];
-        out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, kBuckets[i], cum);
+        out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, kb[i], cum);
       }
       out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, h.n);
       out += labels.empty() ? fmt::format("{}_sum {}\n{}_count {}\n", name, h.sum, name, h.n)

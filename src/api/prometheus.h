@@ -15,8 +15,9 @@ class MetricsRegistry {
  public:
   void counterAdd(const std::string& name, const Labels& labels, double v = 1);
   void gaugeSet(const std::string& name, const Labels& labels, double v);
-  // Default buckets: 0.5 ms .. 10 s.
+  // Default buckets: 0.5 ms .. 10 s; buckets() sets a family's own.
   void observe(const std::string& name, const Labels& labels, double seconds);
+  void buckets(const std::string& name, std::vector<double> upper_bounds);
   void help(const std::string& name, const std::string& type, const std::string& text);
   // Drops a gauge family's samples (before setting the current ones).
   void gaugeReset(const std::string& name);
@@ -33,6 +34,8 @@ class MetricsRegistry {
   std::map<std::string, std::pair<std::string, std::string>> meta_;  // name -> type, help
   std::map<std::string, std::map<std::string, double>> values_;     // counters and gauges
   std::map<std::string, std::map<std::string, Histogram>> hists_;
+  std::map<std::string, std::vector<double>> bounds_;
+  const std::vector<double>& boundsOf(const std::string& name) const;
 };
 
 }  // namespace trainyard::api

@@ -761,6 +761,8 @@ struct ApiServer::Impl {
       });
     });
 
+    if (opts.extra_routes) opts.extra_routes(http);
+
     // Dashboard: sign-in, then the embedded single-page app.
     http.Post("/login", [this](const httplib::Request& req, httplib::Response& res) {
       std::string token = req.has_param("token") ? req.get_param_value("token") : "";

@@ -5,6 +5,7 @@
 // delete, pushed metrics) to it, then wake the control plane: the
 // reconcile loop is the only thing that acts on replicas.
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +13,10 @@
 #include "api/auth.h"
 #include "api/prometheus.h"
 #include "control/control_plane.h"
+
+namespace httplib {
+class Server;
+}
 
 namespace trainyard::api {
 
@@ -22,6 +27,8 @@ struct ServerOptions {
   std::string data_dir;     // logs and outputs
   std::optional<TokenAuth> auth;
   int threads = 64;         // SSE streams hold one each
+  // More routes (the inference API), mounted before the dashboard's catch-all.
+  std::function<void(httplib::Server&)> extra_routes;
 };
 
 // True for 127.0.0.0/8, ::1 and localhost.

@@ -21,6 +21,7 @@
 #include "cli/output.h"
 #include "cli/remote.h"
 #include "cli/server_cmd.h"
+#include "cli/serve_cmd.h"
 #include "cli/progress.h"
 #include "control/experiment_controller.h"
 #include "control/job_controller.h"
@@ -661,6 +662,24 @@ int runMain(int argc, char** argv) {
   server->add_option("--store", so.store, "postgresql://... (default: SQLite in --data-dir)");
   server->add_option("--auth", so.auth_file, "Token file (tokens: [{token, user, admin}]); every request then needs a token");
   server->add_option("--grace", so.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping replicas")->capture_default_str();
+  server->add_option("--models", so.models_dir, "Also serve this model repository (TF-Serving /v1 and KServe /v2 APIs)");
+
+  ServeOptions serve_o;
+  auto* serve = app.add_subcommand("serve", "Serve TorchScript models over TF-Serving REST and KServe V2, with dynamic batching");
+  serve->add_option("--models", serve_o.models_dir, "Model repository: DIR/<model>/<version>/model.pt (+ DIR/<model>/config.yaml)")
+      ->capture_default_str();
+  serve->add_option("--address", serve_o.address, "Address to listen on")->capture_default_str();
+  serve->add_option("--port", serve_o.port, "Port (0: any free port, printed at start)")->capture_default_str();
+  serve->add_option("--poll", serve_o.poll_seconds, "Seconds between scans of the repository for new versions")->capture_default_str();
+
+  PushOptions push_o;
+  auto* models = app.add_subcommand("models", "Model repository");
+  models->require_subcommand(1);
+  models->fallthrough();
+  auto* push = models->add_subcommand("push", "Copy a job's (or an experiment's best trial's) model.pt into the repository as the next version");
+  push->add_option("--from", push_o.from, "Job or experiment name")->required();
+  push->add_option("--name", push_o.name, "Model name in the repository")->required();
+  push->add_option("--models", push_o.models_dir, "Model repository")->capture_default_str();
 
   std::string submit_file;
   std::vector<std::string> submit_set;
@@ -755,6 +774,11 @@ int runMain(int argc, char** argv) {
     if (*server) {
       so.data_dir = g.data_dir;
       return cmdServer(so);
+    }
+    if (*serve) return cmdServe(serve_o);
+    if (*push) {
+      push_o.data_dir = g.data_dir;
+      return cmdModelsPush(push_o, g.output);
     }
     if (*submit || *top) {
       if (remote.url.empty()) remote.url = "http://127.0.0.1:8080";

@@ -8,9 +8,11 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include "api/server.h"
+#include "cli/serve_cmd.h"
 #include "control/control_plane.h"
 
 namespace trainyard::cli {
@@ -63,7 +65,18 @@ int cmdServer(const ServerCliOptions& o) {
     std::cerr << "error: cannot start the control plane: " << e.what() << "\n";
     return 3;
   }
-  api::ApiServer server(so, &plane, metrics);
+  if (!o.models_dir.empty()) {
+    std::string dir = o.models_dir;
+    so.extra_routes = [dir, &metrics](httplib::Server& http) { hostModels(http, dir, 2, metrics); };
+  }
+  std::unique_ptr<api::ApiServer> server_ptr;
+  try {
+    server_ptr = std::make_unique<api::ApiServer>(so, &plane, metrics);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  api::ApiServer& server = *server_ptr;
   int port;
   try {
     port = server.bind();

@@ -12,6 +12,7 @@ struct ServerCliOptions {
   std::string store;      // "" = SQLite in data_dir
   std::string auth_file;  // "" = no authentication (loopback only)
   double grace_seconds = 10;
+  std::string models_dir;  // also serve this model repository ("" = no)
 };
 
 int cmdServer(const ServerCliOptions& o);

@@ -48,8 +48,22 @@ class Server:
 class ServerE2E(E2E):
     token = None
 
+    def kill_replicas(self):
+        """Replicas outlive their server by design; a test's must not outlive the test."""
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().decode(errors="replace")
+                if "__supervise" in cmd and self.dir in cmd:
+                    os.killpg(int(pid), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+
     def start(self, *args, **kw):
         s = Server(self, *args, **kw)
+        self.addCleanup(self.kill_replicas)  # runs after s.stop (cleanups run last-in first-out)
         self.addCleanup(s.stop)
         self.server = s
         self.env["TRAINYARD_SERVER"] = s.url
@@ -291,6 +305,7 @@ class Auth(ServerE2E):
 class RestartSafety(ServerE2E):
     def test_kill_9_with_jobs_and_an_experiment_running(self):
         marker = os.path.join(self.dir, "marker")
+        self.env["TRAINYARD_NODE_CPU"] = "8"  # room for both jobs and two trials at once
         s = self.start()
         # A job that keeps running through the outage, one whose process is
         # killed while no server runs (retried per policy), and an experiment.
@@ -317,7 +332,6 @@ class RestartSafety(ServerE2E):
                   command: [/bin/sh, -c, "while [ ! -e {marker} ]; do sleep 0.05; done; echo loss=${{trialParameters.x}}"]
                   resources: {{cpu: 100m}}
             """)
-        self.env["TRAINYARD_NODE_CPU"] = "8"
         for f in ("steady.yaml", "victim.yaml", "sweep.yaml"):
             self.ty("submit", os.path.join(self.dir, f), check=0)
         self.wait_phase("victim", ["Running"])

@@ -1,0 +1,395 @@
+#include "serving/http_api.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+namespace trainyard::serving {
+namespace {
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct HttpError : std::runtime_error {
+  HttpError(int status, const std::string& msg) : std::runtime_error(msg), status(status) {}
+  int status;
+};
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json; charset=utf-8");
+}
+
+double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// The signature's shape without the batch dimension.
+std::vector<int64_t> inner(const TensorSpec& s) {
+  return s.shape.size() > 1 ? std::vector<int64_t>(s.shape.begin() + 1, s.shape.end()) : std::vector<int64_t>{};
+}
+
+void checkInner(const TensorSpec& s, const std::vector<int64_t>& got, const std::string& what) {
+  auto want = inner(s);
+  bool ok = want.size() == got.size();
+  for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] < 0 || want[i] == got[i];
+  if (!ok)
+    throw TensorError(s.name, fmt::format("input \"{}\": {} has shape {}, expected {} per instance (signature {})", s.name, what,
+                                          shapeText(got), shapeText(want), shapeText(s.shape)));
+}
+
+void checkBatch(const ServedVersion& v, int64_t rows) {
+  if (rows < 1) throw HttpError(400, "the request holds no instances");
+  int max = v.config.max_batch_size;
+  if (max > 1 && rows > max)
+    throw HttpError(400, fmt::format("{} instances in one request; model \"{}\" takes at most max_batch_size={}", rows, v.model, max));
+}
+
+const TensorSpec& specFor(const ServedVersion& v, const std::string& name) {
+  for (const auto& s : v.inputs)
+    if (s.name == name) return s;
+  std::string names;
+  for (const auto& s : v.inputs) names += (names.empty() ? "" : ", ") + s.name;
+  throw TensorError(name, fmt::format("model \"{}\" has no input \"{}\" (inputs: {})", v.model, name, names));
+}
+
+// TF-Serving row format: "instances" is a list; with one input each
+// instance is that input's value, with several an object by input name.
+std::vector<HostTensor> fromInstances(const ServedVersion& v, const json& instances) {
+  if (!instances.is_array()) throw HttpError(400, "\"instances\" must be a list");
+  checkBatch(v, static_cast<int64_t>(instances.size()));
+  std::vector<HostTensor> out;
+  for (const auto& s : v.inputs) {
+    HostTensor t{s.name, s.dtype, {}, {}};
+    json stacked = json::array();
+    for (const auto& inst : instances) {
+      const json* val = &inst;
+      if (v.inputs.size() > 1 || (inst.is_object() && inst.contains(s.name))) {
+        if (!inst.is_object() || !inst.contains(s.name))
+          throw TensorError(s.name, fmt::format("each instance must be an object with input \"{}\"", s.name));
+        val = &inst[s.name];
+      }
+      stacked.push_back(*val);
+    }
+    auto shape = jsonShape(stacked, s.name);
+    checkInner(s, std::vector<int64_t>(shape.begin() + 1, shape.end()), "an instance");
+    t.shape = shape;
+    fillFromJson(t, stacked);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// TF-Serving columnar format: "inputs" is the value (one input) or an
+// object by input name, each with the batch dimension first.
+std::vector<HostTensor> fromColumns(const ServedVersion& v, const json& inputs) {
+  std::vector<HostTensor> out;
+  int64_t rows = -1;
+  for (const auto& s : v.inputs) {
+    const json* val = &inputs;
+    if (inputs.is_object()) {
+      if (!inputs.contains(s.name)) throw TensorError(s.name, fmt::format("\"inputs\" has no \"{}\"", s.name));
+      val = &inputs[s.name];
+    } else if (v.inputs.size() > 1) {
+      throw HttpError(400, "the model has several inputs: \"inputs\" must be an object by input name");
+    }
+    HostTensor t{s.name, s.dtype, jsonShape(*val, s.name), {}};
+    if (t.shape.empty()) throw TensorError(s.name, fmt::format("input \"{}\": expected a list with the batch first", s.name));
+    checkInner(s, std::vector<int64_t>(t.shape.begin() + 1, t.shape.end()), "each row");
+    if (rows >= 0 && t.shape[0] != rows) throw TensorError(s.name, "inputs disagree on the batch size");
+    rows = t.shape[0];
+    fillFromJson(t, *val);
+    out.push_back(std::move(t));
+  }
+  checkBatch(v, rows);
+  return out;
+}
+
+// KServe V2: inputs[{name, shape, datatype, data}], data flat or nested.
+std::vector<HostTensor> fromV2(const ServedVersion& v, const json& body) {
+  if (!body.is_object() || !body.contains("inputs") || !body["inputs"].is_array())
+    throw HttpError(400, "expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}");
+  std::map<std::string, HostTensor> got;
+  for (const auto& in : body["inputs"]) {
+    if (!in.is_object() || !in.contains("name") || !in["name"].is_string())
+      throw HttpError(400, "each input needs a \"name\"");
+    std::string name = in["name"];
+    const TensorSpec& s = specFor(v, name);
+    if (!in.contains("datatype") || !in["datatype"].is_string())
+      throw TensorError(name, fmt::format("input \"{}\": \"datatype\" is required ({})", name, serving::name(s.dtype)));
+    auto dt = dataTypeFromName(in["datatype"]);
+    if (!dt) throw TensorError(name, fmt::format("input \"{}\": unknown datatype \"{}\"", name, in["datatype"].get<std::string>()));
+    if (*dt != s.dtype)
+      throw TensorError(name, fmt::format("input \"{}\": datatype {} but the model expects {}", name, serving::name(*dt), serving::name(s.dtype)));
+    if (!in.contains("shape") || !in["shape"].is_array() || in["shape"].empty())
+      throw TensorError(name, fmt::format("input \"{}\": \"shape\" is required, e.g. {}", name, shapeText(s.shape)));
+    HostTensor t{name, *dt, {}, {}};
+    for (const auto& d : in["shape"]) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw TensorError(name, fmt::format("input \"{}\": bad shape {}", name, in["shape"].dump()));
+      t.shape.push_back(d.get<int64_t>());
+    }
+    if (t.shape.size() != s.shape.size())
+      throw TensorError(name, fmt::format("input \"{}\": shape {} has {} dimensions, the model expects {} ({})", name,
+                                          shapeText(t.shape), t.shape.size(), s.shape.size(), shapeText(s.shape)));
+    checkInner(s, std::vector<int64_t>(t.shape.begin() + 1, t.shape.end()), "the request");
+    if (!in.contains("data")) throw TensorError(name, fmt::format("input \"{}\": \"data\" is required", name));
+    fillFromJson(t, in["data"]);
+    got[name] = std::move(t);
+  }
+  std::vector<HostTensor> out;
+  int64_t rows = -1;
+  for (const auto& s : v.inputs) {
+    auto it = got.find(s.name);
+    if (it == got.end()) throw TensorError(s.name, fmt::format("input \"{}\" is missing", s.name));
+    if (rows >= 0 && it->second.shape[0] != rows) throw TensorError(s.name, "inputs disagree on the batch size");
+    rows = it->second.shape[0];
+    out.push_back(std::move(it->second));
+  }
+  checkBatch(v, rows);
+  return out;
+}
+
+json tfSignature(const std::vector<TensorSpec>& specs) {
+  json out = json::object();
+  for (const auto& s : specs) {
+    json dims = json::array();
+    for (auto d : s.shape) dims.push_back({{"size", std::to_string(d)}});
+    out[s.name] = {{"dtype", tfName(s.dtype)}, {"tensor_shape", {{"dim", dims}, {"unknown_rank", false}}}, {"name", s.name}};
+  }
+  return out;
+}
+
+json v2Specs(const std::vector<TensorSpec>& specs) {
+  json out = json::array();
+  for (const auto& s : specs) out.push_back({{"name", s.name}, {"datatype", name(s.dtype)}, {"shape", s.shape}});
+  return out;
+}
+
+std::optional<int64_t> versionArg(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  if (s.find_first_not_of("0123456789") != std::string::npos || s.size() > 15)
+    throw HttpError(400, fmt::format("version must be a number, got \"{}\"", s));
+  return std::stoll(s);
+}
+
+class Api {
+ public:
+  Api(ModelManager& m, api::MetricsRegistry& r) : models(m), metrics(r) {}
+  ModelManager& models;
+  api::MetricsRegistry& metrics;
+
+  std::shared_ptr<ServedVersion> find(const std::string& model, const std::string& version, const std::string& label) {
+    try {
+      return models.find(model, versionArg(version), label.empty() ? std::nullopt : std::optional<std::string>(label));
+    } catch (const std::out_of_range& e) {
+      throw HttpError(404, e.what());
+    }
+  }
+
+  // Parse, queue, compute, serialize; `parse` and `serialize` are the protocol.
+  void infer(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<ServedVersion>& v,
+             const std::function<std::vector<HostTensor>(const json&)>& parse,
+             const std::function<json(const json&, std::vector<HostTensor>&)>& serialize) {
+    auto t0 = Clock::now();
+    api::Labels labels{{"model", v->model}, {"version", std::to_string(v->version)}};
+    auto fail = [&](int status, const std::string& msg) {
+      metrics.counterAdd("trainyard_inference_requests_total", {{"model", v->model}, {"version", std::to_string(v->version)}, {"outcome", "failure"}});
+      reply(res, status, {{"error", msg}});
+    };
+    json body;
+    std::vector<HostTensor> inputs;
+    try {
+      body = json::parse(req.body);
+      inputs = parse(body);
+    } catch (const json::exception& e) {
+      return fail(400, fmt::format("the request is not valid JSON: {}", e.what()));
+    } catch (const TensorError& e) {
+      return fail(400, e.what());
+    } catch (const HttpError& e) {
+      return fail(e.status, e.what());
+    }
+    auto t1 = Clock::now();
+    auto fut = v->batcher->submit(std::move(inputs));
+    if (!fut) {
+      res.set_header("Retry-After", "1");
+      return fail(429, fmt::format("model \"{}\" version {} is at capacity ({} requests queued); retry later", v->model, v->version,
+                                   v->config.queue_capacity));
+    }
+    InferResult r = fut->get();
+    auto t2 = Clock::now();
+    if (!r.error.empty()) return fail(500, fmt::format("inference failed: {}", r.error));
+    json out = serialize(body, r.outputs);
+    std::string text = out.dump(-1, ' ', false, json::error_handler_t::replace);
+    auto t3 = Clock::now();
+    res.status = 200;
+    res.set_content(std::move(text), "application/json; charset=utf-8");
+    double queue = r.queue_us / 1e6, compute = r.compute_us / 1e6;
+    // Server-side overhead, as Triton reports it: parse + queue + serialize.
+    res.set_header("X-Inference-Timing", fmt::format("parse_us={};queue_us={};compute_us={};serialize_us={};batch={}",
+                                                     secs(t1 - t0) * 1e6, r.queue_us, r.compute_us, secs(t3 - t2) * 1e6, r.batch_rows));
+    metrics.counterAdd("trainyard_inference_requests_total", {{"model", v->model}, {"version", std::to_string(v->version)}, {"outcome", "success"}});
+    metrics.observe("trainyard_inference_parse_seconds", labels, secs(t1 - t0));
+    metrics.observe("trainyard_inference_queue_seconds", labels, queue);
+    metrics.observe("trainyard_inference_compute_seconds", labels, compute);
+    metrics.observe("trainyard_inference_serialize_seconds", labels, secs(t3 - t2));
+    metrics.observe("trainyard_inference_request_seconds", labels, secs(t3 - t0));
+  }
+
+  template <typename F>
+  static auto guard(F f) {
+    return [f](const httplib::Request& req, httplib::Response& res) {
+      try {
+        f(req, res);
+      } catch (const HttpError& e) {
+        reply(res, e.status, {{"error", e.what()}});
+      } catch (const std::exception& e) {
+        reply(res, 500, {{"error", e.what()}});
+      }
+    };
+  }
+
+  json tfStatus(const std::string& model, std::optional<int64_t> only) {
+    std::vector<VersionStatus> all;
+    try {
+      all = models.status(model);
+    } catch (const std::out_of_range& e) {
+      throw HttpError(404, e.what());
+    }
+    json list = json::array();
+    for (const auto& s : all) {
+      if (only && s.version != *only) continue;
+      list.push_back({{"version", std::to_string(s.version)}, {"state", s.state},
+                      {"status", {{"error_code", s.error.empty() ? "OK" : "UNKNOWN"}, {"error_message", s.error}}}});
+    }
+    if (only && list.empty()) throw HttpError(404, fmt::format("model \"{}\" has no version {}", model, *only));
+    return {{"model_version_status", list}};
+  }
+};
+
+}  // namespace
+
+void describeInferenceMetrics(api::MetricsRegistry& m) {
+  const std::vector<double> fine = {25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1, 0.25, 0.5, 1, 5};
+  for (const char* n : {"trainyard_inference_parse_seconds", "trainyard_inference_queue_seconds", "trainyard_inference_compute_seconds",
+                        "trainyard_inference_serialize_seconds", "trainyard_inference_request_seconds"})
+    m.buckets(n, fine);
+  m.buckets("trainyard_inference_batch_size", {1, 2, 4, 8, 16, 32, 64, 128, 256});
+  m.help("trainyard_inference_requests_total", "counter", "Inference requests by model, version and outcome");
+  m.help("trainyard_inference_parse_seconds", "histogram", "Request parsing and validation time");
+  m.help("trainyard_inference_queue_seconds", "histogram", "Time waiting in the batch queue");
+  m.help("trainyard_inference_compute_seconds", "histogram", "Model execution time of the batch a request ran in");
+  m.help("trainyard_inference_serialize_seconds", "histogram", "Response serialization time");
+  m.help("trainyard_inference_request_seconds", "histogram", "Total server-side request time");
+  m.help("trainyard_inference_batch_size", "histogram", "Rows per executed batch");
+  m.help("trainyard_inference_queue_size", "gauge", "Requests waiting per model version");
+}
+
+void mountInferenceApi(httplib::Server& http, ModelManager& models, api::MetricsRegistry& metrics) {
+  auto api = std::make_shared<Api>(models, metrics);
+  using Req = const httplib::Request&;
+  using Res = httplib::Response&;
+
+  // ---- TF-Serving REST
+  // /v1/models/{m}[/versions/{v}|/labels/{l}][/metadata]
+  const std::string tf = R"(/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?)";
+  http.Get(tf, Api::guard([api](Req req, Res res) {
+    std::string m = req.matches[1], v = req.matches[2], l = req.matches[3];
+    std::optional<int64_t> only = versionArg(v);
+    if (!l.empty()) only = api->find(m, "", l)->version;
+    reply(res, 200, api->tfStatus(m, only));
+  }));
+  http.Get(tf + "/metadata", Api::guard([api](Req req, Res res) {
+    auto sv = api->find(req.matches[1], req.matches[2], req.matches[3]);
+    reply(res, 200, {{"model_spec", {{"name", sv->model}, {"signature_name", ""}, {"version", std::to_string(sv->version)}}},
+                     {"metadata", {{"signature_def", {{"signature_def", {{"serving_default", {
+                         {"inputs", tfSignature(sv->inputs)}, {"outputs", tfSignature(sv->outputs)},
+                         {"method_name", "tensorflow/serving/predict"}}}}}}}}}});
+  }));
+  http.Post(tf + ":predict", Api::guard([api](Req req, Res res) {
+    auto sv = api->find(req.matches[1], req.matches[2], req.matches[3]);
+    bool row = true;
+    api->infer(req, res, sv,
+        [&](const json& body) {
+          if (!body.is_object()) throw HttpError(400, "expected a JSON object with \"instances\" or \"inputs\"");
+          if (body.contains("instances") && body.contains("inputs")) throw HttpError(400, "give \"instances\" or \"inputs\", not both");
+          if (body.contains("instances")) return fromInstances(*sv, body["instances"]);
+          if (body.contains("inputs")) {
+            row = false;
+            return fromColumns(*sv, body["inputs"]);
+          }
+          throw HttpError(400, "expected \"instances\" (row format) or \"inputs\" (columnar format)");
+        },
+        [&](const json&, std::vector<HostTensor>& outs) {
+          if (!row) {
+            if (outs.size() == 1) return json{{"outputs", toJson(outs[0], true)}};
+            json o = json::object();
+            for (const auto& t : outs) o[t.name] = toJson(t, true);
+            return json{{"outputs", o}};
+          }
+          json preds = json::array();
+          int64_t rows = outs[0].shape[0];
+          std::vector<json> cols;
+          for (const auto& t : outs) cols.push_back(toJson(t, true));
+          for (int64_t i = 0; i < rows; ++i) {
+            if (outs.size() == 1) {
+              preds.push_back(cols[0][i]);
+            } else {
+              json p = json::object();
+              for (size_t k = 0; k < outs.size(); ++k) p[outs[k].name] = cols[k][i];
+              preds.push_back(p);
+            }
+          }
+          return json{{"predictions", preds}};
+        });
+  }));
+  http.Post(tf + ":(classify|regress)", Api::guard([](Req req, Res res) {
+    reply(res, 400, {{"error", fmt::format("{} needs a TensorFlow Example signature; TorchScript models support :predict", req.matches[4].str())}});
+  }));
+
+  // ---- KServe V2 / Open Inference Protocol
+  http.Get("/v2", Api::guard([](Req, Res res) {
+    reply(res, 200, {{"name", "trainyard"}, {"version", "0.1.0"}, {"extensions", json::array()}});
+  }));
+  http.Get("/v2/health/live", [](Req, Res res) { reply(res, 200, {{"live", true}}); });
+  http.Get("/v2/health/ready", [api](Req, Res res) {
+    bool ready = api->models.ready();
+    reply(res, ready ? 200 : 503, {{"ready", ready}});
+  });
+  const std::string v2 = R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)";
+  http.Get(v2, Api::guard([api](Req req, Res res) {
+    auto sv = api->find(req.matches[1], req.matches[2], "");
+    json versions = json::array();
+    for (auto x : api->models.versions(sv->model)) versions.push_back(std::to_string(x));
+    reply(res, 200, {{"name", sv->model}, {"versions", versions}, {"platform", sv->platform},
+                     {"inputs", v2Specs(sv->inputs)}, {"outputs", v2Specs(sv->outputs)}});
+  }));
+  http.Get(v2 + "/ready", [api](Req req, Res res) {
+    bool ready = true;
+    try {
+      api->find(req.matches[1], req.matches[2], "");
+    } catch (const std::exception&) {
+      ready = false;
+    }
+    reply(res, ready ? 200 : 503, {{"name", req.matches[1].str()}, {"ready", ready}});
+  });
+  http.Post(v2 + "/infer", Api::guard([api](Req req, Res res) {
+    auto sv = api->find(req.matches[1], req.matches[2], "");
+    api->infer(req, res, sv, [&](const json& body) { return fromV2(*sv, body); },
+        [&](const json& body, std::vector<HostTensor>& outs) {
+          json out{{"model_name", sv->model}, {"model_version", std::to_string(sv->version)}};
+          if (body.contains("id")) out["id"] = body["id"];
+          // Requested outputs only, when the request names them.
+          std::set<std::string> wanted;
+          if (body.contains("outputs") && body["outputs"].is_array())
+            for (const auto& o : body["outputs"])
+              if (o.is_object() && o.contains("name") && o["name"].is_string()) wanted.insert(o["name"].get<std::string>());
+          json list = json::array();
+          for (const auto& t : outs)
+            if (wanted.empty() || wanted.count(t.name))
+              list.push_back({{"name", t.name}, {"datatype", name(t.dtype)}, {"shape", t.shape}, {"data", toJson(t, false)}});
+          out["outputs"] = list;
+          return out;
+        });
+  }));
+}
+
+}  // namespace trainyard::serving

@@ -1,0 +1,49 @@
+// Tensors as the inference protocols carry them: a datatype (KServe V2's
+// names), a shape and row-major bytes. Pure; libtorch stays in the runtime.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace trainyard::serving {
+
+enum class DataType { BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64 };
+
+const char* name(DataType t);                         // "FP32"
+std::optional<DataType> dataTypeFromName(const std::string& s);  // V2 names, also TF's "DT_FLOAT"
+const char* tfName(DataType t);                       // "DT_FLOAT"
+size_t byteSize(DataType t);
+
+struct HostTensor {
+  std::string name;
+  DataType dtype = DataType::FP32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;  // row-major, native endianness
+
+  int64_t elements() const;
+  template <typename T>
+  T* data() { return reinterpret_cast<T*>(bytes.data()); }
+  template <typename T>
+  const T* data() const { return reinterpret_cast<const T*>(bytes.data()); }
+};
+
+// Thrown for input that does not fit the declared tensor; `input` names it.
+struct TensorError : std::runtime_error {
+  TensorError(std::string input, const std::string& msg) : std::runtime_error(msg), input(std::move(input)) {}
+  std::string input;
+};
+
+// Fills `t` (dtype and shape set) from JSON numbers: nested arrays matching
+// the shape, or a flat row-major array of the right length (V2 allows both).
+void fillFromJson(HostTensor& t, const nlohmann::json& data);
+// The tensor's values as nested arrays (TF-Serving) or flat (V2).
+nlohmann::json toJson(const HostTensor& t, bool nested);
+// The shape of nested JSON arrays ([[1,2],[3,4]] -> {2, 2}); throws on ragged arrays.
+std::vector<int64_t> jsonShape(const nlohmann::json& j, const std::string& input);
+
+std::string shapeText(const std::vector<int64_t>& shape);  // "[-1, 784]"
+
+}  // namespace trainyard::serving
