@@ -96,8 +96,12 @@ class Faults(E2E):
         return self.popen("run", path, "--set", "spec.args[1]=3", "--set", f"spec.backoffLimit={backoff_limit}",
                           "--set", "metadata.name=fault", "--grace", "2")
 
-    def kill_worker_mid_training(self):
+    def kill_worker_mid_training(self, proc):
         def training():
+            if proc.poll() is not None:  # it ended before training: say why
+                out, err = proc.communicate()
+                self.fail(f"trainyard run exited with {proc.returncode} before training started\n"
+                          f"stdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}")
             d = json.loads(self.ty("describe", "job", "fault", "-o", "json").stdout or "{}")
             logs = [a["logPath"] for a in d.get("attempts", []) if a["replica"] == "master-0"]
             if not logs or not os.path.exists(logs[0]):
@@ -111,7 +115,7 @@ class Faults(E2E):
 
     def test_killed_worker_restarts_the_whole_gang(self):
         proc = self.start_ddp(backoff_limit=2)
-        first = self.kill_worker_mid_training()
+        first = self.kill_worker_mid_training(proc)
         out, err = proc.communicate(timeout=600)
         self.assertEqual(proc.returncode, 0, err)
         d = self.job("fault")
@@ -125,7 +129,7 @@ class Faults(E2E):
 
     def test_killed_worker_fails_the_job_when_backoff_is_exhausted(self):
         proc = self.start_ddp(backoff_limit=0)
-        first = self.kill_worker_mid_training()
+        first = self.kill_worker_mid_training(proc)
         out, err = proc.communicate(timeout=600)
         self.assertEqual(proc.returncode, 1)
         self.assertIn("replica worker-0 was killed by signal 9", err)
