@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include "serving/simdjson_util.h"
+
+#include <set>
 
 namespace trainyard::serving {
 namespace {
@@ -52,28 +55,49 @@ const TensorSpec& specFor(const ServedVersion& v, const std::string& name) {
   throw TensorError(name, fmt::format("model \"{}\" has no input \"{}\" (inputs: {})", v.model, name, names));
 }
 
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+std::optional<element> field(const element& obj, const char* key) {
+  element v;
+  if (obj.type() != element_type::OBJECT || obj[key].get(v)) return std::nullopt;
+  return v;
+}
+
+int64_t arraySize(const element& e) { return static_cast<int64_t>(arrayOf(e).size()); }
+
 // TF-Serving row format: "instances" is a list; with one input each
 // instance is that input's value, with several an object by input name.
-std::vector<HostTensor> fromInstances(const ServedVersion& v, const json& instances) {
-  if (!instances.is_array()) throw HttpError(400, "\"instances\" must be a list");
-  checkBatch(v, static_cast<int64_t>(instances.size()));
+std::vector<HostTensor> fromInstances(const ServedVersion& v, const element& instances) {
+  if (instances.type() != element_type::ARRAY) throw HttpError(400, "\"instances\" must be a list");
+  int64_t n = arraySize(instances);
+  checkBatch(v, n);
+  auto first = arrayOf(instances).at(0).value();
+  bool by_name = first.type() == element_type::OBJECT;
+  if (v.inputs.size() > 1 && !by_name) throw HttpError(400, "the model has several inputs: each instance must be an object by input name");
   std::vector<HostTensor> out;
   for (const auto& s : v.inputs) {
     HostTensor t{s.name, s.dtype, {}, {}};
-    json stacked = json::array();
-    for (const auto& inst : instances) {
-      const json* val = &inst;
-      if (v.inputs.size() > 1 || (inst.is_object() && inst.contains(s.name))) {
-        if (!inst.is_object() || !inst.contains(s.name))
-          throw TensorError(s.name, fmt::format("each instance must be an object with input \"{}\"", s.name));
-        val = &inst[s.name];
+    if (!by_name) {
+      t.shape = jsonShape(instances, s.name);
+      checkInner(s, std::vector<int64_t>(t.shape.begin() + 1, t.shape.end()), "an instance");
+      fillFromJson(t, instances);
+    } else {
+      auto v0 = field(first, s.name.c_str());
+      if (!v0) throw TensorError(s.name, fmt::format("each instance must be an object with input \"{}\"", s.name));
+      auto row = v0->type() == element_type::ARRAY ? jsonShape(*v0, s.name) : std::vector<int64_t>{};
+      checkInner(s, row, "an instance");
+      t.shape = {n};
+      t.shape.insert(t.shape.end(), row.begin(), row.end());
+      int64_t k = 0;
+      for (element inst : arrayOf(instances)) {
+        auto val = field(inst, s.name.c_str());
+        if (!val) throw TensorError(s.name, fmt::format("each instance must be an object with input \"{}\"", s.name));
+        auto shape = val->type() == element_type::ARRAY ? jsonShape(*val, s.name) : std::vector<int64_t>{};
+        if (shape != row) throw TensorError(s.name, fmt::format("input \"{}\": instances differ in shape", s.name));
+        k = appendValues(t, *val, k);
       }
-      stacked.push_back(*val);
     }
-    auto shape = jsonShape(stacked, s.name);
-    checkInner(s, std::vector<int64_t>(shape.begin() + 1, shape.end()), "an instance");
-    t.shape = shape;
-    fillFromJson(t, stacked);
     out.push_back(std::move(t));
   }
   return out;
@@ -81,23 +105,24 @@ std::vector<HostTensor> fromInstances(const ServedVersion& v, const json& instan
 
 // TF-Serving columnar format: "inputs" is the value (one input) or an
 // object by input name, each with the batch dimension first.
-std::vector<HostTensor> fromColumns(const ServedVersion& v, const json& inputs) {
+std::vector<HostTensor> fromColumns(const ServedVersion& v, const element& inputs) {
   std::vector<HostTensor> out;
   int64_t rows = -1;
   for (const auto& s : v.inputs) {
-    const json* val = &inputs;
-    if (inputs.is_object()) {
-      if (!inputs.contains(s.name)) throw TensorError(s.name, fmt::format("\"inputs\" has no \"{}\"", s.name));
-      val = &inputs[s.name];
+    element val = inputs;
+    if (inputs.type() == element_type::OBJECT) {
+      auto f = field(inputs, s.name.c_str());
+      if (!f) throw TensorError(s.name, fmt::format("\"inputs\" has no \"{}\"", s.name));
+      val = *f;
     } else if (v.inputs.size() > 1) {
       throw HttpError(400, "the model has several inputs: \"inputs\" must be an object by input name");
     }
-    HostTensor t{s.name, s.dtype, jsonShape(*val, s.name), {}};
+    HostTensor t{s.name, s.dtype, jsonShape(val, s.name), {}};
     if (t.shape.empty()) throw TensorError(s.name, fmt::format("input \"{}\": expected a list with the batch first", s.name));
     checkInner(s, std::vector<int64_t>(t.shape.begin() + 1, t.shape.end()), "each row");
     if (rows >= 0 && t.shape[0] != rows) throw TensorError(s.name, "inputs disagree on the batch size");
     rows = t.shape[0];
-    fillFromJson(t, *val);
+    fillFromJson(t, val);
     out.push_back(std::move(t));
   }
   checkBatch(v, rows);
@@ -105,34 +130,40 @@ std::vector<HostTensor> fromColumns(const ServedVersion& v, const json& inputs) 
 }
 
 // KServe V2: inputs[{name, shape, datatype, data}], data flat or nested.
-std::vector<HostTensor> fromV2(const ServedVersion& v, const json& body) {
-  if (!body.is_object() || !body.contains("inputs") || !body["inputs"].is_array())
+std::vector<HostTensor> fromV2(const ServedVersion& v, const element& body) {
+  auto inputs = field(body, "inputs");
+  if (!inputs || inputs->type() != element_type::ARRAY)
     throw HttpError(400, "expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}");
   std::map<std::string, HostTensor> got;
-  for (const auto& in : body["inputs"]) {
-    if (!in.is_object() || !in.contains("name") || !in["name"].is_string())
-      throw HttpError(400, "each input needs a \"name\"");
-    std::string name = in["name"];
+  for (element in : arrayOf(*inputs)) {
+    auto nm = field(in, "name");
+    if (!nm || nm->type() != element_type::STRING) throw HttpError(400, "each input needs a \"name\"");
+    std::string name(nm->get_string().value());
     const TensorSpec& s = specFor(v, name);
-    if (!in.contains("datatype") || !in["datatype"].is_string())
+    auto dtf = field(in, "datatype");
+    if (!dtf || dtf->type() != element_type::STRING)
       throw TensorError(name, fmt::format("input \"{}\": \"datatype\" is required ({})", name, serving::name(s.dtype)));
-    auto dt = dataTypeFromName(in["datatype"]);
-    if (!dt) throw TensorError(name, fmt::format("input \"{}\": unknown datatype \"{}\"", name, in["datatype"].get<std::string>()));
+    std::string dts(dtf->get_string().value());
+    auto dt = dataTypeFromName(dts);
+    if (!dt) throw TensorError(name, fmt::format("input \"{}\": unknown datatype \"{}\"", name, dts));
     if (*dt != s.dtype)
       throw TensorError(name, fmt::format("input \"{}\": datatype {} but the model expects {}", name, serving::name(*dt), serving::name(s.dtype)));
-    if (!in.contains("shape") || !in["shape"].is_array() || in["shape"].empty())
+    auto shape = field(in, "shape");
+    if (!shape || shape->type() != element_type::ARRAY || arraySize(*shape) == 0)
       throw TensorError(name, fmt::format("input \"{}\": \"shape\" is required, e.g. {}", name, shapeText(s.shape)));
     HostTensor t{name, *dt, {}, {}};
-    for (const auto& d : in["shape"]) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw TensorError(name, fmt::format("input \"{}\": bad shape {}", name, in["shape"].dump()));
-      t.shape.push_back(d.get<int64_t>());
+    for (element d : arrayOf(*shape)) {
+      if (d.type() != element_type::INT64 || d.get_int64().value() < 0)
+        throw TensorError(name, fmt::format("input \"{}\": bad shape {}", name, simdjson::minify(*shape)));
+      t.shape.push_back(d.get_int64().value());
     }
     if (t.shape.size() != s.shape.size())
       throw TensorError(name, fmt::format("input \"{}\": shape {} has {} dimensions, the model expects {} ({})", name,
                                           shapeText(t.shape), t.shape.size(), s.shape.size(), shapeText(s.shape)));
     checkInner(s, std::vector<int64_t>(t.shape.begin() + 1, t.shape.end()), "the request");
-    if (!in.contains("data")) throw TensorError(name, fmt::format("input \"{}\": \"data\" is required", name));
-    fillFromJson(t, in["data"]);
+    auto data = field(in, "data");
+    if (!data) throw TensorError(name, fmt::format("input \"{}\": \"data\" is required", name));
+    fillFromJson(t, *data);
     got[name] = std::move(t);
   }
   std::vector<HostTensor> out;
@@ -147,6 +178,8 @@ std::vector<HostTensor> fromV2(const ServedVersion& v, const json& body) {
   checkBatch(v, rows);
   return out;
 }
+
+void appendString(std::string& out, std::string_view s) { out += json(std::string(s)).dump(); }
 
 json tfSignature(const std::vector<TensorSpec>& specs) {
   json out = json::object();
@@ -187,21 +220,23 @@ class Api {
 
   // Parse, queue, compute, serialize; `parse` and `serialize` are the protocol.
   void infer(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<ServedVersion>& v,
-             const std::function<std::vector<HostTensor>(const json&)>& parse,
-             const std::function<json(const json&, std::vector<HostTensor>&)>& serialize) {
+             const std::function<std::vector<HostTensor>(const element&)>& parse,
+             const std::function<void(const element&, std::vector<HostTensor>&, std::string&)>& serialize) {
     auto t0 = Clock::now();
     api::Labels labels{{"model", v->model}, {"version", std::to_string(v->version)}};
     auto fail = [&](int status, const std::string& msg) {
       metrics.counterAdd("trainyard_inference_requests_total", {{"model", v->model}, {"version", std::to_string(v->version)}, {"outcome", "failure"}});
       reply(res, status, {{"error", msg}});
     };
-    json body;
+    thread_local simdjson::dom::parser parser;
+    element body;
     std::vector<HostTensor> inputs;
     try {
-      body = json::parse(req.body);
+      if (auto err = parser.parse(req.body).get(body))
+        return fail(400, fmt::format("the request is not valid JSON: {}", simdjson::error_message(err)));
       inputs = parse(body);
-    } catch (const json::exception& e) {
-      return fail(400, fmt::format("the request is not valid JSON: {}", e.what()));
+    } catch (const simdjson::simdjson_error& e) {
+      return fail(400, fmt::format("the request is not what was expected: {}", e.what()));
     } catch (const TensorError& e) {
       return fail(400, e.what());
     } catch (const HttpError& e) {
@@ -217,8 +252,9 @@ class Api {
     InferResult r = fut->get();
     auto t2 = Clock::now();
     if (!r.error.empty()) return fail(500, fmt::format("inference failed: {}", r.error));
-    json out = serialize(body, r.outputs);
-    std::string text = out.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string text;
+    text.reserve(256);
+    serialize(body, r.outputs, text);
     auto t3 = Clock::now();
     res.status = 200;
     res.set_content(std::move(text), "application/json; charset=utf-8");
@@ -308,37 +344,53 @@ void mountInferenceApi(httplib::Server& http, ModelManager& models, api::Metrics
     auto sv = api->find(req.matches[1], req.matches[2], req.matches[3]);
     bool row = true;
     api->infer(req, res, sv,
-        [&](const json& body) {
-          if (!body.is_object()) throw HttpError(400, "expected a JSON object with \"instances\" or \"inputs\"");
-          if (body.contains("instances") && body.contains("inputs")) throw HttpError(400, "give \"instances\" or \"inputs\", not both");
-          if (body.contains("instances")) return fromInstances(*sv, body["instances"]);
-          if (body.contains("inputs")) {
+        [&](const element& body) {
+          if (body.type() != element_type::OBJECT) throw HttpError(400, "expected a JSON object with \"instances\" or \"inputs\"");
+          auto inst = field(body, "instances"), cols = field(body, "inputs");
+          if (inst && cols) throw HttpError(400, "give \"instances\" or \"inputs\", not both");
+          if (inst) return fromInstances(*sv, *inst);
+          if (cols) {
             row = false;
-            return fromColumns(*sv, body["inputs"]);
+            return fromColumns(*sv, *cols);
           }
           throw HttpError(400, "expected \"instances\" (row format) or \"inputs\" (columnar format)");
         },
-        [&](const json&, std::vector<HostTensor>& outs) {
+        [&](const element&, std::vector<HostTensor>& outs, std::string& out) {
           if (!row) {
-            if (outs.size() == 1) return json{{"outputs", toJson(outs[0], true)}};
-            json o = json::object();
-            for (const auto& t : outs) o[t.name] = toJson(t, true);
-            return json{{"outputs", o}};
-          }
-          json preds = json::array();
-          int64_t rows = outs[0].shape[0];
-          std::vector<json> cols;
-          for (const auto& t : outs) cols.push_back(toJson(t, true));
-          for (int64_t i = 0; i < rows; ++i) {
+            out += "{\"outputs\":";
             if (outs.size() == 1) {
-              preds.push_back(cols[0][i]);
+              appendJson(out, outs[0], true);
             } else {
-              json p = json::object();
-              for (size_t k = 0; k < outs.size(); ++k) p[outs[k].name] = cols[k][i];
-              preds.push_back(p);
+              out += '{';
+              for (size_t k = 0; k < outs.size(); ++k) {
+                if (k) out += ',';
+                appendString(out, outs[k].name);
+                out += ':';
+                appendJson(out, outs[k], true);
+              }
+              out += '}';
             }
+            out += '}';
+            return;
           }
-          return json{{"predictions", preds}};
+          out += "{\"predictions\":[";
+          int64_t rows = outs[0].shape[0];
+          for (int64_t i = 0; i < rows; ++i) {
+            if (i) out += ',';
+            if (outs.size() == 1) {
+              appendJsonRow(out, outs[0], i);
+              continue;
+            }
+            out += '{';
+            for (size_t k = 0; k < outs.size(); ++k) {
+              if (k) out += ',';
+              appendString(out, outs[k].name);
+              out += ':';
+              appendJsonRow(out, outs[k], i);
+            }
+            out += '}';
+          }
+          out += "]}";
         });
   }));
   http.Post(tf + ":(classify|regress)", Api::guard([](Req req, Res res) {
@@ -373,21 +425,33 @@ void mountInferenceApi(httplib::Server& http, ModelManager& models, api::Metrics
   });
   http.Post(v2 + "/infer", Api::guard([api](Req req, Res res) {
     auto sv = api->find(req.matches[1], req.matches[2], "");
-    api->infer(req, res, sv, [&](const json& body) { return fromV2(*sv, body); },
-        [&](const json& body, std::vector<HostTensor>& outs) {
-          json out{{"model_name", sv->model}, {"model_version", std::to_string(sv->version)}};
-          if (body.contains("id")) out["id"] = body["id"];
+    api->infer(req, res, sv, [&](const element& body) { return fromV2(*sv, body); },
+        [&](const element& body, std::vector<HostTensor>& outs, std::string& out) {
+          out += "{\"model_name\":";
+          appendString(out, sv->model);
+          out += fmt::format(",\"model_version\":\"{}\"", sv->version);
+          if (auto id = field(body, "id")) {
+            out += ",\"id\":";
+            out += simdjson::minify(*id);
+          }
           // Requested outputs only, when the request names them.
           std::set<std::string> wanted;
-          if (body.contains("outputs") && body["outputs"].is_array())
-            for (const auto& o : body["outputs"])
-              if (o.is_object() && o.contains("name") && o["name"].is_string()) wanted.insert(o["name"].get<std::string>());
-          json list = json::array();
-          for (const auto& t : outs)
-            if (wanted.empty() || wanted.count(t.name))
-              list.push_back({{"name", t.name}, {"datatype", name(t.dtype)}, {"shape", t.shape}, {"data", toJson(t, false)}});
-          out["outputs"] = list;
-          return out;
+          if (auto req_out = field(body, "outputs"); req_out && req_out->type() == element_type::ARRAY)
+            for (element o : arrayOf(*req_out))
+              if (auto n = field(o, "name"); n && n->type() == element_type::STRING) wanted.insert(std::string(n->get_string().value()));
+          out += ",\"outputs\":[";
+          bool first = true;
+          for (const auto& t : outs) {
+            if (!wanted.empty() && !wanted.count(t.name)) continue;
+            if (!first) out += ',';
+            first = false;
+            out += "{\"name\":";
+            appendString(out, t.name);
+            out += fmt::format(",\"datatype\":\"{}\",\"shape\":{},\"data\":", name(t.dtype), json(t.shape).dump());
+            appendJson(out, t, false);
+            out += '}';
+          }
+          out += "]}";
         });
   }));
 }

@@ -3,7 +3,10 @@
 #include <cstring>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include "serving/simdjson_util.h"
+
+#include <cmath>
+#include <functional>
 
 namespace trainyard::serving {
 namespace {
@@ -62,19 +65,32 @@ float fromHalf(uint16_t h) {
   return f;
 }
 
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+std::string text(const element& v) { return simdjson::minify(v); }
+
 template <typename T>
-void put(uint8_t* dst, const nlohmann::json& v, const std::string& input, DataType dt) {
+void put(uint8_t* dst, const element& v, const std::string& input, DataType dt) {
   T x;
+  auto type = v.type();
   if constexpr (std::is_same_v<T, bool>) {
-    if (!v.is_boolean()) throw TensorError(input, fmt::format("input \"{}\": expected true/false (BOOL), got {}", input, v.dump()));
-    x = v.get<bool>();
+    if (type != element_type::BOOL) throw TensorError(input, fmt::format("input \"{}\": expected true/false (BOOL), got {}", input, text(v)));
+    x = v.get_bool().value();
   } else if constexpr (std::is_floating_point_v<T>) {
-    if (!v.is_number()) throw TensorError(input, fmt::format("input \"{}\": expected a number ({}), got {}", input, name(dt), v.dump()));
-    x = v.get<T>();
+    double d;
+    if (type == element_type::DOUBLE) d = v.get_double().value();
+    else if (type == element_type::INT64) d = static_cast<double>(v.get_int64().value());
+    else if (type == element_type::UINT64) d = static_cast<double>(v.get_uint64().value());
+    else throw TensorError(input, fmt::format("input \"{}\": expected a number ({}), got {}", input, name(dt), text(v)));
+    x = static_cast<T>(d);
   } else {
-    if (!v.is_number_integer() && !(v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>()))))
-      throw TensorError(input, fmt::format("input \"{}\": expected an integer ({}), got {}", input, name(dt), v.dump()));
-    int64_t i = v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
+    int64_t i;
+    if (type == element_type::INT64) i = v.get_int64().value();
+    else if (type == element_type::UINT64 && v.get_uint64().value() <= uint64_t(INT64_MAX)) i = static_cast<int64_t>(v.get_uint64().value());
+    else if (type == element_type::DOUBLE && v.get_double().value() == static_cast<double>(static_cast<int64_t>(v.get_double().value())))
+      i = static_cast<int64_t>(v.get_double().value());
+    else throw TensorError(input, fmt::format("input \"{}\": expected an integer ({}), got {}", input, name(dt), text(v)));
     if constexpr (std::is_unsigned_v<T>) {
       if (i < 0 || static_cast<uint64_t>(i) > std::numeric_limits<T>::max())
         throw TensorError(input, fmt::format("input \"{}\": {} is out of range for {}", input, i, name(dt)));
@@ -87,7 +103,7 @@ void put(uint8_t* dst, const nlohmann::json& v, const std::string& input, DataTy
   std::memcpy(dst, &x, sizeof(T));
 }
 
-void putValue(uint8_t* dst, const nlohmann::json& v, DataType dt, const std::string& input) {
+void putValue(uint8_t* dst, const element& v, DataType dt, const std::string& input) {
   switch (dt) {
     case DataType::BOOL: return put<bool>(dst, v, input, dt);
     case DataType::UINT8: return put<uint8_t>(dst, v, input, dt);
@@ -99,8 +115,9 @@ void putValue(uint8_t* dst, const nlohmann::json& v, DataType dt, const std::str
     case DataType::INT32: return put<int32_t>(dst, v, input, dt);
     case DataType::INT64: return put<int64_t>(dst, v, input, dt);
     case DataType::FP16: {
-      if (!v.is_number()) throw TensorError(input, fmt::format("input \"{}\": expected a number (FP16), got {}", input, v.dump()));
-      uint16_t h = toHalf(v.get<float>());
+      float f;
+      put<float>(reinterpret_cast<uint8_t*>(&f), v, input, DataType::FP16);
+      uint16_t h = toHalf(f);
       std::memcpy(dst, &h, 2);
       return;
     }
@@ -109,26 +126,49 @@ void putValue(uint8_t* dst, const nlohmann::json& v, DataType dt, const std::str
   }
 }
 
-nlohmann::json getValue(const uint8_t* p, DataType dt) {
+void writeValue(std::string& out, const uint8_t* p, DataType dt) {
   auto rd = [&](auto x) {
     std::memcpy(&x, p, sizeof x);
     return x;
   };
+  auto num = [&](auto x) {
+    if constexpr (std::is_floating_point_v<decltype(x)>) {
+      if (!std::isfinite(x)) {  // JSON has no NaN/Infinity
+        out += "null";
+        return;
+      }
+    }
+    fmt::format_to(std::back_inserter(out), "{}", x);
+  };
   switch (dt) {
-    case DataType::BOOL: return rd(uint8_t{}) != 0;
-    case DataType::UINT8: return rd(uint8_t{});
-    case DataType::UINT16: return rd(uint16_t{});
-    case DataType::UINT32: return rd(uint32_t{});
-    case DataType::UINT64: return rd(uint64_t{});
-    case DataType::INT8: return rd(int8_t{});
-    case DataType::INT16: return rd(int16_t{});
-    case DataType::INT32: return rd(int32_t{});
-    case DataType::INT64: return rd(int64_t{});
-    case DataType::FP16: return fromHalf(rd(uint16_t{}));
-    case DataType::FP32: return rd(float{});
-    case DataType::FP64: return rd(double{});
+    case DataType::BOOL: out += rd(uint8_t{}) ? "true" : "false"; return;
+    case DataType::UINT8: return num(rd(uint8_t{}));
+    case DataType::UINT16: return num(rd(uint16_t{}));
+    case DataType::UINT32: return num(rd(uint32_t{}));
+    case DataType::UINT64: return num(rd(uint64_t{}));
+    case DataType::INT8: return num(int(rd(int8_t{})));
+    case DataType::INT16: return num(rd(int16_t{}));
+    case DataType::INT32: return num(rd(int32_t{}));
+    case DataType::INT64: return num(rd(int64_t{}));
+    case DataType::FP16: return num(fromHalf(rd(uint16_t{})));
+    case DataType::FP32: return num(rd(float{}));
+    case DataType::FP64: return num(rd(double{}));
   }
-  return nullptr;
+}
+
+// Nested arrays for dimensions [depth, shape.size()), elements from k on.
+void writeNested(std::string& out, const HostTensor& t, size_t depth, int64_t& k) {
+  size_t sz = byteSize(t.dtype);
+  if (depth == t.shape.size()) {
+    writeValue(out, t.bytes.data() + (k++) * sz, t.dtype);
+    return;
+  }
+  out += '[';
+  for (int64_t i = 0; i < t.shape[depth]; ++i) {
+    if (i) out += ',';
+    writeNested(out, t, depth + 1, k);
+  }
+  out += ']';
 }
 }  // namespace
 
@@ -154,40 +194,36 @@ std::string shapeText(const std::vector<int64_t>& shape) {
   return out + "]";
 }
 
-std::vector<int64_t> jsonShape(const nlohmann::json& j, const std::string& input) {
+std::vector<int64_t> jsonShape(const element& j, const std::string& input) {
   std::vector<int64_t> shape;
-  const nlohmann::json* cur = &j;
-  while (cur->is_array()) {
-    shape.push_back(static_cast<int64_t>(cur->size()));
-    if (cur->empty()) break;
-    cur = &(*cur)[0];
+  element cur = j;
+  while (cur.type() == element_type::ARRAY) {
+    auto arr = arrayOf(cur);
+    shape.push_back(static_cast<int64_t>(arr.size()));
+    if (arr.size() == 0) break;
+    cur = arr.at(0).value();
   }
   // Every sub-array must have the same length (no ragged input).
-  std::function<void(const nlohmann::json&, size_t)> check = [&](const nlohmann::json& n, size_t depth) {
+  std::function<void(const element&, size_t)> check = [&](const element& n, size_t depth) {
     if (depth == shape.size()) {
-      if (n.is_array()) throw TensorError(input, fmt::format("input \"{}\": nested deeper than its first element", input));
+      if (n.type() == element_type::ARRAY) throw TensorError(input, fmt::format("input \"{}\": nested deeper than its first element", input));
       return;
     }
-    if (!n.is_array() || static_cast<int64_t>(n.size()) != shape[depth])
+    if (n.type() != element_type::ARRAY || static_cast<int64_t>(arrayOf(n).size()) != shape[depth])
       throw TensorError(input, fmt::format("input \"{}\": ragged array: expected {} elements at depth {}", input, shape[depth], depth));
-    if (depth + 1 < shape.size())
-      for (const auto& c : n) check(c, depth + 1);
-    else
-      for (const auto& c : n)
-        if (c.is_array()) throw TensorError(input, fmt::format("input \"{}\": ragged array at depth {}", input, depth + 1));
+    for (element c : arrayOf(n)) check(c, depth + 1);
   };
   check(j, 0);
   return shape;
 }
 
-void fillFromJson(HostTensor& t, const nlohmann::json& data) {
+int64_t appendValues(HostTensor& t, const element& data, int64_t k) {
   int64_t n = t.elements();
   size_t sz = byteSize(t.dtype);
-  t.bytes.assign(static_cast<size_t>(n) * sz, 0);
-  int64_t k = 0;
-  std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& v) {
-    if (v.is_array()) {
-      for (const auto& c : v) walk(c);
+  if (t.bytes.size() != static_cast<size_t>(n) * sz) t.bytes.assign(static_cast<size_t>(n) * sz, 0);
+  std::function<void(const element&)> walk = [&](const element& v) {
+    if (v.type() == element_type::ARRAY) {
+      for (element c : arrayOf(v)) walk(c);
       return;
     }
     if (k >= n) throw TensorError(t.name, fmt::format("input \"{}\": more values than its shape {} holds ({})", t.name, shapeText(t.shape), n));
@@ -195,27 +231,35 @@ void fillFromJson(HostTensor& t, const nlohmann::json& data) {
     ++k;
   };
   walk(data);
-  if (k != n)
-    throw TensorError(t.name, fmt::format("input \"{}\": {} values for shape {} ({} expected)", t.name, k, shapeText(t.shape), n));
+  return k;
 }
 
-nlohmann::json toJson(const HostTensor& t, bool nested) {
-  size_t sz = byteSize(t.dtype);
-  if (!nested || t.shape.size() <= 1) {
-    nlohmann::json flat = nlohmann::json::array();
-    for (int64_t i = 0; i < t.elements(); ++i) flat.push_back(getValue(t.bytes.data() + i * sz, t.dtype));
-    return flat;
-  }
+void fillFromJson(HostTensor& t, const element& data) {
+  t.bytes.clear();
+  int64_t k = appendValues(t, data, 0);
+  if (k != t.elements())
+    throw TensorError(t.name, fmt::format("input \"{}\": {} values for shape {} ({} expected)", t.name, k, shapeText(t.shape), t.elements()));
+}
+
+void appendJson(std::string& out, const HostTensor& t, bool nested) {
   int64_t k = 0;
-  std::function<nlohmann::json(size_t)> build = [&](size_t depth) {
-    nlohmann::json a = nlohmann::json::array();
-    for (int64_t i = 0; i < t.shape[depth]; ++i) {
-      if (depth + 1 == t.shape.size()) a.push_back(getValue(t.bytes.data() + (k++) * sz, t.dtype));
-      else a.push_back(build(depth + 1));
-    }
-    return a;
-  };
-  return build(0);
+  if (nested && !t.shape.empty()) {
+    writeNested(out, t, 0, k);
+    return;
+  }
+  size_t sz = byteSize(t.dtype);
+  out += '[';
+  for (int64_t i = 0; i < t.elements(); ++i) {
+    if (i) out += ',';
+    writeValue(out, t.bytes.data() + i * sz, t.dtype);
+  }
+  out += ']';
+}
+
+void appendJsonRow(std::string& out, const HostTensor& t, int64_t row) {
+  int64_t per_row = t.shape.empty() || t.shape[0] == 0 ? 0 : t.elements() / t.shape[0];
+  int64_t k = row * per_row;
+  writeNested(out, t, 1, k);
 }
 
 }  // namespace trainyard::serving

@@ -33,7 +33,9 @@ TEST(Downsample, WidthKeepsWithinMaxPoints) {
         int64_t w = metrics::bucketWidth(3, 3 + span - 1, max_points, granule);
         EXPECT_LE(metrics::bucketOf(3 + span - 1, w) - metrics::bucketOf(3, w) + 1, max_points)
             << span << " " << max_points << " " << granule;
-        if (granule > 1) EXPECT_EQ(w % granule, 0);
+        if (granule > 1) {
+          EXPECT_EQ(w % granule, 0);
+        }
       }
   EXPECT_EQ(metrics::bucketOf(-1, 64), -1);
   EXPECT_EQ(metrics::bucketOf(-64, 64), -1);

@@ -275,7 +275,7 @@ TEST_F(Experiments, ResumeAfterTheControllerDiedRerunsInterruptedTrials) {
     control::ControllerOptions dead = co;
     std::string self = control::selfOwner();
     dead.owner = self.substr(0, self.find(':')) + ":999999999:0";
-    auto be1 = backend::makeLocalBackend({.tie_to_parent = true});
+    auto be1 = backend::makeLocalBackend({.tie_to_parent = true, .cpu_quota = false, .supervisor = ""});
     control::JobController jobs1(*st, *be1, dead);
     control::ExperimentController exps1(*st, jobs1, dead);
     auto e = exps1.submit(spec);
