@@ -32,8 +32,12 @@ void MetricsRegistry::help(const std::string& name, const std::string& type, con
 }
 
 void MetricsRegistry::counterAdd(const std::string& name, const Labels& labels, double v) {
+  counterAddKey(name, key(labels), v);
+}
+
+void MetricsRegistry::counterAddKey(const std::string& name, const std::string& labels_key, double v) {
   std::lock_guard lk(mu_);
-  values_[name][key(labels)] += v;
+  values_[name][labels_key] += v;
 }
 
 void MetricsRegistry::gaugeSet(const std::string& name, const Labels& labels, double v) {
@@ -57,9 +61,13 @@ const std::vector<double>& MetricsRegistry::boundsOf(const std::string& name) co
 }
 
 void MetricsRegistry::observe(const std::string& name, const Labels& labels, double seconds) {
+  observeKey(name, key(labels), seconds);
+}
+
+void MetricsRegistry::observeKey(const std::string& name, const std::string& labels_key, double seconds) {
   std::lock_guard lk(mu_);
   const auto& kb = boundsOf(name);
-  Histogram& h = hists_[name][key(labels)];
+  Histogram& h = hists_[name][labels_key];
   if (h.counts.empty()) h.counts.assign(kb.size(), 0);
   for (size_t i = 0; i < kb.size(); ++i)
     if (seconds <= kb[i]) {

@@ -18,6 +18,10 @@ class MetricsRegistry {
   // Default buckets: 0.5 ms .. 10 s; buckets() sets a family's own.
   void observe(const std::string& name, const Labels& labels, double seconds);
   void buckets(const std::string& name, std::vector<double> upper_bounds);
+  // The same with labels rendered once by key() (hot paths: per request).
+  static std::string key(const Labels& labels);
+  void counterAddKey(const std::string& name, const std::string& labels_key, double v = 1);
+  void observeKey(const std::string& name, const std::string& labels_key, double seconds);
   void help(const std::string& name, const std::string& type, const std::string& text);
   // Drops a gauge family's samples (before setting the current ones).
   void gaugeReset(const std::string& name);
@@ -29,7 +33,6 @@ class MetricsRegistry {
     double sum = 0;
     uint64_t n = 0;
   };
-  static std::string key(const Labels& labels);
   mutable std::mutex mu_;
   std::map<std::string, std::pair<std::string, std::string>> meta_;  // name -> type, help
   std::map<std::string, std::map<std::string, double>> values_;     // counters and gauges

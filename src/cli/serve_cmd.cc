@@ -31,6 +31,10 @@ std::unique_ptr<serving::ModelManager>& hosted() {
 }  // namespace
 
 void hostModels(httplib::Server& http, const std::string& models_dir, double poll_seconds, api::MetricsRegistry& metrics) {
+  // One BLAS/OpenMP thread per model instance: pthread OpenBLAS otherwise
+  // spins on sched_yield beside libtorch's pool (set before libtorch loads).
+  setenv("OPENBLAS_NUM_THREADS", "1", 0);
+  setenv("OMP_NUM_THREADS", "1", 0);
   if (!fs::is_directory(models_dir))
     throw std::runtime_error(fmt::format("{}: not a directory (the model repository: {}/<model>/<version>/model.pt)", models_dir, models_dir));
   serving::describeInferenceMetrics(metrics);

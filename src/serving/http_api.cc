@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include "serving/simdjson_util.h"
 
+#include <array>
+#include <map>
 #include <set>
 
 namespace trainyard::serving {
@@ -223,9 +225,20 @@ class Api {
              const std::function<std::vector<HostTensor>(const element&)>& parse,
              const std::function<void(const element&, std::vector<HostTensor>&, std::string&)>& serialize) {
     auto t0 = Clock::now();
-    api::Labels labels{{"model", v->model}, {"version", std::to_string(v->version)}};
+    // Label sets rendered once per version, not per request.
+    thread_local std::map<const ServedVersion*, std::array<std::string, 3>> keys;
+    auto& k = keys[v.get()];
+    if (k[0].empty()) {
+      api::Labels mv{{"model", v->model}, {"version", std::to_string(v->version)}};
+      k[0] = api::MetricsRegistry::key(mv);
+      mv.push_back({"outcome", "success"});
+      k[1] = api::MetricsRegistry::key(mv);
+      mv.back().second = "failure";
+      k[2] = api::MetricsRegistry::key(mv);
+      if (keys.size() > 256) keys.clear();  // versions come and go
+    }
     auto fail = [&](int status, const std::string& msg) {
-      metrics.counterAdd("trainyard_inference_requests_total", {{"model", v->model}, {"version", std::to_string(v->version)}, {"outcome", "failure"}});
+      metrics.counterAddKey("trainyard_inference_requests_total", k[2]);
       reply(res, status, {{"error", msg}});
     };
     thread_local simdjson::dom::parser parser;
@@ -262,12 +275,12 @@ class Api {
     // Server-side overhead, as Triton reports it: parse + queue + serialize.
     res.set_header("X-Inference-Timing", fmt::format("parse_us={};queue_us={};compute_us={};serialize_us={};batch={}",
                                                      secs(t1 - t0) * 1e6, r.queue_us, r.compute_us, secs(t3 - t2) * 1e6, r.batch_rows));
-    metrics.counterAdd("trainyard_inference_requests_total", {{"model", v->model}, {"version", std::to_string(v->version)}, {"outcome", "success"}});
-    metrics.observe("trainyard_inference_parse_seconds", labels, secs(t1 - t0));
-    metrics.observe("trainyard_inference_queue_seconds", labels, queue);
-    metrics.observe("trainyard_inference_compute_seconds", labels, compute);
-    metrics.observe("trainyard_inference_serialize_seconds", labels, secs(t3 - t2));
-    metrics.observe("trainyard_inference_request_seconds", labels, secs(t3 - t0));
+    metrics.counterAddKey("trainyard_inference_requests_total", k[1]);
+    metrics.observeKey("trainyard_inference_parse_seconds", k[0], secs(t1 - t0));
+    metrics.observeKey("trainyard_inference_queue_seconds", k[0], queue);
+    metrics.observeKey("trainyard_inference_compute_seconds", k[0], compute);
+    metrics.observeKey("trainyard_inference_serialize_seconds", k[0], secs(t3 - t2));
+    metrics.observeKey("trainyard_inference_request_seconds", k[0], secs(t3 - t0));
   }
 
   template <typename F>
