@@ -77,34 +77,47 @@ std::vector<std::string> ModelManager::poll() {
       if (!vd.is_directory() || n.empty() || n.find_first_not_of("0123456789") != std::string::npos || n.size() > 15) continue;
       if (fs::exists(vd.path() / "model.pt")) on_disk[std::stoll(n)] = vd.path() / "model.pt";
     }
-    std::vector<int64_t> versions;
-    for (const auto& [v, p] : on_disk) versions.push_back(v);
-    std::vector<int64_t> wanted = selectVersions(config.version_policy, versions);
-
-    // Load what is wanted and not live, outside the table's lock.
+    // Versions known not to load (same file as when they failed) are not
+    // candidates: under {latest: 1}, a broken newest version leaves the one
+    // before it serving, also on a fresh start.
+    std::vector<int64_t> wanted;
     std::map<int64_t, std::shared_ptr<ServedVersion>> loaded;
     std::map<int64_t, std::pair<std::string, fs::file_time_type>> failures;
-    for (int64_t v : wanted) {
-      std::error_code ec;
-      auto mtime = fs::last_write_time(on_disk[v], ec);
+    for (int round = 0; round < 4; ++round) {
+      std::vector<int64_t> candidates;
       {
         std::lock_guard lk(mu_);
         auto& e = models_[model];
-        if (e.live.count(v)) continue;
-        auto f = e.failed.find(v);
-        if (f != e.failed.end() && f->second == mtime) continue;
-        e.status[v] = {v, "LOADING", ""};
+        for (const auto& [v, p] : on_disk) {
+          std::error_code ec;
+          auto f = e.failed.find(v);
+          bool bad = (f != e.failed.end() && f->second == fs::last_write_time(p, ec)) || failures.count(v);
+          if (!bad) candidates.push_back(v);
+        }
       }
-      if (!config_error.empty()) {
-        failures[v] = {config_error, mtime};
-        continue;
+      wanted = selectVersions(config.version_policy, candidates);
+      bool failed_now = false;
+      // Load what is wanted and not live, outside the table's lock.
+      for (int64_t v : wanted) {
+        std::error_code ec;
+        auto mtime = fs::last_write_time(on_disk[v], ec);
+        {
+          std::lock_guard lk(mu_);
+          auto& e = models_[model];
+          if (e.live.count(v) || loaded.count(v)) continue;
+          e.status[v] = {v, "LOADING", ""};
+        }
+        try {
+          if (!config_error.empty()) throw std::runtime_error(config_error);
+          loaded[v] = loadVersion(model, v, config, on_disk[v]);
+        } catch (const std::exception& e) {
+          failures[v] = {e.what(), mtime};
+          failed_now = true;
+        }
       }
-      try {
-        loaded[v] = loadVersion(model, v, config, on_disk[v]);
-      } catch (const std::exception& e) {
-        failures[v] = {e.what(), mtime};
-      }
+      if (!failed_now || !config_error.empty()) break;
     }
+    std::erase_if(wanted, [&](int64_t v) { return failures.count(v) > 0; });
     // Swap the table in one step: new versions in, unwanted ones out.
     std::vector<std::shared_ptr<ServedVersion>> retired;  // freed after the lock, when their requests end
     {

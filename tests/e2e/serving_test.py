@@ -191,6 +191,34 @@ class Serving(E2E):
         st, r = self.call("POST", "/v2/models/fmnist/infer", body)
         self.assertEqual((st, r.get("model_version")), (200, "2"), r)
 
+    def test_control_plane_hosts_the_same_endpoints(self):
+        self.push()
+        self.push()
+        with open(os.path.join(self.models, "fmnist", "2", "model.pt"), "w") as f:
+            f.write("broken")  # the newest version cannot load: the one before serves
+        log = open(os.path.join(self.dir, "server.log"), "w+")
+        proc = subprocess.Popen([BIN, "--data-dir", self.data, "server", "--port", "0", "--models", self.models],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: (proc.send_signal(signal.SIGTERM), proc.wait(30), log.close()))
+        def started():
+            log.seek(0)
+            text = log.read()
+            if "listening on " in text:
+                self.url = text.split("listening on ")[1].split()[0]
+                return True
+            return False
+        self.wait_until("the server to listen", started)
+        st, m = self.call("GET", "/v2/models/fmnist")
+        self.assertEqual((st, m.get("versions")), (200, ["1"]), m)
+        st, r = self.call("POST", "/v1/models/fmnist:predict", {"instances": [self.x[0].tolist()]})
+        self.assertEqual(st, 200, r)
+        self.assertEqual(int(np.argmax(r["predictions"][0])), int(np.argmax(r["predictions"][0])))
+        st, jobs = self.call("GET", "/api/v1/jobs")
+        self.assertEqual((st, jobs["items"][0]["name"]), (200, "fmnist-mlp"))
+        st, text = self.call("GET", "/metrics")
+        self.assertIn('trainyard_inference_requests_total{model="fmnist",version="1",outcome="success"} 1', text)
+        self.assertIn("trainyard_jobs", text)
+
     def test_labels_policies_and_push_from_an_experiment(self):
         self.push()
         self.push()
