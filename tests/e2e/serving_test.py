@@ -262,5 +262,90 @@ class Serving(E2E):
         self.assertIn('no job or experiment named "nothing"', p.stderr)
 
 
+class SpecExamples(E2E):
+    """The published examples, with a model that has their inputs: TF-Serving's REST API
+    doc (named inputs `signal` [5] and `sensor` [2, 2], row and columnar; its string `tag`
+    input has no TorchScript counterpart) and the KServe V2 doc (`input0` [2, 2] integers,
+    `input1` booleans, `id` 42, `outputs` [{name: output0}])."""
+
+    def test_published_request_shapes(self):
+        import torch
+
+        class TwoInOut(torch.nn.Module):
+            def forward(self, signal: torch.Tensor, sensor: torch.Tensor):
+                return signal.sum(1, keepdim=True), sensor * 2
+
+        class V2Example(torch.nn.Module):
+            def forward(self, input0: torch.Tensor, input1: torch.Tensor):
+                return input0 + 1, input1.logical_not()
+
+        repo = os.path.join(self.dir, "models")
+        for name, mod, cfg in [
+            ("tf", TwoInOut(), "inputs: [{name: signal, datatype: FP32, shape: [-1, 5]}, {name: sensor, datatype: FP32, shape: [-1, 2, 2]}]\n"
+                               "outputs: [{name: total, datatype: FP32, shape: [-1, 1]}, {name: doubled, datatype: FP32, shape: [-1, 2, 2]}]\n"),
+            ("v2", V2Example(), "inputs: [{name: input0, datatype: INT32, shape: [-1, 2]}, {name: input1, datatype: BOOL, shape: [-1]}]\n"
+                                "outputs: [{name: output0, datatype: INT32, shape: [-1, 2]}, {name: output1, datatype: BOOL, shape: [-1]}]\n"),
+        ]:
+            os.makedirs(os.path.join(repo, name, "1"))
+            torch.jit.script(mod).save(os.path.join(repo, name, "1", "model.pt"))
+            with open(os.path.join(repo, name, "config.yaml"), "w") as f:
+                f.write(cfg)
+        log = open(os.path.join(self.dir, "serve.log"), "w+")
+        proc = subprocess.Popen([BIN, "serve", "--models", repo, "--port", "0"], stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: (proc.send_signal(signal.SIGTERM), proc.wait(30), log.close()))
+        def started():
+            log.seek(0)
+            text = log.read()
+            if "listening on " in text:
+                self.url = text.split("listening on ")[1].split()[0]
+                return True
+            self.assertIsNone(proc.poll(), text)
+            return False
+        self.wait_until("serve to listen", started)
+
+        def post(path, body):
+            req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        # TF-Serving REST API doc, row format (named inputs per instance).
+        st, r = post("/v1/models/tf:predict", {"signature_name": "serving_default", "instances": [
+            {"signal": [1, 2, 3, 4, 5], "sensor": [[1, 2], [3, 4]]},
+            {"signal": [3, 4, 1, 2, 5], "sensor": [[4, 5], [6, 8]]}]})
+        self.assertEqual(st, 200, r)
+        self.assertEqual(r["predictions"], [{"total": [15.0], "doubled": [[2.0, 4.0], [6.0, 8.0]]},
+                                            {"total": [15.0], "doubled": [[8.0, 10.0], [12.0, 16.0]]}])
+        # ... and columnar format.
+        st, r = post("/v1/models/tf:predict", {"inputs": {"signal": [[1, 2, 3, 4, 5], [3, 4, 1, 2, 5]],
+                                                          "sensor": [[[1, 2], [3, 4]], [[4, 5], [6, 8]]]}})
+        self.assertEqual(st, 200, r)
+        self.assertEqual(r["outputs"], {"total": [[15.0], [15.0]], "doubled": [[[2.0, 4.0], [6.0, 8.0]], [[8.0, 10.0], [12.0, 16.0]]]})
+        st, r = post("/v1/models/tf:predict", {"instances": [{"signal": [1, 2, 3, 4, 5]}]})
+        self.assertEqual(st, 400)
+        self.assertIn('"sensor"', r["error"])
+
+        # KServe V2 doc: id echoed, only the requested output, data flat.
+        st, r = post("/v2/models/v2/infer", {"id": "42", "inputs": [
+            {"name": "input0", "shape": [2, 2], "datatype": "INT32", "data": [1, 2, 3, 4]},
+            {"name": "input1", "shape": [2], "datatype": "BOOL", "data": [True, False]}],
+            "outputs": [{"name": "output0"}]})
+        self.assertEqual(st, 200, r)
+        self.assertEqual(r, {"model_name": "v2", "model_version": "1", "id": "42",
+                             "outputs": [{"name": "output0", "datatype": "INT32", "shape": [2, 2], "data": [2, 3, 4, 5]}]})
+        st, r = post("/v2/models/v2/infer", {"inputs": [
+            {"name": "input0", "shape": [2, 2], "datatype": "INT32", "data": [[1, 2], [3, 4]]},
+            {"name": "input1", "shape": [2], "datatype": "BOOL", "data": [True, False]}]})
+        self.assertEqual([o["name"] for o in r["outputs"]], ["output0", "output1"])
+        self.assertEqual(r["outputs"][1]["data"], [False, True])
+        st, r = post("/v2/models/v2/infer", {"inputs": [
+            {"name": "input0", "shape": [2, 2], "datatype": "INT32", "data": [1, 2, 3]},
+            {"name": "input1", "shape": [2], "datatype": "BOOL", "data": [True, False]}]})
+        self.assertEqual(st, 400)
+        self.assertIn('input "input0": 3 values for shape [2, 2]', r["error"])
+
+
 if __name__ == "__main__":
     unittest.main()
