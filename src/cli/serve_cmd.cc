@@ -64,6 +64,7 @@ int cmdServe(const ServeOptions& o) {
   http.set_keep_alive_max_count(1000000);
   http.set_keep_alive_timeout(60);
   http.set_tcp_nodelay(true);
+  http.set_payload_max_length(64 << 20);  // a request larger than this is refused, not buffered
   try {
     hostModels(http, o.models_dir, o.poll_seconds, metrics);
   } catch (const std::exception& e) {

@@ -226,8 +226,8 @@ class Api {
              const std::function<void(const element&, std::vector<HostTensor>&, std::string&)>& serialize) {
     auto t0 = Clock::now();
     // Label sets rendered once per version, not per request.
-    thread_local std::map<const ServedVersion*, std::array<std::string, 3>> keys;
-    auto& k = keys[v.get()];
+    thread_local std::map<std::pair<std::string, int64_t>, std::array<std::string, 3>> keys;
+    auto& k = keys[{v->model, v->version}];
     if (k[0].empty()) {
       api::Labels mv{{"model", v->model}, {"version", std::to_string(v->version)}};
       k[0] = api::MetricsRegistry::key(mv);
@@ -235,7 +235,6 @@ class Api {
       k[1] = api::MetricsRegistry::key(mv);
       mv.back().second = "failure";
       k[2] = api::MetricsRegistry::key(mv);
-      if (keys.size() > 256) keys.clear();  // versions come and go
     }
     auto fail = [&](int status, const std::string& msg) {
       metrics.counterAddKey("trainyard_inference_requests_total", k[2]);
