@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/experiment_controller.h"
+#include "metrics/progress.h"
 
 namespace trainyard::api {
 
@@ -28,6 +29,13 @@ json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
            {"finishedAt", j.finished_at},
            {"outputsDir", j.outputs_dir},
            {"logDir", j.log_dir}};
+  // Progress and ETA while it runs, from what it reports (see metrics/progress.h).
+  if (j.phase == store::kRunning && j.started_at > 0) {
+    metrics::Latest latest;
+    for (auto& m : st.lastMetrics(j.id)) latest[m.name] = m;
+    if (auto f = metrics::progressFraction(latest)) out["progress"] = *f;
+    if (auto eta = metrics::etaSeconds(latest, store::nowSeconds() - j.started_at)) out["etaSeconds"] = *eta;
+  }
   if (!detail) return out;
   out["spec"] = j.spec;
   json conds = json::array();

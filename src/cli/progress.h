@@ -21,8 +21,6 @@ struct ProgressInput {
   std::map<std::string, metrics::MetricPoint> latest;
 };
 
-// Fraction done in [0, 1], when the metrics tell.
-std::optional<double> progressFraction(const std::map<std::string, metrics::MetricPoint>& latest);
 std::string renderProgress(const ProgressInput& in, size_t max_width = 160);
 
 }  // namespace trainyard::cli

@@ -161,16 +161,22 @@ class RestApi(ServerE2E):
 
     def test_cancel_delete_and_follow(self):
         self.start()
-        self.write("slow.yaml", job_yaml("slow", "echo started; exec sleep 600"))
+        self.write("slow.yaml", job_yaml("slow", "echo started; echo epoch=1 epochs=4; exec sleep 600"))
         self.ty("submit", os.path.join(self.dir, "slow.yaml"), check=0)
         self.wait_phase("slow", ["Running"])
+        # Progress and ETA from what it reports (a quarter done).
+        self.wait_until("progress", lambda: "progress" in self.call("GET", "/api/v1/jobs/slow")[1])
+        st, j = self.call("GET", "/api/v1/jobs/slow")
+        self.assertEqual(j["progress"], 0.25)
+        self.assertGreaterEqual(j["etaSeconds"], 0)
+        self.assertEqual(self.call("GET", "/api/v1/jobs?state=Running")[1]["items"][0]["progress"], 0.25)
         follower = self.popen("logs", "slow", "-f")
         self.assertError(self.call("DELETE", "/api/v1/jobs/slow"), 409, "JobActive")
         st, body = self.call("POST", "/api/v1/jobs/slow/cancel")
         self.assertEqual((st, body["cancelRequested"]), (202, True))
         self.wait_phase("slow", ["Failed"])
         out, err = follower.communicate(timeout=60)
-        self.assertEqual(out, "started\n", err)
+        self.assertEqual(out, "started\nepoch=1 epochs=4\n", err)
         self.assertEqual(follower.returncode, 1)  # the job did not succeed
         self.assertEqual(self.call("GET", "/api/v1/jobs/slow")[1]["reason"], "Cancelled")
         self.ty("delete", "job", "slow", check=0)

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include "metrics/progress.h"
+
 using namespace trainyard::cli;
+using trainyard::metrics::etaSeconds;
+using trainyard::metrics::progressFraction;
 using trainyard::metrics::MetricPoint;
 
 namespace {
@@ -19,6 +23,9 @@ TEST(Progress, FractionFromStepsThenEpochsThenProgress) {
   EXPECT_DOUBLE_EQ(*progressFraction(pts({{"epoch", 2}, {"epochs", 8}})), 0.25);
   EXPECT_DOUBLE_EQ(*progressFraction(pts({{"epoch", 2}, {"epochs", 8}, {"step", 50}, {"steps", 100}})), 0.5);
   EXPECT_DOUBLE_EQ(*progressFraction(pts({{"progress", 0.75}, {"step", 1}, {"steps", 100}})), 0.75);
+  EXPECT_DOUBLE_EQ(*etaSeconds(pts({{"epoch", 2}, {"epochs", 8}}), 60), 180);  // a quarter in a minute
+  EXPECT_FALSE(etaSeconds(pts({{"epoch", 8}, {"epochs", 8}}), 60));          // done: no ETA
+  EXPECT_FALSE(etaSeconds(pts({{"epoch", 0}, {"epochs", 8}}), 60));          // no pace yet
 }
 
 TEST(Progress, LineShowsStateEpochMetricsAndEta) {

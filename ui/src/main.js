@@ -121,6 +121,7 @@ async function overview() {
       { title: '', cell: (j) => `<input type="checkbox" data-job="${esc(j.name)}" ${selected.has(j.name) ? 'checked' : ''}>` },
       { title: 'Name', cell: (j) => jobLink(j.name) }, { title: 'Phase', cell: (j) => phase(j.phase) },
       { title: 'Framework', cell: (j) => esc(j.framework) }, { title: 'Replicas', cell: (j) => j.replicas },
+      { title: 'Progress', cell: (j) => (j.progress != null ? `<div class="bar" title="ETA ${dur(j.etaSeconds)}"><div style="width:${(100 * j.progress).toFixed(0)}%"></div></div>` : '') },
       { title: 'Restarts', cell: (j) => j.restarts }, { title: 'User', cell: (j) => esc(j.user || '-') },
       { title: 'Created', cell: (j) => time(j.createdAt) },
       { title: 'Duration', cell: (j) => dur(j.startedAt ? (j.finishedAt || Date.now() / 1000) - j.startedAt : null) },
@@ -190,6 +191,7 @@ async function jobPage(name) {
     document.getElementById('jphase').innerHTML = phase(j.phase);
     document.getElementById('summary').innerHTML = `<table><tbody>
       <tr><th>Reason</th><td class="wrap">${esc(j.reason)} ${esc(j.message)}</td><th>Restarts</th><td>${j.restarts}</td></tr>
+      ${j.progress != null ? `<tr><th>Progress</th><td><div class="bar" id="jprogress" data-progress="${j.progress}"><div style="width:${(100 * j.progress).toFixed(0)}%"></div></div> ${(100 * j.progress).toFixed(0)}%</td><th>ETA</th><td id="jeta">${dur(j.etaSeconds)}</td></tr>` : ''}
       <tr><th>Created</th><td>${time(j.createdAt)}</td><th>Started</th><td>${time(j.startedAt)}</td></tr>
       <tr><th>Finished</th><td>${time(j.finishedAt)}</td><th>User</th><td>${esc(j.user || '-')}</td></tr>
       <tr><th>Outputs</th><td class="wrap">${esc(j.outputsDir)}</td><th>Labels</th><td class="wrap">${Object.entries(j.labels || {}).map(([k, v]) => esc(`${k}=${v}`)).join(', ') || '-'}</td></tr></tbody></table>`;
