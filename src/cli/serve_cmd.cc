@@ -13,6 +13,7 @@
 
 #include "api/prometheus.h"
 #include "cli/output.h"
+#include "cli/server_cmd.h"
 #include "control/experiment_controller.h"
 #include "serving/http_api.h"
 #include "serving/manager.h"
@@ -50,15 +51,9 @@ void hostModels(httplib::Server& http, const std::string& models_dir, double pol
 }
 
 int cmdServe(const ServeOptions& o) {
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
-  api::MetricsRegistry metrics;
   httplib::Server http;
+  stopOnSignal([&http](int) { http.stop(); });
+  api::MetricsRegistry metrics;
   int threads = o.threads;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_keep_alive_max_count(1000000);
@@ -88,12 +83,6 @@ int cmdServe(const ServeOptions& o) {
     std::cerr << fmt::format("error: cannot listen on {}:{}\n", o.address, o.port);
     return 3;
   }
-  std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    http.stop();
-  });
-  waiter.detach();
   std::cerr << fmt::format("trainyard serve listening on http://{}:{} (models {}: {})\n", o.address, port, o.models_dir,
                            fmt::join(hosted()->models(), ", "));
   http.listen_after_bind();

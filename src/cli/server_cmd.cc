@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <atomic>
 #include <thread>
 
 #include <fmt/format.h>
@@ -17,6 +18,20 @@
 
 namespace trainyard::cli {
 namespace fs = std::filesystem;
+
+void stopOnSignal(std::function<void(int)> on_stop) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  std::thread([sigs, on_stop = std::move(on_stop)] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    on_stop(sig);
+  }).detach();
+}
 
 int cmdServer(const ServerCliOptions& o) {
   api::ServerOptions so;
@@ -37,14 +52,13 @@ int cmdServer(const ServerCliOptions& o) {
   }
   fs::create_directories(so.data_dir);
 
-  // SIGINT/SIGTERM end the server; a thread waits for them so the HTTP
-  // threads never see them.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  std::atomic<api::ApiServer*> running{nullptr};
+  std::atomic<bool> stop_requested{false};
+  stopOnSignal([&](int sig) {
+    spdlog::info("signal {}: stopping (replicas keep running; the next start re-attaches them)", sig);
+    stop_requested = true;
+    if (auto* s = running.load()) s->stop();
+  });
 
   api::MetricsRegistry metrics;
   metrics.help("trainyard_scheduling_latency_seconds", "histogram", "Time from submission to start (queue wait included)");
@@ -84,13 +98,8 @@ int cmdServer(const ServerCliOptions& o) {
     std::cerr << "error: " << e.what() << "\n";
     return 3;
   }
-  std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    spdlog::info("signal {}: stopping (replicas keep running; the next start re-attaches them)", sig);
-    server.stop();
-  });
-  waiter.detach();
+  running = &server;
+  if (stop_requested) return 0;
   std::cerr << fmt::format("trainyard server listening on http://{}:{} (store {}, data {}{})\n", so.address, port,
                            o.store.empty() ? "sqlite" : "postgresql", so.data_dir,
                            so.auth ? fmt::format(", {} tokens", so.auth->size()) : ", no authentication");

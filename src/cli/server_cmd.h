@@ -1,6 +1,7 @@
 // `trainyard server`: the control plane in the foreground until SIGINT or
 // SIGTERM. Replicas keep running when it stops; the next start re-attaches.
 #pragma once
+#include <functional>
 #include <string>
 
 namespace trainyard::cli {
@@ -16,5 +17,10 @@ struct ServerCliOptions {
 };
 
 int cmdServer(const ServerCliOptions& o);
+
+// Blocks SIGINT/SIGTERM (and ignores SIGPIPE) in this and every later
+// thread; a detached thread waits for them and calls on_stop(signal). Call
+// it before starting other threads, so no HTTP thread is interrupted.
+void stopOnSignal(std::function<void(int)> on_stop);
 
 }  // namespace trainyard::cli

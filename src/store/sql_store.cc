@@ -396,16 +396,20 @@ std::vector<JobRecord> SqlStore::selectJobs(const std::string& where, const std:
   return out;
 }
 
-std::optional<JobRecord> SqlStore::getJob(const std::string& name) {
-  auto v = selectJobs("WHERE name = ?", [&](SqlStmt& s) { s.bind(1, name); });
+namespace {
+template <typename T>
+std::optional<T> firstOf(std::vector<T> v) {
   if (v.empty()) return std::nullopt;
   return std::move(v.front());
 }
+}  // namespace
+
+std::optional<JobRecord> SqlStore::getJob(const std::string& name) {
+  return firstOf(selectJobs("WHERE name = ?", [&](SqlStmt& s) { s.bind(1, name); }));
+}
 
 std::optional<JobRecord> SqlStore::getJobById(int64_t id) {
-  auto v = selectJobs("WHERE id = ?", [&](SqlStmt& s) { s.bind(1, id); });
-  if (v.empty()) return std::nullopt;
-  return std::move(v.front());
+  return firstOf(selectJobs("WHERE id = ?", [&](SqlStmt& s) { s.bind(1, id); }));
 }
 
 std::vector<JobRecord> SqlStore::listJobs(const std::string& phase) {
@@ -873,15 +877,11 @@ std::vector<ExperimentRecord> SqlStore::selectExperiments(const std::string& whe
 }
 
 std::optional<ExperimentRecord> SqlStore::getExperiment(const std::string& name) {
-  auto v = selectExperiments("WHERE name = ?", [&](SqlStmt& s) { s.bind(1, name); });
-  if (v.empty()) return std::nullopt;
-  return std::move(v.front());
+  return firstOf(selectExperiments("WHERE name = ?", [&](SqlStmt& s) { s.bind(1, name); }));
 }
 
 std::optional<ExperimentRecord> SqlStore::getExperimentById(int64_t id) {
-  auto v = selectExperiments("WHERE id = ?", [&](SqlStmt& s) { s.bind(1, id); });
-  if (v.empty()) return std::nullopt;
-  return std::move(v.front());
+  return firstOf(selectExperiments("WHERE id = ?", [&](SqlStmt& s) { s.bind(1, id); }));
 }
 
 std::vector<ExperimentRecord> SqlStore::listExperiments() {

@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import textwrap
@@ -69,6 +70,32 @@ class E2E(unittest.TestCase):
     def phase(self, name):
         p = self.ty("get", "job", name, "-o", "json")
         return json.loads(p.stdout)["phase"] if p.returncode == 0 else None
+
+
+def start_listening(test, cmd, log_path, timeout=60):
+    """Starts a server process (`trainyard server`/`serve`) with its output in `log_path`;
+    returns (process, its URL from the "listening on" line). Stopped with SIGTERM at cleanup."""
+    log = open(log_path, "w+")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=test.env)
+
+    def stop():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        log.close()
+
+    test.addCleanup(stop)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log.seek(0)
+        text = log.read()
+        if "listening on " in text:
+            return proc, text.split("listening on ")[1].split()[0]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    log.seek(0)
+    test.fail(f"{' '.join(cmd[:3])} did not start:\n{log.read()}")
 
 
 def job_yaml(name, script, *spec_lines, labels=None):

@@ -9,40 +9,15 @@ import unittest
 import urllib.error
 import urllib.request
 
-from common import BIN, E2E, job_yaml, pid_alive
+from common import BIN, E2E, job_yaml, pid_alive, start_listening
 
 
 class Server:
-    """A `trainyard server` on a free port, its output in files."""
+    """A `trainyard server` on a free port, its output in a file."""
 
     def __init__(self, test, *args, data=None):
-        self.test = test
-        self.out = open(os.path.join(test.dir, f"server-{time.monotonic_ns()}.log"), "w+")
-        self.proc = subprocess.Popen([BIN, "--data-dir", data or test.data, "server", "--port", "0", *args],
-                                     stdout=self.out, stderr=subprocess.STDOUT, env=test.env)
-        deadline = time.monotonic() + 30
-        self.url = None
-        while time.monotonic() < deadline and self.url is None:
-            self.out.seek(0)
-            for line in self.out.read().splitlines():
-                if "listening on " in line:
-                    self.url = line.split("listening on ")[1].split()[0]
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        if self.url is None:
-            self.out.seek(0)
-            test.fail("the server did not start:\n" + self.out.read())
-
-    def log(self):
-        self.out.seek(0)
-        return self.out.read()
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(30)
-        self.out.close()
+        self.proc, self.url = start_listening(test, [BIN, "--data-dir", data or test.data, "server", "--port", "0", *args],
+                                              os.path.join(test.dir, f"server-{time.monotonic_ns()}.log"))
 
 
 class ServerE2E(E2E):
@@ -62,9 +37,8 @@ class ServerE2E(E2E):
                 pass
 
     def start(self, *args, **kw):
+        self.addCleanup(self.kill_replicas)  # runs after the server's stop (cleanups run last-in first-out)
         s = Server(self, *args, **kw)
-        self.addCleanup(self.kill_replicas)  # runs after s.stop (cleanups run last-in first-out)
-        self.addCleanup(s.stop)
         self.server = s
         self.env["TRAINYARD_SERVER"] = s.url
         return s

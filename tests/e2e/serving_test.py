@@ -14,7 +14,7 @@ import urllib.request
 
 import numpy as np
 
-from common import BIN, E2E, SOURCE_DIR
+from common import BIN, E2E, SOURCE_DIR, start_listening
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -52,23 +52,8 @@ class Serving(E2E):
         return json.loads(out.stdout)
 
     def serve(self, *args):
-        log = open(os.path.join(self.dir, "serve.log"), "w+")
-        proc = subprocess.Popen([BIN, "serve", "--models", self.models, "--port", "0", "--poll", "0.2", *args],
-                                stdout=log, stderr=subprocess.STDOUT)
-        self.addCleanup(lambda: (proc.poll() is None and proc.send_signal(signal.SIGTERM), proc.wait(30), log.close()))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            log.seek(0)
-            text = log.read()
-            if "listening on " in text:
-                self.url = text.split("listening on ")[1].split()[0]
-                self.log = log
-                return
-            if proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        log.seek(0)
-        self.fail("trainyard serve did not start:\n" + log.read())
+        self.proc, self.url = start_listening(
+            self, [BIN, "serve", "--models", self.models, "--port", "0", "--poll", "0.2", *args], os.path.join(self.dir, "serve.log"))
 
     def call(self, method, path, body=None):
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
@@ -196,18 +181,8 @@ class Serving(E2E):
         self.push()
         with open(os.path.join(self.models, "fmnist", "2", "model.pt"), "w") as f:
             f.write("broken")  # the newest version cannot load: the one before serves
-        log = open(os.path.join(self.dir, "server.log"), "w+")
-        proc = subprocess.Popen([BIN, "--data-dir", self.data, "server", "--port", "0", "--models", self.models],
-                                stdout=log, stderr=subprocess.STDOUT)
-        self.addCleanup(lambda: (proc.send_signal(signal.SIGTERM), proc.wait(30), log.close()))
-        def started():
-            log.seek(0)
-            text = log.read()
-            if "listening on " in text:
-                self.url = text.split("listening on ")[1].split()[0]
-                return True
-            return False
-        self.wait_until("the server to listen", started)
+        _, self.url = start_listening(self, [BIN, "--data-dir", self.data, "server", "--port", "0", "--models", self.models],
+                                      os.path.join(self.dir, "server.log"))
         st, m = self.call("GET", "/v2/models/fmnist")
         self.assertEqual((st, m.get("versions")), (200, ["1"]), m)
         st, r = self.call("POST", "/v1/models/fmnist:predict", {"instances": [self.x[0].tolist()]})
@@ -290,18 +265,7 @@ class SpecExamples(E2E):
             torch.jit.script(mod).save(os.path.join(repo, name, "1", "model.pt"))
             with open(os.path.join(repo, name, "config.yaml"), "w") as f:
                 f.write(cfg)
-        log = open(os.path.join(self.dir, "serve.log"), "w+")
-        proc = subprocess.Popen([BIN, "serve", "--models", repo, "--port", "0"], stdout=log, stderr=subprocess.STDOUT)
-        self.addCleanup(lambda: (proc.send_signal(signal.SIGTERM), proc.wait(30), log.close()))
-        def started():
-            log.seek(0)
-            text = log.read()
-            if "listening on " in text:
-                self.url = text.split("listening on ")[1].split()[0]
-                return True
-            self.assertIsNone(proc.poll(), text)
-            return False
-        self.wait_until("serve to listen", started)
+        _, self.url = start_listening(self, [BIN, "serve", "--models", repo, "--port", "0"], os.path.join(self.dir, "serve.log"))
 
         def post(path, body):
             req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST")
