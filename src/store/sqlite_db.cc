@@ -1,7 +1,9 @@
 // SQLite driver: one file in WAL mode, shared by several processes.
 #include <sqlite3.h>
 
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -66,7 +68,16 @@ class SqliteDb final : public SqlDb {
     // Note: the last connection checkpoints the WAL on close. Turning that off
     // (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE) was measured to be slower: every
     // later open then rebuilds the WAL index by reading the whole WAL.
-    exec("PRAGMA journal_mode=WAL");
+    // Switching a new file to WAL needs an exclusive lock and SQLite does not
+    // call the busy handler for it: two processes opening a fresh store at
+    // once (`trainyard run` and a `describe` polling it) would see "database
+    // is locked". Retry for as long as the busy timeout would wait.
+    for (int waited_ms = 0;; waited_ms += 5) {
+      int rc = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) break;
+      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || waited_ms >= 30000) exec("PRAGMA journal_mode=WAL");  // throws
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     exec("PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
   }
@@ -78,7 +89,7 @@ class SqliteDb final : public SqlDb {
     if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
       std::string msg = err ? err : "unknown error";
       sqlite3_free(err);
-      throw std::runtime_error(fmt::format("sqlite: {} ({})", msg, path_));
+      throw std::runtime_error(fmt::format("sqlite: {} ({}; in: {})", msg, path_, sql.substr(0, 60)));
     }
   }
   void begin() override { exec("BEGIN IMMEDIATE"); }

@@ -1,9 +1,10 @@
 """The CLI end to end: specs, run, get, describe, logs, metrics, errors."""
 import json
 import os
+import subprocess
 import unittest
 
-from common import E2E, job_yaml
+from common import BIN, E2E, job_yaml
 
 
 class BadInput(E2E):
@@ -129,3 +130,25 @@ class RunAndInspect(E2E):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FreshStore(E2E):
+    def test_concurrent_first_use_of_a_data_dir(self):
+        # `trainyard run` creating a store while another command polls it: switching the
+        # new file to WAL once raced ("database is locked", exit 3). Four commands start
+        # together on each fresh data dir: each shell says it is ready, then spins until
+        # the go file appears.
+        failures = []
+        for i in range(150):
+            data, go = os.path.join(self.dir, f"d{i}"), os.path.join(self.dir, f"go{i}")
+            ready = [os.path.join(self.dir, f"ready{i}-{k}") for k in range(4)]
+            procs = [subprocess.Popen(["/bin/sh", "-c", f': > "{r}"; while [ ! -e "{go}" ]; do :; done; '
+                                                        f'exec "{BIN}" --data-dir "{data}" get jobs'],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for r in ready]
+            self.wait_until("the commands to be ready", lambda: all(os.path.exists(r) for r in ready))
+            open(go, "w").close()
+            for p in procs:
+                _, err = p.communicate(timeout=60)
+                if p.returncode != 0:
+                    failures.append(err)
+        self.assertEqual(failures, [])
