@@ -105,6 +105,11 @@ try {
   assert.match(await page.textContent('#exps'), /sweep/);
   assert.match(await page.textContent('#nodes'), /cores/);
   await page.screenshot({ path: join(ARTIFACTS, 'overview.png'), fullPage: true });
+  // Live: a job submitted now shows up without a reload (the state stream).
+  await page.waitForSelector('#live.on');
+  ty('submit', write('live.yaml', job('arrives-live', 'echo hello')));
+  await page.waitForSelector('#jobs >> text=arrives-live', { timeout: 30000 });
+  await page.waitForFunction(() => document.querySelector('[data-count="Succeeded"] .n')?.textContent === '17');
 
   // Job page: conditions, attempts, a downsampled chart, the log.
   await page.click('#jobs >> text=curve-long');
