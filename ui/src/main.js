@@ -274,7 +274,7 @@ async function experimentPage(name) {
       <tr><th>Objective</th><td>${e.objectives.map((o) => `${o.goal} ${esc(o.metric)}`).join(', ')}</td><th>Progress</th>
         <td><div class="bar" id="progress" data-progress="${e.progress}"><div style="width:${(100 * e.progress).toFixed(0)}%"></div></div>
         ${Object.values(e.counts).reduce((a, b) => a + b, 0) - (e.counts.Running || 0)} / ${e.maxTrials} finished, ${e.counts.Running || 0} running</td></tr>
-      <tr><th>Best</th><td id="best">${e.best ? `trial ${e.best.trial}: ${Object.entries(e.best.objective).map(([k, v]) => `${esc(k)}=${fmt(v)}`).join(' ')} (${Object.entries(e.best.parameters).map(([k, v]) => `${esc(k)}=${esc(v)}`).join(', ')})` : '-'}</td>
+      <tr><th>${multi ? 'Pareto front' : 'Best'}</th><td id="best">${multi ? `trials ${(e.paretoFront || []).map((n) => '#' + n).join(', ') || '-'}` : e.best ? `trial ${e.best.trial}: ${Object.entries(e.best.objective).map(([k, v]) => `${esc(k)}=${fmt(v)}`).join(' ')} (${Object.entries(e.best.parameters).map(([k, v]) => `${esc(k)}=${esc(v)}`).join(', ')})` : '-'}</td>
         <th>Elapsed / ETA</th><td>${dur(e.elapsedSeconds)} / <span id="eta">${dur(e.etaSeconds)}</span></td></tr>
       <tr><th>Reason</th><td class="wrap" colspan="3">${esc(e.reason)} ${esc(e.message)}</td></tr></tbody></table>`;
   };
