@@ -843,8 +843,8 @@ struct ApiServer::Impl {
             }
         jobs = std::move(now);
         first = false;
-        for (const auto& e : st.listExperiments()) {
-          if (store::isTerminal(e.phase) && exps.count(e.name) && exps[e.name] == e.phase) continue;
+        // Experiments: the active ones each pass, and once more when one ends.
+        auto publishExperiment = [&](const store::ExperimentRecord& e) {
           auto trials = st.trials(e.id);
           int done = 0;
           for (const auto& t : trials) done += t.state != store::kTrialRunning;
@@ -852,7 +852,20 @@ struct ApiServer::Impl {
           if (exps[e.name] != sig)
             feed.publish({{"kind", "experiment"}, {"name", e.name}, {"phase", e.phase}, {"trials", trials.size()}, {"finished", done},
                           {"user", e.user}, {"shared", shared(e.spec.labels)}});
-          exps[e.name] = store::isTerminal(e.phase) ? e.phase : sig;
+          exps[e.name] = sig;
+        };
+        std::set<std::string> active;
+        for (const auto& e : st.listActiveExperiments()) {
+          active.insert(e.name);
+          publishExperiment(e);
+        }
+        for (auto it = exps.begin(); it != exps.end();) {
+          if (active.count(it->first)) {
+            ++it;
+            continue;
+          }
+          if (auto e = st.getExperiment(it->first)) publishExperiment(*e);
+          it = exps.erase(it);
         }
       } catch (const std::exception& e) {
         spdlog::warn("change watcher: {}", e.what());

@@ -74,8 +74,8 @@ void ControlPlane::run(const std::function<void()>& ready) {
     auto now = jobs.adopt(job.id);
     spdlog::info("took over job {} ({}) from {}", job.name, now.phase, job.owner);
   }
-  for (const auto& e : store->listExperiments()) {
-    if (store::isTerminal(e.phase) || e.owner == opts_.owner || ownerAlive(e.owner)) continue;
+  for (const auto& e : store->listActiveExperiments()) {
+    if (e.owner == opts_.owner || ownerAlive(e.owner)) continue;
     exps.resume(e.name, false);
     spdlog::info("took over experiment {} from {}", e.name, e.owner);
   }
@@ -87,8 +87,7 @@ void ControlPlane::run(const std::function<void()>& ready) {
     ControlPlaneStatus st;
     st.nodes = backend->capacity();
     try {
-      for (const auto& e : store->listExperiments()) {
-        if (store::isTerminal(e.phase)) continue;
+      for (const auto& e : store->listActiveExperiments()) {
         if (e.owner != opts_.owner) {
           if (ownerAlive(e.owner)) continue;  // a `trainyard run` drives it
           exps.resume(e.name, false);

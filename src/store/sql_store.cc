@@ -888,6 +888,10 @@ std::vector<ExperimentRecord> SqlStore::listExperiments() {
   return selectExperiments("ORDER BY id", [](SqlStmt&) {});
 }
 
+std::vector<ExperimentRecord> SqlStore::listActiveExperiments() {
+  return selectExperiments("WHERE phase NOT IN ('Succeeded', 'Failed') ORDER BY id", [](SqlStmt&) {});
+}
+
 void SqlStore::updateExperimentStatus(const ExperimentRecord& e) {
   auto s = db_->prepare(
       "UPDATE experiments SET phase=?, reason=?, message=?, finished_at=?, owner=?, cancel_requested=? WHERE id=?");

@@ -43,6 +43,7 @@ class SqlStore final : public Store {
   std::optional<ExperimentRecord> getExperiment(const std::string& name) override;
   std::optional<ExperimentRecord> getExperimentById(int64_t id) override;
   std::vector<ExperimentRecord> listExperiments() override;
+  std::vector<ExperimentRecord> listActiveExperiments() override;
   void updateExperimentStatus(const ExperimentRecord& e) override;
   void requestExperimentCancel(int64_t id) override;
   void upsertTrial(const TrialRecord& t) override;

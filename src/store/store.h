@@ -223,6 +223,9 @@ class Store {
   virtual std::optional<ExperimentRecord> getExperiment(const std::string& name) = 0;
   virtual std::optional<ExperimentRecord> getExperimentById(int64_t id) = 0;
   virtual std::vector<ExperimentRecord> listExperiments() = 0;
+  // Experiments not yet Succeeded or Failed: what a control loop looks at
+  // every pass, without parsing the whole history's specs.
+  virtual std::vector<ExperimentRecord> listActiveExperiments() = 0;
   virtual void updateExperimentStatus(const ExperimentRecord& e) = 0;
   virtual void requestExperimentCancel(int64_t id) = 0;
   virtual void upsertTrial(const TrialRecord& t) = 0;

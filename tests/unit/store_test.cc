@@ -299,6 +299,45 @@ TEST_P(StoreTest, ConcurrentTransactionsAreExclusive) {
   EXPECT_EQ(one->getJobById(j.id)->restarts, 100);
 }
 
+TEST_P(StoreTest, ExperimentsAndTrials) {
+  auto st = openStore(location());
+  ExperimentRecord a, b;
+  a.name = "a";
+  a.spec.name = "a";
+  a.user = "alice";
+  a.created_at = 1;
+  b = a;
+  b.name = b.spec.name = "b";
+  st->createExperiment(a);
+  st->createExperiment(b);
+  ExperimentRecord dup = a;
+  EXPECT_THROW(st->createExperiment(dup), NameConflict);
+  b.phase = kSucceeded;
+  st->updateExperimentStatus(b);
+  EXPECT_EQ(st->listExperiments().size(), 2u);
+  auto active = st->listActiveExperiments();
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].name, "a");
+  EXPECT_EQ(active[0].user, "alice");
+  TrialRecord t;
+  t.experiment_id = a.id;
+  t.number = 0;
+  t.params = {{"lr", "0.1"}};
+  t.point = {0.5};
+  t.objective = {0.25};
+  t.metrics = {{"acc", 0.9}};
+  t.created_at = 2;
+  st->upsertTrial(t);
+  t.state = kTrialSucceeded;
+  st->upsertTrial(t);  // same number: updated
+  auto trials = st->trials(a.id);
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(trials[0].state, kTrialSucceeded);
+  EXPECT_EQ(trials[0].params.at("lr"), "0.1");
+  EXPECT_DOUBLE_EQ(trials[0].objective.at(0), 0.25);
+  EXPECT_DOUBLE_EQ(trials[0].metrics.at("acc"), 0.9);
+}
+
 TEST(SqliteStoreOnly, UsesWalAndRefusesNewerSchema) {
   auto dir = test::freshDir();
   { openStore(dir); }
