@@ -450,6 +450,13 @@ struct ApiServer::Impl {
     if (path.empty() && j.phase != store::kQueued && !attempts.empty())
       throw ApiError(404, "NotFound", fmt::format("job \"{}\" has no replica \"{}\" in attempt {}", j.name, replica, attempt), "replica");
     uint64_t offset = static_cast<uint64_t>(intParam(req, "offset", 0, 0, INT64_MAX));
+    // tail=N: start N bytes before the end (a long log's viewer wants its end).
+    if (req.has_param("tail") && !req.has_param("offset") && !path.empty()) {
+      std::error_code ec;
+      uint64_t size = fs::file_size(path, ec);
+      uint64_t tail = static_cast<uint64_t>(intParam(req, "tail", 0, 0, INT64_MAX));
+      if (!ec && size > tail) offset = size - tail;
+    }
     bool follow = strParam(req, "follow") == "true" || req.get_header_value("Accept") == "text/event-stream";
     if (!follow) {
       size_t limit = static_cast<size_t>(intParam(req, "limit", 1 << 20, 1, 16 << 20));

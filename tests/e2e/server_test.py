@@ -109,6 +109,7 @@ class RestApi(ServerE2E):
         self.assertEqual((s["step"], s["last"], s["downsampled"]), ([1, 2, 3], [0.11, 0.12, 0.13], False))
         st, text = self.call("GET", "/api/v1/jobs/hello-1/logs?offset=17")
         self.assertEqual(text, "step=2 loss=0.12\nstep=3 loss=0.13\n")
+        self.assertEqual(self.call("GET", "/api/v1/jobs/hello-1/logs?tail=17")[1], "step=3 loss=0.13\n")
         # The CLI against the server.
         out = self.ty("get", "jobs", check=0).stdout
         self.assertIn("hello-2", out)

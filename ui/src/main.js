@@ -228,7 +228,7 @@ async function jobPage(name) {
     logEl.textContent = '';
     const r = document.getElementById('replica').value, a = document.getElementById('attempt').value;
     if (!r) return;
-    logSource = stream(`/jobs/${encodeURIComponent(j.name)}/logs?follow=true&replica=${encodeURIComponent(r)}&attempt=${a}`, {
+    logSource = stream(`/jobs/${encodeURIComponent(j.name)}/logs?follow=true&tail=65536&replica=${encodeURIComponent(r)}&attempt=${a}`, {
       log: (ev) => {
         const atEnd = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 5;
         logEl.textContent += JSON.parse(ev.data);
