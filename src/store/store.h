@@ -1,10 +1,11 @@
 // The Store holds all durable state: desired state (specs) and observed state
 // (phases, attempts, conditions, events, metrics). Controllers read and write
-// only through this interface, so SQLite (default) and PostgreSQL (later) are
+// only through this interface, so SQLite (default) and PostgreSQL are
 // interchangeable and a restarted control plane picks up where it stopped.
 //
 // Thread-compatibility: one Store object per thread; several processes may
-// open the same SQLite file (WAL) and coordinate through transaction().
+// share one SQLite file (WAL) or PostgreSQL database and coordinate through
+// transaction().
 #pragma once
 #include <cstdint>
 #include <functional>
