@@ -69,15 +69,25 @@ void ControlPlane::run(const std::function<void()>& ready) {
 
   // Take over what a previous (dead) server left: jobs first, so their
   // experiments find them driven by this process and do not re-run them.
+  // One job or experiment that cannot be taken over must not keep the
+  // server from starting: it is logged, and the loop tries it again.
   for (const auto& job : store->listActiveJobs()) {
     if (job.owner == opts_.owner || ownerAlive(job.owner)) continue;
-    auto now = jobs.adopt(job.id);
-    spdlog::info("took over job {} ({}) from {}", job.name, now.phase, job.owner);
+    try {
+      auto now = jobs.adopt(job.id);
+      spdlog::info("took over job {} ({}) from {}", job.name, now.phase, job.owner);
+    } catch (const std::exception& e) {
+      spdlog::error("cannot take over job {}: {}", job.name, e.what());
+    }
   }
   for (const auto& e : store->listActiveExperiments()) {
     if (e.owner == opts_.owner || ownerAlive(e.owner)) continue;
-    exps.resume(e.name, false);
-    spdlog::info("took over experiment {} from {}", e.name, e.owner);
+    try {
+      exps.resume(e.name, false);
+      spdlog::info("took over experiment {} from {}", e.name, e.owner);
+    } catch (const std::exception& err) {
+      spdlog::error("cannot take over experiment {}: {}", e.name, err.what());
+    }
   }
   ready();
 
@@ -88,19 +98,33 @@ void ControlPlane::run(const std::function<void()>& ready) {
     st.nodes = backend->capacity();
     try {
       for (const auto& e : store->listActiveExperiments()) {
-        if (e.owner != opts_.owner) {
-          if (ownerAlive(e.owner)) continue;  // a `trainyard run` drives it
-          exps.resume(e.name, false);
+        try {
+          if (e.owner != opts_.owner) {
+            if (ownerAlive(e.owner)) continue;  // a `trainyard run` drives it
+            exps.resume(e.name, false);
+          }
+          exps.reconcile(e.id);
+        } catch (const std::exception& err) {
+          spdlog::error("experiment {}: {}", e.name, err.what());
         }
-        exps.reconcile(e.id);
       }
       for (auto& job : store->listActiveJobs()) {
         if (job.owner != opts_.owner) {
           if (ownerAlive(job.owner)) continue;
-          jobs.adopt(job.id);
+          try {
+            jobs.adopt(job.id);
+          } catch (const std::exception& err) {
+            spdlog::error("cannot take over job {}: {}", job.name, err.what());
+            continue;
+          }
         }
         // Trial jobs were driven by their experiment above.
-        store::JobRecord now = job.spec.labels.count(store::kExperimentLabel) ? job : jobs.reconcile(job.id);
+        store::JobRecord now = job;
+        try {
+          if (!job.spec.labels.count(store::kExperimentLabel)) now = jobs.reconcile(job.id);
+        } catch (const std::exception& err) {
+          spdlog::error("job {}: {}", job.name, err.what());
+        }
         // Admitted in this pass (by this loop, or by the experiment's).
         bool was_queued = job.phase == store::kQueued || phase_seen[job.id] == store::kQueued;
         if (was_queued && now.phase != store::kQueued && now.started_at > 0 && hooks_.on_admitted)
