@@ -79,7 +79,6 @@ int main(int argc, char** argv) {
   api::ServerOptions so;
   so.port = 0;
   so.store = loc;
-  so.data_dir = tmp.empty() ? fs::temp_directory_path().string() : tmp;
   api::ApiServer server(so, nullptr, reg);
   int port = server.bind();
   std::thread serving([&] { server.serve(); });

@@ -25,8 +25,8 @@ import urllib.request
 
 import torch
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-BIN = os.environ.get("TRAINYARD_BIN", os.path.join(ROOT, "build", "bin", "trainyard"))
+from common import BIN, ROOT
+
 LOAD = os.path.join(ROOT, "build", "bin", "serving_load")
 
 
@@ -186,10 +186,8 @@ def main():
     finally:
         fast.send_signal(signal.SIGTERM)
         fast.wait(30)
-    print(f"   FastAPI + uvicorn: {theirs['rps']:7.0f} req/s  p50 {theirs['p50_ms']:6.1f} ms  p99 {theirs['p99_ms']:6.1f} ms"
-          f"  non-2xx {theirs['errors']}")
-    print(f"   trainyard serve:   {ours['rps']:7.0f} req/s  p50 {ours['p50_ms']:6.1f} ms  p99 {ours['p99_ms']:6.1f} ms"
-          f"  non-2xx {ours['errors']}")
+    for label, r in (("FastAPI + uvicorn:", theirs), ("trainyard serve:  ", ours)):
+        print(f"   {label} {r['rps']:7.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  non-2xx {r['errors']}")
     print(f"   throughput ratio {ours['rps'] / theirs['rps']:.1f}x (target >= 10x), p99 {theirs['p99_ms'] / ours['p99_ms']:.1f}x lower")
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -167,10 +167,6 @@ class ChangeFeed {
     closed_ = true;
     cv_.notify_all();
   }
-  bool closed() {
-    std::lock_guard lk(mu_);
-    return closed_;
-  }
 
  private:
   std::mutex mu_;
@@ -357,34 +353,11 @@ struct ApiServer::Impl {
     if (loaded.experiment) {
       if (!want_experiment)
         throw ApiError(400, "WrongKind", "this is an Experiment: POST it to /api/v1/experiments", "kind");
-      store::ExperimentRecord e;
-      e.name = loaded.experiment->name;
-      e.spec = *loaded.experiment;
-      e.phase = store::kRunning;
-      e.created_at = store::nowSeconds();
-      e.owner = o.owner;
-      e.user = u.name;
-      timed("create_experiment", [&] { db().createExperiment(e); });
+      auto e = timed("create_experiment", [&] { return control::submitExperiment(db(), *loaded.experiment, o, u.name); });
       out = experimentJson(db(), e, false);
     } else {
       if (want_experiment) throw ApiError(400, "WrongKind", fmt::format("this is a {}: POST it to /api/v1/jobs", loaded.kind), "kind");
-      store::JobRecord j;
-      j.name = loaded.job.name;
-      j.spec = loaded.job;
-      j.phase = store::kQueued;
-      j.created_at = store::nowSeconds();
-      j.owner = o.owner;
-      j.user = u.name;
-      j.outputs_dir = j.spec.outputs_dir.empty() ? (fs::path(o.data_dir) / "outputs" / j.name).string() : j.spec.outputs_dir;
-      auto& st = db();
-      timed("create_job", [&] {
-        st.transaction([&] {
-          st.createJob(j);
-          j.log_dir = (fs::path(o.data_dir) / "logs" / j.uid).string();
-          st.updateJobStatus(j);
-          st.addCondition(j.id, {"Created", "True", "JobCreated", fmt::format("TrainJob {} is created", j.name), j.created_at});
-        });
-      });
+      auto j = timed("create_job", [&] { return control::submitJob(db(), loaded.job, o, u.name); });
       out = jobSummary(j);
     }
     out["warnings"] = loaded.warnings;
@@ -852,12 +825,14 @@ struct ApiServer::Impl {
         first = false;
         // Experiments: the active ones each pass, and once more when one ends.
         auto publishExperiment = [&](const store::ExperimentRecord& e) {
-          auto trials = st.trials(e.id);
-          int done = 0;
-          for (const auto& t : trials) done += t.state != store::kTrialRunning;
-          std::string sig = fmt::format("{}/{}/{}", e.phase, trials.size(), done);
+          int64_t total = 0, done = 0;
+          for (const auto& [state, n] : st.trialCounts(e.id)) {
+            total += n;
+            if (state != store::kTrialRunning) done += n;
+          }
+          std::string sig = fmt::format("{}/{}/{}", e.phase, total, done);
           if (exps[e.name] != sig)
-            feed.publish({{"kind", "experiment"}, {"name", e.name}, {"phase", e.phase}, {"trials", trials.size()}, {"finished", done},
+            feed.publish({{"kind", "experiment"}, {"name", e.name}, {"phase", e.phase}, {"trials", total}, {"finished", done},
                           {"user", e.user}, {"shared", shared(e.spec.labels)}});
           exps[e.name] = sig;
         };

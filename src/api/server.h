@@ -23,8 +23,7 @@ namespace trainyard::api {
 struct ServerOptions {
   std::string address = "127.0.0.1";
   int port = 8080;          // 0: any free port (see port())
-  std::string store;        // data directory or postgresql:// URL
-  std::string data_dir;     // logs and outputs
+  std::string store;        // data directory or postgresql:// URL (logs and outputs: the control plane's data_dir)
   std::optional<TokenAuth> auth;
   int threads = 64;         // SSE streams hold one each
   // More routes (the inference API), mounted before the dashboard's catch-all.

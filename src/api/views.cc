@@ -6,15 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "control/experiment_controller.h"
+#include "util/format.h"
 #include "metrics/progress.h"
 
 namespace trainyard::api {
 
 using nlohmann::json;
-
-namespace {
-std::string shortValue(double v) { return fmt::format("{:.6g}", v); }
-}  // namespace
 
 json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
   json out{{"name", j.name},
@@ -64,7 +61,7 @@ json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
 std::string objectiveText(const spec::ExperimentSpec& spec, const store::TrialRecord& t) {
   std::string out;
   for (size_t k = 0; k < t.objective.size() && k < spec.objectives.size(); ++k)
-    out += fmt::format("{}{}={}", out.empty() ? "" : " ", spec.objectives[k].metric, shortValue(t.objective[k]));
+    out += fmt::format("{}{}={}", out.empty() ? "" : " ", spec.objectives[k].metric, util::formatValue(t.objective[k]));
   return out;
 }
 

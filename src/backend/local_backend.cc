@@ -42,6 +42,12 @@ struct ExecFailure {
   int err;
 };
 
+// Where a replica's supervisor keeps its exit status: beside its log.
+std::string exitStatusFile(const std::string& log_ref) {
+  std::string base = log_ref.size() > 4 && log_ref.ends_with(".log") ? log_ref.substr(0, log_ref.size() - 4) : log_ref;
+  return base + ".exit";
+}
+
 std::vector<std::string> mergedEnv(const std::vector<std::pair<std::string, std::string>>& extra) {
   std::vector<std::string> out;
   for (char** e = environ; e && *e; ++e) {
@@ -185,8 +191,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   std::vector<std::string> args = r.argv;
   for (auto& a : args) a = util::expandVars(a, extra);
   if (!opts_.supervisor.empty()) {
-    std::string ref = p.status.log_ref;
-    p.status_file = ref.substr(0, ref.size() - 4) + ".exit";
+    p.status_file = exitStatusFile(p.status.log_ref);
     std::filesystem::remove(p.status_file);
     args.insert(args.begin(), {opts_.supervisor, "__supervise", p.status_file, "--"});
   }
@@ -327,16 +332,14 @@ void LocalBackend::reap(Proc& p, bool block) {
 
 void LocalBackend::reapAdopted(Proc& p, bool block) {
   if (p.status.phase == ReplicaPhase::Exited) return;
-  auto alive = [&] {
-    if (p.pidfd >= 0) {
-      pollfd fd{p.pidfd, POLLIN, 0};
-      return poll(&fd, 1, 0) == 0;  // readable once the process has ended
-    }
-    return util::processStartTime(p.pid) == std::optional<uint64_t>(p.status.pid_start);
-  };
-  while (alive()) {
-    if (!block) return;
-    usleep(1000);
+  // Without a pidfd it was already gone when adopted; with one, the pidfd
+  // turns readable when the process ends.
+  if (p.pidfd >= 0) {
+    pollfd fd{p.pidfd, POLLIN, 0};
+    int r;
+    do r = poll(&fd, 1, block ? -1 : 0);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) return;  // still running
   }
   p.status.phase = ReplicaPhase::Exited;
   p.status.finished_at = wallNow();
@@ -365,18 +368,11 @@ std::vector<ReplicaStatus> LocalBackend::reattach(const std::string& uid, int at
     p.status.attempt = attempt;
     p.pid = static_cast<pid_t>(r.pid);
     p.adopted = true;
-    std::string ref = r.log_ref;
-    p.status_file = ref.size() > 4 ? ref.substr(0, ref.size() - 4) + ".exit" : ref + ".exit";
-    bool same = r.pid > 0 && r.pid_start != 0 &&
-                util::processStartTime(r.pid) == std::optional<uint64_t>(r.pid_start);
-    if (same) {
+    p.status_file = exitStatusFile(r.log_ref);
+    p.status.phase = ReplicaPhase::Running;  // until reapAdopted says how it ended
+    // Our replica only if the pid still has the start time we recorded.
+    if (r.pid > 0 && r.pid_start != 0 && util::processStartTime(r.pid) == std::optional<uint64_t>(r.pid_start))
       p.pidfd = static_cast<int>(syscall(SYS_pidfd_open, p.pid, 0));
-      p.status.phase = ReplicaPhase::Running;
-    } else {
-      p.pidfd = -1;
-      p.status.phase = ReplicaPhase::Running;  // reapAdopted decides how it ended
-    }
-    if (!same) p.status.pid_start = 0;  // never matches: reported as ended
     reapAdopted(p, false);
     j.procs.push_back(std::move(p));
   }

@@ -85,9 +85,4 @@ std::string formatDuration(double s) {
   return fmt::format("{}h{:02}m", total / 3600, (total % 3600) / 60);
 }
 
-std::string formatValue(double v) {
-  if (std::floor(v) == v && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
-  return fmt::format("{:.6g}", v);
-}
-
 }  // namespace trainyard::cli

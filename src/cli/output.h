@@ -6,6 +6,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "util/format.h"
+
 namespace trainyard::cli {
 
 enum class OutputFormat { Table, Json, Yaml };
@@ -19,6 +21,6 @@ void printYaml(std::ostream& out, const nlohmann::json& j);
 
 std::string formatTime(double epoch_seconds);    // local "2026-11-22 08:15:03", "-" for 0
 std::string formatDuration(double seconds);      // "1h02m", "3m07s", "4.2s"
-std::string formatValue(double v);               // shortest faithful form
+using util::formatValue;                         // shortest faithful form
 
 }  // namespace trainyard::cli

@@ -37,8 +37,8 @@ int cmdServer(const ServerCliOptions& o) {
   api::ServerOptions so;
   so.address = o.address;
   so.port = o.port;
-  so.data_dir = fs::absolute(o.data_dir).lexically_normal().string();
-  so.store = o.store.empty() ? so.data_dir : o.store;
+  const std::string data_dir = fs::absolute(o.data_dir).lexically_normal().string();
+  so.store = o.store.empty() ? data_dir : o.store;
   try {
     if (!o.auth_file.empty()) so.auth = api::TokenAuth::load(o.auth_file);
   } catch (const std::exception& e) {
@@ -50,7 +50,7 @@ int cmdServer(const ServerCliOptions& o) {
                              "programs as this user. Pass --auth tokens.yaml, or listen on 127.0.0.1.\n", so.address);
     return 2;
   }
-  fs::create_directories(so.data_dir);
+  fs::create_directories(data_dir);
 
   std::atomic<api::ApiServer*> running{nullptr};
   std::atomic<bool> stop_requested{false};
@@ -64,7 +64,7 @@ int cmdServer(const ServerCliOptions& o) {
   metrics.help("trainyard_scheduling_latency_seconds", "histogram", "Time from submission to start (queue wait included)");
   metrics.help("trainyard_reconcile_pass_seconds", "histogram", "Duration of one reconcile pass over all jobs and experiments");
   control::ControllerOptions co;
-  co.data_dir = so.data_dir;
+  co.data_dir = data_dir;
   co.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
   bo.tie_to_parent = false;  // replicas outlive a server restart; the next one re-attaches
@@ -101,7 +101,7 @@ int cmdServer(const ServerCliOptions& o) {
   running = &server;
   if (stop_requested) return 0;
   std::cerr << fmt::format("trainyard server listening on http://{}:{} (store {}, data {}{})\n", so.address, port,
-                           o.store.empty() ? "sqlite" : "postgresql", so.data_dir,
+                           o.store.empty() ? "sqlite" : "postgresql", data_dir,
                            so.auth ? fmt::format(", {} tokens", so.auth->size()) : ", no authentication");
   server.serve();
   plane.stop();

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <future>
-#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -152,31 +151,18 @@ void ControlPlane::run(const std::function<void()>& ready) {
     st.warnings = backend->warnings();
     double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (hooks_.on_pass) hooks_.on_pass(took);
-    {
-      std::lock_guard lk(mu_);
-      st.passes = status_.passes + 1;
-      status_ = std::move(st);
-    }
     // Replica exits wake the backend's wait; submissions wake the condition.
-    bool busy = false;
-    {
-      std::lock_guard lk(mu_);
-      busy = !status_.jobs_by_phase.empty();
-    }
+    const bool busy = !st.jobs_by_phase.empty();
     {
       std::unique_lock lk(mu_);
-      if (woken_) {
+      status_ = std::move(st);
+      if (woken_ || !busy) {
+        if (!woken_) cv_.wait_for(lk, std::chrono::milliseconds(250), [&] { return woken_ || stopping_.load(); });
         woken_ = false;
         continue;
       }
     }
-    if (busy) {
-      backend->waitForChange(std::chrono::milliseconds(100));
-    } else {
-      std::unique_lock lk(mu_);
-      cv_.wait_for(lk, std::chrono::milliseconds(250), [&] { return woken_ || stopping_.load(); });
-      woken_ = false;
-    }
+    backend->waitForChange(std::chrono::milliseconds(100));
   }
 }
 

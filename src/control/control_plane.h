@@ -27,7 +27,6 @@ struct ControlPlaneStatus {
   std::map<std::string, sched::Resources> used;  // per node
   std::map<std::string, int> jobs_by_phase;       // active jobs
   int queued = 0;
-  uint64_t passes = 0;
   std::vector<std::string> warnings;
 };
 

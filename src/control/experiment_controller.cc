@@ -65,16 +65,21 @@ void ExperimentController::changed(const store::TrialRecord& t) {
   if (on_trial) on_trial(t);
 }
 
-store::ExperimentRecord ExperimentController::submit(const spec::ExperimentSpec& spec, const std::string& user) {
+store::ExperimentRecord submitExperiment(store::Store& store, const spec::ExperimentSpec& spec,
+                                         const ControllerOptions& opts, const std::string& user) {
   store::ExperimentRecord e;
   e.user = user;
   e.name = spec.name;
   e.spec = spec;
   e.phase = store::kRunning;
   e.created_at = store::nowSeconds();
-  e.owner = opts_.owner;
-  store_.createExperiment(e);
+  e.owner = opts.owner;
+  store.createExperiment(e);
   return e;
+}
+
+store::ExperimentRecord ExperimentController::submit(const spec::ExperimentSpec& spec, const std::string& user) {
+  return submitExperiment(store_, spec, opts_, user);
 }
 
 store::ExperimentRecord ExperimentController::resume(const std::string& name, bool reopen) {

@@ -19,6 +19,11 @@
 
 namespace trainyard::control {
 
+// Stores a new experiment in phase Running, owned by opts.owner. Throws
+// store::NameConflict.
+store::ExperimentRecord submitExperiment(store::Store& store, const spec::ExperimentSpec& spec,
+                                         const ControllerOptions& opts, const std::string& user = "");
+
 class ExperimentController {
  public:
   ExperimentController(store::Store& store, JobController& jobs, ControllerOptions opts);

@@ -67,23 +67,28 @@ const std::map<std::string, metrics::MetricPoint>& JobController::latest(int64_t
   return t->latest;
 }
 
-JobRecord JobController::submit(const spec::TrainJobSpec& spec, const std::string& user) {
+JobRecord submitJob(store::Store& store, const spec::TrainJobSpec& spec, const ControllerOptions& opts,
+                    const std::string& user) {
   JobRecord job;
   job.user = user;
   job.name = spec.name;
   job.spec = spec;
   job.phase = store::kQueued;
   job.created_at = nowSeconds();
-  job.owner = opts_.owner;
-  job.outputs_dir = spec.outputs_dir.empty() ? (fs::path(opts_.data_dir) / "outputs" / spec.name).string()
+  job.owner = opts.owner;
+  job.outputs_dir = spec.outputs_dir.empty() ? (fs::path(opts.data_dir) / "outputs" / spec.name).string()
                                              : spec.outputs_dir;
-  store_.transaction([&] {
-    store_.createJob(job);
-    job.log_dir = (fs::path(opts_.data_dir) / "logs" / job.uid).string();
-    store_.updateJobStatus(job);
-    condition(job, "Created", "JobCreated", fmt::format("TrainJob {} is created", job.name));
+  store.transaction([&] {
+    store.createJob(job);
+    job.log_dir = (fs::path(opts.data_dir) / "logs" / job.uid).string();
+    store.updateJobStatus(job);
+    store.addCondition(job.id, {"Created", "True", "JobCreated", fmt::format("TrainJob {} is created", job.name), nowSeconds()});
   });
   return job;
+}
+
+JobRecord JobController::submit(const spec::TrainJobSpec& spec, const std::string& user) {
+  return submitJob(store_, spec, opts_, user);
 }
 
 void JobController::condition(JobRecord& job, const std::string& type, const std::string& reason,

@@ -25,6 +25,13 @@ struct ControllerOptions {
   std::string owner;     // selfOwner() by default
 };
 
+// Stores a new job in phase Queued with a Created condition, owned by
+// opts.owner, its logs and outputs under opts.data_dir. Throws
+// store::NameConflict when the name is taken. (The controller's submit, and
+// the server's API, which writes desired state without driving it.)
+store::JobRecord submitJob(store::Store& store, const spec::TrainJobSpec& spec, const ControllerOptions& opts,
+                           const std::string& user = "");
+
 // Ends a job whose driving process is gone (Failed, ControllerLost): its
 // allocation is freed and the reason recorded. Call inside a transaction.
 void markControllerLost(store::Store& store, store::JobRecord& job, const std::string& what_next);

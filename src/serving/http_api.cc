@@ -183,6 +183,19 @@ std::vector<HostTensor> fromV2(const ServedVersion& v, const element& body) {
 
 void appendString(std::string& out, std::string_view s) { out += json(std::string(s)).dump(); }
 
+// {"name": value, ...} for every output, each value written by `value`.
+template <typename F>
+void appendByName(std::string& out, const std::vector<HostTensor>& outs, F&& value) {
+  out += '{';
+  for (size_t k = 0; k < outs.size(); ++k) {
+    if (k) out += ',';
+    appendString(out, outs[k].name);
+    out += ':';
+    value(outs[k]);
+  }
+  out += '}';
+}
+
 json tfSignature(const std::vector<TensorSpec>& specs) {
   json out = json::object();
   for (const auto& s : specs) {
@@ -370,18 +383,8 @@ void mountInferenceApi(httplib::Server& http, ModelManager& models, api::Metrics
         [&](const element&, std::vector<HostTensor>& outs, std::string& out) {
           if (!row) {
             out += "{\"outputs\":";
-            if (outs.size() == 1) {
-              appendJson(out, outs[0], true);
-            } else {
-              out += '{';
-              for (size_t k = 0; k < outs.size(); ++k) {
-                if (k) out += ',';
-                appendString(out, outs[k].name);
-                out += ':';
-                appendJson(out, outs[k], true);
-              }
-              out += '}';
-            }
+            if (outs.size() == 1) appendJson(out, outs[0], true);
+            else appendByName(out, outs, [&](const HostTensor& t) { appendJson(out, t, true); });
             out += '}';
             return;
           }
@@ -389,18 +392,8 @@ void mountInferenceApi(httplib::Server& http, ModelManager& models, api::Metrics
           int64_t rows = outs[0].shape[0];
           for (int64_t i = 0; i < rows; ++i) {
             if (i) out += ',';
-            if (outs.size() == 1) {
-              appendJsonRow(out, outs[0], i);
-              continue;
-            }
-            out += '{';
-            for (size_t k = 0; k < outs.size(); ++k) {
-              if (k) out += ',';
-              appendString(out, outs[k].name);
-              out += ':';
-              appendJsonRow(out, outs[k], i);
-            }
-            out += '}';
+            if (outs.size() == 1) appendJsonRow(out, outs[0], i);
+            else appendByName(out, outs, [&](const HostTensor& t) { appendJsonRow(out, t, i); });
           }
           out += "]}";
         });

@@ -949,4 +949,12 @@ std::vector<TrialRecord> SqlStore::trials(int64_t experiment_id) {
   return out;
 }
 
+std::map<std::string, int64_t> SqlStore::trialCounts(int64_t experiment_id) {
+  auto s = db_->prepare("SELECT state, COUNT(*) FROM trials WHERE experiment_id=? GROUP BY state");
+  s->bind(1, experiment_id);
+  std::map<std::string, int64_t> out;
+  while (s->step()) out[s->text(0)] = s->i64(1);
+  return out;
+}
+
 }  // namespace trainyard::store

@@ -48,6 +48,7 @@ class SqlStore final : public Store {
   void requestExperimentCancel(int64_t id) override;
   void upsertTrial(const TrialRecord& t) override;
   std::vector<TrialRecord> trials(int64_t experiment_id) override;
+  std::map<std::string, int64_t> trialCounts(int64_t experiment_id) override;
   int schemaVersion() override;
 
   // The schema version this build writes, per dialect.

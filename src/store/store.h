@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -231,6 +232,8 @@ class Store {
   virtual void requestExperimentCancel(int64_t id) = 0;
   virtual void upsertTrial(const TrialRecord& t) = 0;
   virtual std::vector<TrialRecord> trials(int64_t experiment_id) = 0;
+  // Trials by state, counted in the database (no trial is read).
+  virtual std::map<std::string, int64_t> trialCounts(int64_t experiment_id) = 0;
 
   virtual int schemaVersion() = 0;
 };

@@ -336,6 +336,11 @@ TEST_P(StoreTest, ExperimentsAndTrials) {
   EXPECT_EQ(trials[0].params.at("lr"), "0.1");
   EXPECT_DOUBLE_EQ(trials[0].objective.at(0), 0.25);
   EXPECT_DOUBLE_EQ(trials[0].metrics.at("acc"), 0.9);
+  t.number = 1;
+  t.state = kTrialRunning;
+  st->upsertTrial(t);
+  EXPECT_EQ(st->trialCounts(a.id), (std::map<std::string, int64_t>{{kTrialRunning, 1}, {kTrialSucceeded, 1}}));
+  EXPECT_TRUE(st->trialCounts(b.id).empty());
 }
 
 TEST(SqliteStoreOnly, UsesWalAndRefusesNewerSchema) {
