@@ -127,8 +127,8 @@ struct LocalBackendOptions {
   // 7-20 ms per process on cgroup v1, more than the whole launch otherwise.
   // Memory limits are always enforced when the spec sets one.
   bool cpu_quota = false;
-  // Path of the trainyard binary: when set, each replica runs under
-  // `trainyard __supervise`, which keeps its exit status in a file next to
+  // Path of trainyard-supervise (or of trainyard): when set, each replica
+  // runs under `<it> __supervise`, which keeps its exit status in a file next to
   // its log, so a control plane restarted while it ran still learns how it
   // ended (only the parent can wait for a process). Used by the server.
   std::string supervisor;

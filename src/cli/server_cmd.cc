@@ -68,7 +68,10 @@ int cmdServer(const ServerCliOptions& o) {
   co.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
   bo.tie_to_parent = false;  // replicas outlive a server restart; the next one re-attaches
-  bo.supervisor = fs::read_symlink("/proc/self/exe").string();
+  // The small supervisor beside this binary; else this binary's own __supervise.
+  fs::path self = fs::read_symlink("/proc/self/exe");
+  bo.supervisor = fs::exists(self.parent_path() / "trainyard-supervise") ? (self.parent_path() / "trainyard-supervise").string()
+                                                                        : self.string();
   control::ControlPlaneHooks hooks;
   hooks.on_admitted = [&](double s) { metrics.observe("trainyard_scheduling_latency_seconds", {}, s); };
   hooks.on_pass = [&](double s) { metrics.observe("trainyard_reconcile_pass_seconds", {}, s); };

@@ -144,6 +144,10 @@ class PostgresDb final : public SqlDb {
 
 }  // namespace
 
-std::unique_ptr<SqlDb> openPostgresDb(const std::string& url) { return std::make_unique<PostgresDb>(url); }
-
 }  // namespace trainyard::store
+
+// The plugin's entry point (libtrainyard_pg.so; see util/plugin.h). Errors
+// are thrown as std::runtime_error, as from any driver.
+extern "C" __attribute__((visibility("default"))) trainyard::store::SqlDb* trainyard_open_postgres(const char* url) {
+  return new trainyard::store::PostgresDb(url);
+}

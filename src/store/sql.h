@@ -52,7 +52,8 @@ class SqlDb {
 };
 
 std::unique_ptr<SqlDb> openSqliteDb(const std::string& path);
-// `url`: postgresql://user@host:port/db?... as libpq takes it.
+// `url`: postgresql://user@host:port/db?... as libpq takes it. libpq is
+// loaded with the driver plugin (libtrainyard_pg.so) on first use.
 std::unique_ptr<SqlDb> openPostgresDb(const std::string& url);
 
 }  // namespace trainyard::store

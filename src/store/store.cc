@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "store/sql_store.h"
+#include "util/plugin.h"
 
 namespace trainyard::store {
 
@@ -12,6 +13,12 @@ bool isTerminal(const std::string& phase) { return phase == kSucceeded || phase 
 double nowSeconds() {
   using namespace std::chrono;
   return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+std::unique_ptr<SqlDb> openPostgresDb(const std::string& url) {
+  auto open = reinterpret_cast<SqlDb* (*)(const char*)>(
+      util::pluginSymbol("libtrainyard_pg.so", "trainyard_open_postgres", "the PostgreSQL driver (libpq)"));
+  return std::unique_ptr<SqlDb>(open(url.c_str()));
 }
 
 std::unique_ptr<Store> openStore(const std::string& location) {
