@@ -18,7 +18,7 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <httplib.h>
+#include "http/client.h"
 #include <nlohmann/json.hpp>
 
 #include "api/server.h"
@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
   api::ApiServer server(so, nullptr, reg);
   int port = server.bind();
   std::thread serving([&] { server.serve(); });
-  httplib::Client http("127.0.0.1", port);
-  http.set_read_timeout(600, 0);
+  trainyard::http::Client http(fmt::format("127.0.0.1:{}", port));
+  http.set_timeouts(std::chrono::seconds(5), std::chrono::seconds(600));
 
   // ---------------------------------------------------------------- query
   {
@@ -103,12 +103,12 @@ int main(int argc, char** argv) {
     size_t full_n = 0, body = 0;
     double full = medianMs(3, [&] { full_n = st->metrics(job.id, "loss").size(); });
     double down = medianMs(11, [&] {
-      auto r = http.Get("/api/v1/jobs/million/metrics/loss?maxPoints=2000");
-      body = r->body.size();
+      auto r = http.get("/api/v1/jobs/million/metrics/loss?maxPoints=2000");
+      body = r.body.size();
     });
-    double zoom = medianMs(11, [&] { http.Get("/api/v1/jobs/million/metrics/loss?maxPoints=2000&from=250000&to=750000"); });
-    double narrow = medianMs(11, [&] { http.Get("/api/v1/jobs/million/metrics/loss?maxPoints=2000&from=500000&to=520000"); });
-    auto j = nlohmann::json::parse(http.Get("/api/v1/jobs/million/metrics/loss?maxPoints=2000")->body);
+    double zoom = medianMs(11, [&] { http.get("/api/v1/jobs/million/metrics/loss?maxPoints=2000&from=250000&to=750000"); });
+    double narrow = medianMs(11, [&] { http.get("/api/v1/jobs/million/metrics/loss?maxPoints=2000&from=500000&to=520000"); });
+    auto j = nlohmann::json::parse(http.get("/api/v1/jobs/million/metrics/loss?maxPoints=2000").body);
     fmt::print("query: full series from the store ({} points)  {:8.1f} ms\n", full_n, full);
     fmt::print("query: downsampled over HTTP ({} buckets, {} KB)   {:8.1f} ms  (target <= 50)  ratio full/downsampled {:.0f}x\n",
                j["step"].size(), body / 1024, down, full / down);
@@ -171,11 +171,11 @@ spec:
     auto e = seedExperiment("big-sweep", 10000);
     seedExperiment("small-sweep", 100);  // the baseline of bench/dashboard_load.mjs
     double raw = medianMs(5, [&] { st->trials(e.id); });
-    double first = medianMs(9, [&] { http.Get("/api/v1/experiments/big-sweep/trials?limit=50"); });
-    double sorted = medianMs(9, [&] { http.Get("/api/v1/experiments/big-sweep/trials?limit=50&sort=objective&order=asc"); });
-    double by_param = medianMs(9, [&] { http.Get("/api/v1/experiments/big-sweep/trials?limit=50&sort=param:lr&order=desc"); });
-    double summary = medianMs(9, [&] { http.Get("/api/v1/experiments/big-sweep"); });
-    double columns = medianMs(5, [&] { http.Get("/api/v1/experiments/big-sweep/trials?view=columns"); });
+    double first = medianMs(9, [&] { http.get("/api/v1/experiments/big-sweep/trials?limit=50"); });
+    double sorted = medianMs(9, [&] { http.get("/api/v1/experiments/big-sweep/trials?limit=50&sort=objective&order=asc"); });
+    double by_param = medianMs(9, [&] { http.get("/api/v1/experiments/big-sweep/trials?limit=50&sort=param:lr&order=desc"); });
+    double summary = medianMs(9, [&] { http.get("/api/v1/experiments/big-sweep"); });
+    double columns = medianMs(5, [&] { http.get("/api/v1/experiments/big-sweep/trials?view=columns"); });
     fmt::print("trials: read 10,000 trials from the store        {:8.1f} ms\n", raw);
     fmt::print("trials: first page over HTTP                      {:8.1f} ms  (target <= 100)  ratio {:.2f}\n", first, first / raw);
     fmt::print("trials: sorted by objective, first page           {:8.1f} ms  (target <= 100)  ratio {:.2f}\n", sorted, sorted / raw);
@@ -212,11 +212,14 @@ spec:
     std::vector<std::thread> threads;
     for (int c = 0; c < clients; ++c)
       threads.emplace_back([&, c] {
-        httplib::Client cl("127.0.0.1", port);
-        cl.set_keep_alive(true);
+        trainyard::http::Client cl(fmt::format("127.0.0.1:{}", port));
         for (int b = 0; b < batches; ++b) {
-          auto r = cl.Post(fmt::format("/api/v1/jobs/pusher-{}/metrics", c), bodies[c][b], "application/json");
-          if (!r || r->status != 200) failures++;
+          try {
+            auto r = cl.request("POST", fmt::format("/api/v1/jobs/pusher-{}/metrics", c), bodies[c][b], "application/json");
+            if (r.status != 200) failures++;
+          } catch (const std::exception&) {
+            failures++;
+          }
         }
       });
     for (auto& t : threads) t.join();

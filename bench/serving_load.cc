@@ -15,7 +15,7 @@
 #include <sstream>
 #include <thread>
 
-#include <httplib.h>
+#include "http/client.h"
 
 #ifdef WITH_TORCH
 #include <ATen/Parallel.h>
@@ -45,26 +45,30 @@ static int http(int argc, char** argv) {
   std::vector<std::thread> ts;
   for (int c = 0; c < conns; ++c)
     ts.emplace_back([&] {
-      httplib::Client cl(host, port);
-      cl.set_keep_alive(true);
-      cl.set_tcp_nodelay(true);  // headers and body go as two writes: no Nagle wait between them
-      cl.set_read_timeout(30, 0);
+      trainyard::http::Client cl(host + ":" + std::to_string(port));
+      cl.set_timeouts(std::chrono::seconds(5), std::chrono::seconds(30));
       std::vector<double> l, o;
       double bs = 0;
       long nb = 0, fails = 0;
       while (!go) std::this_thread::yield();
       while (Clock::now() < end) {
         auto t0 = Clock::now();
-        auto r = cl.Post(path, body, "application/json");
+        trainyard::http::ClientResponse r;
+        std::string error;
+        try {
+          r = cl.request("POST", path, body, "application/json");
+          if (r.status != 200) error = std::to_string(r.status) + " " + r.body;
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
         double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-        if (!r || r->status != 200) {
-          if (++fails == 1)
-            std::fprintf(stderr, "first failure: %s\n",
-                         r ? (std::to_string(r->status) + " " + r->body).c_str() : httplib::to_string(r.error()).c_str());
+        if (!error.empty()) {
+          if (++fails == 1) std::fprintf(stderr, "first failure: %s\n", error.c_str());
           continue;
         }
         l.push_back(us);
-        std::string t = r->get_header_value("X-Inference-Timing");
+        auto it = r.headers.find("X-Inference-Timing");
+        std::string t = it == r.headers.end() ? "" : it->second;
         if (!t.empty()) {
           double parse = 0, queue = 0, ser = 0, batch = 0;
           std::sscanf(t.c_str(), "parse_us=%lf;queue_us=%lf;compute_us=%*f;serialize_us=%lf;batch=%lf", &parse, &queue, &ser, &batch);

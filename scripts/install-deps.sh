@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-pthread zlib1g-dev libgloo-dev python3-torch python3-numpy dataset-fashion-mnist
   openmpi-bin libopenmpi-dev libeigen3-dev python3-optuna
-  libcpp-httplib-dev libpq-dev postgresql chromium libsimdjson-dev
+  libboost1.74-dev libpq-dev postgresql chromium libsimdjson-dev
   python3-fastapi python3-uvicorn wrk
 )
 # The dashboard is built with npm; use the machine's Node.js, else Debian's.

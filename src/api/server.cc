@@ -12,12 +12,13 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include "api/assets.h"
+#include "api/request_guard.h"
+#include "http/server.h"
 #include "api/views.h"
 #include "control/experiment_controller.h"
 #include "control/launch_plan.h"
@@ -63,13 +64,13 @@ std::string gzip(const std::string& in) {
   return out;
 }
 
-bool acceptsGzip(const httplib::Request& req) {
+bool acceptsGzip(const http::Request& req) {
   return req.get_header_value("Accept-Encoding").find("gzip") != std::string::npos;
 }
 
 // The content type carries a charset, which also keeps the HTTP library
 // from compressing the body itself (it only compresses exact types).
-void sendJson(httplib::Response& res, int status, const json& body, const httplib::Request* req = nullptr) {
+void sendJson(http::Response& res, int status, const json& body, const http::Request* req = nullptr) {
   res.status = status;
   std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
   if (req && text.size() > (32 << 10) && acceptsGzip(*req)) {
@@ -80,14 +81,14 @@ void sendJson(httplib::Response& res, int status, const json& body, const httpli
   res.set_content(text, "application/json; charset=utf-8");
 }
 
-void sendError(httplib::Response& res, int status, const std::string& code, const std::string& message,
+void sendError(http::Response& res, int status, const std::string& code, const std::string& message,
                const std::string& field = "") {
   json e{{"code", code}, {"message", message}};
   if (!field.empty()) e["field"] = field;
   sendJson(res, status, {{"error", e}});
 }
 
-int64_t intParam(const httplib::Request& req, const std::string& name, int64_t fallback, int64_t lo, int64_t hi) {
+int64_t intParam(const http::Request& req, const std::string& name, int64_t fallback, int64_t lo, int64_t hi) {
   if (!req.has_param(name.c_str())) return fallback;
   std::string v = req.get_param_value(name.c_str());
   try {
@@ -100,7 +101,7 @@ int64_t intParam(const httplib::Request& req, const std::string& name, int64_t f
   }
 }
 
-std::string strParam(const httplib::Request& req, const std::string& name, const std::string& fallback = "") {
+std::string strParam(const http::Request& req, const std::string& name, const std::string& fallback = "") {
   return req.has_param(name.c_str()) ? req.get_param_value(name.c_str()) : fallback;
 }
 
@@ -117,26 +118,6 @@ store::Store& threadStore(const std::string& location) {
   if (!s) s = store::openStore(location);
   return *s;
 }
-
-std::string cookieToken(const std::string& cookies) {
-  const std::string key = "trainyard_token=";
-  size_t pos = 0;
-  while ((pos = cookies.find(key, pos)) != std::string::npos) {
-    if (pos == 0 || cookies[pos - 1] == ' ' || cookies[pos - 1] == ';') {
-      size_t end = cookies.find(';', pos);
-      return cookies.substr(pos + key.size(), end == std::string::npos ? std::string::npos : end - pos - key.size());
-    }
-    pos += key.size();
-  }
-  return "";
-}
-
-const char* kLoginPage = R"html(<!doctype html><html><head><meta charset="utf-8"><title>Trainyard - sign in</title>
-<style>body{font-family:system-ui,sans-serif;display:flex;justify-content:center;margin-top:15vh;background:#f6f7f9}
-form{background:#fff;padding:2em;border-radius:8px;box-shadow:0 1px 4px #0002;display:flex;flex-direction:column;gap:.8em;min-width:22em}
-input,button{font-size:1em;padding:.5em}</style></head><body>
-<form method="post" action="/login"><h2>Trainyard</h2><label>Access token<br><input name="token" type="password" autofocus style="width:100%"></label>
-<button type="submit">Sign in</button></form></body></html>)html";
 
 // Recent state changes for /api/v1/stream: the loop writes the store, a
 // watcher thread turns differences into numbered events.
@@ -188,16 +169,39 @@ std::optional<double> numeric(const std::string& s) {
 
 }  // namespace
 
+// Request bodies: a spec (1 MiB) with its JSON envelope; a batch of pushed
+// points (at most 100,000). Every other route takes the default 1 MiB.
+constexpr size_t kMaxSubmitBody = 2 * spec::kMaxSpecBytes + (64 << 10);
+constexpr size_t kMaxPushBody = 16 << 20;
+
 struct ApiServer::Impl {
   ServerOptions opts;
   control::ControlPlane* plane;
   MetricsRegistry& metrics;
-  httplib::Server http;
+  RequestGuard guard;
+  http::Server http;
   ChangeFeed feed;
   std::thread watcher;
   std::atomic<bool> stopping{false};
 
-  Impl(ServerOptions o, control::ControlPlane* p, MetricsRegistry& m) : opts(std::move(o)), plane(p), metrics(m) {}
+  Impl(ServerOptions o, control::ControlPlane* p, MetricsRegistry& m)
+      : opts(std::move(o)), plane(p), metrics(m), guard(guardOptions(opts)), http(limits(opts)) {}
+
+  static GuardOptions guardOptions(const ServerOptions& o) {
+    GuardOptions g;
+    g.auth = o.auth;
+    g.address = o.address;
+    g.public_url = o.public_url;
+    g.allowed_origins = o.allowed_origins;
+    g.open_paths = {"/healthz", "/v2/health/live", "/v2/health/ready"};
+    g.dashboard = true;
+    return g;
+  }
+  static http::ServerLimits limits(const ServerOptions& o) {
+    http::ServerLimits l;
+    l.workers = o.threads;
+    return l;
+  }
 
   store::Store& db() { return threadStore(opts.store); }
 
@@ -218,25 +222,8 @@ struct ApiServer::Impl {
     }
   }
 
-  // The caller, or 401. Tokens come as "Authorization: Bearer", a cookie
-  // set by the dashboard's sign-in, or ?access_token= (EventSource cannot
-  // send headers).
-  std::optional<User> caller(const httplib::Request& req) {
-    if (!opts.auth) return User{"", true};
-    std::string token;
-    std::string h = req.get_header_value("Authorization");
-    if (h.rfind("Bearer ", 0) == 0) token = h.substr(7);
-    if (token.empty()) token = cookieToken(req.get_header_value("Cookie"));
-    if (token.empty()) token = strParam(req, "access_token");
-    if (token.empty()) return std::nullopt;
-    return opts.auth->lookup(token);
-  }
-
-  User requireUser(const httplib::Request& req) {
-    auto u = caller(req);
-    if (!u) throw ApiError(401, "Unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)");
-    return *u;
-  }
+  // The caller, as the request guard (api/request_guard.h) authenticated it.
+  User requireUser(const http::Request& req) { return RequestGuard::user(req); }
 
   static bool shared(const std::map<std::string, std::string>& labels) {
     auto it = labels.find(store::kSharedLabel);
@@ -261,10 +248,10 @@ struct ApiServer::Impl {
     return *e;
   }
 
-  using Handler = std::function<void(const httplib::Request&, httplib::Response&, const User&)>;
+  using Handler = std::function<void(const http::Request&, http::Response&, const User&)>;
   // Wraps a handler: authentication, errors as JSON, request metrics.
-  void route(const char* method, const std::string& pattern, const std::string& label, Handler h) {
-    auto wrapped = [this, h, label, method](const httplib::Request& req, httplib::Response& res) {
+  void route(const char* method, const std::string& pattern, const std::string& label, Handler h, size_t max_body = 0) {
+    auto wrapped = [this, h, label, method](const http::Request& req, http::Response& res) {
       auto t0 = std::chrono::steady_clock::now();
       try {
         User u = requireUser(req);
@@ -288,10 +275,7 @@ struct ApiServer::Impl {
       metrics.observe("trainyard_http_request_duration_seconds", {{"method", method}, {"route", label}},
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     };
-    std::string m = method;
-    if (m == "GET") http.Get(pattern, wrapped);
-    else if (m == "POST") http.Post(pattern, wrapped);
-    else if (m == "DELETE") http.Delete(pattern, wrapped);
+    http.route(method, pattern, wrapped, max_body);
   }
 
   void wake() {
@@ -308,7 +292,7 @@ struct ApiServer::Impl {
     return out;
   }
 
-  void listJobs(const httplib::Request& req, httplib::Response& res, const User& u) {
+  void listJobs(const http::Request& req, http::Response& res, const User& u) {
     store::JobQuery q;
     q.phase = strParam(req, "state");
     std::string label = strParam(req, "label");
@@ -332,20 +316,37 @@ struct ApiServer::Impl {
 
   // Body: {"yaml": "...", "file": "job.yaml", "baseDir": "/abs", "overrides": ["a=b"]}
   // or raw YAML (Content-Type application/yaml or text/yaml).
-  spec::LoadedSpec loadBody(const httplib::Request& req) {
+  // (The request guard has already refused any other Content-Type.)
+  spec::LoadedSpec loadBody(const http::Request& req) {
+    auto tooLarge = [](size_t n) {
+      return ApiError(413, "TooLarge", fmt::format("the spec is {} bytes; specs are limited to {} bytes (1 MiB)", n, spec::kMaxSpecBytes), "yaml");
+    };
     std::string type = req.get_header_value("Content-Type");
     if (type.find("json") != std::string::npos) {
       json b = json::parse(req.body);
       if (!b.is_object() || !b.contains("yaml") || !b["yaml"].is_string())
         throw ApiError(400, "InvalidRequest", "expected {\"yaml\": \"<the spec>\", \"file\": ..., \"baseDir\": ...}", "yaml");
-      std::string base = b.value("baseDir", fs::current_path().string());
-      return spec::loadSpecString(b["yaml"].get<std::string>(), b.value("file", "<request>"), base,
-                                  b.value("overrides", std::vector<std::string>{}));
+      const std::string& text = b["yaml"].get_ref<const std::string&>();
+      if (text.size() > spec::kMaxSpecBytes) throw tooLarge(text.size());
+      std::string base = b.contains("baseDir") && b["baseDir"].is_string() ? b["baseDir"].get<std::string>() : fs::current_path().string();
+      std::string file = b.contains("file") && b["file"].is_string() ? b["file"].get<std::string>() : "<request>";
+      std::vector<std::string> overrides;
+      if (b.contains("overrides")) {
+        if (!b["overrides"].is_array() || b["overrides"].size() > 1000)
+          throw ApiError(400, "InvalidRequest", "overrides must be a list of at most 1000 \"path=value\" strings", "overrides");
+        for (size_t i = 0; i < b["overrides"].size(); ++i) {
+          if (!b["overrides"][i].is_string())
+            throw ApiError(400, "InvalidRequest", "each override is a \"path=value\" string", fmt::format("overrides[{}]", i));
+          overrides.push_back(b["overrides"][i].get<std::string>());
+        }
+      }
+      return spec::loadSpecString(text, file, base, overrides);
     }
+    if (req.body.size() > spec::kMaxSpecBytes) throw tooLarge(req.body.size());
     return spec::loadSpecString(req.body, "<request>", fs::current_path().string());
   }
 
-  void submit(const httplib::Request& req, httplib::Response& res, const User& u, bool want_experiment) {
+  void submit(const http::Request& req, http::Response& res, const User& u, bool want_experiment) {
     if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
     spec::LoadedSpec loaded = loadBody(req);
     const auto& o = plane->options();
@@ -365,7 +366,7 @@ struct ApiServer::Impl {
     sendJson(res, 201, out);
   }
 
-  void pushMetrics(const httplib::Request& req, httplib::Response& res, const User& u) {
+  void pushMetrics(const http::Request& req, http::Response& res, const User& u) {
     auto j = job(u, req.matches[1], true);
     if (store::isTerminal(j.phase))
       throw ApiError(409, "JobFinished", fmt::format("job \"{}\" is {}; metrics are accepted while it runs", j.name, j.phase));
@@ -393,7 +394,7 @@ struct ApiServer::Impl {
     sendJson(res, 200, {{"accepted", points.size()}});
   }
 
-  void seriesView(const httplib::Request& req, httplib::Response& res, const User& u) {
+  void seriesView(const http::Request& req, http::Response& res, const User& u) {
     auto j = job(u, req.matches[1]);
     std::string name = req.matches[2];
     int64_t from = intParam(req, "from", INT64_MIN / 4, INT64_MIN / 4, INT64_MAX / 4);
@@ -412,7 +413,7 @@ struct ApiServer::Impl {
   }
 
   // Log bytes of a replica, or with follow=true an SSE stream of them.
-  void logs(const httplib::Request& req, httplib::Response& res, const User& u) {
+  void logs(const http::Request& req, http::Response& res, const User& u) {
     auto j = job(u, req.matches[1]);
     auto attempts = db().attempts(j.id);
     std::string replica = strParam(req, "replica", j.spec.primaryReplica());
@@ -445,7 +446,7 @@ struct ApiServer::Impl {
     res.set_header("Cache-Control", "no-cache");
     res.status = 200;
     res.set_chunked_content_provider("text/event-stream", [this, location, id, replica, attempt, state](
-                                                                size_t, httplib::DataSink& sink) {
+                                                                http::StreamSink& sink) {
       auto& [off, file] = *state;
       for (int idle = 0; !stopping; ++idle) {
         if (!sink.is_writable()) return false;
@@ -495,7 +496,7 @@ struct ApiServer::Impl {
     return out;
   }
 
-  void listExperiments(const httplib::Request& req, httplib::Response& res, const User& u) {
+  void listExperiments(const http::Request& req, http::Response& res, const User& u) {
     std::string state = strParam(req, "state"), label = strParam(req, "label");
     std::string key = label.substr(0, label.find('=')), value = label.find('=') == std::string::npos ? "" : label.substr(label.find('=') + 1);
     if (!label.empty() && (label.find('=') == std::string::npos || key.empty()))
@@ -515,7 +516,7 @@ struct ApiServer::Impl {
   // Trials, filtered, sorted (number, state, objective, createdAt,
   // finishedAt, duration, param:<name>, metric:<name>) and paged; with
   // view=columns, every matching trial as columns (charts).
-  void trials(const httplib::Request& req, httplib::Response& res, const User& u) {
+  void trials(const http::Request& req, http::Response& res, const User& u) {
     auto e = experiment(u, req.matches[1]);
     auto all = timed("list_trials", [&] { return db().trials(e.id); });
     std::string state = strParam(req, "state");
@@ -587,7 +588,7 @@ struct ApiServer::Impl {
 
   // ---------------------------------------------------------------- setup
   void routes() {
-    http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+    http.Get("/healthz", [](const http::Request&, http::Response& res) { res.set_content("ok\n", "text/plain"); });
     route("GET", "/metrics", "/metrics", [this](const auto&, auto& res, const User&) {
       if (plane) {
         auto s = plane->status();
@@ -616,7 +617,7 @@ struct ApiServer::Impl {
     });
 
     route("GET", "/api/v1/jobs", "/api/v1/jobs", [this](const auto& req, auto& res, const User& u) { listJobs(req, res, u); });
-    route("POST", "/api/v1/jobs", "/api/v1/jobs", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, false); });
+    route("POST", "/api/v1/jobs", "/api/v1/jobs", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, false); }, kMaxSubmitBody);
     route("GET", R"(/api/v1/jobs/([^/]+))", "/api/v1/jobs/{name}", [this](const auto& req, auto& res, const User& u) {
       auto j = job(u, req.matches[1]);
       json out = jobJson(db(), j, true);
@@ -658,12 +659,12 @@ struct ApiServer::Impl {
       int64_t n = static_cast<int64_t>(items.size());
       sendJson(res, 200, page(std::move(items), n, 0, std::max<int64_t>(n, 1)));
     });
-    route("POST", R"(/api/v1/jobs/([^/]+)/metrics)", "/api/v1/jobs/{name}/metrics", [this](const auto& req, auto& res, const User& u) { pushMetrics(req, res, u); });
+    route("POST", R"(/api/v1/jobs/([^/]+)/metrics)", "/api/v1/jobs/{name}/metrics", [this](const auto& req, auto& res, const User& u) { pushMetrics(req, res, u); }, kMaxPushBody);
     route("GET", R"(/api/v1/jobs/([^/]+)/metrics/([^/]+))", "/api/v1/jobs/{name}/metrics/{metric}", [this](const auto& req, auto& res, const User& u) { seriesView(req, res, u); });
     route("GET", R"(/api/v1/jobs/([^/]+)/logs)", "/api/v1/jobs/{name}/logs", [this](const auto& req, auto& res, const User& u) { logs(req, res, u); });
 
     route("GET", "/api/v1/experiments", "/api/v1/experiments", [this](const auto& req, auto& res, const User& u) { listExperiments(req, res, u); });
-    route("POST", "/api/v1/experiments", "/api/v1/experiments", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, true); });
+    route("POST", "/api/v1/experiments", "/api/v1/experiments", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, true); }, kMaxSubmitBody);
     route("GET", R"(/api/v1/experiments/([^/]+))", "/api/v1/experiments/{name}", [this](const auto& req, auto& res, const User& u) {
       auto e = experiment(u, req.matches[1]);
       json out = experimentSummary(e);
@@ -720,7 +721,7 @@ struct ApiServer::Impl {
       User who = u;
       res.set_header("Cache-Control", "no-cache");
       res.status = 200;
-      res.set_chunked_content_provider("text/event-stream", [this, after, who](size_t, httplib::DataSink& sink) {
+      res.set_chunked_content_provider("text/event-stream", [this, after, who](http::StreamSink& sink) {
         while (!stopping && sink.is_writable()) {
           auto evs = feed.since(*after, std::chrono::seconds(10));
           if (stopping) break;
@@ -744,25 +745,27 @@ struct ApiServer::Impl {
     if (opts.extra_routes) opts.extra_routes(http);
 
     // Dashboard: sign-in, then the embedded single-page app.
-    http.Post("/login", [this](const httplib::Request& req, httplib::Response& res) {
-      std::string token = req.has_param("token") ? req.get_param_value("token") : "";
-      if (!opts.auth || !opts.auth->lookup(token)) {
-        res.status = 401;
-        res.set_content(kLoginPage, "text/html; charset=utf-8");
+    http.Post("/login", [this](const http::Request& req, http::Response& res) {
+      bool throttled = false;
+      auto u = guard.signIn(req.remote_addr, req.get_param_value("token"), throttled);
+      if (throttled) {
+        res.set_header("Retry-After", "6");
+        res.status = 429;
+        res.set_content("too many wrong tokens from this address; wait and retry\n", "text/plain; charset=utf-8");
         return;
       }
-      res.set_header("Set-Cookie", "trainyard_token=" + token + "; Path=/; HttpOnly; SameSite=Strict");
+      if (!guard.authEnabled() || !u) {
+        res.status = 401;
+        res.set_content(RequestGuard::kLoginPage, "text/html; charset=utf-8");
+        return;
+      }
+      res.set_header("Set-Cookie", "trainyard_token=" + req.get_param_value("token") + "; Path=/; HttpOnly; SameSite=Strict");
       res.set_redirect("/");
-    });
-    http.Get(R"(/(.*))", [this](const httplib::Request& req, httplib::Response& res) {
+    }, 4096);
+    http.Get(R"(/(.*))", [](const http::Request& req, http::Response& res) {
       std::string path = req.matches[1];
       if (path.rfind("api/", 0) == 0) {
         sendError(res, 404, "NotFound", fmt::format("no such API route: {} {}", req.method, req.path));
-        return;
-      }
-      if (!caller(req)) {
-        res.status = 401;
-        res.set_content(kLoginPage, "text/html; charset=utf-8");
         return;
       }
       const Asset* a = findAsset(path.empty() ? "index.html" : path);
@@ -777,10 +780,7 @@ struct ApiServer::Impl {
       const Asset* body = gz ? gz : a;
       res.set_content(reinterpret_cast<const char*>(body->data), body->size, a->content_type);
     });
-    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      if (res.status == 404 && res.body.empty())
-        sendError(res, 404, "NotFound", fmt::format("no such route: {} {}", req.method, req.path));
-    });
+    http.set_pre_routing([this](http::Request& req, http::Response& res) { return guard.check(req, res); });
   }
 
   // Turns store differences into change events for /api/v1/stream.
@@ -869,11 +869,6 @@ ApiServer::ApiServer(ServerOptions opts, control::ControlPlane* plane, MetricsRe
   m.help("trainyard_jobs", "gauge", "Jobs by phase");
   m.help("trainyard_queue_length", "gauge", "Jobs waiting for resources");
   m.help("trainyard_pushed_points_total", "counter", "Metric points received through the push API");
-  int threads = impl_->opts.threads;
-  impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  impl_->http.set_keep_alive_max_count(10000);
-  impl_->http.set_read_timeout(30, 0);
-  impl_->http.set_payload_max_length(64 << 20);
   impl_->routes();
 }
 
@@ -881,15 +876,13 @@ ApiServer::~ApiServer() { stop(); }
 
 int ApiServer::bind() {
   auto& o = impl_->opts;
-  int port = o.port == 0 ? impl_->http.bind_to_any_port(o.address) : (impl_->http.bind_to_port(o.address, o.port) ? o.port : -1);
-  if (port <= 0) throw std::runtime_error(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", o.address, o.port));
-  o.port = port;
-  return port;
+  o.port = impl_->http.bind(o.address, o.port);
+  return o.port;
 }
 
 void ApiServer::serve() {
   impl_->watcher = std::thread([this] { impl_->watch(); });
-  impl_->http.listen_after_bind();
+  impl_->http.listen();
 }
 
 void ApiServer::stop() {

@@ -9,12 +9,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "api/auth.h"
 #include "api/prometheus.h"
 #include "control/control_plane.h"
 
-namespace httplib {
+namespace trainyard::http {
 class Server;
 }
 
@@ -25,9 +26,11 @@ struct ServerOptions {
   int port = 8080;          // 0: any free port (see port())
   std::string store;        // data directory or postgresql:// URL (logs and outputs: the control plane's data_dir)
   std::optional<TokenAuth> auth;
-  int threads = 64;         // SSE streams hold one each
+  std::string public_url;                    // where browsers reach it through a proxy, if they do
+  std::vector<std::string> allowed_origins;  // other origins whose pages may change state
+  int threads = 16;         // handler threads (SSE streams get their own, up to a cap)
   // More routes (the inference API), mounted before the dashboard's catch-all.
-  std::function<void(httplib::Server&)> extra_routes;
+  std::function<void(http::Server&)> extra_routes;
 };
 
 // True for 127.0.0.0/8, ::1 and localhost.

@@ -638,6 +638,13 @@ int cmdValidate(const std::string& file, const std::vector<std::string>& overrid
 
 }  // namespace
 
+namespace {
+void addAccessOptions(CLI::App& cmd, AccessOptions& a) {
+  cmd.add_option("--public-url", a.public_url, "The URL browsers reach this server at (behind a proxy); its host is accepted in Host");
+  cmd.add_option("--allowed-origins", a.allowed_origins, "Other origins whose pages may send state-changing requests (repeatable)");
+}
+}  // namespace
+
 int runMain(int argc, char** argv) {
   CLI::App app{"Trainyard: run, sweep, track and serve machine-learning training.\n"
                "Docs: docs/user-guide.md"};
@@ -660,9 +667,11 @@ int runMain(int argc, char** argv) {
   server->add_option("--address", so.address, "Address to listen on (non-loopback needs --auth)")->capture_default_str();
   server->add_option("--port", so.port, "Port (0: any free port, printed at start)")->capture_default_str();
   server->add_option("--store", so.store, "postgresql://... (default: SQLite in --data-dir)");
-  server->add_option("--auth", so.auth_file, "Token file (tokens: [{token, user, admin}]); every request then needs a token");
+  server->add_option("--auth", so.access.auth_file, "Token file (tokens: [{token, user, admin}]); every request then needs a token");
   server->add_option("--grace", so.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping replicas")->capture_default_str();
   server->add_option("--models", so.models_dir, "Also serve this model repository (TF-Serving /v1 and KServe /v2 APIs)");
+  addAccessOptions(*server, so.access);
+  server->add_option("--run-as", so.run_as, "Run jobs as this Unix user (default when root: trainyard-jobs, made by scripts/setup.sh)");
 
   ServeOptions serve_o;
   auto* serve = app.add_subcommand("serve", "Serve TorchScript models over TF-Serving REST and KServe V2, with dynamic batching");
@@ -671,6 +680,8 @@ int runMain(int argc, char** argv) {
   serve->add_option("--address", serve_o.address, "Address to listen on")->capture_default_str();
   serve->add_option("--port", serve_o.port, "Port (0: any free port, printed at start)")->capture_default_str();
   serve->add_option("--poll", serve_o.poll_seconds, "Seconds between scans of the repository for new versions")->capture_default_str();
+  serve->add_option("--auth", serve_o.access.auth_file, "Token file (tokens: [{token, user, admin}]); every request then needs a token");
+  addAccessOptions(*serve, serve_o.access);
 
   PushOptions push_o;
   auto* models = app.add_subcommand("models", "Model repository");

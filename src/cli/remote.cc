@@ -9,10 +9,10 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/output.h"
+#include "http/client.h"
 #include "util/files.h"
 
 namespace trainyard::cli {
@@ -42,84 +42,84 @@ std::string enc(const std::string& s) {
 
 class Client {
  public:
-  explicit Client(const Remote& r) : r_(r), http_(r.url) {
-    http_.set_connection_timeout(5, 0);
-    http_.set_read_timeout(3600, 0);
-    if (!r.token.empty()) http_.set_bearer_token_auth(r.token);
+  explicit Client(const Remote& r) : r_(r), http_(connect(r.url)) {
+    http_.set_timeouts(std::chrono::seconds(5), std::chrono::hours(1));
+    if (!r.token.empty()) http_.set_bearer_token(r.token);
   }
-  json get(const std::string& path) { return check(http_.Get(path), "GET", path); }
+  json get(const std::string& path) { return check(send("GET", path), "GET", path); }
   json post(const std::string& path, const json& body) {
-    return check(http_.Post(path, body.dump(), "application/json"), "POST", path);
+    return check(send("POST", path, body.dump(), "application/json"), "POST", path);
   }
-  json del(const std::string& path) { return check(http_.Delete(path), "DELETE", path); }
-  std::string text(const std::string& path) {
-    auto res = http_.Get(path);
-    check(res, "GET", path, false);
-    return res->body;
-  }
+  json del(const std::string& path) { return check(send("DELETE", path), "DELETE", path); }
+  std::string text(const std::string& path) { return checked(send("GET", path)).body; }
   // Server-Sent Events: calls on_event(name, data) until the stream ends.
   void events(const std::string& path, const std::function<bool(const std::string&, const std::string&)>& on_event) {
     std::string buf, status_body;
     int status = 0;
-    auto res = http_.Get(
-        path, httplib::Headers{{"Accept", "text/event-stream"}},
-        [&](const httplib::Response& r) {
-          status = r.status;
-          return true;
-        },
-        [&](const char* data, size_t n) {
-          if (status >= 300) {
-            status_body.append(data, n);
-            return true;
-          }
-          buf.append(data, n);
-          size_t end;
-          while ((end = buf.find("\n\n")) != std::string::npos) {
-            std::string block = buf.substr(0, end);
-            buf.erase(0, end + 2);
-            std::string event = "message", payload;
-            std::istringstream lines(block);
-            for (std::string line; std::getline(lines, line);) {
-              if (line.rfind("event: ", 0) == 0) event = line.substr(7);
-              else if (line.rfind("data: ", 0) == 0) payload += line.substr(6);
-            }
-            if (!payload.empty() && !on_event(event, payload)) return false;
-          }
-          return true;
-        });
-    if (!res && res.error() != httplib::Error::Canceled)
-      throw RemoteError(kExitInternal, fmt::format("cannot reach the Trainyard server at {}: {}", r_.url, httplib::to_string(res.error())));
-    if (status >= 300) {
-      std::string msg = status_body;
-      try {
-        msg = json::parse(status_body)["error"]["message"].get<std::string>();
-      } catch (const std::exception&) {
-      }
-      throw RemoteError(status < 500 ? kExitBadInput : kExitInternal, msg);
+    try {
+      http_.stream(path, {{"Accept", "text/event-stream"}}, [&](int s) { status = s; },
+                   [&](const char* data, size_t n) {
+                     if (status >= 300) {
+                       status_body.append(data, n);
+                       return true;
+                     }
+                     buf.append(data, n);
+                     size_t end;
+                     while ((end = buf.find("\n\n")) != std::string::npos) {
+                       std::string block = buf.substr(0, end);
+                       buf.erase(0, end + 2);
+                       std::string event = "message", payload;
+                       std::istringstream lines(block);
+                       for (std::string line; std::getline(lines, line);) {
+                         if (line.rfind("event: ", 0) == 0) event = line.substr(7);
+                         else if (line.rfind("data: ", 0) == 0) payload += line.substr(6);
+                       }
+                       if (!payload.empty() && !on_event(event, payload)) return false;
+                     }
+                     return true;
+                   });
+    } catch (const http::ClientError& e) {
+      throw RemoteError(kExitInternal, fmt::format("cannot reach the Trainyard server at {}: {}", r_.url, e.what()));
     }
+    if (status >= 300) checked({status, {}, status_body});
   }
 
  private:
-  json check(const httplib::Result& res, const char* method, const std::string& path, bool parse = true) {
-    if (!res)
+  static http::Client connect(const std::string& url) {
+    try {
+      return http::Client(url);
+    } catch (const http::ClientError& e) {
+      throw RemoteError(kExitBadInput, e.what());
+    }
+  }
+  http::ClientResponse send(const std::string& method, const std::string& path, const std::string& body = "",
+                            const std::string& type = "") {
+    try {
+      return http_.request(method, path, body, type);
+    } catch (const http::ClientError& e) {
       throw RemoteError(kExitInternal, fmt::format("cannot reach the Trainyard server at {}: {} (start one with `trainyard server`)",
-                                                   r_.url, httplib::to_string(res.error())));
-    if (res->status >= 300) {
-      std::string msg = res->body;
+                                                   r_.url, e.what()));
+    }
+  }
+  // The answer, or its error message as a RemoteError.
+  static http::ClientResponse checked(http::ClientResponse res) {
+    if (res.status >= 300) {
+      std::string msg = res.body;
       try {
-        json e = json::parse(res->body)["error"];
-        msg = e["message"].get<std::string>();
-        if (e.contains("field") && !e["field"].get<std::string>().empty() && msg.find(e["field"].get<std::string>()) == std::string::npos)
+        json e = json::parse(res.body)["error"];
+        msg = e.is_string() ? e.get<std::string>() : e["message"].get<std::string>();
+        if (e.is_object() && e.contains("field") && !e["field"].get<std::string>().empty() &&
+            msg.find(e["field"].get<std::string>()) == std::string::npos)
           msg += fmt::format(" (field {})", e["field"].get<std::string>());
       } catch (const std::exception&) {
       }
-      throw RemoteError(res->status < 500 ? kExitBadInput : kExitInternal, msg);
+      throw RemoteError(res.status < 500 ? kExitBadInput : kExitInternal, msg);
     }
-    if (!parse) return nullptr;
-    return json::parse(res->body);
+    return res;
   }
+  json check(http::ClientResponse res, const char*, const std::string&) { return json::parse(checked(std::move(res)).body); }
   Remote r_;
-  httplib::Client http_;
+  http::Client http_;
 };
 
 std::string str(const json& j, const char* key) {

@@ -7,11 +7,12 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "api/prometheus.h"
+#include "api/request_guard.h"
+#include "http/server.h"
 #include "cli/output.h"
 #include "cli/server_cmd.h"
 #include "control/experiment_controller.h"
@@ -31,7 +32,7 @@ std::unique_ptr<serving::ModelManager>& hosted() {
 }
 }  // namespace
 
-void hostModels(httplib::Server& http, const std::string& models_dir, double poll_seconds, api::MetricsRegistry& metrics) {
+void hostModels(http::Server& http, const std::string& models_dir, double poll_seconds, api::MetricsRegistry& metrics) {
   // One BLAS/OpenMP thread per model instance: pthread OpenBLAS otherwise
   // spins on sched_yield beside libtorch's pool (set before libtorch loads).
   setenv("OPENBLAS_NUM_THREADS", "1", 0);
@@ -51,22 +52,29 @@ void hostModels(httplib::Server& http, const std::string& models_dir, double pol
 }
 
 int cmdServe(const ServeOptions& o) {
-  httplib::Server http;
+  std::unique_ptr<api::RequestGuard> guard;
+  try {
+    auto g = guardOptions(o.access, o.address);
+    // Probes (Kubernetes, load balancers) reach the health routes without a token.
+    g.open_paths = {"/healthz", "/v2/health/live", "/v2/health/ready"};
+    guard = std::make_unique<api::RequestGuard>(std::move(g));
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  http::ServerLimits limits;
+  limits.workers = o.threads;
+  limits.io_threads = 2;
+  http::Server http(limits);
   stopOnSignal([&http](int) { http.stop(); });
   api::MetricsRegistry metrics;
-  int threads = o.threads;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http.set_keep_alive_max_count(1000000);
-  http.set_keep_alive_timeout(60);
-  http.set_tcp_nodelay(true);
-  http.set_payload_max_length(64 << 20);  // a request larger than this is refused, not buffered
   try {
     hostModels(http, o.models_dir, o.poll_seconds, metrics);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   }
-  http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+  http.Get("/metrics", [&](const http::Request&, http::Response& res) {
     auto& m = *hosted();
     for (const auto& name : m.models())
       for (auto v : m.versions(name))
@@ -77,15 +85,18 @@ int cmdServe(const ServeOptions& o) {
         }
     res.set_content(metrics.render(), "text/plain; version=0.0.4");
   });
-  http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
-  int port = o.port == 0 ? http.bind_to_any_port(o.address) : (http.bind_to_port(o.address, o.port) ? o.port : -1);
-  if (port <= 0) {
-    std::cerr << fmt::format("error: cannot listen on {}:{}\n", o.address, o.port);
+  http.Get("/healthz", [](const http::Request&, http::Response& res) { res.set_content("ok\n", "text/plain"); });
+  http.set_pre_routing([&guard](http::Request& req, http::Response& res) { return guard->check(req, res); });
+  int port;
+  try {
+    port = http.bind(o.address, o.port);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
     return 3;
   }
-  std::cerr << fmt::format("trainyard serve listening on http://{}:{} (models {}: {})\n", o.address, port, o.models_dir,
-                           fmt::join(hosted()->models(), ", "));
-  http.listen_after_bind();
+  std::cerr << fmt::format("trainyard serve listening on http://{}:{} (models {}: {}; {})\n", o.address, port, o.models_dir,
+                           fmt::join(hosted()->models(), ", "), guard->authEnabled() ? "tokens required" : "no authentication");
+  http.listen();
   hosted().reset();
   return 0;
 }

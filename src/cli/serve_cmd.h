@@ -4,7 +4,9 @@
 #pragma once
 #include <string>
 
-namespace httplib {
+#include "cli/server_cmd.h"
+
+namespace trainyard::http {
 class Server;
 }
 
@@ -19,7 +21,8 @@ struct ServeOptions {
   std::string address = "127.0.0.1";
   int port = 8500;
   double poll_seconds = 2;
-  int threads = 96;  // one per open connection: load generators keep 64 alive
+  int threads = 8;   // handler threads; connections cost none (event-driven)
+  AccessOptions access;
 };
 
 int cmdServe(const ServeOptions& o);
@@ -36,6 +39,6 @@ int cmdModelsPush(const PushOptions& o, const std::string& output);
 // Mounts the inference API for `models_dir` on a server (used by
 // `trainyard server --models DIR` too); keeps what it needs alive for the
 // process' lifetime. Throws when the repository or runtime cannot be used.
-void hostModels(httplib::Server& http, const std::string& models_dir, double poll_seconds, api::MetricsRegistry& metrics);
+void hostModels(http::Server& http, const std::string& models_dir, double poll_seconds, api::MetricsRegistry& metrics);
 
 }  // namespace trainyard::cli

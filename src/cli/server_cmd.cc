@@ -9,12 +9,12 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include "api/server.h"
 #include "cli/serve_cmd.h"
 #include "control/control_plane.h"
+#include "http/server.h"
 
 namespace trainyard::cli {
 namespace fs = std::filesystem;
@@ -33,6 +33,18 @@ void stopOnSignal(std::function<void(int)> on_stop) {
   }).detach();
 }
 
+api::GuardOptions guardOptions(const AccessOptions& a, const std::string& address) {
+  api::GuardOptions g;
+  if (!a.auth_file.empty()) g.auth = api::TokenAuth::load(a.auth_file);
+  if (!g.auth && !api::isLoopback(address))
+    throw std::runtime_error(fmt::format("refusing to listen on {} without authentication: anyone who can reach it could use it "
+                                         "as this user. Pass --auth tokens.yaml, or listen on 127.0.0.1.", address));
+  g.address = address;
+  g.public_url = a.public_url;
+  g.allowed_origins = a.allowed_origins;
+  return g;
+}
+
 int cmdServer(const ServerCliOptions& o) {
   api::ServerOptions so;
   so.address = o.address;
@@ -40,14 +52,12 @@ int cmdServer(const ServerCliOptions& o) {
   const std::string data_dir = fs::absolute(o.data_dir).lexically_normal().string();
   so.store = o.store.empty() ? data_dir : o.store;
   try {
-    if (!o.auth_file.empty()) so.auth = api::TokenAuth::load(o.auth_file);
+    auto g = guardOptions(o.access, o.address);
+    so.auth = g.auth;
+    so.public_url = g.public_url;
+    so.allowed_origins = g.allowed_origins;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  }
-  if (!so.auth && !api::isLoopback(so.address)) {
-    std::cerr << fmt::format("error: refusing to listen on {} without authentication: anyone who can reach it could run "
-                             "programs as this user. Pass --auth tokens.yaml, or listen on 127.0.0.1.\n", so.address);
     return 2;
   }
   fs::create_directories(data_dir);
@@ -84,7 +94,7 @@ int cmdServer(const ServerCliOptions& o) {
   }
   if (!o.models_dir.empty()) {
     std::string dir = o.models_dir;
-    so.extra_routes = [dir, &metrics](httplib::Server& http) { hostModels(http, dir, 2, metrics); };
+    so.extra_routes = [dir, &metrics](http::Server& http) { hostModels(http, dir, 2, metrics); };
   }
   std::unique_ptr<api::ApiServer> server_ptr;
   try {

@@ -2,16 +2,32 @@
 // SIGTERM. Replicas keep running when it stops; the next start re-attaches.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "api/request_guard.h"
 
 namespace trainyard::cli {
+
+// Who may use a server and from where (both `server` and `serve`).
+struct AccessOptions {
+  std::string auth_file;                     // "" = no authentication (loopback only)
+  std::string public_url;                    // the address browsers use, through a proxy
+  std::vector<std::string> allowed_origins;  // other origins whose pages may change state
+};
+
+// The guard's options from the command line: loads the token file (throws
+// naming it) and refuses a non-loopback address without one.
+api::GuardOptions guardOptions(const AccessOptions& a, const std::string& address);
 
 struct ServerCliOptions {
   std::string address = "127.0.0.1";
   int port = 8080;
   std::string data_dir;
   std::string store;      // "" = SQLite in data_dir
-  std::string auth_file;  // "" = no authentication (loopback only)
+  AccessOptions access;
+  std::string run_as;     // Unix user for jobs ("" = this one; root defaults to trainyard-jobs)
   double grace_seconds = 10;
   std::string models_dir;  // also serve this model repository ("" = no)
 };

@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include <fmt/format.h>
-#include <httplib.h>
+#include "http/server.h"
 #include <nlohmann/json.hpp>
 #include "serving/simdjson_util.h"
 
@@ -14,6 +14,9 @@
 namespace trainyard::serving {
 namespace {
 using nlohmann::json;
+// An inference request's body; the tensors it declares are bounded again
+// by the data it holds and by max_batch_size (tensor.h).
+constexpr size_t kMaxInferBody = 64 << 20;
 using Clock = std::chrono::steady_clock;
 
 struct HttpError : std::runtime_error {
@@ -21,7 +24,7 @@ struct HttpError : std::runtime_error {
   int status;
 };
 
-void reply(httplib::Response& res, int status, const json& body) {
+void reply(http::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json; charset=utf-8");
 }
@@ -163,6 +166,7 @@ std::vector<HostTensor> fromV2(const ServedVersion& v, const element& body) {
       throw TensorError(name, fmt::format("input \"{}\": shape {} has {} dimensions, the model expects {} ({})", name,
                                           shapeText(t.shape), t.shape.size(), s.shape.size(), shapeText(s.shape)));
     checkInner(s, std::vector<int64_t>(t.shape.begin() + 1, t.shape.end()), "the request");
+    checkBatch(v, t.shape[0]);  // before the data is read, let alone allocated
     auto data = field(in, "data");
     if (!data) throw TensorError(name, fmt::format("input \"{}\": \"data\" is required", name));
     fillFromJson(t, *data);
@@ -234,7 +238,7 @@ class Api {
   }
 
   // Parse, queue, compute, serialize; `parse` and `serialize` are the protocol.
-  void infer(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<ServedVersion>& v,
+  void infer(const http::Request& req, http::Response& res, const std::shared_ptr<ServedVersion>& v,
              const std::function<std::vector<HostTensor>(const element&)>& parse,
              const std::function<void(const element&, std::vector<HostTensor>&, std::string&)>& serialize) {
     auto t0 = Clock::now();
@@ -297,7 +301,7 @@ class Api {
 
   template <typename F>
   static auto guard(F f) {
-    return [f](const httplib::Request& req, httplib::Response& res) {
+    return [f](const http::Request& req, http::Response& res) {
       try {
         f(req, res);
       } catch (const HttpError& e) {
@@ -344,10 +348,10 @@ void describeInferenceMetrics(api::MetricsRegistry& m) {
   m.help("trainyard_inference_queue_size", "gauge", "Requests waiting per model version");
 }
 
-void mountInferenceApi(httplib::Server& http, ModelManager& models, api::MetricsRegistry& metrics) {
+void mountInferenceApi(http::Server& http, ModelManager& models, api::MetricsRegistry& metrics) {
   auto api = std::make_shared<Api>(models, metrics);
-  using Req = const httplib::Request&;
-  using Res = httplib::Response&;
+  using Req = const http::Request&;
+  using Res = http::Response&;
 
   // ---- TF-Serving REST
   // /v1/models/{m}[/versions/{v}|/labels/{l}][/metadata]
@@ -397,7 +401,7 @@ void mountInferenceApi(httplib::Server& http, ModelManager& models, api::Metrics
           }
           out += "]}";
         });
-  }));
+  }), kMaxInferBody);
   http.Post(tf + ":(classify|regress)", Api::guard([](Req req, Res res) {
     reply(res, 400, {{"error", fmt::format("{} needs a TensorFlow Example signature; TorchScript models support :predict", req.matches[4].str())}});
   }));
@@ -458,7 +462,7 @@ void mountInferenceApi(httplib::Server& http, ModelManager& models, api::Metrics
           }
           out += "]}";
         });
-  }));
+  }), kMaxInferBody);
 }
 
 }  // namespace trainyard::serving

@@ -14,13 +14,13 @@
 #include "api/prometheus.h"
 #include "serving/manager.h"
 
-namespace httplib {
+namespace trainyard::http {
 class Server;
 }
 
 namespace trainyard::serving {
 
-void mountInferenceApi(httplib::Server& http, ModelManager& models, api::MetricsRegistry& metrics);
+void mountInferenceApi(http::Server& http, ModelManager& models, api::MetricsRegistry& metrics);
 
 // Metric names and buckets used above (registered once per registry).
 void describeInferenceMetrics(api::MetricsRegistry& metrics);

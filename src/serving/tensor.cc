@@ -6,6 +6,7 @@
 #include "serving/simdjson_util.h"
 
 #include <cmath>
+#include <limits>
 #include <functional>
 
 namespace trainyard::serving {
@@ -83,6 +84,9 @@ void put(uint8_t* dst, const element& v, const std::string& input, DataType dt) 
     else if (type == element_type::INT64) d = static_cast<double>(v.get_int64().value());
     else if (type == element_type::UINT64) d = static_cast<double>(v.get_uint64().value());
     else throw TensorError(input, fmt::format("input \"{}\": expected a number ({}), got {}", input, name(dt), text(v)));
+    // Narrowing would turn 3.5e38 into infinity (FP32) or 70000 into it (FP16).
+    double max = dt == DataType::FP16 ? 65504.0 : static_cast<double>(std::numeric_limits<T>::max());
+    if (!(std::fabs(d) <= max)) throw TensorError(input, fmt::format("input \"{}\": {} is out of range for {}", input, text(v), name(dt)));
     x = static_cast<T>(d);
   } else {
     int64_t i;
@@ -182,9 +186,12 @@ std::optional<DataType> dataTypeFromName(const std::string& s) {
   return std::nullopt;
 }
 
-int64_t HostTensor::elements() const {
+int64_t HostTensor::elements() const { return checkedElements(shape).value_or(-1); }
+
+std::optional<int64_t> checkedElements(const std::vector<int64_t>& shape) {
   int64_t n = 1;
-  for (auto d : shape) n *= d;
+  for (auto d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) return std::nullopt;
   return n;
 }
 
@@ -192,6 +199,13 @@ std::string shapeText(const std::vector<int64_t>& shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
   return out + "]";
+}
+
+int64_t countValues(const element& data) {
+  if (data.type() != element_type::ARRAY) return 1;
+  int64_t n = 0;
+  for (element c : arrayOf(data)) n += countValues(c);
+  return n;
 }
 
 std::vector<int64_t> jsonShape(const element& j, const std::string& input) {
@@ -218,7 +232,9 @@ std::vector<int64_t> jsonShape(const element& j, const std::string& input) {
 }
 
 int64_t appendValues(HostTensor& t, const element& data, int64_t k) {
-  int64_t n = t.elements();
+  auto checked = checkedElements(t.shape);
+  if (!checked) throw TensorError(t.name, fmt::format("input \"{}\": shape {} does not describe a tensor (negative or overflowing size)", t.name, shapeText(t.shape)));
+  int64_t n = *checked;
   size_t sz = byteSize(t.dtype);
   if (t.bytes.size() != static_cast<size_t>(n) * sz) t.bytes.assign(static_cast<size_t>(n) * sz, 0);
   std::function<void(const element&)> walk = [&](const element& v) {
@@ -236,6 +252,13 @@ int64_t appendValues(HostTensor& t, const element& data, int64_t k) {
 
 void fillFromJson(HostTensor& t, const element& data) {
   t.bytes.clear();
+  // The declared shape is checked against the values actually sent before
+  // a byte is allocated for it: a shape is a claim, the data is the fact.
+  auto declared = checkedElements(t.shape);
+  int64_t present = countValues(data);
+  if (!declared || *declared != present)
+    throw TensorError(t.name, fmt::format("input \"{}\": {} values for shape {} ({} expected)", t.name, present, shapeText(t.shape),
+                                          declared ? std::to_string(*declared) : std::string("more than 2^63")));
   int64_t k = appendValues(t, data, 0);
   if (k != t.elements())
     throw TensorError(t.name, fmt::format("input \"{}\": {} values for shape {} ({} expected)", t.name, k, shapeText(t.shape), t.elements()));

@@ -26,7 +26,7 @@ struct HostTensor {
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;  // row-major, native endianness
 
-  int64_t elements() const;
+  int64_t elements() const;  // -1 when the shape overflows (see checkedElements)
   template <typename T>
   T* data() { return reinterpret_cast<T*>(bytes.data()); }
   template <typename T>
@@ -56,6 +56,12 @@ std::vector<int64_t> jsonShape(const simdjson::dom::element& j, const std::strin
 // `row`, only that row of the batch (nested below it).
 void appendJson(std::string& out, const HostTensor& t, bool nested);
 void appendJsonRow(std::string& out, const HostTensor& t, int64_t row);
+
+// The product of `shape`, or nullopt when a dimension is negative or the
+// product overflows int64.
+std::optional<int64_t> checkedElements(const std::vector<int64_t>& shape);
+// Scalars in nested JSON arrays (1 for a scalar).
+int64_t countValues(const simdjson::dom::element& data);
 
 std::string shapeText(const std::vector<int64_t>& shape);  // "[-1, 784]"
 

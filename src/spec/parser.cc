@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -237,6 +239,63 @@ void validateExperiment(const Walker& w, const YAML::Node& root, const Experimen
   warnings.insert(warnings.end(), template_warnings.begin(), template_warnings.end());
 }
 
+// The first byte that does not start or continue a UTF-8 sequence (or an
+// overlong, surrogate or out-of-range one), as an offset; npos when valid.
+size_t invalidUtf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    unsigned c = p[i];
+    int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > n) return i;
+    uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+    for (int k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return i;
+    i += len;
+  }
+  return std::string::npos;
+}
+
+// yaml-cpp keeps the first of two equal keys; a spec that says a thing twice
+// is refused with both places. Aliased nodes are visited once (by position),
+// so an alias bomb costs no more than its text.
+void rejectDuplicateKeys(const std::string& file, const YAML::Node& n, const std::string& path,
+                         std::set<std::pair<int, int>>& seen, int depth = 0) {
+  if (!n.IsMap() && !n.IsSequence()) return;
+  if (!seen.insert({n.Mark().line, n.Mark().column}).second) return;
+  if (depth > 200) throw SpecError(file, n.Mark().line + 1, n.Mark().column + 1, path, "nested more than 200 levels deep");
+  if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) rejectDuplicateKeys(file, n[i], fmt::format("{}[{}]", path, i), seen, depth + 1);
+    return;
+  }
+  std::map<std::string, YAML::Mark> keys;
+  for (const auto& kv : n) {
+    std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
+    std::string child = path.empty() ? key : path + "." + key;
+    if (kv.first.IsScalar()) {
+      auto [it, fresh] = keys.emplace(key, kv.first.Mark());
+      if (!fresh)
+        throw SpecError(file, kv.first.Mark().line + 1, kv.first.Mark().column + 1, child,
+                        fmt::format("duplicate key \"{}\" (first at line {}, column {})", key, it->second.line + 1, it->second.column + 1));
+    }
+    rejectDuplicateKeys(file, kv.second, child, seen, depth + 1);
+  }
+}
+
+// Line and column (1-based) of a byte offset.
+std::pair<int, int> position(const std::string& text, size_t offset) {
+  int line = 1, col = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') ++line, col = 1;
+    else ++col;
+  }
+  return {line, col};
+}
 }  // namespace
 
 TrainJobSpec parseJobNode(const Walker& w, const YAML::Node& root, const std::string& base_dir,
@@ -261,11 +320,28 @@ TrainJobSpec parseJobNode(const Walker& w, const YAML::Node& root, const std::st
 
 LoadedSpec loadSpecString(const std::string& text, const std::string& file_name, const std::string& base_dir,
                           const std::vector<std::string>& overrides) {
+  if (text.size() > kMaxSpecBytes)
+    throw SpecError(file_name, 0, 0, "", fmt::format("the spec is {} bytes; at most {} bytes (1 MiB) are accepted", text.size(), kMaxSpecBytes));
+  if (size_t bad = invalidUtf8(text); bad != std::string::npos) {
+    auto [line, col] = position(text, bad);
+    throw SpecError(file_name, line, col, "", fmt::format("invalid UTF-8 (byte 0x{:02x}); a spec must be UTF-8 text", static_cast<unsigned char>(text[bad])));
+  }
   YAML::Node root;
   try {
-    root = YAML::Load(text);
+    std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    std::erase_if(docs, [](const YAML::Node& d) { return d.IsNull(); });  // a stray "---" adds an empty one
+    if (docs.size() > 1)
+      throw SpecError(file_name, docs[1].Mark().line + 1, docs[1].Mark().column + 1, "",
+                      fmt::format("the file holds {} YAML documents; expected one spec per file (submit each on its own)", docs.size()));
+    if (!docs.empty()) root = docs[0];
   } catch (const YAML::ParserException& e) {
     throw SpecError(file_name, e.mark.line + 1, e.mark.column + 1, "", "malformed YAML: " + e.msg);
+  } catch (const YAML::Exception& e) {  // yaml-cpp's own limits (nesting depth)
+    throw SpecError(file_name, e.mark.line + 1, e.mark.column + 1, "", "malformed YAML: " + e.msg);
+  }
+  {
+    std::set<std::pair<int, int>> seen;
+    rejectDuplicateKeys(file_name, root, "", seen);
   }
   if (!root.IsDefined() || root.IsNull()) throw SpecError(file_name, 0, 0, "", "the file is empty; expected a TrainJob");
   if (!root.IsMap())
@@ -310,6 +386,9 @@ LoadedSpec loadSpecString(const std::string& text, const std::string& file_name,
 LoadedSpec loadSpecFile(const std::string& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw SpecError(path, 0, 0, "", "cannot read the file: " + std::string(std::strerror(errno)));
+  std::error_code ec;
+  if (auto size = std::filesystem::file_size(path, ec); !ec && size > kMaxSpecBytes)
+    throw SpecError(path, 0, 0, "", fmt::format("the spec is {} bytes; at most {} bytes (1 MiB) are accepted", size, kMaxSpecBytes));
   std::stringstream buf;
   buf << in.rdbuf();
   auto dir = std::filesystem::absolute(path).parent_path().string();

@@ -31,8 +31,13 @@ struct LoadedSpec {
   std::vector<std::string> warnings;
 };
 
+// The largest spec accepted anywhere (a file, a request): 1 MiB.
+constexpr size_t kMaxSpecBytes = 1 << 20;
+
 // `overrides` are "path=value" strings from --set, applied before validation;
-// relative paths (workingDir) are resolved against `base_dir`.
+// relative paths (workingDir) are resolved against `base_dir`. Refused
+// before any field is read: more than kMaxSpecBytes, bytes that are not
+// UTF-8, several YAML documents in one file, a key twice in one mapping.
 LoadedSpec loadSpecString(const std::string& yaml_text, const std::string& file_name,
                           const std::string& base_dir,
                           const std::vector<std::string>& overrides = {});
