@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -237,14 +238,14 @@ struct ApiServer::Impl {
     auto j = timed("get_job", [&] { return db().getJob(name); });
     if (!j) throw ApiError(404, "NotFound", fmt::format("job \"{}\" not found", name));
     bool ok = write ? (u.admin || j->user == u.name) : mayRead(u, j->user, j->spec.labels);
-    if (!ok) throw ApiError(403, "Forbidden", fmt::format("job \"{}\" belongs to {} and is not shared with {}", name, j->user, u.name));
+    if (!ok) throw ApiError(403, "Forbidden", fmt::format("job \"{}\" is not yours{}", name, write ? "" : " and is not shared"));
     return *j;
   }
   store::ExperimentRecord experiment(const User& u, const std::string& name, bool write = false) {
     auto e = timed("get_experiment", [&] { return db().getExperiment(name); });
     if (!e) throw ApiError(404, "NotFound", fmt::format("experiment \"{}\" not found", name));
     bool ok = write ? (u.admin || e->user == u.name) : mayRead(u, e->user, e->spec.labels);
-    if (!ok) throw ApiError(403, "Forbidden", fmt::format("experiment \"{}\" belongs to {} and is not shared with {}", name, e->user, u.name));
+    if (!ok) throw ApiError(403, "Forbidden", fmt::format("experiment \"{}\" is not yours{}", name, write ? "" : " and is not shared"));
     return *e;
   }
 
@@ -384,8 +385,14 @@ struct ApiServer::Impl {
         throw ApiError(400, "InvalidRequest", "each point needs a name (string)", field + ".name");
       if (!p.contains("value") || !p["value"].is_number())
         throw ApiError(400, "InvalidRequest", "each point needs a numeric value", field + ".value");
-      if (p.contains("step") && !p["step"].is_number_integer())
-        throw ApiError(400, "InvalidRequest", "step must be an integer", field + ".step");
+      if (p.contains("step") &&
+          (!p["step"].is_number_integer() || (p["step"].is_number_unsigned() && p["step"].get<uint64_t>() > uint64_t(metrics::kMaxStep)) ||
+           std::llabs(p["step"].get<int64_t>()) > metrics::kMaxStep))
+        throw ApiError(400, "InvalidRequest", fmt::format("step must be an integer in [-{0}, {0}]", metrics::kMaxStep), field + ".step");
+      if (!std::isfinite(p["value"].get<double>()))
+        throw ApiError(400, "InvalidRequest", "value must be a finite number", field + ".value");
+      if (p.contains("time") && !p["time"].is_number())
+        throw ApiError(400, "InvalidRequest", "time must be a number (seconds since the epoch)", field + ".time");
       points.push_back({p["name"].get<std::string>(), p["value"].get<double>(), p.value("step", int64_t{0}),
                         p.contains("time") && p["time"].is_number() ? p["time"].get<double>() : now});
     }
@@ -783,28 +790,22 @@ struct ApiServer::Impl {
     http.set_pre_routing([this](http::Request& req, http::Response& res) { return guard.check(req, res); });
   }
 
-  // Turns store differences into change events for /api/v1/stream.
+  // Turns store differences into change events for /api/v1/stream. Reads
+  // states only (Store::jobStates): no spec is parsed on a pass.
   void watch() {
-    std::map<std::string, std::string> jobs, exps;  // active jobs: phase/restarts as last reported
+    std::map<std::string, std::string> jobs, exps;  // active ones: their state as last reported
     std::set<std::string> final_reported;           // finished jobs already reported (or finished before start)
+    std::map<int64_t, bool> exp_shared;              // labels never change: read once per experiment
     bool first = true;
     auto& st = threadStore(opts.store);
-    auto publishJob = [&](const store::JobRecord& j) {
+    auto publishJob = [&](const store::StateRow& j) {
       feed.publish({{"kind", "job"}, {"name", j.name}, {"phase", j.phase}, {"reason", j.reason}, {"restarts", j.restarts},
-                    {"user", j.user}, {"shared", shared(j.spec.labels)}});
+                    {"user", j.user}, {"shared", j.shared}});
     };
     while (!stopping) {
       try {
-        store::JobQuery q;
-        q.phase = "active";
-        q.limit = 100000;
-        auto seen = st.queryJobs(q).items;
-        // The newest jobs too: one may start and end between two polls.
-        store::JobQuery recent;
-        recent.newest_first = true;
-        recent.limit = 100;
-        for (auto& j : st.queryJobs(recent).items)
-          if (store::isTerminal(j.phase)) seen.push_back(std::move(j));
+        // The active jobs, and the newest ones: one may start and end between two polls.
+        auto seen = st.jobStates(100);
         std::map<std::string, std::string> now;
         for (const auto& j : seen) {
           if (store::isTerminal(j.phase)) {
@@ -819,25 +820,31 @@ struct ApiServer::Impl {
           if (!now.count(name) && !final_reported.count(name))
             if (auto j = st.getJob(name); j && store::isTerminal(j->phase)) {
               final_reported.insert(name);
-              publishJob(*j);
+              publishJob({j->id, j->name, j->phase, j->reason, j->user, j->restarts, shared(j->spec.labels)});
             }
         jobs = std::move(now);
         first = false;
         // Experiments: the active ones each pass, and once more when one ends.
-        auto publishExperiment = [&](const store::ExperimentRecord& e) {
+        auto publishExperiment = [&](const store::StateRow& e) {
           int64_t total = 0, done = 0;
           for (const auto& [state, n] : st.trialCounts(e.id)) {
             total += n;
             if (state != store::kTrialRunning) done += n;
           }
           std::string sig = fmt::format("{}/{}/{}", e.phase, total, done);
-          if (exps[e.name] != sig)
+          if (exps[e.name] != sig) {
+            auto it = exp_shared.find(e.id);
+            if (it == exp_shared.end()) {
+              auto rec = st.getExperimentById(e.id);
+              it = exp_shared.emplace(e.id, rec && shared(rec->spec.labels)).first;
+            }
             feed.publish({{"kind", "experiment"}, {"name", e.name}, {"phase", e.phase}, {"trials", total}, {"finished", done},
-                          {"user", e.user}, {"shared", shared(e.spec.labels)}});
+                          {"user", e.user}, {"shared", it->second}});
+          }
           exps[e.name] = sig;
         };
         std::set<std::string> active;
-        for (const auto& e : st.listActiveExperiments()) {
+        for (const auto& e : st.activeExperimentStates()) {
           active.insert(e.name);
           publishExperiment(e);
         }
@@ -846,7 +853,7 @@ struct ApiServer::Impl {
             ++it;
             continue;
           }
-          if (auto e = st.getExperiment(it->first)) publishExperiment(*e);
+          if (auto e = st.getExperiment(it->first)) publishExperiment({e->id, e->name, e->phase, e->reason, e->user, 0, false});
           it = exps.erase(it);
         }
       } catch (const std::exception& e) {

@@ -230,9 +230,14 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
       // Every replica's log is read; metrics come from the primary replica
       // only (the others of a DDP job print the same numbers).
       bool primary = name == job.spec.primaryReplica();
-      if (!r.collector && primary && mc.kind != spec::MetricsCollector::Kind::None)
+      if (!r.collector && primary && mc.kind != spec::MetricsCollector::Kind::None) {
         r.collector = std::make_unique<metrics::Collector>(
             mc.kind == spec::MetricsCollector::Kind::File ? "File" : "StdOut", mc.format, mc.filter);
+        // Implicit steps continue what is stored (after a takeover or a
+        // restart), so they never repeat.
+        for (const auto& s : store_.seriesInfo(job.id))
+          if (s.points > 0) r.collector->resumeAfter(s.name, s.last_step);
+      }
       for (;;) {
         std::string chunk = backend_.readLog(job.uid, name, r.log_offset, 1 << 20);
         if (chunk.empty()) break;

@@ -19,6 +19,7 @@ class Collector {
   void consume(std::string_view bytes, double now, std::vector<MetricPoint>& out) { parser_.feed(bytes, now, out); }
   void finish(double now, std::vector<MetricPoint>& out) { parser_.finish(now, out); }
   size_t pendingBytes() const { return parser_.pendingBytes(); }
+  void resumeAfter(const std::string& series, int64_t last_step) { parser_.resumeAfter(series, last_step); }
 
  private:
   LineParser parser_;

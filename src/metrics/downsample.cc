@@ -1,6 +1,7 @@
 #include "metrics/downsample.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace trainyard::metrics {
 
@@ -22,13 +23,24 @@ void Downsampler::addAggregate(int64_t first_step, int64_t n, double min, double
 }
 
 int64_t bucketWidth(int64_t from, int64_t to, int max_points, int64_t granule) {
-  if (max_points < 1) max_points = 1;
-  int64_t span = to >= from ? to - from + 1 : 1;
-  int64_t w = (span + max_points - 1) / max_points;
-  if (granule > 1) w = (w + granule - 1) / granule * granule;
-  // Aligned buckets can straddle both ends: one extra bucket at most.
-  while (w > 0 && bucketOf(to, w) - bucketOf(from, w) + 1 > max_points) w += std::max<int64_t>(granule, 1);
-  return std::max<int64_t>(w, 1);
+  // Closed form (a loop that widened step by step spun for hours on a span
+  // of 10^15). With w buckets are aligned at multiples of w, so [from, to]
+  // touches at most floor((span - 1) / w) + 2 of them; ceil(span / M) is the
+  // least width that could do, (span - 1) / (M - 1) + 1 one that surely does.
+  if (granule < 1) granule = 1;
+  int64_t m = std::max(max_points, 2);  // one bucket cannot straddle a multiple of any width
+  uint64_t span = to >= from ? static_cast<uint64_t>(to) - static_cast<uint64_t>(from) + 1 : 1;
+  auto roundUp = [&](uint64_t w) {
+    w = std::max<uint64_t>(w, 1);
+    uint64_t g = static_cast<uint64_t>(granule);
+    uint64_t r = (w + g - 1) / g * g;
+    return static_cast<int64_t>(std::min<uint64_t>(r, static_cast<uint64_t>(INT64_MAX) / 2));
+  };
+  auto fits = [&](int64_t w) { return bucketOf(to, w) - bucketOf(from, w) + 1 <= m; };
+  int64_t least = roundUp((span + m - 1) / m);
+  if (fits(least)) return least;
+  if (fits(least + granule)) return least + granule;
+  return roundUp((span - 1) / (m - 1) + 1);
 }
 
 }  // namespace trainyard::metrics

@@ -76,12 +76,15 @@ LineParser::~LineParser() = default;
 
 void LineParser::emit(std::vector<Pair>& pairs, double now, std::vector<MetricPoint>& out) {
   if (pairs.empty()) return;
+  // A step outside [0, kMaxStep] (or not a number) is no step: the line
+  // gets the series' next implicit one (a cast of 1e300 is undefined).
+  auto asStep = [](double v) { return v >= 0 && v <= static_cast<double>(kMaxStep) ? static_cast<int64_t>(v) : int64_t{-1}; };
   int64_t step = -1;
   for (const auto& p : pairs)
-    if (p.name == "step") step = static_cast<int64_t>(p.value);
+    if (p.name == "step") step = asStep(p.value);
   if (step < 0)
     for (const auto& p : pairs)
-      if (p.name == "epoch") step = static_cast<int64_t>(p.value);
+      if (p.name == "epoch") step = asStep(p.value);
   for (const auto& p : pairs) {
     MetricPoint mp;
     mp.name.assign(p.name);

@@ -41,6 +41,9 @@ class LineParser {
   void finish(double now, std::vector<MetricPoint>& out);
   // Bytes fed but not parsed yet (a line still without its newline).
   size_t pendingBytes() const { return partial_.size(); }
+  // Lines without a step continue `name`'s series after `last_step` (a
+  // controller taking over a job, or a new attempt, resumes the count).
+  void resumeAfter(const std::string& name, int64_t last_step) { next_index_[name] = last_step + 1; }
   // Parses exactly one complete line.
   void parseLine(std::string_view line, double now, std::vector<MetricPoint>& out);
 

@@ -5,6 +5,10 @@
 
 namespace trainyard::metrics {
 
+// Steps are kept within [-kMaxStep, kMaxStep] (a trillion): far beyond any
+// training run, far from int64 overflow in bucket arithmetic.
+constexpr int64_t kMaxStep = 1'000'000'000'000;
+
 struct MetricPoint {
   std::string name;
   double value = 0;

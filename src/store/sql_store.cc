@@ -470,6 +470,24 @@ JobPage SqlStore::queryJobs(const JobQuery& q) {
   return page;
 }
 
+std::vector<StateRow> SqlStore::jobStates(int64_t recent) {
+  auto s = db_->prepare(
+      "SELECT id, name, phase, reason, restarts, \"user\", CASE WHEN labels LIKE ? ESCAPE '\\' THEN 1 ELSE 0 END FROM jobs "
+      "WHERE phase NOT IN ('Succeeded', 'Failed') OR id IN (SELECT id FROM jobs ORDER BY id DESC LIMIT ?) ORDER BY id");
+  s->bind(1, labelPattern(kSharedLabel, "true")).bind(2, std::max<int64_t>(recent, 0));
+  std::vector<StateRow> out;
+  while (s->step())
+    out.push_back({s->i64(0), s->text(1), s->text(2), s->text(3), s->text(5), static_cast<int>(s->i64(4)), s->i64(6) != 0});
+  return out;
+}
+
+std::vector<StateRow> SqlStore::activeExperimentStates() {
+  auto s = db_->prepare("SELECT id, name, phase, reason, \"user\" FROM experiments WHERE phase NOT IN ('Succeeded', 'Failed') ORDER BY id");
+  std::vector<StateRow> out;
+  while (s->step()) out.push_back({s->i64(0), s->text(1), s->text(2), s->text(3), s->text(4), 0, false});
+  return out;
+}
+
 void SqlStore::updateJobStatus(const JobRecord& j) {
   auto s = db_->prepare(
       "UPDATE jobs SET phase=?, reason=?, message=?, restarts=?, started_at=?, finished_at=?, node=?, "

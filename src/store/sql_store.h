@@ -22,6 +22,8 @@ class SqlStore final : public Store {
   std::optional<JobRecord> getJobById(int64_t id) override;
   std::vector<JobRecord> listJobs(const std::string& phase) override;
   std::vector<JobRecord> listActiveJobs() override;
+  std::vector<StateRow> jobStates(int64_t recent) override;
+  std::vector<StateRow> activeExperimentStates() override;
   void updateJobStatus(const JobRecord& job) override;
   void requestCancel(int64_t job_id) override;
   bool deleteJob(int64_t job_id) override;

@@ -145,6 +145,15 @@ struct JobPage {
   int64_t total = 0;  // matching jobs, all pages
 };
 
+// A job's or experiment's state without its spec: what the change watcher
+// compares every pass (parsing specs there cost a core with large ones).
+struct StateRow {
+  int64_t id = 0;
+  std::string name, phase, reason, user;
+  int restarts = 0;
+  bool shared = false;  // jobs only: labelled trainyard.dev/shared=true
+};
+
 // One metric series of a job: size and range, without its points.
 struct SeriesInfo {
   std::string name;
@@ -195,6 +204,8 @@ class Store {
   virtual bool deleteJob(int64_t job_id) = 0;
   // Filtered, paged list (oldest first unless newest_first).
   virtual JobPage queryJobs(const JobQuery& q) = 0;
+  // Active jobs and the newest `recent` ones of any phase.
+  virtual std::vector<StateRow> jobStates(int64_t recent) = 0;
 
   virtual void upsertAttempt(const AttemptRecord& a) = 0;
   virtual std::vector<AttemptRecord> attempts(int64_t job_id) = 0;
@@ -228,6 +239,7 @@ class Store {
   // Experiments not yet Succeeded or Failed: what a control loop looks at
   // every pass, without parsing the whole history's specs.
   virtual std::vector<ExperimentRecord> listActiveExperiments() = 0;
+  virtual std::vector<StateRow> activeExperimentStates() = 0;
   virtual void updateExperimentStatus(const ExperimentRecord& e) = 0;
   virtual void requestExperimentCancel(int64_t id) = 0;
   virtual void upsertTrial(const TrialRecord& t) = 0;
