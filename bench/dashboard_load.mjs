@@ -4,6 +4,7 @@
 //   node bench/dashboard_load.mjs /tmp/ty-dash        (target: <= 2 s)
 // Time = navigation until the page has rendered its table and charts
 // (body[data-ready]), median of 5 cold loads each.
+import os from 'node:os';
 import { spawn } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +15,7 @@ const { chromium } = createRequire(join(root, 'ui', 'package.json'))('playwright
 const data = process.argv[2] || '/tmp/ty-dash';
 const bin = process.env.TRAINYARD_BIN || join(root, 'build/bin/trainyard');
 
-const server = spawn(bin, ['--data-dir', data, 'server', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+const server = spawn(bin, ['--data-dir', data, 'server', '--port', '0', '--run-as', os.userInfo().username], { stdio: ['ignore', 'pipe', 'pipe'] });
 const url = await new Promise((resolve, reject) => {
   let out = '';
   const on = (b) => { out += b; const m = out.match(/listening on (http:\/\/\S+)/); if (m) resolve(m[1]); };

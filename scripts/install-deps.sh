@@ -24,3 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# `trainyard server` started as root runs jobs as this unprivileged user
+# (never as root beside the store and the token file; docs/security.md).
+if ! id trainyard-jobs >/dev/null 2>&1; then
+  $SUDO useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin trainyard-jobs
+fi

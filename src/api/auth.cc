@@ -30,6 +30,11 @@ TokenAuth TokenAuth::load(const std::string& path) {
     if (!t["user"] || !t["user"].IsScalar() || t["user"].as<std::string>().empty())
       throw std::runtime_error(fmt::format("{}: {}.user: expected a user name", where(t), field));
     User u{t["user"].as<std::string>(), false};
+    // A user name names a workspace directory: no path tricks.
+    if (u.name == "." || u.name == ".." || u.name.size() > 64 ||
+        u.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") != std::string::npos)
+      throw std::runtime_error(fmt::format("{}: {}.user: expected letters, digits, '.', '_', '@' or '-' (at most 64), got \"{}\"",
+                                           where(t["user"]), field, u.name));
     if (t["admin"]) {
       try {
         u.admin = t["admin"].as<bool>();

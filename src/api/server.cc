@@ -1,6 +1,8 @@
 #include "api/server.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -318,7 +320,7 @@ struct ApiServer::Impl {
   // Body: {"yaml": "...", "file": "job.yaml", "baseDir": "/abs", "overrides": ["a=b"]}
   // or raw YAML (Content-Type application/yaml or text/yaml).
   // (The request guard has already refused any other Content-Type.)
-  spec::LoadedSpec loadBody(const http::Request& req) {
+  spec::LoadedSpec loadBody(const http::Request& req, const std::string& workspace) {
     auto tooLarge = [](size_t n) {
       return ApiError(413, "TooLarge", fmt::format("the spec is {} bytes; specs are limited to {} bytes (1 MiB)", n, spec::kMaxSpecBytes), "yaml");
     };
@@ -330,6 +332,7 @@ struct ApiServer::Impl {
       const std::string& text = b["yaml"].get_ref<const std::string&>();
       if (text.size() > spec::kMaxSpecBytes) throw tooLarge(text.size());
       std::string base = b.contains("baseDir") && b["baseDir"].is_string() ? b["baseDir"].get<std::string>() : fs::current_path().string();
+      if (!workspace.empty() && !spec::pathOutside(withDir(base), workspace).first.empty()) base = workspace;
       std::string file = b.contains("file") && b["file"].is_string() ? b["file"].get<std::string>() : "<request>";
       std::vector<std::string> overrides;
       if (b.contains("overrides")) {
@@ -344,12 +347,54 @@ struct ApiServer::Impl {
       return spec::loadSpecString(text, file, base, overrides);
     }
     if (req.body.size() > spec::kMaxSpecBytes) throw tooLarge(req.body.size());
-    return spec::loadSpecString(req.body, "<request>", fs::current_path().string());
+    return spec::loadSpecString(req.body, "<request>", workspace.empty() ? fs::current_path().string() : workspace);
+  }
+
+  static spec::TrainJobSpec withDir(const std::string& dir) {
+    spec::TrainJobSpec j;
+    j.roles.emplace_back();
+    j.roles.back().working_dir = dir;
+    return j;
+  }
+
+  // A non-admin user's files: workingDir, baseDir and outputs.dir stay in
+  // DATA_DIR/workspaces/<user>, owned by the jobs' Unix user. Admins (and
+  // everyone without --auth, where the one user owns the machine) are free.
+  std::string workspaceOf(const User& u) {
+    if (!opts.auth || u.admin || opts.data_dir.empty()) return "";
+    fs::path ws = fs::path(opts.data_dir) / "workspaces" / u.name;
+    std::error_code ec;
+    if (!fs::exists(ws, ec)) {
+      fs::create_directories(ws.parent_path(), ec);
+      chmod(ws.parent_path().c_str(), 0711);
+      fs::create_directory(ws, ec);
+      if (ec) throw ApiError(500, "Internal", fmt::format("cannot create the workspace {}: {}", ws.string(), ec.message()));
+      chmod(ws.c_str(), 0700);
+      if (opts.workspace_uid >= 0 && chown(ws.c_str(), opts.workspace_uid, opts.workspace_gid) != 0)
+        throw ApiError(500, "Internal", fmt::format("cannot hand the workspace {} to the jobs' user", ws.string()));
+    }
+    return ws.string();
   }
 
   void submit(const http::Request& req, http::Response& res, const User& u, bool want_experiment) {
     if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
-    spec::LoadedSpec loaded = loadBody(req);
+    std::string workspace = workspaceOf(u);
+    spec::LoadedSpec loaded = loadBody(req, workspace);
+    if (!workspace.empty()) {
+      if (loaded.experiment) {
+        loaded.experiment->base_dir = workspace;
+        loaded.experiment->workspace = workspace;
+        std::map<std::string, std::string> sample;  // a trial as validation renders one
+        for (const auto& p : loaded.experiment->space.params) sample[p.name] = p.format(p.fromUnit(0.5));
+        try {
+          loaded.experiment->trialJob(sample, loaded.experiment->name + "-0");
+        } catch (const spec::SpecError& e) {
+          throw ApiError(403, "OutsideWorkspace", e.message, e.field);
+        }
+      } else if (auto [field, path] = spec::pathOutside(loaded.job, workspace); !field.empty()) {
+        throw ApiError(403, "OutsideWorkspace", fmt::format("{} is outside your workspace {}", path, workspace), field);
+      }
+    }
     const auto& o = plane->options();
     json out;
     if (loaded.experiment) {

@@ -28,6 +28,10 @@ struct ServerOptions {
   std::optional<TokenAuth> auth;
   std::string public_url;                    // where browsers reach it through a proxy, if they do
   std::vector<std::string> allowed_origins;  // other origins whose pages may change state
+  // Non-admin users' specs are confined to DATA_DIR/workspaces/<user>
+  // (workingDir, baseDir, outputs.dir), owned by the jobs' Unix user.
+  std::string data_dir;
+  int workspace_uid = -1, workspace_gid = -1;
   int threads = 16;         // handler threads (SSE streams get their own, up to a cap)
   // More routes (the inference API), mounted before the dashboard's catch-all.
   std::function<void(http::Server&)> extra_routes;

@@ -132,6 +132,16 @@ struct LocalBackendOptions {
   // its log, so a control plane restarted while it ran still learns how it
   // ended (only the parent can wait for a process). Used by the server.
   std::string supervisor;
+  // Run replicas as this Unix user (the server, when root: a job runner runs
+  // code, and must not run it as the owner of the store and the tokens).
+  // Log files are opened before the switch; the command runs with only the
+  // user's own credentials. run_uid < 0: as this process.
+  int run_uid = -1;
+  int run_gid = -1;
+  std::vector<unsigned> run_groups;  // supplementary groups
+  std::string run_home;               // HOME, USER and LOGNAME of the user
+  std::string run_user;
+  int child_umask = -1;  // replicas' umask (the server keeps a private one for itself); <0: inherited
 };
 // Options from the environment: TRAINYARD_CPU_QUOTA=1 turns cpu_quota on.
 LocalBackendOptions localBackendOptionsFromEnv();

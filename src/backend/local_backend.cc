@@ -5,8 +5,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,7 +40,7 @@ double wallNow() {
 
 // What a failed child reports back through the exec pipe before _exit(127).
 struct ExecFailure {
-  int stage;  // 0 = chdir, 1 = exec, 2 = log file
+  int stage;  // 0 = chdir, 1 = exec, 2 = log file, 3 = user switch
   int err;
 };
 
@@ -149,6 +151,8 @@ void LocalBackend::launch(const PlacedJob& job) {
   if (!job.files.empty()) {
     config_dir = (std::filesystem::path(job.log_dir) / fmt::format("config.attempt-{}", job.attempt)).string();
     std::filesystem::create_directories(config_dir);
+    if (opts_.run_uid >= 0 && chown(config_dir.c_str(), opts_.run_uid, opts_.run_gid) != 0)
+      throw std::runtime_error(fmt::format("cannot hand {} to user {}: {}", config_dir, opts_.run_user, std::strerror(errno)));
     for (const auto& f : job.files) {
       std::ofstream out(std::filesystem::path(config_dir) / f.name, std::ios::trunc);
       out << f.content;
@@ -183,6 +187,9 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   // async-signal-safe calls are allowed.
   auto extra = r.env;
   if (!config_dir.empty()) extra.emplace_back("TRAINYARD_CONFIG_DIR", config_dir);
+  if (opts_.run_uid >= 0)
+    for (auto [k, v] : {std::pair<const char*, std::string>{"HOME", opts_.run_home}, {"USER", opts_.run_user}, {"LOGNAME", opts_.run_user}})
+      if (std::none_of(extra.begin(), extra.end(), [&](const auto& e) { return e.first == k; })) extra.emplace_back(k, v);
   for (auto& kv : extra) kv.second = util::expandVars(kv.second, extra);
   std::vector<std::string> env = mergedEnv(extra);
   std::vector<char*> envp;
@@ -193,8 +200,19 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   if (!opts_.supervisor.empty()) {
     p.status_file = exitStatusFile(p.status.log_ref);
     std::filesystem::remove(p.status_file);
-    args.insert(args.begin(), {opts_.supervisor, "__supervise", p.status_file, "--"});
+    std::vector<std::string> sup{opts_.supervisor, "__supervise", p.status_file};
+    if (opts_.run_uid >= 0) {  // the supervisor stays privileged to write the status; its child switches
+      std::string groups;
+      for (auto g : opts_.run_groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
+      sup.insert(sup.end(), {"--uid", std::to_string(opts_.run_uid), "--gid", std::to_string(opts_.run_gid), "--groups", groups});
+    }
+    sup.push_back("--");
+    args.insert(args.begin(), sup.begin(), sup.end());
   }
+  // Without a supervisor the child switches user itself.
+  int switch_uid = opts_.supervisor.empty() ? opts_.run_uid : -1, switch_gid = opts_.run_gid;
+  std::vector<gid_t> groups(opts_.run_groups.begin(), opts_.run_groups.end());
+  int child_umask = opts_.child_umask;
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -243,6 +261,11 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
     if (devnull >= 0) dup2(devnull, 0);
     dup2(log, 1);
     dup2(log, 2);
+    if (child_umask >= 0) umask(static_cast<mode_t>(child_umask));
+    if (switch_uid >= 0) {
+      errno = 0;
+      if (setgroups(groups.size(), groups.data()) != 0 || setgid(switch_gid) != 0 || setuid(switch_uid) != 0) fail(3);
+    }
     if (!wd.empty() && chdir(wd.c_str()) != 0) fail(0);
     environ = envp.data();
     execvp(argv[0], argv.data());
@@ -264,6 +287,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   if (n == static_cast<ssize_t>(sizeof failure)) {
     std::string what = failure.stage == 0   ? fmt::format("cannot change to the working directory {}", wd)
                        : failure.stage == 1 ? fmt::format("cannot execute {}", args.empty() ? "" : args[0])
+                       : failure.stage == 3 ? fmt::format("cannot switch to user {}", opts_.run_user)
                                             : fmt::format("cannot open the log file {}", log_path);
     reap(p, true);
     p.status.reason = "StartError";

@@ -1,6 +1,7 @@
 #include "backend/supervisor.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,15 +10,33 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace trainyard::backend {
 
 int runSupervisor(int argc, char** argv) {
-  // argv: trainyard __supervise STATUS -- CMD...
-  if (argc < 5 || std::strcmp(argv[3], "--") != 0) {
-    std::fprintf(stderr, "usage: trainyard __supervise STATUS_FILE -- COMMAND [ARGS...]\n");
+  // argv: trainyard __supervise STATUS [--uid U --gid G --groups A,B] -- CMD...
+  int cmd = 3;
+  long uid = -1, gid = -1;
+  std::vector<gid_t> groups;
+  while (cmd + 1 < argc && std::strcmp(argv[cmd], "--") != 0) {
+    std::string opt = argv[cmd], val = argv[cmd + 1];
+    if (opt == "--uid") uid = std::strtol(val.c_str(), nullptr, 10);
+    else if (opt == "--gid") gid = std::strtol(val.c_str(), nullptr, 10);
+    else if (opt == "--groups")
+      for (size_t pos = 0; pos < val.size();) {
+        size_t comma = val.find(',', pos);
+        groups.push_back(static_cast<gid_t>(std::strtoul(val.substr(pos, comma - pos).c_str(), nullptr, 10)));
+        pos = comma == std::string::npos ? val.size() : comma + 1;
+      }
+    else break;
+    cmd += 2;
+  }
+  if (cmd + 1 >= argc || std::strcmp(argv[cmd], "--") != 0 || (uid >= 0) != (gid >= 0)) {
+    std::fprintf(stderr, "usage: trainyard __supervise STATUS_FILE [--uid U --gid G --groups A,B] -- COMMAND [ARGS...]\n");
     return 2;
   }
+  char** command = argv + cmd + 1;
   std::string status = argv[2];
   for (int s : {SIGTERM, SIGINT, SIGHUP}) signal(s, SIG_IGN);
   pid_t pid = fork();
@@ -27,8 +46,14 @@ int runSupervisor(int argc, char** argv) {
   }
   if (pid == 0) {
     for (int s : {SIGTERM, SIGINT, SIGHUP}) signal(s, SIG_DFL);
-    execvp(argv[4], argv + 4);
-    std::fprintf(stderr, "trainyard: cannot execute %s: %s\n", argv[4], std::strerror(errno));
+    // The job's own credentials only: no way back to the supervisor's.
+    if (uid >= 0 && (setgroups(groups.size(), groups.data()) != 0 || setgid(static_cast<gid_t>(gid)) != 0 ||
+                     setuid(static_cast<uid_t>(uid)) != 0)) {
+      std::fprintf(stderr, "trainyard: cannot switch to uid %ld: %s\n", uid, std::strerror(errno));
+      _exit(127);
+    }
+    execvp(command[0], command);
+    std::fprintf(stderr, "trainyard: cannot execute %s: %s\n", command[0], std::strerror(errno));
     _exit(127);
   }
   int st = 0;

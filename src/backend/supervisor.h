@@ -1,5 +1,5 @@
-// `trainyard __supervise STATUS_FILE -- COMMAND...`: runs COMMAND as its
-// child and, when it ends, writes "exit N" or "signal N" to STATUS_FILE
+// `trainyard __supervise STATUS_FILE [--uid U --gid G --groups A,B] --
+// COMMAND...`: runs COMMAND as its child (as user U, when given) and, when it ends, writes "exit N" or "signal N" to STATUS_FILE
 // (atomically, by rename). It ignores SIGTERM/SIGINT/SIGHUP itself, so a
 // signal sent to the replica's process group ends the command, not the
 // record of how it ended. Exits like its child (128+N for signal N).

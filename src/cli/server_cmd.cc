@@ -1,7 +1,13 @@
 #include "cli/server_cmd.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <vector>
 
 #include <filesystem>
 #include <iostream>
@@ -35,7 +41,14 @@ void stopOnSignal(std::function<void(int)> on_stop) {
 
 api::GuardOptions guardOptions(const AccessOptions& a, const std::string& address) {
   api::GuardOptions g;
-  if (!a.auth_file.empty()) g.auth = api::TokenAuth::load(a.auth_file);
+  if (!a.auth_file.empty()) {
+    // Like ssh with a private key: tokens others can read are not secrets.
+    struct stat st{};
+    if (::stat(a.auth_file.c_str(), &st) == 0 && (st.st_mode & 077))
+      throw std::runtime_error(fmt::format("{}: the token file is accessible to other users (mode {:04o}); chmod 600 it", a.auth_file,
+                                           st.st_mode & 07777));
+    g.auth = api::TokenAuth::load(a.auth_file);
+  }
   if (!g.auth && !api::isLoopback(address))
     throw std::runtime_error(fmt::format("refusing to listen on {} without authentication: anyone who can reach it could use it "
                                          "as this user. Pass --auth tokens.yaml, or listen on 127.0.0.1.", address));
@@ -44,6 +57,51 @@ api::GuardOptions guardOptions(const AccessOptions& a, const std::string& addres
   g.allowed_origins = a.allowed_origins;
   return g;
 }
+
+namespace {
+// The user jobs run as. Root never runs them as itself unless told to
+// (--run-as root): a job could read the token file and the store.
+struct RunAs {
+  bool switch_user = false;
+  std::string name, home;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<unsigned> groups;
+};
+
+RunAs resolveRunAs(const std::string& requested) {
+  RunAs r;
+  bool root = geteuid() == 0;
+  std::string name = requested.empty() && root ? "trainyard-jobs" : requested;
+  if (name.empty()) return r;  // not root: jobs run as this user, the owner of everything here
+  passwd pw{}, *found = nullptr;
+  std::vector<char> buf(16384);
+  getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (!found) {
+    if (requested.empty())
+      throw std::runtime_error(
+          "running as root: jobs must not run as root beside the store and the token file. Create the unprivileged user "
+          "trainyard-jobs (scripts/setup.sh does: useradd --system --user-group trainyard-jobs), pass --run-as USER, or "
+          "--run-as root to accept jobs running as root");
+    throw std::runtime_error(fmt::format("--run-as {}: no such user", name));
+  }
+  if (found->pw_uid == geteuid()) return r;  // --run-as root (or oneself): explicit, no switch
+  if (!root) throw std::runtime_error(fmt::format("--run-as {}: switching users needs root", name));
+  r.switch_user = true;
+  r.name = name;
+  r.home = found->pw_dir ? found->pw_dir : "/";
+  r.uid = found->pw_uid;
+  r.gid = found->pw_gid;
+  int n = 64;
+  std::vector<gid_t> groups(n);
+  if (getgrouplist(name.c_str(), r.gid, groups.data(), &n) < 0) {
+    groups.resize(n);
+    getgrouplist(name.c_str(), r.gid, groups.data(), &n);
+  }
+  for (int i = 0; i < n; ++i) r.groups.push_back(groups[i]);
+  return r;
+}
+}  // namespace
 
 int cmdServer(const ServerCliOptions& o) {
   api::ServerOptions so;
@@ -60,7 +118,24 @@ int cmdServer(const ServerCliOptions& o) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   }
+  RunAs run_as;
+  try {
+    run_as = resolveRunAs(o.run_as);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  // What the server writes is its own (store, logs, tokens' neighbours);
+  // what jobs need is handed to their user explicitly (outputs, workspaces,
+  // config files). Replicas get the umask this process started with.
+  mode_t started_umask = umask(077);
   fs::create_directories(data_dir);
+  // 0700; 0711 when jobs run as another user, who must reach the outputs
+  // and workspaces handed to it inside (but cannot list the directory).
+  if (chmod(data_dir.c_str(), run_as.switch_user ? 0711 : 0700) != 0)
+    spdlog::warn("cannot restrict {}: {}", data_dir, std::strerror(errno));
+  if (o.store.empty())
+    for (const char* f : {"trainyard.db", "trainyard.db-wal", "trainyard.db-shm"}) chmod((fs::path(data_dir) / f).c_str(), 0600);
 
   std::atomic<api::ApiServer*> running{nullptr};
   std::atomic<bool> stop_requested{false};
@@ -78,6 +153,17 @@ int cmdServer(const ServerCliOptions& o) {
   co.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
   bo.tie_to_parent = false;  // replicas outlive a server restart; the next one re-attaches
+  bo.child_umask = static_cast<int>(started_umask);
+  if (run_as.switch_user) {
+    bo.run_uid = co.run_uid = static_cast<int>(run_as.uid);
+    bo.run_gid = co.run_gid = static_cast<int>(run_as.gid);
+    bo.run_groups = run_as.groups;
+    bo.run_home = run_as.home;
+    bo.run_user = run_as.name;
+    so.workspace_uid = bo.run_uid;
+    so.workspace_gid = bo.run_gid;
+  }
+  so.data_dir = data_dir;
   // The small supervisor beside this binary; else this binary's own __supervise.
   fs::path self = fs::read_symlink("/proc/self/exe");
   bo.supervisor = fs::exists(self.parent_path() / "trainyard-supervise") ? (self.parent_path() / "trainyard-supervise").string()

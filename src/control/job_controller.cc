@@ -1,5 +1,6 @@
 #include "control/job_controller.h"
 
+#include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -186,11 +187,15 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
   t.succeeded = false;
   t.failure.reset();
   fs::create_directories(job.outputs_dir);
+  // The job writes its outputs as the user it runs as (the outputs dir of
+  // a spec that names one is the user's own already).
+  if (opts_.run_uid >= 0 && chown(job.outputs_dir.c_str(), opts_.run_uid, opts_.run_gid) != 0)
+    event(job, "Warning", "OutputsNotWritable", fmt::format("cannot hand {} to the job's user: {}", job.outputs_dir, std::strerror(errno)));
   auto alloc = decodeAllocation(job.name, job.node, job.allocation);
   backend::PlacedJob placed = planAttempt(job, alloc, attempt);
   try {
     if (job.spec.framework != "none")
-      dist::wire(job.spec, placed, backend_.resolvePeers(placed), {.as_root = geteuid() == 0});
+      dist::wire(job.spec, placed, backend_.resolvePeers(placed), {.as_root = geteuid() == 0 && opts_.run_uid < 0});
     backend_.launch(placed);
   } catch (const std::exception& e) {
     finish(job, store::kFailed, "LaunchFailed", e.what());

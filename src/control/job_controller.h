@@ -23,6 +23,8 @@ struct ControllerOptions {
   std::string data_dir;  // logs/<uid>/ and outputs/<name>/ go under it
   std::chrono::milliseconds grace{10000};  // SIGTERM -> SIGKILL
   std::string owner;     // selfOwner() by default
+  int run_uid = -1;      // jobs run as this user (backend::LocalBackendOptions::run_uid): it owns their outputs
+  int run_gid = -1;
 };
 
 // Stores a new job in phase Queued with a Created condition, owned by

@@ -1,5 +1,7 @@
 #include "spec/trainjob.h"
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 namespace trainyard::spec {
@@ -97,6 +99,25 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
   s.source_file = j.value("sourceFile", s.source_file);
   if (j.contains("activeDeadlineSeconds"))
     s.active_deadline_seconds = j["activeDeadlineSeconds"].get<int64_t>();
+}
+
+std::pair<std::string, std::string> pathOutside(const TrainJobSpec& job, const std::string& root) {
+  namespace fs = std::filesystem;
+  fs::path base = fs::path(root).lexically_normal();
+  auto inside = [&](const fs::path& p) {
+    fs::path rel = fs::absolute(p).lexically_normal().lexically_relative(base);
+    return !rel.empty() && *rel.begin() != "..";
+  };
+  for (const auto& r : job.roles) {
+    fs::path wd = r.working_dir.empty() ? base : fs::path(r.working_dir);
+    if (!inside(wd)) return {"spec.roles." + r.name + ".workingDir", wd.string()};
+    if (job.metrics.kind == MetricsCollector::Kind::File && !job.metrics.path.empty()) {
+      fs::path f = fs::path(job.metrics.path).is_absolute() ? fs::path(job.metrics.path) : wd / job.metrics.path;
+      if (!inside(f)) return {"spec.metricsCollector.path", f.string()};
+    }
+  }
+  if (!job.outputs_dir.empty() && !inside(job.outputs_dir)) return {"spec.outputs.dir", job.outputs_dir};
+  return {};
 }
 
 }  // namespace trainyard::spec

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -73,6 +74,11 @@ struct TrainJobSpec {
 
 // Role names a framework accepts, in rank order ("none": just "worker").
 const std::vector<std::string>& rolesOf(const std::string& framework);
+
+// The first path `job` would use outside the directory `root` (working
+// directories, outputs.dir, a metrics file), as {field path, path}; empty
+// when all are inside. Compared lexically after normalisation ("a/../..").
+std::pair<std::string, std::string> pathOutside(const TrainJobSpec& job, const std::string& root);
 // Replicas that run as processes on the local backend: MPI workers are slots
 // for the launcher's mpirun, not processes of their own.
 bool launchesProcesses(const std::string& framework, const std::string& role);

@@ -3,7 +3,7 @@
 // shown, and saves screenshots (TRAINYARD_ARTIFACTS) as test artifacts.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -21,7 +21,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function startServer() {
   const log = join(dir, 'server.log');
-  const proc = spawn(BIN, ['--data-dir', data, 'server', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(BIN, ['--data-dir', data, 'server', '--port', '0', '--run-as', userInfo().username], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
     const onData = (b) => {

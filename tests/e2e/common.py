@@ -1,6 +1,7 @@
 """Helpers for end-to-end tests: run the built `trainyard` binary as a user would."""
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -10,6 +11,9 @@ import time
 import unittest
 
 BIN = os.environ.get("TRAINYARD_BIN", os.path.join(os.path.dirname(__file__), "../../build/bin/trainyard"))
+# `trainyard server` as root runs jobs as trainyard-jobs unless told otherwise;
+# the tests' files live in private temp dirs, so their jobs run as the tester.
+RUN_AS_SELF = ["--run-as", pwd.getpwuid(os.getuid()).pw_name]
 SOURCE_DIR = os.environ.get("TRAINYARD_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 BUILD_DIR = os.environ.get("TRAINYARD_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 

@@ -9,14 +9,14 @@ import unittest
 import urllib.error
 import urllib.request
 
-from common import BIN, E2E, job_yaml, pid_alive, start_listening
+from common import BIN, E2E, job_yaml, pid_alive, start_listening, RUN_AS_SELF
 
 
 class Server:
     """A `trainyard server` on a free port, its output in a file."""
 
     def __init__(self, test, *args, data=None):
-        self.proc, self.url = start_listening(test, [BIN, "--data-dir", data or test.data, "server", "--port", "0", *args],
+        self.proc, self.url = start_listening(test, [BIN, "--data-dir", data or test.data, "server", "--port", "0", *RUN_AS_SELF, *args],
                                               os.path.join(test.dir, f"server-{time.monotonic_ns()}.log"))
 
 
@@ -234,6 +234,7 @@ class Auth(ServerE2E):
               - {token: bob-token-4567, user: bob}
               - {token: admin-token-89, user: ops, admin: true}
             """)
+        os.chmod(tokens, 0o600)
         self.start("--auth", tokens)
         self.assertError(self.call("GET", "/api/v1/jobs"), 401, "Unauthorized")
         self.assertError(self.call("GET", "/api/v1/jobs", token="wrong-token"), 401, "Unauthorized")
@@ -262,7 +263,8 @@ class Auth(ServerE2E):
         self.env["TRAINYARD_TOKEN"] = bob
         p = self.ty("logs", "alices")
         self.assertEqual(p.returncode, 2)
-        self.assertIn("not shared with bob", p.stderr)
+        self.assertIn("is not yours and is not shared", p.stderr)
+        self.assertEqual(p.stderr.strip(), "error: job \"alices\" is not yours and is not shared")  # no owner named
         self.assertEqual(len(self.call("GET", "/api/v1/jobs", token="admin-token-89")[1]["items"]), 2)
         self.assertEqual(self.call("POST", "/api/v1/jobs/alices/cancel", token="admin-token-89")[0], 202)
         self.assertEqual(self.call("GET", "/metrics", token="admin-token-89", raw=True)[0], 200)
@@ -278,6 +280,7 @@ class Auth(ServerE2E):
         self.assertEqual(p.returncode, 2)
         self.assertIn("without authentication", p.stderr)
         bad = self.write("bad-tokens.yaml", "tokens:\n  - token: x\n    user: a\n")
+        os.chmod(bad, 0o600)
         p = self.ty("server", "--auth", bad, "--port", "0")
         self.assertEqual(p.returncode, 2)
         self.assertIn("tokens[0].token", p.stderr)

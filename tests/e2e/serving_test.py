@@ -14,7 +14,7 @@ import urllib.request
 
 import numpy as np
 
-from common import BIN, E2E, SOURCE_DIR, start_listening
+from common import BIN, E2E, SOURCE_DIR, start_listening, RUN_AS_SELF
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -181,7 +181,7 @@ class Serving(E2E):
         self.push()
         with open(os.path.join(self.models, "fmnist", "2", "model.pt"), "w") as f:
             f.write("broken")  # the newest version cannot load: the one before serves
-        _, self.url = start_listening(self, [BIN, "--data-dir", self.data, "server", "--port", "0", "--models", self.models],
+        _, self.url = start_listening(self, [BIN, "--data-dir", self.data, "server", "--port", "0", *RUN_AS_SELF, "--models", self.models],
                                       os.path.join(self.dir, "server.log"))
         st, m = self.call("GET", "/v2/models/fmnist")
         self.assertEqual((st, m.get("versions")), (200, ["1"]), m)
