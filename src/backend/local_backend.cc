@@ -147,6 +147,8 @@ void LocalBackend::launch(const PlacedJob& job) {
   j = Job{};
   j.attempt = job.attempt;
   std::filesystem::create_directories(job.log_dir);
+  // The job's user reaches its config files inside, without listing it.
+  if (opts_.run_uid >= 0) chmod(job.log_dir.c_str(), 0711);
   std::string config_dir;
   if (!job.files.empty()) {
     config_dir = (std::filesystem::path(job.log_dir) / fmt::format("config.attempt-{}", job.attempt)).string();

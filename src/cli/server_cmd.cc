@@ -134,6 +134,11 @@ int cmdServer(const ServerCliOptions& o) {
   // and workspaces handed to it inside (but cannot list the directory).
   if (chmod(data_dir.c_str(), run_as.switch_user ? 0711 : 0700) != 0)
     spdlog::warn("cannot restrict {}: {}", data_dir, std::strerror(errno));
+  if (run_as.switch_user)  // traversable (not listable) for the job user, who owns what is handed to it inside
+    for (const char* d : {"logs", "outputs"}) {
+      fs::create_directories(fs::path(data_dir) / d);
+      chmod((fs::path(data_dir) / d).c_str(), 0711);
+    }
   if (o.store.empty())
     for (const char* f : {"trainyard.db", "trainyard.db-wal", "trainyard.db-shm"}) chmod((fs::path(data_dir) / f).c_str(), 0600);
 

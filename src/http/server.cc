@@ -4,10 +4,12 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <atomic>
 #include <utility>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -245,7 +247,9 @@ class Session : public std::enable_shared_from_this<Session> {
     setWaiting(true);
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
-    parser_->body_limit(limits().max_body_bytes);
+    // Beast compares Content-Length with the limit as the header is parsed;
+    // the route's own limit is set once the header names the route.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     route_ = nullptr;
     if (buffer_.size() > 0) return beginRequest();
     // Idle between requests: costs no thread, only the idle timeout.
@@ -350,6 +354,7 @@ class Session : public std::enable_shared_from_this<Session> {
     msg->prepare_payload();
     stream_.expires_after(limits().write_timeout);
     bhttp::async_write(stream_, *msg, [self = shared_from_this(), msg](beast::error_code ec, size_t) {
+      if (!ec && self->linger_) return self->lingerClose();
       if (ec || !msg->keep_alive()) return self->close();
       self->readRequest();
     });
@@ -358,6 +363,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Answers at once and closes: the request could not be read.
   void fail(int status, const std::string& code, const std::string& message) {
     setWaiting(false);
+    linger_ = true;
     auto res = std::make_shared<Response>();
     errorResponse(*res, status, code, message);
     keep_alive_ = false;
@@ -406,6 +412,23 @@ class Session : public std::enable_shared_from_this<Session> {
     sink.done();
   }
 
+  // After refusing a request whose body is still arriving: stop sending,
+  // read and drop what comes for a moment, so the client (still writing)
+  // gets to read the answer instead of a reset connection.
+  void lingerClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    drain(0);
+  }
+  void drain(size_t total) {
+    auto buf = std::make_shared<std::array<char, 65536>>();
+    stream_.async_read_some(asio::buffer(*buf), [self = shared_from_this(), buf, total](beast::error_code ec, size_t n) {
+      if (ec || total + n > (256u << 20)) return self->close();
+      self->drain(total + n);
+    });
+  }
+
   void close() {
     if (closed_) return;
     closed_ = true;
@@ -425,6 +448,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   unsigned version_ = 11;
   bool closed_ = false;
+  bool linger_ = false;
   bool waiting_ = false;  // guarded by srv_->addr_mu
   std::list<std::weak_ptr<Session>>::iterator wait_it_;
 };
