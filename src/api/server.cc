@@ -937,6 +937,8 @@ void ApiServer::serve() {
   impl_->http.listen();
 }
 
+void ApiServer::handle(http::Request& req, http::Response& res) { impl_->http.dispatch(req, res); }
+
 void ApiServer::stop() {
   if (impl_->stopping.exchange(true)) return;
   impl_->feed.close();

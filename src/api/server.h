@@ -17,6 +17,8 @@
 
 namespace trainyard::http {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace trainyard::api {
@@ -50,6 +52,8 @@ class ApiServer {
   // Serves until stop().
   void serve();
   void stop();
+  // Answers one request in-process (guard, routes, handlers): tests, fuzzing.
+  void handle(http::Request& req, http::Response& res);
 
  private:
   struct Impl;

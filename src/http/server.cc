@@ -193,7 +193,36 @@ struct Server::Impl {
   }
   void accept();
   void admit(tcp::socket socket);
+
+  void dispatch(Request& req, const Route* route, Response& res) {
+    try {
+      bool answered = pre_routing && pre_routing(req, res);
+      if (!answered) {
+        if (route && std::regex_match(req.path, req.matches, route->re)) route->handler(req, res);
+        else not_found(req, res);
+      }
+    } catch (const std::exception& e) {
+      res = Response{};
+      errorResponse(res, 500, "Internal", e.what());
+    }
+  }
 };
+
+namespace {
+// The handlers' view of a parsed request.
+void fillRequest(bhttp::request<bhttp::string_body>& m, const std::string& path, const std::string& addr, Request& req) {
+  req.method = std::string(m.method_string());
+  req.target = std::string(m.target());
+  req.path = path;
+  req.remote_addr = addr;
+  for (const auto& f : m) req.headers.emplace(std::string(f.name_string()), std::string(f.value()));
+  if (auto q = req.target.find('?'); q != std::string::npos) parseQuery(std::string_view(req.target).substr(q + 1), req.params);
+  req.body = std::move(m.body());
+  if (req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0) parseQuery(req.body, req.params);
+}
+
+std::string decodedPath(std::string_view target) { return percentDecode(target.substr(0, target.find('?')), false); }
+}  // namespace
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -273,8 +302,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return fail(431, "HeadersTooLarge", fmt::format("the request's headers are over {} bytes", limits().max_header_bytes));
     if (ec) return malformed(ec) ? fail(400, "BadRequest", fmt::format("malformed request: {}", ec.message())) : close();
     auto& h = parser_->get();
-    std::string target(h.target());
-    path_ = percentDecode(std::string_view(target).substr(0, target.find('?')), false);
+    path_ = decodedPath(h.target());
     route_ = srv_->findRoute(std::string(h.method_string()), path_);
     size_t limit = route_ && route_->max_body ? route_->max_body : limits().max_body_bytes;
     if (parser_->content_length() && *parser_->content_length() > limit)
@@ -307,14 +335,7 @@ class Session : public std::enable_shared_from_this<Session> {
     setWaiting(false);
     auto req = std::make_shared<Request>();
     auto& m = parser_->get();
-    req->method = std::string(m.method_string());
-    req->target = std::string(m.target());
-    req->path = path_;
-    req->remote_addr = addr_;
-    for (const auto& f : m) req->headers.emplace(std::string(f.name_string()), std::string(f.value()));
-    if (auto q = req->target.find('?'); q != std::string::npos) parseQuery(std::string_view(req->target).substr(q + 1), req->params);
-    req->body = std::move(m.body());
-    if (req->get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0) parseQuery(req->body, req->params);
+    fillRequest(m, path_, addr_, *req);
     keep_alive_ = m.keep_alive();
     version_ = m.version();
     const Route* route = route_;
@@ -330,16 +351,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // On a handler thread.
   void handle(const std::shared_ptr<Request>& req, const Route* route) {
     auto res = std::make_shared<Response>();
-    try {
-      bool answered = srv_->pre_routing && srv_->pre_routing(*req, *res);
-      if (!answered) {
-        if (route && std::regex_match(req->path, req->matches, route->re)) route->handler(*req, *res);
-        else srv_->not_found(*req, *res);
-      }
-    } catch (const std::exception& e) {
-      *res = Response{};
-      errorResponse(*res, 500, "Internal", e.what());
-    }
+    srv_->dispatch(*req, route, *res);
     if (res->stream) return startStream(req, res);
     asio::post(stream_.get_executor(), [self = shared_from_this(), res] { self->write(res); });
   }
@@ -548,5 +560,26 @@ void Server::stop() {
 }
 
 bool Server::stopping() const { return impl_->stopped; }
+
+void Server::dispatch(Request& req, Response& res) { impl_->dispatch(req, impl_->findRoute(req.method, req.path), res); }
+
+std::optional<Request> parseRequest(std::string_view raw, const ServerLimits& limits, std::string* error) {
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+  parser.body_limit(limits.max_body_bytes);
+  parser.eager(true);
+  beast::error_code ec;
+  size_t used = parser.put(asio::buffer(raw.data(), raw.size()), ec);
+  if (!ec && !parser.is_done()) ec = bhttp::error::partial_message;
+  if (ec) {
+    if (error) *error = ec.message();
+    return std::nullopt;
+  }
+  (void)used;
+  Request req;
+  auto& m = parser.get();
+  fillRequest(m, decodedPath(m.target()), "127.0.0.1", req);
+  return req;
+}
 
 }  // namespace trainyard::http

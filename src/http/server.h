@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <string>
 
 #include "http/message.h"
@@ -31,6 +33,10 @@ struct ServerLimits {
   int max_streams = 512;     // concurrent streamed responses; beyond: 503
   int io_threads = 1;
 };
+
+// Parses one complete request from `raw` as the server's connections do
+// (header and body limits included); nullopt with `error` when it is not one.
+std::optional<Request> parseRequest(std::string_view raw, const ServerLimits& limits = {}, std::string* error = nullptr);
 
 class Server {
  public:
@@ -55,6 +61,10 @@ class Server {
   int bind(const std::string& address, int port);
   // Serves until stop(); returns after in-flight handlers and streams ended.
   void listen();
+  // Answers `req` as a connection would (pre-routing, route, handler),
+  // without a socket: for tests and fuzzing. A streamed answer is not run.
+  void dispatch(Request& req, Response& res);
+
   // Safe from any thread, also a signal-handling one, before or during listen().
   void stop();
   bool stopping() const;

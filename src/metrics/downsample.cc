@@ -37,6 +37,10 @@ int64_t bucketWidth(int64_t from, int64_t to, int max_points, int64_t granule) {
     return static_cast<int64_t>(std::min<uint64_t>(r, static_cast<uint64_t>(INT64_MAX) / 2));
   };
   auto fits = [&](int64_t w) { return bucketOf(to, w) - bucketOf(from, w) + 1 <= m; };
+  if (max_points <= 1) {  // one bucket: [0, w) or [-w, 0) holding both ends; across 0 two are unavoidable
+    uint64_t w = from >= 0 ? static_cast<uint64_t>(to) + 1 : to < 0 ? static_cast<uint64_t>(-(from + 1)) + 1 : span;
+    return roundUp(w);
+  }
   int64_t least = roundUp((span + m - 1) / m);
   if (fits(least)) return least;
   if (fits(least + granule)) return least + granule;

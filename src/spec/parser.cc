@@ -287,6 +287,33 @@ void rejectDuplicateKeys(const std::string& file, const YAML::Node& n, const std
   }
 }
 
+// The line (1-based) where a second YAML document starts: a "---" marker at
+// the start of a line after content, with content after it; 0 when there
+// is one document. Textual on purpose: yaml-cpp's LoadAll loops forever on
+// some inputs (a lone ","), and a document marker cannot occur inside a
+// scalar at column 0.
+int secondDocumentLine(const std::string& text) {
+  bool content = false;
+  int marker = 0, line = 1;
+  for (size_t pos = 0; pos < text.size(); ++line) {
+    size_t end = text.find('\n', pos);
+    std::string_view l(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos);
+    pos = end == std::string::npos ? text.size() : end + 1;
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    auto markerOf = [&](const char* m) { return l.substr(0, 3) == m && (l.size() == 3 || l[3] == ' ' || l[3] == '\t'); };
+    bool start = markerOf("---"), stop = markerOf("...");
+    std::string_view rest = start || stop ? l.substr(3) : l;
+    size_t first = rest.find_first_not_of(" \t");
+    bool has_content = first != std::string_view::npos && rest[first] != '#';
+    if (start && content && !marker) marker = line;
+    if (has_content) {
+      if (marker) return marker;
+      content = true;
+    }
+  }
+  return 0;
+}
+
 // Line and column (1-based) of a byte offset.
 std::pair<int, int> position(const std::string& text, size_t offset) {
   int line = 1, col = 1;
@@ -326,14 +353,11 @@ LoadedSpec loadSpecString(const std::string& text, const std::string& file_name,
     auto [line, col] = position(text, bad);
     throw SpecError(file_name, line, col, "", fmt::format("invalid UTF-8 (byte 0x{:02x}); a spec must be UTF-8 text", static_cast<unsigned char>(text[bad])));
   }
+  if (int line = secondDocumentLine(text))
+    throw SpecError(file_name, line, 1, "", "the file holds more than one YAML document; expected one spec per file (submit each on its own)");
   YAML::Node root;
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    std::erase_if(docs, [](const YAML::Node& d) { return d.IsNull(); });  // a stray "---" adds an empty one
-    if (docs.size() > 1)
-      throw SpecError(file_name, docs[1].Mark().line + 1, docs[1].Mark().column + 1, "",
-                      fmt::format("the file holds {} YAML documents; expected one spec per file (submit each on its own)", docs.size()));
-    if (!docs.empty()) root = docs[0];
+    root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     throw SpecError(file_name, e.mark.line + 1, e.mark.column + 1, "", "malformed YAML: " + e.msg);
   } catch (const YAML::Exception& e) {  // yaml-cpp's own limits (nesting depth)

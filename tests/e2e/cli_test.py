@@ -128,10 +128,6 @@ class RunAndInspect(E2E):
             self.assertIn(verb, p.stdout)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class FreshStore(E2E):
     def test_concurrent_first_use_of_a_data_dir(self):
         # `trainyard run` creating a store while another command polls it: switching the
@@ -152,3 +148,7 @@ class FreshStore(E2E):
                 if p.returncode != 0:
                     failures.append(err)
         self.assertEqual(failures, [])
+
+
+if __name__ == "__main__":
+    unittest.main()

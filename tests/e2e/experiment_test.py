@@ -98,7 +98,9 @@ class Sweep(E2E):
         self.assertIn("experiment katib-fmnist Succeeded", p.stderr)
         trials = self.tyjson("get", "trials", "katib-fmnist")["items"]
         self.assertEqual(len(trials), 3)
-        self.assertTrue(all("test_accuracy" in t["objective"] for t in trials if t["state"] == "Succeeded"))
+        succeeded = [t for t in trials if t["state"] == "Succeeded"]
+        self.assertTrue(succeeded, trials)  # all() of nothing is true
+        self.assertTrue(all("test_accuracy" in t["objective"] for t in succeeded))
 
 
 MULTI = """apiVersion: trainyard.dev/v1

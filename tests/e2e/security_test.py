@@ -159,7 +159,8 @@ class ServerSecurity(E2E):
         st, _, body = call(url, "POST", "/api/v1/jobs", job_yaml("one", "true") + "---\n" + job_yaml("two", "true"),
                            {"Content-Type": "application/yaml"})
         self.assertEqual(st, 400)
-        self.assertIn("2 YAML documents", body["error"]["message"])
+        self.assertEqual(body["error"]["line"], 8)
+        self.assertIn("more than one YAML document", body["error"]["message"])
         st, _, body = call(url, "POST", "/api/v1/jobs", job_yaml("bad-utf8", "echo X").encode().replace(b"X", b"\xff"),
                            {"Content-Type": "application/yaml"})
         self.assertEqual(st, 400)

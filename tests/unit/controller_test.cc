@@ -381,11 +381,15 @@ TEST_F(Controller, AllWorkersPolicyWaitsForEveryWorker) {
                    dir);
   s.success_policy = "AllWorkers";
   auto job = ctl->submit(s);
-  // worker-0 finishes, worker-1 waits: not done yet.
-  for (int i = 0; i < 20; ++i) {
+  // worker-0 finishes, worker-1 waits: not done yet - checked once worker-0
+  // has really exited (a fixed window passed also when it had not).
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!byReplica(st->attempts(job.id), 0)["worker-0"].exit_code && std::chrono::steady_clock::now() < deadline) {
     EXPECT_EQ(ctl->reconcile(job.id).phase, store::kRunning);
     ctl->wait(20ms);
   }
+  ASSERT_EQ(byReplica(st->attempts(job.id), 0)["worker-0"].exit_code, 0);
+  EXPECT_EQ(ctl->reconcile(job.id).phase, store::kRunning);
   std::ofstream(dir + "/go") << "1";
   auto end = runToEnd(job.id);
   EXPECT_EQ(end.phase, store::kSucceeded);

@@ -87,6 +87,33 @@ TEST(Tensor, FromNestedOrFlatJsonAndBack) {
   EXPECT_FALSE(dataTypeFromName("FP8"));
 }
 
+// A shape is a claim; the values sent are the fact. A declared 10^9 x 4
+// tensor with 4 values is refused before anything is allocated for it, and
+// sizes that overflow int64 are refused, not wrapped.
+TEST(Tensor, DeclaredShapeIsCheckedAgainstTheDataBeforeAllocation) {
+  EXPECT_EQ(checkedElements({1000000000, 4}), 4000000000);
+  EXPECT_FALSE(checkedElements({INT64_MAX, 4}));
+  EXPECT_FALSE(checkedElements({1LL << 62, 2, 2}));
+  EXPECT_FALSE(checkedElements({-1, 4}));
+  EXPECT_EQ(countValues(parse("[[1, 2], [3, [4, 5]]]")), 5);
+  for (std::vector<int64_t> shape : {std::vector<int64_t>{1000000000, 4}, {INT64_MAX, 4}, {0, 4}}) {
+    HostTensor t{"x", DataType::FP32, shape, {}};
+    try {
+      fillFromJson(t, parse("[1, 2, 3, 4]"));
+      FAIL() << shapeText(shape);
+    } catch (const TensorError& e) {
+      EXPECT_EQ(e.input, "x");
+    }
+    EXPECT_EQ(t.bytes.capacity(), 0u) << shapeText(shape);
+  }
+  HostTensor f{"x", DataType::FP32, {2}, {}};
+  EXPECT_THROW(fillFromJson(f, parse("[1, 3.5e38]")), TensorError);   // would be +inf
+  EXPECT_THROW(fillFromJson(f, parse("[1, -1e39]")), TensorError);
+  fillFromJson(f, parse("[1, 3.4e38]"));
+  HostTensor h{"h", DataType::FP16, {1}, {}};
+  EXPECT_THROW(fillFromJson(h, parse("[70000]")), TensorError);
+}
+
 TEST(ModelConfig, ParsesAndNamesTheBadField) {
   auto dir = trainyard::test::freshDir();
   std::ofstream(dir + "/ok.yaml") << "inputs: [{name: img, datatype: FP32, shape: [-1, 1, 28, 28]}]\n"

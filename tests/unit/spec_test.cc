@@ -110,6 +110,23 @@ TEST(Spec, JsonRoundTrip) {
   EXPECT_EQ(back.roles[0].resources.gpu, 1);
 }
 
+const char* kHeadForSize = "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata:\n  name: a\nspec:\n";
+
+TEST(Spec, TooLargeIsRefusedBeforeParsing) {
+  std::string text = std::string(kHeadForSize) + "  command: [a]\n# " + std::string(kMaxSpecBytes, 'x') + "\n";
+  try {
+    load(text);
+    FAIL();
+  } catch (const SpecError& e) {
+    EXPECT_NE(std::string(e.what()).find("at most 1048576 bytes"), std::string::npos) << e.what();
+  }
+  // A leading or trailing "---" (an empty document) is not a second spec.
+  EXPECT_NO_THROW(load(std::string(kHeadForSize) + "  command: [a]\n---\n# the end\n"));
+  EXPECT_NO_THROW(load("---\n" + std::string(kHeadForSize) + "  command: [a]\n...\n"));
+  // yaml-cpp's LoadAll never returned on this; it must be refused at once.
+  EXPECT_THROW(load(",# T"), SpecError);
+}
+
 TEST(Spec, Names) {
   EXPECT_TRUE(isValidName("a"));
   EXPECT_TRUE(isValidName("fmnist-mlp-2"));
@@ -193,5 +210,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{"spec_is_list", "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: a}\nspec: [1, 2]\n", 4, 7, "spec", "expected a mapping"},
         BadSpec{"document_is_list", "- a\n- b\n", 1, 1, "", "expected a mapping"},
         BadSpec{"empty_file", "", 0, 0, "", "the file is empty"},
-        BadSpec{"queue_name", "@  command: [a]\n  queue: GPU Queue\n", 7, 10, "spec.queue", "DNS-1123"}),
+        BadSpec{"queue_name", "@  command: [a]\n  queue: GPU Queue\n", 7, 10, "spec.queue", "DNS-1123"},
+        // A key said twice is refused with both places (yaml-cpp keeps the first silently).
+        BadSpec{"duplicate_key", "@  command: [a]\n  backoffLimit: 1\n  command: [b]\n", 8, 3, "spec.command", "first at line 6, column 3"},
+        BadSpec{"duplicate_nested", "@  command: [a]\n  resources: {cpu: 1, cpu: 2}\n", 7, 23, "spec.resources.cpu", "duplicate key \"cpu\""},
+        BadSpec{"two_documents", "@  command: [a]\n---\napiVersion: trainyard.dev/v1\n", 7, 1, "", "more than one YAML document"},
+        BadSpec{"two_documents_inline", "@  command: [a]\n--- {a: 1}\n", 7, 1, "", "more than one YAML document"},
+        BadSpec{"invalid_utf8", "@  command: [a]\n  args: [\"caf\xc3\"]\n", 7, 14, "", "invalid UTF-8"},
+        BadSpec{"overlong_utf8", "@  command: [\"\xc0\xaf\"]\n", 6, 14, "", "invalid UTF-8"}),
     [](const ::testing::TestParamInfo<BadSpec>& i) { return std::string(i.param.label); });
