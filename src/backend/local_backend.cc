@@ -190,8 +190,8 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   auto extra = r.env;
   if (!config_dir.empty()) extra.emplace_back("TRAINYARD_CONFIG_DIR", config_dir);
   if (opts_.run_uid >= 0)
-    for (auto [k, v] : {std::pair<const char*, std::string>{"HOME", opts_.run_home}, {"USER", opts_.run_user}, {"LOGNAME", opts_.run_user}})
-      if (std::none_of(extra.begin(), extra.end(), [&](const auto& e) { return e.first == k; })) extra.emplace_back(k, v);
+    for (const auto& kv : {std::pair<std::string, std::string>{"HOME", opts_.run_home}, {"USER", opts_.run_user}, {"LOGNAME", opts_.run_user}})
+      if (std::none_of(extra.begin(), extra.end(), [&](const auto& e) { return e.first == kv.first; })) extra.push_back(kv);
   for (auto& kv : extra) kv.second = util::expandVars(kv.second, extra);
   std::vector<std::string> env = mergedEnv(extra);
   std::vector<char*> envp;

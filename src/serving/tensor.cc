@@ -92,8 +92,9 @@ void put(uint8_t* dst, const element& v, const std::string& input, DataType dt) 
     int64_t i;
     if (type == element_type::INT64) i = v.get_int64().value();
     else if (type == element_type::UINT64 && v.get_uint64().value() <= uint64_t(INT64_MAX)) i = static_cast<int64_t>(v.get_uint64().value());
-    else if (type == element_type::DOUBLE && v.get_double().value() == static_cast<double>(static_cast<int64_t>(v.get_double().value())))
-      i = static_cast<int64_t>(v.get_double().value());
+    else if (double d = type == element_type::DOUBLE ? v.get_double().value() : 0.5;
+             d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == std::trunc(d))  // 3.0 is an integer; 1e30 is not an int64
+      i = static_cast<int64_t>(d);
     else throw TensorError(input, fmt::format("input \"{}\": expected an integer ({}), got {}", input, name(dt), text(v)));
     if constexpr (std::is_unsigned_v<T>) {
       if (i < 0 || static_cast<uint64_t>(i) > std::numeric_limits<T>::max())

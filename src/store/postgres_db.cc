@@ -114,6 +114,24 @@ class PostgresDb final : public SqlDb {
     exec("SET client_min_messages = warning");
   }
   ~PostgresDb() override { PQfinish(conn_); }
+
+  // COPY ... FROM STDIN: one round trip and no per-row statement work, the
+  // fastest way PostgreSQL takes rows.
+  void copyIn(const std::string& target, const std::string& rows) override {
+    PGresult* r = PQexec(conn_, ("COPY " + target + " FROM STDIN").c_str());
+    bool ready = PQresultStatus(r) == PGRES_COPY_IN;
+    std::string msg = PQresultErrorMessage(r);
+    PQclear(r);
+    if (!ready) throw std::runtime_error(fmt::format("{}: COPY {}: {}", where_, target, msg));
+    if (PQputCopyData(conn_, rows.data(), static_cast<int>(rows.size())) != 1 || PQputCopyEnd(conn_, nullptr) != 1)
+      throw std::runtime_error(fmt::format("{}: COPY {}: {}", where_, target, PQerrorMessage(conn_)));
+    std::string error;
+    while ((r = PQgetResult(conn_))) {
+      if (PQresultStatus(r) != PGRES_COMMAND_OK) error = PQresultErrorMessage(r);
+      PQclear(r);
+    }
+    if (!error.empty()) throw std::runtime_error(fmt::format("{}: COPY {}: {}", where_, target, error));
+  }
   Dialect dialect() const override { return Dialect::PostgreSQL; }
   std::unique_ptr<SqlStmt> prepare(const std::string& sql) override { return std::make_unique<PgStmt>(conn_, sql); }
   void exec(const std::string& sql) override {
@@ -125,6 +143,7 @@ class PostgresDb final : public SqlDb {
       throw std::runtime_error(fmt::format("postgresql: {} ({})", msg, where_));
   }
   void begin() override { exec(fmt::format("BEGIN; SELECT pg_advisory_xact_lock({})", kWriterLock)); }
+  void beginShared() override { exec("BEGIN"); }
   void commit() override { exec("COMMIT"); }
   void rollback() override {
     PGresult* r = PQexec(conn_, "ROLLBACK");

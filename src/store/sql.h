@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace trainyard::store {
@@ -44,9 +45,18 @@ class SqlDb {
   virtual void exec(const std::string& sql) = 0;
   // An exclusive write transaction: writers in other processes wait.
   virtual void begin() = 0;
+  // A transaction that need not exclude other writers (appending metric
+  // points: rows of their own, upserts in a fixed order). SQLite has only
+  // the one writer; PostgreSQL runs them concurrently.
+  virtual void beginShared() { begin(); }
   virtual void commit() = 0;
   virtual void rollback() = 0;
   virtual bool hasTable(const std::string& name) = 0;
+  // Bulk load: `rows` in PostgreSQL's COPY text format (tab-separated,
+  // newline-terminated) into "table(columns)". PostgreSQL only.
+  virtual void copyIn(const std::string& target, const std::string& rows) {
+    throw std::runtime_error("bulk load into " + target + " is not supported on " + where());
+  }
   // For messages: the file or the server (never the password).
   virtual std::string where() const = 0;
 };

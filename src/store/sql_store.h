@@ -66,6 +66,7 @@ class SqlStore final : public Store {
 
   std::unique_ptr<SqlDb> db_;
   int tx_depth_ = 0;
+  void runTransaction(const std::function<void()>& fn, bool exclusive);
   std::unordered_map<std::string, int64_t> name_ids_;
 };
 

@@ -11,7 +11,8 @@ namespace trainyard::tune {
 Settings::Settings(std::string context, const std::map<std::string, std::string>& values,
                    std::initializer_list<const char*> known)
     : context_(std::move(context)), values_(values) {
-  for (const auto& [k, v] : values_) {
+  for (const auto& kv : values_) {
+    const std::string& k = kv.first;  // (a lambda cannot capture a structured binding before clang 16)
     if (std::any_of(known.begin(), known.end(), [&](const char* n) { return k == n; })) continue;
     std::string list;
     for (const char* n : known) list += (list.empty() ? "" : ", ") + std::string(n);
