@@ -112,8 +112,11 @@ class Translator {
     if (!containers.IsSequence() || containers.size() == 0)
       w_.fail(containers, ppath + ".containers", "expected a non-empty list of containers");
     size_t main = 0;
-    for (size_t i = 0; i < containers.size(); ++i)
-      if (containers[i]["name"] && containers[i]["name"].Scalar() == f.default_container) main = i;
+    for (size_t i = 0; i < containers.size(); ++i) {
+      if (!containers[i].IsMap())
+        w_.fail(containers[i], fmt::format("{}.containers[{}]", ppath, i), fmt::format("expected a container (a mapping), got {}", typeName(containers[i])));
+      if (containers[i]["name"] && containers[i]["name"].IsScalar() && containers[i]["name"].Scalar() == f.default_container) main = i;
+    }
     for (size_t i = 0; i < containers.size(); ++i)
       if (i != main)
         warn(containers[i], fmt::format("{}.containers[{}]", ppath, i),

@@ -345,6 +345,12 @@ TrainJobSpec parseJobNode(const Walker& w, const YAML::Node& root, const std::st
   return parseTrainJob(w, root, base_dir);
 }
 
+namespace {
+LoadedSpec loadParsed(const Walker& w, const YAML::Node& root, const std::string& text, const std::string& file_name,
+                      const std::string& base_dir, const std::vector<std::string>& overrides, LoadedSpec out,
+                      const std::string& api, const std::string& kind);
+}  // namespace
+
 LoadedSpec loadSpecString(const std::string& text, const std::string& file_name, const std::string& base_dir,
                           const std::vector<std::string>& overrides) {
   if (text.size() > kMaxSpecBytes)
@@ -391,6 +397,19 @@ LoadedSpec loadSpecString(const std::string& text, const std::string& file_name,
 
   LoadedSpec out;
   out.kind = kind;
+  // A translator that indexes a node of the wrong shape gets a yaml-cpp
+  // exception; the user gets file:line:column, never an internal error.
+  try {
+    return loadParsed(w, root, text, file_name, base_dir, overrides, std::move(out), api, kind);
+  } catch (const YAML::Exception& e) {
+    throw SpecError(file_name, e.mark.line + 1, e.mark.column + 1, "", fmt::format("unexpected structure: {}", e.msg));
+  }
+}
+
+namespace {
+LoadedSpec loadParsed(const Walker& w, const YAML::Node& root, const std::string& text, const std::string& file_name,
+                      const std::string& base_dir, const std::vector<std::string>& overrides, LoadedSpec out,
+                      const std::string& api, const std::string& kind) {
   if (kind == "Experiment" && (api == "trainyard.dev/v1" || api == "kubeflow.org/v1beta1")) {
     ExperimentSpec e = api == "trainyard.dev/v1"
                            ? parseExperiment(w, root, text, out.warnings)
@@ -406,6 +425,7 @@ LoadedSpec loadSpecString(const std::string& text, const std::string& file_name,
   out.job.source_file = file_name;
   return out;
 }
+}  // namespace
 
 LoadedSpec loadSpecFile(const std::string& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);

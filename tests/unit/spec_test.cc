@@ -217,5 +217,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{"two_documents", "@  command: [a]\n---\napiVersion: trainyard.dev/v1\n", 7, 1, "", "more than one YAML document"},
         BadSpec{"two_documents_inline", "@  command: [a]\n--- {a: 1}\n", 7, 1, "", "more than one YAML document"},
         BadSpec{"invalid_utf8", "@  command: [a]\n  args: [\"caf\xc3\"]\n", 7, 14, "", "invalid UTF-8"},
+        // Found by fuzz_spec: a container that is a scalar was an internal error (exit 3).
+        BadSpec{"kubeflow_container_scalar", "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {name: x}\nspec:\n  pytorchReplicaSpecs:\n    Master:\n      replicas: 1\n      template:\n        spec:\n          containers:\n            - name:256Mi}}\n", 11, 15, "spec.pytorchReplicaSpecs.Master.template.spec.containers[0]", "expected a container"},
         BadSpec{"overlong_utf8", "@  command: [\"\xc0\xaf\"]\n", 6, 14, "", "invalid UTF-8"}),
     [](const ::testing::TestParamInfo<BadSpec>& i) { return std::string(i.param.label); });
