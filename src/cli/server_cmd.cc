@@ -204,9 +204,10 @@ int cmdServer(const ServerCliOptions& o) {
   }
   running = &server;
   if (stop_requested) return 0;
-  std::cerr << fmt::format("trainyard server listening on http://{}:{} (store {}, data {}{})\n", so.address, port,
+  std::cerr << fmt::format("trainyard server listening on http://{}:{} (store {}, data {}{}{})\n", so.address, port,
                            o.store.empty() ? "sqlite" : "postgresql", data_dir,
-                           so.auth ? fmt::format(", {} tokens", so.auth->size()) : ", no authentication");
+                           so.auth ? fmt::format(", {} tokens", so.auth->size()) : ", no authentication",
+                           run_as.switch_user ? ", jobs run as " + run_as.name : "");
   server.serve();
   plane.stop();
   return 0;
