@@ -1,0 +1,138 @@
+// Submissions: POST a TrainJob (or Kubeflow job) or an Experiment as YAML or
+// JSON; confines non-admin users to their workspace; writes desired state
+// and wakes the control plane.
+#include "api/route_context.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "api/views.h"
+#include "control/control_plane.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "control/experiment_controller.h"
+#include "control/job_controller.h"
+
+namespace trainyard::api {
+namespace fs = std::filesystem;
+namespace {
+
+class SubmitRoutes final : public RouteGroup, RouteContext {
+ public:
+  explicit SubmitRoutes(const RouteContext& c) : RouteContext(c) { mount(); }
+
+ private:
+  void mount() {
+    route("POST", "/api/v1/jobs", "/api/v1/jobs", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, false); }, kMaxSubmitBody);
+    route("POST", "/api/v1/experiments", "/api/v1/experiments", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, true); }, kMaxSubmitBody);
+  }
+
+  // Body: {"yaml": "...", "file": "job.yaml", "baseDir": "/abs", "overrides": ["a=b"]}
+  // or raw YAML (Content-Type application/yaml or text/yaml).
+  // (The request guard has already refused any other Content-Type.)
+  spec::LoadedSpec loadBody(const http::Request& req, const std::string& workspace) {
+    auto tooLarge = [](size_t n) {
+      return ApiError(413, "TooLarge", fmt::format("the spec is {} bytes; specs are limited to {} bytes (1 MiB)", n, spec::kMaxSpecBytes), "yaml");
+    };
+    std::string type = req.get_header_value("Content-Type");
+    if (type.find("json") != std::string::npos) {
+      json b = json::parse(req.body);
+      if (!b.is_object() || !b.contains("yaml") || !b["yaml"].is_string())
+        throw ApiError(400, "InvalidRequest", "expected {\"yaml\": \"<the spec>\", \"file\": ..., \"baseDir\": ...}", "yaml");
+      const std::string& text = b["yaml"].get_ref<const std::string&>();
+      if (text.size() > spec::kMaxSpecBytes) throw tooLarge(text.size());
+      std::string base = b.contains("baseDir") && b["baseDir"].is_string() ? b["baseDir"].get<std::string>() : fs::current_path().string();
+      if (!workspace.empty() && !spec::pathOutside(withDir(base), workspace).first.empty()) base = workspace;
+      std::string file = b.contains("file") && b["file"].is_string() ? b["file"].get<std::string>() : "<request>";
+      std::vector<std::string> overrides;
+      if (b.contains("overrides")) {
+        if (!b["overrides"].is_array() || b["overrides"].size() > 1000)
+          throw ApiError(400, "InvalidRequest", "overrides must be a list of at most 1000 \"path=value\" strings", "overrides");
+        for (size_t i = 0; i < b["overrides"].size(); ++i) {
+          if (!b["overrides"][i].is_string())
+            throw ApiError(400, "InvalidRequest", "each override is a \"path=value\" string", fmt::format("overrides[{}]", i));
+          overrides.push_back(b["overrides"][i].get<std::string>());
+        }
+      }
+      return spec::loadSpecString(text, file, base, overrides);
+    }
+    if (req.body.size() > spec::kMaxSpecBytes) throw tooLarge(req.body.size());
+    return spec::loadSpecString(req.body, "<request>", workspace.empty() ? fs::current_path().string() : workspace);
+  }
+
+  static spec::TrainJobSpec withDir(const std::string& dir) {
+    spec::TrainJobSpec j;
+    j.roles.emplace_back();
+    j.roles.back().working_dir = dir;
+    return j;
+  }
+
+  // A non-admin user's files: workingDir, baseDir and outputs.dir stay in
+  // DATA_DIR/workspaces/<user>, owned by the jobs' Unix user. Admins (and
+  // everyone without --auth, where the one user owns the machine) are free.
+  std::string workspaceOf(const User& u) {
+    if (!opts.auth || u.admin || opts.data_dir.empty()) return "";
+    fs::path ws = fs::path(opts.data_dir) / "workspaces" / u.name;
+    std::error_code ec;
+    if (!fs::exists(ws, ec)) {
+      fs::create_directories(ws.parent_path(), ec);
+      chmod(ws.parent_path().c_str(), 0711);
+      fs::create_directory(ws, ec);
+      if (ec) throw ApiError(500, "Internal", fmt::format("cannot create the workspace {}: {}", ws.string(), ec.message()));
+      chmod(ws.c_str(), 0700);
+      if (opts.workspace_uid >= 0 && chown(ws.c_str(), opts.workspace_uid, opts.workspace_gid) != 0)
+        throw ApiError(500, "Internal", fmt::format("cannot hand the workspace {} to the jobs' user", ws.string()));
+    }
+    return ws.string();
+  }
+
+  void submit(const http::Request& req, http::Response& res, const User& u, bool want_experiment) {
+    if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
+    std::string workspace = workspaceOf(u);
+    spec::LoadedSpec loaded = loadBody(req, workspace);
+    if (!workspace.empty()) {
+      if (loaded.experiment) {
+        loaded.experiment->base_dir = workspace;
+        loaded.experiment->workspace = workspace;
+        std::map<std::string, std::string> sample;  // a trial as validation renders one
+        for (const auto& p : loaded.experiment->space.params) sample[p.name] = p.format(p.fromUnit(0.5));
+        try {
+          loaded.experiment->trialJob(sample, loaded.experiment->name + "-0");
+        } catch (const spec::SpecError& e) {
+          throw ApiError(403, "OutsideWorkspace", e.message, e.field);
+        }
+      } else if (auto [field, path] = spec::pathOutside(loaded.job, workspace); !field.empty()) {
+        throw ApiError(403, "OutsideWorkspace", fmt::format("{} is outside your workspace {}", path, workspace), field);
+      }
+    }
+    const auto& o = plane->options();
+    json out;
+    if (loaded.experiment) {
+      if (!want_experiment)
+        throw ApiError(400, "WrongKind", "this is an Experiment: POST it to /api/v1/experiments", "kind");
+      auto e = timed("create_experiment", [&] { return control::submitExperiment(db(), *loaded.experiment, o, u.name); });
+      out = experimentJson(db(), e, false);
+    } else {
+      if (want_experiment) throw ApiError(400, "WrongKind", fmt::format("this is a {}: POST it to /api/v1/jobs", loaded.kind), "kind");
+      auto j = timed("create_job", [&] { return control::submitJob(db(), loaded.job, o, u.name); });
+      out = jobSummary(db(), j);
+    }
+    out["warnings"] = loaded.warnings;
+    wake();
+    sendJson(res, 201, out);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<RouteGroup> mountSubmitRoutes(const RouteContext& c) { return std::make_unique<SubmitRoutes>(c); }
+
+}  // namespace trainyard::api
