@@ -29,6 +29,11 @@ for t in "${TARGETS[@]}"; do
   # -rss_limit_mb: an input that makes the process allocate more is a finding.
   "$BUILD/bin/fuzz_$t" -runs="$RUNS" -max_total_time="$SECONDS_MAX" -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 "$work" "fuzz/corpus/$t" 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::|==|SUMMARY|Done)|ERROR|timeout|crash|leak" || true
-  # Keep what adds coverage (minimised) in the repository's corpus.
+  # Keep a set-cover-minimised corpus in the repository (what adds coverage).
   "$BUILD/bin/fuzz_$t" -merge=1 -rss_limit_mb=2048 "fuzz/corpus/$t" "$work" >/dev/null 2>&1 || true
+  min="$BUILD/min-$t"
+  rm -rf "$min" && mkdir -p "$min"
+  "$BUILD/bin/fuzz_$t" -set_cover_merge=1 -rss_limit_mb=2048 "$min" "fuzz/corpus/$t" >/dev/null 2>&1 || true
+  cp fuzz/corpus/$t/regression-* "$min"/ 2>/dev/null || true
+  if [ -n "$(ls -A "$min")" ]; then rm -rf "fuzz/corpus/$t" && cp -r "$min" "fuzz/corpus/$t"; fi
 done
