@@ -276,6 +276,14 @@ CREATE TABLE trials(
   finished_at DOUBLE PRECISION NOT NULL DEFAULT 0,
   PRIMARY KEY(experiment_id, number));
 )sql",
+    // 2: no foreign key from metrics to jobs. Its check (an index probe and
+    // a row lock on the job per point) made COPY three times slower: 200,000
+    // points in 1.2 s against 0.4 s without. deleteJob removes a job's points
+    // itself; a point pushed while its job is being deleted can outlive it,
+    // orphaned and unreachable (ids are never reused).
+    R"sql(
+ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_job_id_fkey;
+)sql"
 };
 
 std::string newUid() {
@@ -508,9 +516,15 @@ void SqlStore::requestCancel(int64_t job_id) {
 }
 
 bool SqlStore::deleteJob(int64_t job_id) {
-  auto s = db_->prepare("DELETE FROM jobs WHERE id=? RETURNING id");
-  s->bind(1, job_id);
-  return s->step();
+  bool deleted = false;
+  transaction([&] {
+    // Points first: on PostgreSQL no foreign key cascades to them (migration 2).
+    db_->prepare("DELETE FROM metrics WHERE job_id=?")->bind(1, job_id).step();
+    auto s = db_->prepare("DELETE FROM jobs WHERE id=? RETURNING id");
+    s->bind(1, job_id);
+    deleted = s->step();
+  });
+  return deleted;
 }
 
 void SqlStore::upsertAttempt(const AttemptRecord& a) {
