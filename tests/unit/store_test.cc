@@ -1,6 +1,9 @@
 #include "store/store.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
 #include <libpq-fe.h>
 
 #include <cmath>
@@ -149,6 +152,18 @@ TEST_P(StoreTest, MetricsSeriesAndLastValues) {
   EXPECT_DOUBLE_EQ(st->lastMetrics(b.id).at(0).value, 7);
   EXPECT_TRUE(st->deleteJob(a.id));
   EXPECT_TRUE(st->metrics(a.id).empty());  // cascades
+  // A batch large enough for PostgreSQL's COPY path: every value, also non-finite ones, round-trips.
+  std::vector<metrics::MetricPoint> batch;
+  for (int i = 0; i < 100; ++i) batch.push_back({"big", i == 7 ? std::numeric_limits<double>::infinity() : i * 0.25, i + 1, 1000.5 + i});
+  st->appendMetrics(b.id, batch);
+  auto big = st->metrics(b.id, "big");
+  ASSERT_EQ(big.size(), 100u);
+  EXPECT_EQ(big[99].step, 100);
+  EXPECT_DOUBLE_EQ(big[99].value, 99 * 0.25);
+  EXPECT_DOUBLE_EQ(big[99].timestamp, 1099.5);
+  EXPECT_TRUE(std::isinf(big[7].value));
+  EXPECT_TRUE(st->deleteJob(b.id));
+  EXPECT_TRUE(st->metrics(b.id, "big").empty());  // deleted with the job, foreign key or not
 }
 
 TEST_P(StoreTest, TransactionRollsBackOnError) {
