@@ -33,7 +33,10 @@ class DashboardRoutes final : public RouteGroup, RouteContext {
         res.set_content(RequestGuard::kLoginPage, "text/html; charset=utf-8");
         return;
       }
-      res.set_header("Set-Cookie", "trainyard_token=" + req.get_param_value("token") + "; Path=/; HttpOnly; SameSite=Strict");
+      // Secure when browsers reach the server over https (a TLS proxy in front).
+      bool https = opts.public_url.rfind("https://", 0) == 0;
+      res.set_header("Set-Cookie", "trainyard_token=" + req.get_param_value("token") + "; Path=/; HttpOnly; SameSite=Strict" +
+                                       (https ? "; Secure" : ""));
       res.set_redirect("/");
     }, 4096);
     http.Get(R"(/(.*))", [](const http::Request& req, http::Response& res) {

@@ -150,7 +150,9 @@ void Client::stream(const std::string& target, const Headers& extra, const std::
     parser.get().body().data = buf;
     parser.get().body().size = sizeof buf;
     c.stream.expires_after(read_timeout_);
-    ec = c.run([&](auto h) { bhttp::async_read(c.stream, c.buffer, parser, h); });
+    // read_some: hand over what arrived (an SSE event is a few bytes), not a
+    // full buffer.
+    ec = c.run([&](auto h) { bhttp::async_read_some(c.stream, c.buffer, parser, h); });
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
       c.close();

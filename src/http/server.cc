@@ -179,6 +179,7 @@ struct Server::Impl {
   std::mutex stream_mu;
   std::condition_variable stream_cv;
   int streams = 0;
+  std::unordered_map<std::string, int> streams_by_address;
 
   std::unique_ptr<WorkerPool> pool;
   // Last, so that it (and the sessions its handlers hold) goes first.
@@ -387,18 +388,25 @@ class Session : public std::enable_shared_from_this<Session> {
   void startStream(const std::shared_ptr<Request>& req, const std::shared_ptr<Response>& res) {
     {
       std::lock_guard lk(srv_->stream_mu);
-      if (srv_->streams >= limits().max_streams || srv_->stopped) {
+      int& mine = srv_->streams_by_address[addr_];
+      bool full = srv_->streams >= limits().max_streams, greedy = mine >= limits().max_streams_per_address;
+      if (full || greedy || srv_->stopped) {
+        if (mine == 0) srv_->streams_by_address.erase(addr_);
         auto busy = std::make_shared<Response>();
-        errorResponse(*busy, 503, "Busy", fmt::format("the server holds {} streams already; retry later", srv_->streams));
+        errorResponse(*busy, 503, "Busy",
+                      greedy ? fmt::format("this address holds {} streams already; close one or retry later", mine)
+                             : fmt::format("the server holds {} streams already; retry later", srv_->streams));
         keep_alive_ = false;
         asio::post(stream_.get_executor(), [self = shared_from_this(), busy] { self->write(busy); });
         return;
       }
       ++srv_->streams;
+      ++mine;
     }
     std::thread([self = shared_from_this(), req = std::shared_ptr<Request>(req), res = std::shared_ptr<Response>(res)]() mutable {
       self->runStream(*res);
       Server::Impl* srv = self->srv_;
+      std::string addr = self->addr_;
       asio::post(self->stream_.get_executor(), [self] { self->close(); });
       // Let go of the session before the count says the streams are over.
       self.reset();
@@ -406,6 +414,7 @@ class Session : public std::enable_shared_from_this<Session> {
       res.reset();
       std::lock_guard lk(srv->stream_mu);
       --srv->streams;
+      if (--srv->streams_by_address[addr] <= 0) srv->streams_by_address.erase(addr);
       srv->stream_cv.notify_all();
     }).detach();
   }

@@ -31,6 +31,7 @@ struct ServerLimits {
   int workers = 16;          // handler threads
   int max_queued = 4096;     // complete requests waiting for a handler; beyond: 503
   int max_streams = 512;     // concurrent streamed responses; beyond: 503
+  int max_streams_per_address = 128;  // so one client cannot take them all
   int io_threads = 1;
 };
 

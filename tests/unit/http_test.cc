@@ -7,6 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include "http/client.h"
@@ -126,4 +129,44 @@ TEST(HttpServer, SlowClientsNeitherStallOthersNorStay) {
   // The rest are closed by the request deadline.
   for (size_t i = 1; i < slow.size(); ++i) EXPECT_TRUE(closedByServer(slow[i])) << i;
   for (int fd : slow) close(fd);
+}
+
+// One client cannot hold every stream thread: past its per-address cap it
+// gets 503 while the streams it has keep going.
+TEST(HttpServer, StreamsPerAddressAreCapped) {
+  ServerLimits l;
+  l.max_streams_per_address = 1;
+  Running s(l);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  s.server.Get("/stream", [&](const Request&, Response& res) {
+    res.set_chunked_content_provider("text/event-stream", [&](StreamSink& sink) {
+      if (!sink.write("x\n", 2)) return false;
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return release; });
+      sink.done();
+      return true;
+    });
+  });
+  s.start();
+  std::promise<void> started;
+  std::thread first([&] {
+    bool told = false;
+    Client(s.url()).stream("/stream", {}, [](int) {}, [&](const char*, size_t) {
+      if (!told) started.set_value();
+      told = true;
+      return true;
+    });
+  });
+  started.get_future().wait();
+  auto second = Client(s.url()).get("/stream");
+  EXPECT_EQ(second.status, 503);
+  EXPECT_NE(second.body.find("this address holds 1 streams"), std::string::npos) << second.body;
+  {
+    std::lock_guard lk(mu);
+    release = true;
+  }
+  cv.notify_all();
+  first.join();
 }
