@@ -1,7 +1,9 @@
 #include "control/job_controller.h"
 
+#include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -30,6 +32,7 @@ struct JobController::Tracked {
   };
   int attempt = -1;
   std::map<std::string, Replica> replicas;
+  std::set<std::string> observed;  // replicas the backend has reported in this attempt
   std::map<std::string, metrics::MetricPoint> latest;
   std::string stopping_reason;  // why a stop was sent: DeadlineExceeded, Cancelled, GangStopped, Stopped
   std::string stopping_message;
@@ -183,6 +186,7 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
   Tracked& t = tracked(job);
   t.attempt = attempt;
   t.replicas.clear();
+  t.observed.clear();
   t.stopping_reason.clear();
   t.succeeded = false;
   t.failure.reset();
@@ -202,6 +206,7 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
     return;
   }
   auto statuses = backend_.observe(job.uid);
+  for (const auto& s : statuses) t.observed.insert(s.name);
   store_.transaction([&] {
     for (const auto& s : statuses) {
       store::AttemptRecord a;
@@ -302,6 +307,7 @@ JobRecord JobController::adopt(int64_t job_id) {
   Tracked& t = tracked(job);
   t.attempt = job.restarts;
   t.replicas.clear();
+  t.observed.clear();
   std::vector<backend::ReplicaStatus> recorded;
   for (const auto& a : store_.attempts(job.id)) {
     if (a.attempt != job.restarts) continue;
@@ -325,6 +331,7 @@ JobRecord JobController::adopt(int64_t job_id) {
     return job;
   }
   auto statuses = backend_.reattach(job.uid, job.restarts, recorded);
+  for (const auto& r : recorded) t.observed.insert(r.name);  // launched: each must be accounted for
   int running = 0;
   for (const auto& s : statuses) running += s.phase == backend::ReplicaPhase::Running;
   event(job, "Normal", "Reattached",
@@ -336,6 +343,22 @@ void JobController::observe(JobRecord& job) {
   Tracked& t = tracked(job);
   if (t.attempt < 0) t.attempt = job.restarts;  // a controller taking over (server restart)
   auto statuses = backend_.observe(job.uid);
+  // A replica the backend reported and no longer does (its record lost, a
+  // node gone) is Lost, as if killed: the job goes through its restart
+  // policy instead of waiting for it forever.
+  for (const auto& s : statuses) t.observed.insert(s.name);
+  for (const auto& name : t.observed) {
+    if (std::any_of(statuses.begin(), statuses.end(), [&](const auto& s) { return s.name == name; })) continue;
+    backend::ReplicaStatus lost;
+    lost.name = name;
+    lost.attempt = t.attempt;
+    lost.phase = backend::ReplicaPhase::Exited;
+    lost.signal = SIGKILL;
+    lost.reason = "Lost";
+    lost.message = "the backend no longer reports this replica";
+    lost.finished_at = nowSeconds();
+    statuses.push_back(lost);
+  }
 
   // Deadline: counted from the first start, as Kubernetes' activeDeadlineSeconds.
   if (job.spec.active_deadline_seconds && t.stopping_reason.empty() &&

@@ -406,3 +406,23 @@ TEST_F(Controller, MpiLauncherGetsAHostfileWorkersAreSlots) {
   EXPECT_EQ(attempts[0].replica, "launcher-0");
   EXPECT_EQ(readFile(attempts[0].log_path), "127.0.0.1 slots=6\n");
 }
+
+// A replica the backend stops reporting (its record gone, a lost node) is
+// Lost and goes through the restart policy; before, the job stayed Running
+// forever (no status meant "not all exited").
+TEST_F(Controller, AReplicaTheBackendForgetsIsLostAndRestarted) {
+  auto s = shellJob("forgotten", "if [ $TRAINYARD_ATTEMPT = 0 ]; then exec sleep 600; fi; echo second attempt", dir);
+  s.restart_policy = spec::RestartPolicy::OnFailure;
+  s.backoff_limit = 1;
+  auto job = ctl->submit(s);
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (ctl->reconcile(job.id).phase != store::kRunning && std::chrono::steady_clock::now() < deadline) ctl->wait(20ms);
+  ASSERT_EQ(st->getJobById(job.id)->phase, store::kRunning);
+  be->release(job.uid);  // the backend kills and forgets attempt 0
+  auto end = runToEnd(job.id);
+  EXPECT_EQ(end.phase, store::kSucceeded);
+  EXPECT_EQ(end.restarts, 1);
+  auto a0 = st->attempts(job.id).at(0);
+  EXPECT_EQ(a0.reason, "Lost");
+  EXPECT_EQ(a0.signal, SIGKILL);
+}
