@@ -501,15 +501,16 @@ void Server::Impl::admit(tcp::socket socket) {
     if (a.count >= limits.max_connections_per_address) {
       // The oldest connection of this address still sending (or not yet
       // sending) a request makes room; if all are being served, refuse.
+      // (An entry whose session is already going stays: its destructor,
+      // waiting for this lock, removes it.)
       bool evicted = false;
-      while (!evicted && !a.waiting.empty()) {
-        auto victim = a.waiting.front().lock();
-        if (victim) {
+      for (auto it = a.waiting.begin(); it != a.waiting.end(); ++it)
+        if (auto victim = it->lock()) {
           victim->evictLocked();
+          a.waiting.erase(it);
           evicted = true;
+          break;
         }
-        a.waiting.pop_front();
-      }
       if (!evicted) return;
     }
     ++a.count;
