@@ -1,6 +1,7 @@
 #include "backend/backend.h"
 
 #include <cstdlib>
+#include <stdexcept>
 
 #include "backend/local_backend.h"
 
@@ -15,6 +16,13 @@ LocalBackendOptions localBackendOptionsFromEnv() {
 
 std::unique_ptr<Backend> makeLocalBackend(const LocalBackendOptions& opts) {
   return std::make_unique<LocalBackend>(opts);
+}
+
+BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local) {
+  if (name == "local") return [local] { return makeLocalBackend(local); };
+  if (name == "kubernetes" || name == "slurm")
+    throw std::invalid_argument("--backend " + name + ": not available in this build yet (the local backend is: --backend local)");
+  throw std::invalid_argument("--backend " + name + ": expected local (kubernetes and slurm are coming)");
 }
 
 }  // namespace trainyard::backend

@@ -7,6 +7,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -146,5 +147,12 @@ struct LocalBackendOptions {
 // Options from the environment: TRAINYARD_CPU_QUOTA=1 turns cpu_quota on.
 LocalBackendOptions localBackendOptionsFromEnv();
 std::unique_ptr<Backend> makeLocalBackend(const LocalBackendOptions& opts);
+
+// Makes the backend on the thread that will use it (a backend is used by one
+// thread: the control loop's). Injected into ControlPlane and `trainyard run`.
+using BackendFactory = std::function<std::unique_ptr<Backend>()>;
+// The backend named by --backend: "local" (this machine). Throws
+// std::invalid_argument naming the known and the not-yet-available ones.
+BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local);
 
 }  // namespace trainyard::backend

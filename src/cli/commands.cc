@@ -91,6 +91,7 @@ struct RunOptions {
   bool quiet = false;
   bool resume = false;
   double grace_seconds = 10;
+  std::string backend = "local";
 };
 
 // What `trainyard run` drives its job or experiment with: the store, a local
@@ -99,7 +100,7 @@ struct ForegroundRuntime {
   ForegroundRuntime(const Globals& g, const RunOptions& o) : store(store::openStore(g.data_dir)) {
     backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
     bo.tie_to_parent = true;
-    backend = backend::makeLocalBackend(bo);
+    backend = backend::backendFactory(o.backend, bo)();
     options.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
     options.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   }
@@ -671,6 +672,7 @@ int runMain(int argc, char** argv) {
   server->add_option("--grace", so.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping replicas")->capture_default_str();
   server->add_option("--models", so.models_dir, "Also serve this model repository (TF-Serving /v1 and KServe /v2 APIs)");
   addAccessOptions(*server, so.access);
+  server->add_option("--backend", so.backend, "Where replicas run: local (this machine)")->capture_default_str();
   server->add_option("--run-as", so.run_as, "Run jobs as this Unix user (default when root: trainyard-jobs, made by scripts/setup.sh)");
 
   ServeOptions serve_o;
@@ -710,6 +712,7 @@ int runMain(int argc, char** argv) {
   run->add_option("--set", ro.overrides, "Override a field, e.g. --set spec.args[1]=0.01 (repeatable)");
   run->add_flag("-q,--quiet", ro.quiet, "Do not echo the job's output");
   run->add_option("--grace", ro.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping")->capture_default_str();
+  run->add_option("--backend", ro.backend, "Where replicas run: local (this machine)")->capture_default_str();
   run->add_flag("--resume", ro.resume, "Experiments: continue this experiment even if it had finished or was cancelled");
 
   std::vector<std::string> vset;

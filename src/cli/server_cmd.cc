@@ -176,7 +176,14 @@ int cmdServer(const ServerCliOptions& o) {
   control::ControlPlaneHooks hooks;
   hooks.on_admitted = [&](double s) { metrics.observe("trainyard_scheduling_latency_seconds", {}, s); };
   hooks.on_pass = [&](double s) { metrics.observe("trainyard_reconcile_pass_seconds", {}, s); };
-  control::ControlPlane plane(so.store, co, bo, hooks);
+  backend::BackendFactory make_backend;
+  try {
+    make_backend = backend::backendFactory(o.backend, bo);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  control::ControlPlane plane(so.store, co, make_backend, hooks);
   try {
     plane.start();
   } catch (const std::exception& e) {

@@ -27,6 +27,7 @@ struct ServerCliOptions {
   std::string data_dir;
   std::string store;      // "" = SQLite in data_dir
   AccessOptions access;
+  std::string backend = "local";  // where replicas run (--backend)
   std::string run_as;     // Unix user for jobs ("" = this one; root defaults to trainyard-jobs)
   double grace_seconds = 10;
   std::string models_dir;  // also serve this model repository ("" = no)

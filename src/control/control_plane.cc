@@ -13,9 +13,9 @@
 
 namespace trainyard::control {
 
-ControlPlane::ControlPlane(std::string store_location, ControllerOptions opts,
-                           backend::LocalBackendOptions backend_opts, ControlPlaneHooks hooks)
-    : location_(std::move(store_location)), opts_(std::move(opts)), backend_opts_(std::move(backend_opts)),
+ControlPlane::ControlPlane(std::string store_location, ControllerOptions opts, backend::BackendFactory make_backend,
+                           ControlPlaneHooks hooks)
+    : location_(std::move(store_location)), opts_(std::move(opts)), make_backend_(std::move(make_backend)),
       hooks_(std::move(hooks)) {
   if (opts_.owner.empty()) opts_.owner = selfOwner();
 }
@@ -62,7 +62,7 @@ ControlPlaneStatus ControlPlane::status() const {
 
 void ControlPlane::run(const std::function<void()>& ready) {
   auto store = store::openStore(location_);
-  auto backend = backend::makeLocalBackend(backend_opts_);
+  auto backend = make_backend_();
   JobController jobs(*store, *backend, opts_);
   ExperimentController exps(*store, jobs, opts_);
 

@@ -39,7 +39,8 @@ struct ControlPlaneHooks {
 
 class ControlPlane {
  public:
-  ControlPlane(std::string store_location, ControllerOptions opts, backend::LocalBackendOptions backend_opts,
+  // `make_backend` runs on the loop's thread, which alone uses the backend.
+  ControlPlane(std::string store_location, ControllerOptions opts, backend::BackendFactory make_backend,
                ControlPlaneHooks hooks = {});
   ~ControlPlane();  // stops the loop; replicas keep running (a restart re-attaches them)
 
@@ -56,7 +57,7 @@ class ControlPlane {
   void run(const std::function<void()>& ready);
   std::string location_;
   ControllerOptions opts_;
-  backend::LocalBackendOptions backend_opts_;
+  backend::BackendFactory make_backend_;
   ControlPlaneHooks hooks_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

@@ -122,6 +122,16 @@ class RunAndInspect(E2E):
         p = self.ty("logs", "flaky", "--replica", "worker-9", check=2)
         self.assertIn("no replica \"worker-9\"", p.stderr)
 
+    def test_backend_is_chosen_by_name(self):
+        job = self.write("b.yaml", "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: b}\nspec:\n  command: [\"true\"]\n")
+        self.ty("run", job, "--backend", "local", check=0)
+        p = self.ty("run", job, "--backend", "kubernetes")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--backend kubernetes: not available", p.stderr)
+        p = self.ty("server", "--port", "0", "--backend", "nomad")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--backend nomad: expected local", p.stderr)
+
     def test_help(self):
         p = self.ty("--help", check=0)
         for verb in ("run", "get", "describe", "logs", "cancel", "delete"):
