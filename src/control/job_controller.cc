@@ -296,14 +296,23 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
 }
 
 JobRecord JobController::adopt(int64_t job_id) {
-  auto rec = store_.getJobById(job_id);
-  if (!rec) throw std::runtime_error(fmt::format("job {} is not in the store", job_id));
-  JobRecord job = std::move(*rec);
-  if (store::isTerminal(job.phase)) return job;
-  std::string previous = job.owner;
-  job.owner = opts_.owner;
-  store_.updateJobStatus(job);
-  if (job.phase == store::kQueued) return job;
+  // Claimed by compare-and-set: the owner is read, checked and replaced in
+  // one exclusive transaction, so of two servers taking over at once the
+  // second finds the first (alive) and leaves the job to it.
+  JobRecord job;
+  std::string previous;
+  store_.transaction([&] {
+    auto rec = store_.getJobById(job_id);
+    if (!rec) throw std::runtime_error(fmt::format("job {} is not in the store", job_id));
+    job = std::move(*rec);
+    if (store::isTerminal(job.phase)) return;
+    if (job.owner != opts_.owner && ownerAlive(job.owner))
+      throw std::runtime_error(fmt::format("job {} is driven by another live process ({})", job.name, job.owner));
+    previous = job.owner;
+    job.owner = opts_.owner;
+    store_.updateJobStatus(job);
+  });
+  if (store::isTerminal(job.phase) || job.phase == store::kQueued) return job;
   Tracked& t = tracked(job);
   t.attempt = job.restarts;
   t.replicas.clear();

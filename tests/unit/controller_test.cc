@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "backend/cgroup.h"
+#include "control/owner.h"
 #include "local_harness.h"
 
 using namespace trainyard;
@@ -425,4 +426,20 @@ TEST_F(Controller, AReplicaTheBackendForgetsIsLostAndRestarted) {
   auto a0 = st->attempts(job.id).at(0);
   EXPECT_EQ(a0.reason, "Lost");
   EXPECT_EQ(a0.signal, SIGKILL);
+}
+
+// Taking over a job is a compare-and-set on its owner: of two controllers
+// that both found its driver dead, only the first gets it; the second finds
+// a live owner and leaves it (before, the second overwrote the first).
+TEST_F(Controller, OnlyOneControllerTakesOverAJob) {
+  std::string self = control::selfOwner();
+  control::ControllerOptions dead = co;
+  dead.owner = self.substr(0, self.find(':')) + ":999999999:1";  // this host, no such process
+  auto job = control::submitJob(*st, shellJob("orphan", "true", dir), dead);
+  EXPECT_EQ(ctl->adopt(job.id).owner, self);
+  control::ControllerOptions other = co;
+  other.owner = self.substr(0, self.find(':')) + ":999999998:1";
+  control::JobController second(*st, *be, other);
+  EXPECT_THROW(second.adopt(job.id), std::runtime_error);
+  EXPECT_EQ(st->getJobById(job.id)->owner, self);
 }
