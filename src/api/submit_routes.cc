@@ -20,6 +20,7 @@
 #include "store/store.h"
 #include "control/experiment_controller.h"
 #include "control/job_controller.h"
+#include "sched/scheduler.h"
 
 namespace trainyard::api {
 namespace fs = std::filesystem;
@@ -113,6 +114,18 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
         throw ApiError(403, "OutsideWorkspace", fmt::format("{} is outside your workspace {}", path, workspace), field);
       }
     }
+    // A job no node could ever hold is refused now, with the numbers, rather
+    // than accepted to fail as Unschedulable on the next pass.
+    auto nodes = plane->status().nodes;
+    auto need = loaded.experiment ? std::optional<spec::Resources>() : std::optional<spec::Resources>(loaded.job.totalRequest());
+    if (loaded.experiment) {
+      std::map<std::string, std::string> sample;
+      for (const auto& p : loaded.experiment->space.params) sample[p.name] = p.format(p.fromUnit(0.5));
+      need = loaded.experiment->trialJob(sample, loaded.experiment->name + "-0").totalRequest();
+    }
+    if (!nodes.empty())
+      if (auto why = sched::neverFits(nodes, {need->cpu_millis, need->memory_bytes, need->gpu}))
+        throw ApiError(400, "Unschedulable", loaded.experiment ? "a trial: " + *why : *why, "spec.resources");
     const auto& o = plane->options();
     json out;
     if (loaded.experiment) {

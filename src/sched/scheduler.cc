@@ -8,6 +8,11 @@
 
 namespace trainyard::sched {
 
+std::optional<std::string> neverFits(const std::vector<Node>& nodes, const Resources& need) {
+  if (std::any_of(nodes.begin(), nodes.end(), [&](const Node& n) { return n.allocatable.covers(need); })) return std::nullopt;
+  return fmt::format("no node can ever hold this job: {}", nodes.empty() ? std::string("no nodes") : nodes.front().allocatable.shortfall(need));
+}
+
 Decision schedule(const std::vector<Node>& nodes, const std::vector<Allocation>& in_use,
                   std::vector<Request> queue) {
   struct Free {
@@ -30,10 +35,8 @@ Decision schedule(const std::vector<Node>& nodes, const std::vector<Allocation>&
   Decision d;
   bool blocked = false;
   for (const auto& req : queue) {
-    bool ever = std::any_of(nodes.begin(), nodes.end(), [&](const Node& n) { return n.allocatable.covers(req.need); });
-    if (!ever) {
-      std::string why = nodes.empty() ? "no nodes" : nodes.front().allocatable.shortfall(req.need);
-      d.unschedulable.push_back({req.job, fmt::format("no node can ever hold this job: {}", why)});
+    if (auto why = neverFits(nodes, req.need)) {
+      d.unschedulable.push_back({req.job, *why});
       continue;
     }
     if (blocked) {

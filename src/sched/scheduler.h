@@ -8,6 +8,7 @@
 // A job's replicas are placed together on one node (gang) or not at all.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,5 +39,10 @@ struct Decision {
 
 Decision schedule(const std::vector<Node>& nodes, const std::vector<Allocation>& in_use,
                   std::vector<Request> queue);
+
+// Why a job needing `need` can never be placed on any of `nodes`, even all
+// empty ("no node can ever hold this job: ..."); nullopt when one can hold it.
+// The scheduler fails such jobs; the API refuses them at submit.
+std::optional<std::string> neverFits(const std::vector<Node>& nodes, const Resources& need);
 
 }  // namespace trainyard::sched

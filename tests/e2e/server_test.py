@@ -130,6 +130,12 @@ class RestApi(ServerE2E):
         self.assertEqual((st, body["error"]["code"], body["error"]["line"]), (400, "InvalidSpec", 6), body)
         self.assertIn("spec.resources.memory", body["error"]["field"])
         self.assertError(self.call("POST", "/api/v1/jobs", {"yaml": job_yaml("hello-0", "true")}), 409, "AlreadyExists")
+        # A job no node can ever hold is refused at submit with the numbers, and nothing is stored.
+        huge = job_yaml("huge", "true", "resources: {cpu: 4096}")
+        st, body = self.call("POST", "/api/v1/jobs", huge, headers={"Content-Type": "application/yaml"})
+        self.assertEqual((st, body["error"]["code"], body["error"]["field"]), (400, "Unschedulable", "spec.resources"), body)
+        self.assertIn("no node can ever hold this job", body["error"]["message"])
+        self.assertEqual(self.call("GET", "/api/v1/jobs/huge")[0], 404)
         self.assertError(self.call("POST", "/api/v1/jobs", "{not json"), 400, "InvalidJson")
         p = self.ty("submit", self.write("bad.yaml", bad))
         self.assertEqual(p.returncode, 2, p.stderr)
