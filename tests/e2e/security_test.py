@@ -115,6 +115,8 @@ class ServerSecurity(E2E):
         self.assertEqual(st, 403)
         st, _, _ = call(url, "POST", "/api/v1/jobs/mine/cancel", None, {**cookie, "Origin": f"http://127.0.0.1:{port}"})
         self.assertEqual(st, 202)
+        # Ended before the server stops (its replicas would outlive it, by design).
+        self.wait_until("the cancel", lambda: call(url, "GET", "/api/v1/jobs/mine", None, cookie)[2]["phase"] == "Failed")
 
     def test_wrong_tokens_are_throttled(self):
         _, url = self.start("--auth", self.tokens())
@@ -186,6 +188,7 @@ class ServerSecurity(E2E):
         self.assertEqual(st, 200)
         self.assertLessEqual(len(view["step"]), 3)
         call(url, "POST", "/api/v1/jobs/steps/cancel", None, {"Content-Type": "application/json"})
+        self.wait_until("the cancel", lambda: call(url, "GET", "/api/v1/jobs/steps")[2]["phase"] == "Failed")
 
     def test_1000_slow_connections_do_not_stall_others(self):
         _, url = self.start()

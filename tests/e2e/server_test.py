@@ -283,6 +283,8 @@ class Auth(ServerE2E):
         self.assertEqual(p.stderr.strip(), "error: job \"alices\" is not yours and is not shared")  # no owner named
         self.assertEqual(len(self.call("GET", "/api/v1/jobs", token="admin-token-89")[1]["items"]), 2)
         self.assertEqual(self.call("POST", "/api/v1/jobs/alices/cancel", token="admin-token-89")[0], 202)
+        # Ended before the server stops (its replicas would outlive it, by design).
+        self.wait_until("the cancel", lambda: self.call("GET", "/api/v1/jobs/alices", token="admin-token-89")[1]["phase"] == "Failed")
         self.assertEqual(self.call("GET", "/metrics", token="admin-token-89", raw=True)[0], 200)
         # The dashboard: sign in, then a cookie carries the token.
         req = urllib.request.Request(self.server.url + "/login", data=b"token=alice-token-123", method="POST")
