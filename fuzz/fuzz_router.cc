@@ -24,7 +24,7 @@ api::ApiServer& server() {
     api::ServerOptions o;
     o.store = dir;
     o.data_dir = dir;
-    o.auth = api::TokenAuth::load(dir + "/tokens.yaml");
+    o.access.auth = api::TokenAuth::load(dir + "/tokens.yaml");
     return new api::ApiServer(o, nullptr, metrics);
   }();
   return *s;

@@ -9,11 +9,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
   try {
     auto loaded = trainyard::spec::loadSpecString(text, "fuzz.yaml", "/tmp");
-    if (loaded.experiment) {
-      std::map<std::string, std::string> sample;
-      for (const auto& p : loaded.experiment->space.params) sample[p.name] = p.format(p.fromUnit(0.5));
-      (void)loaded.experiment->trialJob(sample, "fuzz-0");
-    }
+    if (loaded.experiment) (void)loaded.experiment->sampleTrial();
   } catch (const trainyard::spec::SpecError&) {
   }
   return 0;

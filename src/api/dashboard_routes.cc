@@ -23,7 +23,7 @@ class DashboardRoutes final : public RouteGroup, RouteContext {
       bool throttled = false;
       auto u = guard.signIn(req.remote_addr, req.get_param_value("token"), throttled);
       if (throttled) {
-        res.set_header("Retry-After", "6");
+        res.set_header("Retry-After", guard.retryAfter());
         res.status = 429;
         res.set_content("too many wrong tokens from this address; wait and retry\n", "text/plain; charset=utf-8");
         return;
@@ -34,7 +34,7 @@ class DashboardRoutes final : public RouteGroup, RouteContext {
         return;
       }
       // Secure when browsers reach the server over https (a TLS proxy in front).
-      bool https = opts.public_url.rfind("https://", 0) == 0;
+      bool https = opts.access.public_url.rfind("https://", 0) == 0;
       res.set_header("Set-Cookie", "trainyard_token=" + req.get_param_value("token") + "; Path=/; HttpOnly; SameSite=Strict" +
                                        (https ? "; Secure" : ""));
       res.set_redirect("/");

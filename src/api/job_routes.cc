@@ -113,9 +113,13 @@ class JobRoutes final : public RouteGroup, RouteContext {
         throw ApiError(400, "InvalidRequest", "each point needs a name (string)", field + ".name");
       if (!p.contains("value") || !p["value"].is_number())
         throw ApiError(400, "InvalidRequest", "each point needs a numeric value", field + ".value");
-      if (p.contains("step") &&
-          (!p["step"].is_number_integer() || (p["step"].is_number_unsigned() && p["step"].get<uint64_t>() > uint64_t(metrics::kMaxStep)) ||
-           std::llabs(p["step"].get<int64_t>()) > metrics::kMaxStep))
+      // (Unsigned first: 2^64-1 read as int64 is -1; and llabs(INT64_MIN) is undefined.)
+      auto stepInRange = [](const json& s) {
+        if (s.is_number_unsigned()) return s.get<uint64_t>() <= uint64_t(metrics::kMaxStep);
+        int64_t v = s.get<int64_t>();
+        return v >= -metrics::kMaxStep && v <= metrics::kMaxStep;
+      };
+      if (p.contains("step") && (!p["step"].is_number_integer() || !stepInRange(p["step"])))
         throw ApiError(400, "InvalidRequest", fmt::format("step must be an integer in [-{0}, {0}]", metrics::kMaxStep), field + ".step");
       if (!std::isfinite(p["value"].get<double>()))
         throw ApiError(400, "InvalidRequest", "value must be a finite number", field + ".value");

@@ -133,6 +133,10 @@ std::optional<User> RequestGuard::signIn(const std::string& addr, const std::str
   return u;
 }
 
+std::string RequestGuard::retryAfter() const {
+  return std::to_string(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(opts_.failure_refill).count()));
+}
+
 User RequestGuard::user(const http::Request& req) {
   if (auto* u = std::any_cast<User>(&req.context)) return *u;
   return User{"", true};
@@ -200,7 +204,7 @@ bool RequestGuard::check(http::Request& req, http::Response& res) {
     return true;
   }
   if (throttled(req.remote_addr)) {
-    res.set_header("Retry-After", std::to_string(std::max<int64_t>(1, opts_.failure_refill.count() / 1000)));
+    res.set_header("Retry-After", retryAfter());
     writeError(req, res, 429, "TooManyAttempts", "too many wrong tokens from this address; wait and retry");
     return true;
   }

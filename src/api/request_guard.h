@@ -31,7 +31,9 @@ struct GuardOptions {
   std::string address = "127.0.0.1";     // where the server listens
   std::string public_url;                 // e.g. https://trainyard.example.org (behind a proxy)
   std::vector<std::string> allowed_origins;
-  std::vector<std::string> open_paths = {"/healthz"};  // answered without a token
+  // Answered without a token: health, and the KServe V2 probes (Kubernetes and
+  // load balancers probe without credentials; they say only "up").
+  std::vector<std::string> open_paths = {"/healthz", "/v2/health/live", "/v2/health/ready"};
   bool dashboard = false;  // unauthenticated page GETs get the sign-in form, not JSON
   // Wrong tokens per client address: a burst, then one per refill period.
   int failure_burst = 10;
@@ -49,7 +51,8 @@ class RequestGuard {
   // `throttled` set when this address has guessed too often.
   std::optional<User> signIn(const std::string& remote_addr, const std::string& token, bool& throttled);
   bool authEnabled() const { return opts_.auth.has_value(); }
-  const GuardOptions& options() const { return opts_; }
+  // Seconds a throttled address should wait (the Retry-After header).
+  std::string retryAfter() const;
 
   static const char* kLoginPage;
 

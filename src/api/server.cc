@@ -43,12 +43,8 @@ struct ApiServer::Impl {
   }
 
   static GuardOptions guardOptions(const ServerOptions& o) {
-    GuardOptions g;
-    g.auth = o.auth;
+    GuardOptions g = o.access;
     g.address = o.address;
-    g.public_url = o.public_url;
-    g.allowed_origins = o.allowed_origins;
-    g.open_paths = {"/healthz", "/v2/health/live", "/v2/health/ready"};
     g.dashboard = true;
     return g;
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "api/auth.h"
+#include "api/request_guard.h"
 #include "api/prometheus.h"
 #include "control/control_plane.h"
 
@@ -27,9 +28,8 @@ struct ServerOptions {
   std::string address = "127.0.0.1";
   int port = 8080;          // 0: any free port (see port())
   std::string store;        // data directory or postgresql:// URL (logs and outputs: the control plane's data_dir)
-  std::optional<TokenAuth> auth;
-  std::string public_url;                    // where browsers reach it through a proxy, if they do
-  std::vector<std::string> allowed_origins;  // other origins whose pages may change state
+  // Tokens, --public-url, --allowed-origins (its address is `address`).
+  GuardOptions access;
   // Non-admin users' specs are confined to DATA_DIR/workspaces/<user>
   // (workingDir, baseDir, outputs.dir), owned by the jobs' Unix user.
   std::string data_dir;

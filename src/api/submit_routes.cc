@@ -51,7 +51,7 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
       const std::string& text = b["yaml"].get_ref<const std::string&>();
       if (text.size() > spec::kMaxSpecBytes) throw tooLarge(text.size());
       std::string base = b.contains("baseDir") && b["baseDir"].is_string() ? b["baseDir"].get<std::string>() : fs::current_path().string();
-      if (!workspace.empty() && !spec::pathOutside(withDir(base), workspace).first.empty()) base = workspace;
+      if (!workspace.empty() && !spec::isInside(base, workspace)) base = workspace;
       std::string file = b.contains("file") && b["file"].is_string() ? b["file"].get<std::string>() : "<request>";
       std::vector<std::string> overrides;
       if (b.contains("overrides")) {
@@ -69,18 +69,11 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
     return spec::loadSpecString(req.body, "<request>", workspace.empty() ? fs::current_path().string() : workspace);
   }
 
-  static spec::TrainJobSpec withDir(const std::string& dir) {
-    spec::TrainJobSpec j;
-    j.roles.emplace_back();
-    j.roles.back().working_dir = dir;
-    return j;
-  }
-
   // A non-admin user's files: workingDir, baseDir and outputs.dir stay in
   // DATA_DIR/workspaces/<user>, owned by the jobs' Unix user. Admins (and
   // everyone without --auth, where the one user owns the machine) are free.
   std::string workspaceOf(const User& u) {
-    if (!opts.auth || u.admin || opts.data_dir.empty()) return "";
+    if (!opts.access.auth || u.admin || opts.data_dir.empty()) return "";
     fs::path ws = fs::path(opts.data_dir) / "workspaces" / u.name;
     std::error_code ec;
     if (!fs::exists(ws, ec)) {
@@ -99,42 +92,37 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
     if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
     std::string workspace = workspaceOf(u);
     spec::LoadedSpec loaded = loadBody(req, workspace);
-    if (!workspace.empty()) {
-      if (loaded.experiment) {
-        loaded.experiment->base_dir = workspace;
-        loaded.experiment->workspace = workspace;
-        std::map<std::string, std::string> sample;  // a trial as validation renders one
-        for (const auto& p : loaded.experiment->space.params) sample[p.name] = p.format(p.fromUnit(0.5));
-        try {
-          loaded.experiment->trialJob(sample, loaded.experiment->name + "-0");
-        } catch (const spec::SpecError& e) {
-          throw ApiError(403, "OutsideWorkspace", e.message, e.field);
-        }
-      } else if (auto [field, path] = spec::pathOutside(loaded.job, workspace); !field.empty()) {
-        throw ApiError(403, "OutsideWorkspace", fmt::format("{} is outside your workspace {}", path, workspace), field);
+    if (loaded.experiment && !want_experiment)
+      throw ApiError(400, "WrongKind", "this is an Experiment: POST it to /api/v1/experiments", "kind");
+    if (!loaded.experiment && want_experiment)
+      throw ApiError(400, "WrongKind", fmt::format("this is a {}: POST it to /api/v1/jobs", loaded.kind), "kind");
+    // What will run: the job, or one trial as validation renders it.
+    spec::TrainJobSpec runs = loaded.job;
+    if (loaded.experiment) {
+      if (!workspace.empty()) loaded.experiment->base_dir = loaded.experiment->workspace = workspace;
+      try {
+        runs = loaded.experiment->sampleTrial();  // with a workspace, throws for a path outside it
+      } catch (const spec::SpecError& e) {
+        if (workspace.empty()) throw;
+        throw ApiError(403, "OutsideWorkspace", e.message, e.field);
       }
+    } else if (!workspace.empty()) {
+      if (auto [field, path] = spec::pathOutside(runs, workspace); !field.empty())
+        throw ApiError(403, "OutsideWorkspace", fmt::format("{} is outside your workspace {}", path, workspace), field);
     }
     // A job no node could ever hold is refused now, with the numbers, rather
     // than accepted to fail as Unschedulable on the next pass.
     auto nodes = plane->status().nodes;
-    auto need = loaded.experiment ? std::optional<spec::Resources>() : std::optional<spec::Resources>(loaded.job.totalRequest());
-    if (loaded.experiment) {
-      std::map<std::string, std::string> sample;
-      for (const auto& p : loaded.experiment->space.params) sample[p.name] = p.format(p.fromUnit(0.5));
-      need = loaded.experiment->trialJob(sample, loaded.experiment->name + "-0").totalRequest();
-    }
+    auto need = runs.totalRequest();
     if (!nodes.empty())
-      if (auto why = sched::neverFits(nodes, {need->cpu_millis, need->memory_bytes, need->gpu}))
+      if (auto why = sched::neverFits(nodes, {need.cpu_millis, need.memory_bytes, need.gpu}))
         throw ApiError(400, "Unschedulable", loaded.experiment ? "a trial: " + *why : *why, "spec.resources");
     const auto& o = plane->options();
     json out;
     if (loaded.experiment) {
-      if (!want_experiment)
-        throw ApiError(400, "WrongKind", "this is an Experiment: POST it to /api/v1/experiments", "kind");
       auto e = timed("create_experiment", [&] { return control::submitExperiment(db(), *loaded.experiment, o, u.name); });
       out = experimentJson(db(), e, false);
     } else {
-      if (want_experiment) throw ApiError(400, "WrongKind", fmt::format("this is a {}: POST it to /api/v1/jobs", loaded.kind), "kind");
       auto j = timed("create_job", [&] { return control::submitJob(db(), loaded.job, o, u.name); });
       out = jobSummary(db(), j);
     }

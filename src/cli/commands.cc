@@ -641,6 +641,7 @@ int cmdValidate(const std::string& file, const std::vector<std::string>& overrid
 
 namespace {
 void addAccessOptions(CLI::App& cmd, AccessOptions& a) {
+  cmd.add_option("--auth", a.auth_file, "Token file (tokens: [{token, user, admin}], chmod 600); every request then needs a token");
   cmd.add_option("--public-url", a.public_url, "The URL browsers reach this server at (behind a proxy); its host is accepted in Host");
   cmd.add_option("--allowed-origins", a.allowed_origins, "Other origins whose pages may send state-changing requests (repeatable)");
 }
@@ -668,7 +669,6 @@ int runMain(int argc, char** argv) {
   server->add_option("--address", so.address, "Address to listen on (non-loopback needs --auth)")->capture_default_str();
   server->add_option("--port", so.port, "Port (0: any free port, printed at start)")->capture_default_str();
   server->add_option("--store", so.store, "postgresql://... (default: SQLite in --data-dir)");
-  server->add_option("--auth", so.access.auth_file, "Token file (tokens: [{token, user, admin}]); every request then needs a token");
   server->add_option("--grace", so.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping replicas")->capture_default_str();
   server->add_option("--models", so.models_dir, "Also serve this model repository (TF-Serving /v1 and KServe /v2 APIs)");
   addAccessOptions(*server, so.access);
@@ -682,7 +682,6 @@ int runMain(int argc, char** argv) {
   serve->add_option("--address", serve_o.address, "Address to listen on")->capture_default_str();
   serve->add_option("--port", serve_o.port, "Port (0: any free port, printed at start)")->capture_default_str();
   serve->add_option("--poll", serve_o.poll_seconds, "Seconds between scans of the repository for new versions")->capture_default_str();
-  serve->add_option("--auth", serve_o.access.auth_file, "Token file (tokens: [{token, user, admin}]); every request then needs a token");
   addAccessOptions(*serve, serve_o.access);
 
   PushOptions push_o;

@@ -54,10 +54,7 @@ void hostModels(http::Server& http, const std::string& models_dir, double poll_s
 int cmdServe(const ServeOptions& o) {
   std::unique_ptr<api::RequestGuard> guard;
   try {
-    auto g = guardOptions(o.access, o.address);
-    // Probes (Kubernetes, load balancers) reach the health routes without a token.
-    g.open_paths = {"/healthz", "/v2/health/live", "/v2/health/ready"};
-    guard = std::make_unique<api::RequestGuard>(std::move(g));
+    guard = std::make_unique<api::RequestGuard>(guardOptions(o.access, o.address));
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;

@@ -21,6 +21,7 @@
 #include "cli/serve_cmd.h"
 #include "control/control_plane.h"
 #include "http/server.h"
+#include "store/store.h"
 
 namespace trainyard::cli {
 namespace fs = std::filesystem;
@@ -110,10 +111,7 @@ int cmdServer(const ServerCliOptions& o) {
   const std::string data_dir = fs::absolute(o.data_dir).lexically_normal().string();
   so.store = o.store.empty() ? data_dir : o.store;
   try {
-    auto g = guardOptions(o.access, o.address);
-    so.auth = g.auth;
-    so.public_url = g.public_url;
-    so.allowed_origins = g.allowed_origins;
+    so.access = guardOptions(o.access, o.address);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
@@ -139,8 +137,7 @@ int cmdServer(const ServerCliOptions& o) {
       fs::create_directories(fs::path(data_dir) / d);
       chmod((fs::path(data_dir) / d).c_str(), 0711);
     }
-  if (o.store.empty())
-    for (const char* f : {"trainyard.db", "trainyard.db-wal", "trainyard.db-shm"}) chmod((fs::path(data_dir) / f).c_str(), 0600);
+  for (const auto& f : store::storeFiles(so.store)) chmod(f.c_str(), 0600);  // a store made before this umask
 
   std::atomic<api::ApiServer*> running{nullptr};
   std::atomic<bool> stop_requested{false};
@@ -213,7 +210,7 @@ int cmdServer(const ServerCliOptions& o) {
   if (stop_requested) return 0;
   std::cerr << fmt::format("trainyard server listening on http://{}:{} (store {}, data {}{}{})\n", so.address, port,
                            o.store.empty() ? "sqlite" : "postgresql", data_dir,
-                           so.auth ? fmt::format(", {} tokens", so.auth->size()) : ", no authentication",
+                           so.access.auth ? fmt::format(", {} tokens", so.access.auth->size()) : ", no authentication",
                            run_as.switch_user ? ", jobs run as " + run_as.name : "");
   server.serve();
   plane.stop();

@@ -30,6 +30,18 @@ struct Client::Conn {
     ioc.run();
     return result;
   }
+  // Resolves and connects within `timeout`; throws ClientError naming the host.
+  void connect(const std::string& host, const std::string& port, std::chrono::milliseconds timeout) {
+    tcp::resolver resolver(ioc);
+    beast::error_code ec;
+    auto endpoints = resolver.resolve(host, port, ec);
+    if (ec) throw ClientError(fmt::format("cannot resolve {}: {}", host, ec.message()));
+    stream.expires_after(timeout);
+    ec = run([&](auto h) { stream.async_connect(endpoints, [h](beast::error_code e, const tcp::endpoint&) mutable { h(e); }); });
+    if (ec) throw ClientError(fmt::format("cannot connect to {}:{}: {}", host, port, ec.message()));
+    stream.socket().set_option(tcp::no_delay(true), ec);  // header and body may leave as two writes
+    open = true;
+  }
   void close() {
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -66,6 +78,15 @@ std::string hostHeader(const std::string& host, const std::string& port) {
   std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   return port == "80" ? h : h + ":" + port;
 }
+
+// Host, User-Agent, the bearer token and the caller's own headers.
+template <typename Message>
+void addHeaders(Message& m, const std::string& host, const std::string& port, const std::string& token, const Headers& extra) {
+  m.set(bhttp::field::host, hostHeader(host, port));
+  m.set(bhttp::field::user_agent, "trainyard");
+  if (!token.empty()) m.set(bhttp::field::authorization, "Bearer " + token);
+  for (const auto& [k, v] : extra) m.insert(k, v);
+}
 }  // namespace
 
 ClientResponse Client::request(const std::string& method, const std::string& target, const std::string& body,
@@ -74,11 +95,8 @@ ClientResponse Client::request(const std::string& method, const std::string& tar
   req.method_string(method);
   req.target(target);
   req.version(11);
-  req.set(bhttp::field::host, hostHeader(host_, port_));
-  req.set(bhttp::field::user_agent, "trainyard");
-  if (!token_.empty()) req.set(bhttp::field::authorization, "Bearer " + token_);
+  addHeaders(req, host_, port_, token_, extra);
   if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
-  for (const auto& [k, v] : extra) req.insert(k, v);
   req.body() = body;
   req.keep_alive(true);
   req.prepare_payload();
@@ -86,17 +104,7 @@ ClientResponse Client::request(const std::string& method, const std::string& tar
   auto& c = *conn_;
   for (int attempt = 0;; ++attempt) {
     bool reused = c.open;
-    if (!c.open) {
-      tcp::resolver resolver(c.ioc);
-      beast::error_code ec;
-      auto endpoints = resolver.resolve(host_, port_, ec);
-      if (ec) throw ClientError(fmt::format("cannot resolve {}: {}", host_, ec.message()));
-      c.stream.expires_after(connect_timeout_);
-      ec = c.run([&](auto h) { c.stream.async_connect(endpoints, [h](beast::error_code e, const tcp::endpoint&) mutable { h(e); }); });
-      if (ec) throw ClientError(fmt::format("cannot connect to {}:{}: {}", host_, port_, ec.message()));
-      c.stream.socket().set_option(tcp::no_delay(true), ec);  // header and body may leave as two writes
-      c.open = true;
-    }
+    if (!c.open) c.connect(host_, port_, connect_timeout_);
     c.stream.expires_after(read_timeout_);
     beast::error_code ec = c.run([&](auto h) { bhttp::async_write(c.stream, req, h); });
     bhttp::response_parser<bhttp::string_body> parser;
@@ -122,21 +130,11 @@ void Client::stream(const std::string& target, const Headers& extra, const std::
                     const std::function<bool(const char*, size_t)>& on_data) {
   auto& c = *conn_;
   c.close();  // a stream gets a connection of its own
-  tcp::resolver resolver(c.ioc);
-  beast::error_code ec;
-  auto endpoints = resolver.resolve(host_, port_, ec);
-  if (ec) throw ClientError(fmt::format("cannot resolve {}: {}", host_, ec.message()));
-  c.stream.expires_after(connect_timeout_);
-  ec = c.run([&](auto h) { c.stream.async_connect(endpoints, [h](beast::error_code e, const tcp::endpoint&) mutable { h(e); }); });
-  if (ec) throw ClientError(fmt::format("cannot connect to {}:{}: {}", host_, port_, ec.message()));
-  c.open = true;
+  c.connect(host_, port_, connect_timeout_);
   bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
-  req.set(bhttp::field::host, hostHeader(host_, port_));
-  req.set(bhttp::field::user_agent, "trainyard");
-  if (!token_.empty()) req.set(bhttp::field::authorization, "Bearer " + token_);
-  for (const auto& [k, v] : extra) req.insert(k, v);
+  addHeaders(req, host_, port_, token_, extra);
   c.stream.expires_after(read_timeout_);
-  ec = c.run([&](auto h) { bhttp::async_write(c.stream, req, h); });
+  beast::error_code ec = c.run([&](auto h) { bhttp::async_write(c.stream, req, h); });
   bhttp::response_parser<bhttp::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   if (!ec) ec = c.run([&](auto h) { bhttp::async_read_header(c.stream, c.buffer, parser, h); });

@@ -569,8 +569,6 @@ void Server::stop() {
   s.ioc.stop();
 }
 
-bool Server::stopping() const { return impl_->stopped; }
-
 void Server::dispatch(Request& req, Response& res) { impl_->dispatch(req, impl_->findRoute(req.method, req.path), res); }
 
 std::optional<Request> parseRequest(std::string_view raw, const ServerLimits& limits, std::string* error) {
@@ -579,13 +577,12 @@ std::optional<Request> parseRequest(std::string_view raw, const ServerLimits& li
   parser.body_limit(limits.max_body_bytes);
   parser.eager(true);
   beast::error_code ec;
-  size_t used = parser.put(asio::buffer(raw.data(), raw.size()), ec);
+  parser.put(asio::buffer(raw.data(), raw.size()), ec);
   if (!ec && !parser.is_done()) ec = bhttp::error::partial_message;
   if (ec) {
     if (error) *error = ec.message();
     return std::nullopt;
   }
-  (void)used;
   Request req;
   auto& m = parser.get();
   fillRequest(m, decodedPath(m.target()), "127.0.0.1", req);

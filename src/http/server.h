@@ -68,7 +68,6 @@ class Server {
 
   // Safe from any thread, also a signal-handling one, before or during listen().
   void stop();
-  bool stopping() const;
 
  private:
   friend class Session;

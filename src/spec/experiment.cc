@@ -393,6 +393,12 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
   return e;
 }
 
+TrainJobSpec ExperimentSpec::sampleTrial(std::vector<std::string>* warnings) const {
+  std::map<std::string, std::string> sample;
+  for (const auto& p : space.params) sample[p.name] = p.format(p.fromUnit(0.5));
+  return trialJob(sample, name + "-0", warnings);
+}
+
 TrainJobSpec ExperimentSpec::trialJob(const std::map<std::string, std::string>& values, const std::string& job_name,
                                       std::vector<std::string>* warnings) const {
   YAML::Node root = YAML::Load(trial_template);

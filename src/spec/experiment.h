@@ -49,6 +49,9 @@ struct ExperimentSpec {
   // name -> formatted value), named `job_name`. Throws SpecError.
   TrainJobSpec trialJob(const std::map<std::string, std::string>& values, const std::string& job_name,
                         std::vector<std::string>* warnings = nullptr) const;
+  // A trial with every parameter at the middle of its range, as validation
+  // renders one to check the template (and callers its paths and resources).
+  TrainJobSpec sampleTrial(std::vector<std::string>* warnings = nullptr) const;
 };
 
 void to_json(nlohmann::json& j, const ExperimentSpec& s);

@@ -232,10 +232,8 @@ void validateExperiment(const Walker& w, const YAML::Node& root, const Experimen
       w.fail(at, "spec.earlyStopping", err.what());
     }
   }
-  std::map<std::string, std::string> sample;
-  for (const auto& p : e.space.params) sample[p.name] = p.format(p.fromUnit(0.5));
   std::vector<std::string> template_warnings;
-  e.trialJob(sample, e.name + "-0", &template_warnings);
+  e.sampleTrial(&template_warnings);
   warnings.insert(warnings.end(), template_warnings.begin(), template_warnings.end());
 }
 

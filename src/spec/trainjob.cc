@@ -101,13 +101,16 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
     s.active_deadline_seconds = j["activeDeadlineSeconds"].get<int64_t>();
 }
 
+bool isInside(const std::string& path, const std::string& root) {
+  namespace fs = std::filesystem;
+  fs::path rel = fs::absolute(path).lexically_normal().lexically_relative(fs::path(root).lexically_normal());
+  return !rel.empty() && *rel.begin() != "..";
+}
+
 std::pair<std::string, std::string> pathOutside(const TrainJobSpec& job, const std::string& root) {
   namespace fs = std::filesystem;
   fs::path base = fs::path(root).lexically_normal();
-  auto inside = [&](const fs::path& p) {
-    fs::path rel = fs::absolute(p).lexically_normal().lexically_relative(base);
-    return !rel.empty() && *rel.begin() != "..";
-  };
+  auto inside = [&](const fs::path& p) { return isInside(p.string(), root); };
   for (const auto& r : job.roles) {
     fs::path wd = r.working_dir.empty() ? base : fs::path(r.working_dir);
     if (!inside(wd)) return {"spec.roles." + r.name + ".workingDir", wd.string()};

@@ -75,6 +75,9 @@ struct TrainJobSpec {
 // Role names a framework accepts, in rank order ("none": just "worker").
 const std::vector<std::string>& rolesOf(const std::string& framework);
 
+// Whether `path` (made absolute, normalised: "a/../..") lies in `root`.
+bool isInside(const std::string& path, const std::string& root);
+
 // The first path `job` would use outside the directory `root` (working
 // directories, outputs.dir, a metrics file), as {field path, path}; empty
 // when all are inside. Compared lexically after normalisation ("a/../..").

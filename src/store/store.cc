@@ -21,11 +21,23 @@ std::unique_ptr<SqlDb> openPostgresDb(const std::string& url) {
   return std::unique_ptr<SqlDb>(open(url.c_str()));
 }
 
+namespace {
+bool isPostgres(const std::string& location) {
+  return location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
+}
+std::string sqliteFile(const std::string& dir) { return (std::filesystem::path(dir) / "trainyard.db").string(); }
+}  // namespace
+
 std::unique_ptr<Store> openStore(const std::string& location) {
-  if (location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0)
-    return std::make_unique<SqlStore>(openPostgresDb(location));
+  if (isPostgres(location)) return std::make_unique<SqlStore>(openPostgresDb(location));
   std::filesystem::create_directories(location);
-  return std::make_unique<SqlStore>(openSqliteDb((std::filesystem::path(location) / "trainyard.db").string()));
+  return std::make_unique<SqlStore>(openSqliteDb(sqliteFile(location)));
+}
+
+std::vector<std::string> storeFiles(const std::string& location) {
+  if (isPostgres(location)) return {};
+  std::string db = sqliteFile(location);
+  return {db, db + "-wal", db + "-shm"};
 }
 
 }  // namespace trainyard::store

@@ -253,6 +253,9 @@ class Store {
 // Opens the store named by `location`: a directory (SQLite file
 // <dir>/trainyard.db, created with its schema) or a postgresql:// URL.
 std::unique_ptr<Store> openStore(const std::string& location);
+// The files a store at `location` keeps on this machine (the SQLite file and
+// its WAL and shared-memory files; none for a postgresql:// URL).
+std::vector<std::string> storeFiles(const std::string& location);
 
 double nowSeconds();
 

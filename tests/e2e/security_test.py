@@ -174,7 +174,7 @@ class ServerSecurity(E2E):
         ctype = {"Content-Type": "application/json"}
         self.assertEqual(call(url, "POST", "/api/v1/jobs", job_yaml("steps", "exec sleep 600"), {"Content-Type": "application/yaml"})[0], 201)
         self.wait_until("the job to run", lambda: call(url, "GET", "/api/v1/jobs/steps")[2]["phase"] == "Running")
-        for step in (-10**15, 10**15, 2**64 - 1):
+        for step in (-10**15, 10**15, 2**64 - 1, -2**63):
             st, _, body = call(url, "POST", "/api/v1/jobs/steps/metrics", {"points": [{"name": "x", "value": 1, "step": step}]}, ctype)
             self.assertEqual((st, body["error"]["field"]), (400, "points[0].step"), step)
         st, _, _ = call(url, "POST", "/api/v1/jobs/steps/metrics",
