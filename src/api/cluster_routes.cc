@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/views.h"
+#include "control/admission.h"
 #include "control/control_plane.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -58,7 +59,13 @@ class ClusterRoutes final : public RouteGroup, RouteContext {
         auto s = plane->status();
         for (const auto& n : s.nodes) {
           auto u = s.used.count(n.name) ? s.used.at(n.name) : sched::Resources{};
+          std::string state = "Ready", reason;
+          for (const auto& ns : s.node_states)
+            if (ns.name == n.name) state = ns.state, reason = ns.reason;
           items.push_back({{"name", n.name},
+                           {"state", state},
+                           {"stateReason", reason},
+                           {"labels", n.labels},
                            {"allocatable", {{"cpu", n.allocatable.cpu_millis / 1000.0}, {"memoryBytes", n.allocatable.memory_bytes}, {"gpu", n.allocatable.gpu}}},
                            {"allocated", {{"cpu", u.cpu_millis / 1000.0}, {"memoryBytes", u.memory_bytes}, {"gpu", u.gpu}}},
                            {"warnings", s.warnings}});
@@ -67,25 +74,32 @@ class ClusterRoutes final : public RouteGroup, RouteContext {
       int64_t n = static_cast<int64_t>(items.size());
       sendJson(res, 200, page(std::move(items), n, 0, std::max<int64_t>(n, 1)));
     });
-    route("GET", "/api/v1/queues", "/api/v1/queues", [this](const auto& req, auto& res, const User& u) {
-      store::JobQuery q;
-      q.phase = store::kQueued;
-      q.offset = intParam(req, "offset", 0, 0, INT64_MAX);
-      q.limit = intParam(req, "limit", 100, 1, 1000);
-      if (!u.admin) q.viewer = u.name;
-      auto p = timed("list_jobs", [&] { return db().queryJobs(q); });
-      // Scheduling order: priority, then submission.
-      std::stable_sort(p.items.begin(), p.items.end(), [](const auto& a, const auto& b) { return a.spec.priority > b.spec.priority; });
-      std::map<std::string, json> queues;
-      for (const auto& j : p.items) {
-        json& qj = queues[j.spec.queue];
-        qj["name"] = j.spec.queue;
-        qj["jobs"].push_back({{"name", j.name}, {"priority", j.spec.priority}, {"createdAt", j.created_at}, {"message", j.message}, {"user", j.user}});
-      }
-      json items = json::array();
-      for (auto& [name, qj] : queues) items.push_back(qj);
-      sendJson(res, 200, {{"items", items}, {"total", p.total}, {"offset", q.offset}, {"limit", q.limit}});
+    route("GET", "/api/v1/queues", "/api/v1/queues", [this](const auto&, auto& res, const User& u) {
+      json items = timed("queues", [&] { return queuesJson(db(), u.admin ? std::nullopt : std::optional<std::string>(u.name)); });
+      json cohorts = items["cohorts"];
+      items = items["items"];
+      int64_t n = static_cast<int64_t>(items.size());
+      json out = page(std::move(items), n, 0, std::max<int64_t>(n, 1));
+      out["cohorts"] = cohorts;
+      sendJson(res, 200, out);
     });
+    // Node states: drain (no new work), down (lost: its replicas are Lost and
+    // their gangs restart elsewhere), up (ready again). Administrators only.
+    route("POST", R"(/api/v1/nodes/([^/]+)/(drain|down|up))", "/api/v1/nodes/{name}/{action}",
+          [this](const auto& req, auto& res, const User& u) {
+            if (!u.admin) throw ApiError(403, "Forbidden", "only administrators change node states");
+            std::string name = req.matches[1], action = req.matches[2];
+            if (plane) {
+              auto nodes = plane->status().nodes;
+              if (std::none_of(nodes.begin(), nodes.end(), [&](const auto& n) { return n.name == name; }))
+                throw ApiError(404, "NotFound", fmt::format("node {} does not exist", name));
+            }
+            std::string state = action == "drain" ? "Drained" : action == "down" ? "Down" : "Ready";
+            std::string reason = strParam(req, "reason", fmt::format("{} by {}", action, u.name.empty() ? "an administrator" : u.name));
+            timed("set_node_state", [&] { db().setNodeState({name, state, reason, store::nowSeconds()}); return 0; });
+            wake();
+            sendJson(res, 200, {{"name", name}, {"state", state}, {"reason", reason}});
+          });
   }
 
 

@@ -20,6 +20,7 @@
 #include "store/store.h"
 #include "control/experiment_controller.h"
 #include "control/job_controller.h"
+#include "control/admission.h"
 #include "sched/scheduler.h"
 
 namespace trainyard::api {
@@ -92,6 +93,16 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
     if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
     std::string workspace = workspaceOf(u);
     spec::LoadedSpec loaded = loadBody(req, workspace);
+    if (loaded.queue) {
+      // Queues and cohorts divide the cluster: administrators only.
+      if (!u.admin) throw ApiError(403, "Forbidden", fmt::format("only administrators apply a {}", loaded.queue->kind), "kind");
+      timed("apply_queue", [&] { control::applyQueue(db(), *loaded.queue, u.name); return 0; });
+      wake();
+      json out = *loaded.queue;
+      out["warnings"] = loaded.warnings;
+      sendJson(res, 201, out);
+      return;
+    }
     if (loaded.experiment && !want_experiment)
       throw ApiError(400, "WrongKind", "this is an Experiment: POST it to /api/v1/experiments", "kind");
     if (!loaded.experiment && want_experiment)
@@ -112,12 +123,10 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
     }
     // A job no node could ever hold is refused now, with the numbers, rather
     // than accepted to fail as Unschedulable on the next pass.
-    auto nodes = plane->status().nodes;
-    auto need = runs.totalRequest();
-    if (!nodes.empty())
-      if (auto why = sched::neverFits(nodes, {need.cpu_millis, need.memory_bytes, need.gpu}))
-        throw ApiError(400, "Unschedulable", loaded.experiment ? "a trial: " + *why : *why, "spec.resources");
     const auto& o = plane->options();
+    if (auto no = control::refuseAtSubmit(runs, u.name, plane->status().nodes, db().queueDefs(), o.scheduling))
+      throw ApiError(no->code == "Forbidden" ? 403 : 400, no->code, loaded.experiment ? "a trial: " + no->message : no->message,
+                     no->field);
     json out;
     if (loaded.experiment) {
       auto e = timed("create_experiment", [&] { return control::submitExperiment(db(), *loaded.experiment, o, u.name); });

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "control/admission.h"
 #include "control/experiment_controller.h"
 #include "util/format.h"
 #include "metrics/progress.h"
@@ -25,7 +26,11 @@ json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
            {"startedAt", j.started_at},
            {"finishedAt", j.finished_at},
            {"outputsDir", j.outputs_dir},
-           {"logDir", j.log_dir}};
+           {"logDir", j.log_dir},
+           {"nodes", j.node},
+           {"queue", j.spec.queue},
+           {"priority", j.spec.priority}};
+  if (j.preemptions) out["preemptions"] = j.preemptions;
   // Progress and ETA while it runs, from what it reports (see metrics/progress.h).
   if (j.phase == store::kRunning && j.started_at > 0) {
     metrics::Latest latest;
@@ -35,6 +40,12 @@ json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
   }
   if (!detail) return out;
   out["spec"] = j.spec;
+  json placed = json::array();
+  for (const auto& p : st.placements(j.id))
+    placed.push_back({{"replica", p.replica}, {"node", p.node}, {"cpu", p.held.cpu_millis / 1000.0},
+                      {"memoryBytes", p.held.memory_bytes}, {"gpu", p.held.gpu + p.held.gpu_share / 1000.0},
+                      {"gpuIds", p.gpu_ids}});
+  out["placements"] = placed;
   json conds = json::array();
   for (const auto& c : st.conditions(j.id))
     conds.push_back({{"type", c.type}, {"status", c.status}, {"reason", c.reason}, {"message", c.message}, {"time", c.time}});
@@ -112,6 +123,59 @@ json experimentJson(store::Store& st, const store::ExperimentRecord& e, bool det
   for (const auto& t : trials) arr.push_back(trialJson(e.spec, t, &st));
   out["trialList"] = arr;
   return out;
+}
+
+json queuesJson(store::Store& db, const std::optional<std::string>& viewer) {
+  auto defs = db.queueDefs();
+  auto rows = db.schedulingRows();
+  auto placements = db.allPlacements();
+  auto specs = control::queueSpecs(defs);
+  if (specs.empty()) specs.push_back(sched::QueueSpec{.name = "default"});
+  std::map<std::string, sched::Resources> used;
+  std::map<std::string, json> pending;
+  std::map<std::string, int> running;
+  for (const auto& r : rows) {
+    auto p = placements.find(r.id);
+    if (p != placements.end()) {
+      for (const auto& pl : p->second) used[r.queue] += pl.held;
+      running[r.queue]++;
+    }
+    if (r.phase != store::kQueued) continue;
+    json& list = pending[r.queue];
+    if (!list.is_array()) list = json::array();
+    bool visible = !viewer || *viewer == r.user;
+    list.push_back({{"name", visible ? r.name : ""}, {"user", visible ? r.user : ""}, {"priority", r.priority},
+                    {"createdAt", r.created_at}, {"message", visible ? r.message : ""}});
+  }
+  auto amounts = [](const sched::Amounts& a) {
+    json j = json::object();
+    for (int d = 0; d < sched::kDims; ++d)
+      if (a[d] < sched::kUnlimited) j[sched::kDimNames[d]] = d == 1 ? json(a[d]) : json(a[d] / 1000.0);
+    return j;
+  };
+  json items = json::array();
+  for (const auto& q : specs) {
+    auto ua = sched::amounts(used.count(q.name) ? used.at(q.name) : sched::Resources{});
+    bool borrowing = false;
+    for (int d = 0; d < sched::kDims; ++d) borrowing |= q.nominal[d] < sched::kUnlimited && ua[d] > q.nominal[d];
+    json p = pending.count(q.name) ? pending.at(q.name) : json::array();
+    items.push_back({{"name", q.name},
+                     {"cohort", q.cohort},
+                     {"weight", q.weight},
+                     {"quota", amounts(q.nominal)},
+                     {"borrowingLimit", amounts(q.borrowing_limit)},
+                     {"lendingLimit", amounts(q.lending_limit)},
+                     {"users", q.users},
+                     {"usage", amounts(ua)},
+                     {"borrowing", borrowing},
+                     {"running", running.count(q.name) ? running.at(q.name) : 0},
+                     {"pending", p.size()},
+                     {"jobs", p}});
+  }
+  json cohorts = json::array();
+  for (const auto& d : defs)
+    if (d.kind == "Cohort") cohorts.push_back({{"name", d.name}, {"parent", d.parent}});
+  return {{"items", items}, {"cohorts", cohorts}};
 }
 
 }  // namespace trainyard::api

@@ -1,6 +1,7 @@
 // JSON views of stored records: what `trainyard get/describe -o json` prints
 // and what the REST API answers, so both speak the same shapes.
 #pragma once
+#include <optional>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -16,6 +17,10 @@ nlohmann::json trialJson(const spec::ExperimentSpec& spec, const store::TrialRec
 // An experiment with trial counts, best trial and Pareto front; with
 // `detail`, its spec and every trial.
 nlohmann::json experimentJson(store::Store& st, const store::ExperimentRecord& e, bool detail);
+
+// Every queue with its quota, usage and waiting jobs ({"items", "cohorts"});
+// with a viewer, other users' waiting jobs are counted but not named.
+nlohmann::json queuesJson(store::Store& st, const std::optional<std::string>& viewer);
 
 std::string objectiveText(const spec::ExperimentSpec& spec, const store::TrialRecord& t);
 std::string paramsText(const store::TrialRecord& t);

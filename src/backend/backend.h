@@ -19,6 +19,7 @@ namespace trainyard::backend {
 
 struct ReplicaLaunch {
   std::string name;  // "worker-0": role and index
+  std::string node;  // where the scheduler placed it
   std::string role;
   int index = 0;
   std::vector<std::string> argv;  // command then args
@@ -51,7 +52,6 @@ struct PlacedJob {
   std::string uid;
   std::string name;
   int attempt = 0;
-  std::string node;
   std::string log_dir;  // where a backend that writes log files keeps them
   std::vector<ReplicaLaunch> replicas;
   std::vector<ConfigFile> files;
@@ -143,6 +143,10 @@ struct LocalBackendOptions {
   std::string run_home;               // HOME, USER and LOGNAME of the user
   std::string run_user;
   int child_umask = -1;  // replicas' umask (the server keeps a private one for itself); <0: inherited
+  // Split this machine into this many virtual nodes (backend/node_probe.h);
+  // with pin_cpus each replica runs on its node's CPUs only.
+  int nodes = 1;
+  bool pin_cpus = false;
 };
 // Options from the environment: TRAINYARD_CPU_QUOTA=1 turns cpu_quota on.
 LocalBackendOptions localBackendOptionsFromEnv();

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -84,7 +85,7 @@ LocalBackend::~LocalBackend() {
   }
 }
 
-std::vector<sched::Node> LocalBackend::capacity() { return {probeLocalNode()}; }
+std::vector<sched::Node> LocalBackend::capacity() { return virtualNodes(probeLocalNode(), opts_.nodes); }
 
 namespace {
 // The kernel's ephemeral range: ports it hands to outgoing connections and to
@@ -223,6 +224,11 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   std::vector<std::string> procs = p.cgroup.procs_files;
   pid_t parent = getpid();
   bool tie = opts_.tie_to_parent;
+  cpu_set_t pin;
+  CPU_ZERO(&pin);
+  bool pinned = false;
+  if (opts_.pin_cpus)
+    for (int c : virtualNodeCpus(r.node, opts_.nodes)) CPU_SET(c, &pin), pinned = true;
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
@@ -257,6 +263,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
       (void)!write(pipefd[1], &e, sizeof e);
       _exit(127);
     };
+    if (pinned) sched_setaffinity(0, sizeof pin, &pin);
     int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log < 0) fail(2);
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -1,5 +1,7 @@
 #include "backend/node_probe.h"
 
+#include <fmt/format.h>
+
 #include "spec/quantity.h"
 
 #include <sched.h>
@@ -55,6 +57,43 @@ sched::Node probeLocalNode() {
   if (const char* v = std::getenv("TRAINYARD_NODE_GPUS")) node.allocatable.gpu = std::atoi(v);
   for (int i = 0; i < node.allocatable.gpu; ++i) node.gpu_ids.push_back(i);
   return node;
+}
+
+std::vector<sched::Node> virtualNodes(const sched::Node& machine, int n) {
+  if (n <= 1) return {machine};
+  std::vector<sched::Node> out;
+  for (int i = 0; i < n; ++i) {
+    sched::Node v;
+    v.name = fmt::format("node-{}", i + 1);
+    v.allocatable.cpu_millis = machine.allocatable.cpu_millis / n;
+    v.allocatable.memory_bytes = machine.allocatable.memory_bytes / n;
+    for (size_t g = 0; g < machine.gpu_ids.size(); ++g)
+      if (static_cast<int>(g * n / machine.gpu_ids.size()) == i) v.gpu_ids.push_back(machine.gpu_ids[g]);
+    v.allocatable.gpu = static_cast<int>(v.gpu_ids.size());
+    v.labels = {{"trainyard.dev/virtual-node", "true"}, {"kubernetes.io/hostname", v.name}};
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+std::vector<int> virtualNodeCpus(const std::string& name, int n) {
+  cpu_set_t set;
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  int index = 0;
+  if (name.rfind("node-", 0) != 0 || n <= 1 || cpus.empty()) return {};
+  index = std::atoi(name.c_str() + 5) - 1;
+  if (index < 0 || index >= n) return {};
+  std::vector<int> mine;
+  int count = static_cast<int>(cpus.size());
+  if (count >= n) {
+    for (int c = index * count / n; c < (index + 1) * count / n; ++c) mine.push_back(cpus[c]);
+  } else {
+    mine.push_back(cpus[index % count]);
+  }
+  return mine;
 }
 
 }  // namespace trainyard::backend

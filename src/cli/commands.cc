@@ -23,6 +23,7 @@
 #include "cli/server_cmd.h"
 #include "cli/serve_cmd.h"
 #include "cli/progress.h"
+#include "control/admission.h"
 #include "control/experiment_controller.h"
 #include "control/job_controller.h"
 #include "spec/parser.h"
@@ -92,6 +93,7 @@ struct RunOptions {
   bool resume = false;
   double grace_seconds = 10;
   std::string backend = "local";
+  ClusterFlags cluster;
 };
 
 // What `trainyard run` drives its job or experiment with: the store, a local
@@ -100,6 +102,7 @@ struct ForegroundRuntime {
   ForegroundRuntime(const Globals& g, const RunOptions& o) : store(store::openStore(g.data_dir)) {
     backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
     bo.tie_to_parent = true;
+    applyClusterFlags(o.cluster, bo, options);
     backend = backend::backendFactory(o.backend, bo)();
     options.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
     options.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
@@ -533,6 +536,13 @@ int cmdDescribeJob(const Globals& g, const std::string& name) {
                      formatTime(job.finished_at));
     o << fmt::format("Duration:       {}\nOutputs:        {}\nLogs:           {}\n", formatDuration(jobDuration(job)),
                      job.outputs_dir, job.log_dir);
+    if (!j["placements"].empty()) {
+      std::map<std::string, std::string> on;
+      for (const auto& p : j["placements"]) on[p["node"].get<std::string>()] += (on[p["node"].get<std::string>()].empty() ? "" : ", ") + p["replica"].get<std::string>();
+      std::string text;
+      for (const auto& [n, reps] : on) text += fmt::format("{}{} ({})", text.empty() ? "" : "; ", n, reps);
+      o << fmt::format("Placement:      {}\n", text);
+    }
     o << "\nConditions:\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& c : st->conditions(job.id)) rows.push_back({"  " + c.type, c.reason, formatTime(c.time), c.message});
@@ -640,6 +650,43 @@ int cmdValidate(const std::string& file, const std::vector<std::string>& overrid
 }  // namespace
 
 namespace {
+void addClusterFlags(CLI::App& cmd, ClusterFlags& f) {
+  cmd.add_option("--nodes", f.nodes, "Split this machine into N virtual nodes (node-1..node-N) for multi-node gangs")
+      ->check(CLI::Range(1, 256))->capture_default_str();
+  cmd.add_flag("--pin-cpus", f.pin_cpus, "With --nodes: run each replica on its virtual node's CPUs only");
+  cmd.add_flag("--gpu-sharing", f.gpu_sharing, "Accept fractional GPU requests (gpu: 0.25) that share a device");
+  cmd.add_flag("--no-preemption", f.no_preemption, "Never stop running jobs for higher-priority ones or to reclaim quota");
+  cmd.add_flag("--no-backfill", f.no_backfill, "Never start a job ahead of a reserved larger one");
+}
+
+// Local `apply`: a Queue or Cohort into the store of --data-dir.
+int cmdApply(const Globals& g, const std::string& file, const std::vector<std::string>& sets) {
+  auto loaded = spec::loadSpecFile(file, sets);
+  printWarnings(loaded);
+  if (!loaded.queue)
+    throw UserError(fmt::format("{} is a {}: `apply` takes a Queue or Cohort; run a job with `trainyard run` or `submit`", file, loaded.kind));
+  auto st = store::openStore(g.data_dir);
+  control::applyQueue(*st, *loaded.queue, "");
+  std::cout << fmt::format("{} {} applied\n", loaded.queue->kind, loaded.queue->name);
+  return 0;
+}
+
+int cmdGetQueues(const Globals& g) {
+  auto st = store::openStore(g.data_dir);
+  json q = api::queuesJson(*st, std::nullopt);
+  emit(g, q["items"], [&] { printQueues(std::cout, q["items"]); });
+  return 0;
+}
+
+// Local `node`: what `trainyard run --nodes`/`server` in this data dir will see.
+int cmdNode(const Globals& g, const std::string& action, const std::string& name, const std::string& reason) {
+  auto st = store::openStore(g.data_dir);
+  std::string state = action == "drain" ? "Drained" : action == "down" ? "Down" : "Ready";
+  st->setNodeState({name, state, reason.empty() ? action + " from the command line" : reason, store::nowSeconds()});
+  std::cout << fmt::format("node {} {}\n", name, state);
+  return 0;
+}
+
 void addAccessOptions(CLI::App& cmd, AccessOptions& a) {
   cmd.add_option("--auth", a.auth_file, "Token file (tokens: [{token, user, admin}], chmod 600); every request then needs a token");
   cmd.add_option("--public-url", a.public_url, "The URL browsers reach this server at (behind a proxy); its host is accepted in Host");
@@ -673,6 +720,7 @@ int runMain(int argc, char** argv) {
   server->add_option("--models", so.models_dir, "Also serve this model repository (TF-Serving /v1 and KServe /v2 APIs)");
   addAccessOptions(*server, so.access);
   server->add_option("--backend", so.backend, "Where replicas run: local (this machine)")->capture_default_str();
+  addClusterFlags(*server, so.cluster);
   server->add_option("--run-as", so.run_as, "Run jobs as this Unix user (default when root: trainyard-jobs, made by scripts/setup.sh)");
 
   ServeOptions serve_o;
@@ -712,6 +760,7 @@ int runMain(int argc, char** argv) {
   run->add_flag("-q,--quiet", ro.quiet, "Do not echo the job's output");
   run->add_option("--grace", ro.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping")->capture_default_str();
   run->add_option("--backend", ro.backend, "Where replicas run: local (this machine)")->capture_default_str();
+  addClusterFlags(*run, ro.cluster);
   run->add_flag("--resume", ro.resume, "Experiments: continue this experiment even if it had finished or was cancelled");
 
   std::vector<std::string> vset;
@@ -768,6 +817,26 @@ int runMain(int argc, char** argv) {
   cancel->add_flag("--experiment", cancel_experiment, "NAME is an experiment");
 
   std::string delete_name;
+  std::string apply_file, node_name, node_reason;
+  std::vector<std::string> apply_set;
+  auto* apply = app.add_subcommand("apply", "Create or update a Queue or Cohort (with --server: on that server; administrators)");
+  apply->add_option("file", apply_file, "Spec file (YAML): kind Queue or Cohort")->required();
+  apply->add_option("--set", apply_set, "Override a field (repeatable)");
+  auto* node = app.add_subcommand("node", "Take a node out of service or back: drain (no new work), down (lost), up");
+  node->require_subcommand(1);
+  CLI::App* node_actions[3];
+  const char* node_names[3] = {"drain", "down", "up"};
+  const char* node_help[3] = {"No new replicas are placed there; what runs there stays",
+                              "The node is lost: its replicas are Lost and their gangs restart elsewhere per restartPolicy",
+                              "Ready again"};
+  for (int i = 0; i < 3; ++i) {
+    node_actions[i] = node->add_subcommand(node_names[i], node_help[i]);
+    node_actions[i]->add_option("name", node_name, "Node name (see `trainyard get nodes`)")->required();
+    node_actions[i]->add_option("--reason", node_reason, "Why (shown in describe and the dashboard)");
+  }
+  auto* get_queues = get->add_subcommand("queues", "Queues with quota, usage, borrowing and waiting jobs");
+  auto* get_nodes = get->add_subcommand("nodes", "Nodes with allocation, capacity and state (--server)");
+
   auto* del = app.add_subcommand("delete", "Delete a finished job and its logs");
   del->require_subcommand(1);
   del->fallthrough();
@@ -798,7 +867,14 @@ int runMain(int argc, char** argv) {
       if (*submit) return remoteSubmit(remote, submit_file, submit_set, submit_follow);
       return remoteTop(remote, top_once);
     }
+    std::string node_action;
+    for (int i = 0; i < 3; ++i)
+      if (*node_actions[i]) node_action = node_names[i];
     if (!remote.url.empty()) {
+      if (*apply) return remoteSubmit(remote, apply_file, apply_set, false);
+      if (!node_action.empty()) return remoteNode(remote, node_action, node_name, node_reason);
+      if (*get_queues) return remoteGetQueues(remote);
+      if (*get_nodes) return remoteGetNodes(remote);
       if (*run) throw UserError("`run` drives a job from this shell; with a server use `trainyard submit FILE -f`");
       if (*validate) return cmdValidate(vfile, vset);
       if (*get_jobs) return remoteGetJobs(remote, get_name, get_phase, get_label);
@@ -812,6 +888,10 @@ int runMain(int argc, char** argv) {
       if (*cancel) return remoteCancel(remote, cancel_name, cancel_experiment);
       if (*del_job) return remoteDelete(remote, delete_name);
     }
+    if (*apply) return cmdApply(g, apply_file, apply_set);
+    if (!node_action.empty()) return cmdNode(g, node_action, node_name, node_reason);
+    if (*get_queues) return cmdGetQueues(g);
+    if (*get_nodes) throw UserError("`get nodes` asks a server (--server URL); locally, nodes exist only while `run` or `server` runs");
     if (*run) return cmdRun(g, ro);
     if (*validate) return cmdValidate(vfile, vset);
     if (*get_jobs) return cmdGetJobs(g, get_name, get_phase);

@@ -85,4 +85,23 @@ std::string formatDuration(double s) {
   return fmt::format("{}h{:02}m", total / 3600, (total % 3600) / 60);
 }
 
+void printQueues(std::ostream& out, const nlohmann::json& items) {
+  auto res = [](const nlohmann::json& usage, const nlohmann::json& quota, const char* key) {
+    auto fmt1 = [&](const nlohmann::json& j) {
+      if (!j.contains(key)) return std::string("-");
+      double v = j[key].get<double>();
+      return std::string(key) == "memory" ? fmt::format("{:.1f}Gi", v / 1073741824.0) : formatValue(v);
+    };
+    return fmt1(usage) + "/" + (quota.contains(key) ? fmt1(quota) : std::string("inf"));
+  };
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& q : items)
+    rows.push_back({q["name"].get<std::string>(), q["cohort"].get<std::string>().empty() ? "-" : q["cohort"].get<std::string>(),
+                    formatValue(q["weight"].get<double>()), res(q["usage"], q["quota"], "cpu"),
+                    res(q["usage"], q["quota"], "memory"), res(q["usage"], q["quota"], "gpu"),
+                    q["borrowing"].get<bool>() ? "yes" : "no", std::to_string(q["running"].get<int>()),
+                    std::to_string(q["pending"].get<size_t>())});
+  printTable(out, {"NAME", "COHORT", "WEIGHT", "CPU", "MEMORY", "GPU", "BORROWING", "RUNNING", "PENDING"}, rows);
+}
+
 }  // namespace trainyard::cli

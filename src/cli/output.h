@@ -19,6 +19,9 @@ void printTable(std::ostream& out, const std::vector<std::string>& headers,
 void printJson(std::ostream& out, const nlohmann::json& j);
 void printYaml(std::ostream& out, const nlohmann::json& j);
 
+// The queues of `trainyard get queues` (api::queuesJson's items).
+void printQueues(std::ostream& out, const nlohmann::json& items);
+
 std::string formatTime(double epoch_seconds);    // local "2026-11-22 08:15:03", "-" for 0
 std::string formatDuration(double seconds);      // "1h02m", "3m07s", "4.2s"
 using util::formatValue;                         // shortest faithful form

@@ -203,6 +203,10 @@ int remoteSubmit(const Remote& r, const std::string& file, const std::vector<std
       out = c.post("/api/v1/experiments", body);
     }
     for (const auto& w : out.value("warnings", json::array())) std::cerr << "warning: " << w.get<std::string>() << "\n";
+    if (out.value("kind", "") == "Queue" || out.value("kind", "") == "Cohort") {
+      if (!emit(r, out)) std::cout << fmt::format("{} {} applied\n", str(out, "kind"), str(out, "name"));
+      return 0;
+    }
     bool experiment = out.contains("maxTrials");
     if (!emit(r, out))  // with --follow, stdout is the job's log
       (follow ? std::cerr : std::cout) << fmt::format("{} {} submitted ({})\n", experiment ? "experiment" : "job",
@@ -402,6 +406,44 @@ int remoteTop(const Remote& r, bool once) {
       if (!tty) return 0;
       std::this_thread::sleep_for(std::chrono::seconds(2));
     }
+  });
+}
+
+int remoteGetQueues(const Remote& r) {
+  return guarded([&] {
+    Client c(r);
+    json out = c.get("/api/v1/queues");
+    if (emit(r, out["items"])) return 0;
+    printQueues(std::cout, out["items"]);
+    return 0;
+  });
+}
+
+int remoteGetNodes(const Remote& r) {
+  return guarded([&] {
+    Client c(r);
+    json items = c.get("/api/v1/nodes")["items"];
+    if (emit(r, items)) return 0;
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& n : items)
+      rows.push_back({str(n, "name"), str(n, "state"),
+                      fmt::format("{}/{}", formatValue(n["allocated"]["cpu"].get<double>()), formatValue(n["allocatable"]["cpu"].get<double>())),
+                      fmt::format("{:.1f}/{:.1f} GiB", n["allocated"]["memoryBytes"].get<double>() / 1073741824.0,
+                                  n["allocatable"]["memoryBytes"].get<double>() / 1073741824.0),
+                      fmt::format("{}/{}", n["allocated"]["gpu"].dump(), n["allocatable"]["gpu"].dump()), str(n, "stateReason")});
+    printTable(std::cout, {"NAME", "STATE", "CPU", "MEMORY", "GPU", "REASON"}, rows);
+    return 0;
+  });
+}
+
+int remoteNode(const Remote& r, const std::string& action, const std::string& name, const std::string& reason) {
+  return guarded([&] {
+    Client c(r);
+    std::string path = fmt::format("/api/v1/nodes/{}/{}", enc(name), action);
+    if (!reason.empty()) path += "?reason=" + enc(reason);
+    json out = c.post(path, json::object());
+    if (!emit(r, out)) std::cout << fmt::format("node {} {}\n", name, str(out, "state"));
+    return 0;
   });
 }
 

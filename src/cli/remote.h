@@ -25,5 +25,9 @@ int remoteLogs(const Remote& r, const std::string& name, const std::string& repl
 int remoteCancel(const Remote& r, const std::string& name, bool experiment);
 int remoteDelete(const Remote& r, const std::string& name);
 int remoteTop(const Remote& r, bool once);
+// Queues, cohorts and nodes.
+int remoteGetQueues(const Remote& r);
+int remoteGetNodes(const Remote& r);
+int remoteNode(const Remote& r, const std::string& action, const std::string& name, const std::string& reason);
 
 }  // namespace trainyard::cli

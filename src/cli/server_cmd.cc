@@ -104,6 +104,14 @@ RunAs resolveRunAs(const std::string& requested) {
 }
 }  // namespace
 
+void applyClusterFlags(const ClusterFlags& f, backend::LocalBackendOptions& bo, control::ControllerOptions& co) {
+  bo.nodes = std::max(1, f.nodes);
+  bo.pin_cpus = f.pin_cpus;
+  co.scheduling.gpu_sharing = f.gpu_sharing;
+  co.scheduling.preemption = !f.no_preemption;
+  co.scheduling.backfill = !f.no_backfill;
+}
+
 int cmdServer(const ServerCliOptions& o) {
   api::ServerOptions so;
   so.address = o.address;
@@ -156,6 +164,7 @@ int cmdServer(const ServerCliOptions& o) {
   backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
   bo.tie_to_parent = false;  // replicas outlive a server restart; the next one re-attaches
   bo.child_umask = static_cast<int>(started_umask);
+  applyClusterFlags(o.cluster, bo, co);
   if (run_as.switch_user) {
     bo.run_uid = co.run_uid = static_cast<int>(run_as.uid);
     bo.run_gid = co.run_gid = static_cast<int>(run_as.gid);

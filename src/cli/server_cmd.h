@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "api/request_guard.h"
+#include "backend/backend.h"
+#include "control/job_controller.h"
 
 namespace trainyard::cli {
 
@@ -21,7 +23,18 @@ struct AccessOptions {
 // naming it) and refuses a non-loopback address without one.
 api::GuardOptions guardOptions(const AccessOptions& a, const std::string& address);
 
+// How the machine is divided and shared (`server` and `run`).
+struct ClusterFlags {
+  int nodes = 1;            // --nodes: virtual nodes on this machine
+  bool pin_cpus = false;    // --pin-cpus: replicas run on their virtual node's CPUs
+  bool gpu_sharing = false; // --gpu-sharing: accept `gpu: 0.25`
+  bool no_preemption = false;
+  bool no_backfill = false;
+};
+void applyClusterFlags(const ClusterFlags& f, backend::LocalBackendOptions& bo, control::ControllerOptions& co);
+
 struct ServerCliOptions {
+  ClusterFlags cluster;
   std::string address = "127.0.0.1";
   int port = 8080;
   std::string data_dir;

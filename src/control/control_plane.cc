@@ -7,7 +7,6 @@
 #include <spdlog/spdlog.h>
 
 #include "control/experiment_controller.h"
-#include "control/launch_plan.h"
 #include "control/owner.h"
 #include "store/store.h"
 
@@ -93,6 +92,7 @@ void ControlPlane::run(const std::function<void()>& ready) {
   std::map<int64_t, std::string> phase_seen;
   while (!stopping_) {
     auto t0 = std::chrono::steady_clock::now();
+    jobs.beginPass();
     ControlPlaneStatus st;
     st.nodes = backend->capacity();
     try {
@@ -135,14 +135,10 @@ void ControlPlane::run(const std::function<void()>& ready) {
         }
         st.jobs_by_phase[now.phase]++;
         if (now.phase == store::kQueued) st.queued++;
-        if (!now.allocation.empty()) {
-          auto a = decodeAllocation(now.name, now.node, now.allocation);
-          auto& u = st.used[now.node];
-          u.cpu_millis += a.held.cpu_millis;
-          u.memory_bytes += a.held.memory_bytes;
-          u.gpu += a.held.gpu;
-        }
       }
+      for (const auto& [id, placements] : store->allPlacements())
+        for (const auto& p : placements) st.used[p.node] += p.held;
+      st.node_states = store->nodeStates();
     } catch (const std::exception& e) {
       // A store hiccup (locked, connection reset) must not end the server:
       // the next pass reconciles again from the stored state.
@@ -162,7 +158,7 @@ void ControlPlane::run(const std::function<void()>& ready) {
         continue;
       }
     }
-    backend->waitForChange(std::chrono::milliseconds(100));
+    jobs.wait(std::chrono::milliseconds(100));
   }
 }
 

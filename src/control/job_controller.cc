@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include "control/admission.h"
 #include "control/launch_plan.h"
 #include "dist/wiring.h"
 #include "control/owner.h"
@@ -38,18 +39,26 @@ struct JobController::Tracked {
   std::string stopping_message;
   bool succeeded = false;                          // decided by the success policy
   std::optional<backend::ReplicaStatus> failure;   // the first replica that failed
-  bool queued_event = false;
+  bool launch_pending = false;  // admitted by this controller's admission cycle, not launched yet
+  std::vector<sched::Placement> placements;  // of the current attempt
+  std::set<std::string> node_lost;           // replicas whose node went down
 };
 
-void markControllerLost(store::Store& store, JobRecord& job, const std::string& what_next) {
+void failJob(store::Store& store, JobRecord& job, const std::string& reason, const std::string& message) {
   job.phase = store::kFailed;
-  job.reason = "ControllerLost";
-  job.message = fmt::format("the process driving the job ({}) is gone{}", job.owner, what_next);
+  job.reason = reason;
+  job.message = message;
   job.finished_at = nowSeconds();
   job.node.clear();
   job.allocation.clear();
+  store.setPlacements(job.id, {});
   store.updateJobStatus(job);
-  store.addCondition(job.id, {store::kFailed, "True", job.reason, job.message, job.finished_at});
+  store.addCondition(job.id, {store::kFailed, "True", reason, message, job.finished_at});
+  store.addEvent(job.id, {job.finished_at, "Warning", reason, message});
+}
+
+void markControllerLost(store::Store& store, JobRecord& job, const std::string& what_next) {
+  failJob(store, job, "ControllerLost", fmt::format("the process driving the job ({}) is gone{}", job.owner, what_next));
 }
 
 JobController::JobController(store::Store& store, backend::Backend& backend, ControllerOptions opts)
@@ -80,6 +89,7 @@ JobRecord submitJob(store::Store& store, const spec::TrainJobSpec& spec, const C
   job.phase = store::kQueued;
   job.created_at = nowSeconds();
   job.owner = opts.owner;
+  job.request = encodeRequest(spec);
   job.outputs_dir = spec.outputs_dir.empty() ? (fs::path(opts.data_dir) / "outputs" / spec.name).string()
                                              : spec.outputs_dir;
   store.transaction([&] {
@@ -124,62 +134,69 @@ JobRecord JobController::reconcile(int64_t job_id) {
   }
 
   if (job.phase == store::kQueued) {
-    admit(job);
+    if (admitted_in_pass_) return job;
+    admitQueuedJobs();
+    auto now = store_.getJobById(job_id);
+    if (!now) return job;
+    job = std::move(*now);
+    if (job.phase != store::kRunning) return job;
+  }
+  if (t.launch_pending) {
+    t.launch_pending = false;
+    launchAttempt(job, job.restarts);
     return job;
+  }
+  if (job.preempt_requested && t.stopping_reason.empty()) {
+    t.stopping_reason = "Preempted";
+    t.stopping_message = job.message.empty() ? "preempted by a job that needs its resources" : job.message;
+    for (const auto& e : store_.events(job.id))
+      if (e.reason == "Preempted") t.stopping_message = e.message;
+    event(job, "Warning", "Stopping", fmt::format("preempted: stopping all replicas (grace {} ms)", opts_.grace.count()));
+    backend_.stop(job.uid, opts_.grace);
   }
   observe(job);
   return job;
 }
 
-void JobController::admit(JobRecord& job) {
-  Tracked& t = tracked(job);
-  sched::Decision decision;
-  bool admitted = false;
-  std::vector<sched::Node> nodes = backend_.capacity();
-  store_.transaction([&] {
-    std::vector<sched::Allocation> in_use;
-    std::vector<sched::Request> queue;
-    for (auto& other : store_.listActiveJobs()) {
-      // A job whose controller died holds nothing any more.
-      if (other.id != job.id && !ownerAlive(other.owner)) {
-        markControllerLost(store_, other, "");
-        continue;
-      }
-      if (other.phase == store::kQueued) {
-        auto need = other.spec.totalRequest();
-        queue.push_back({other.name, other.spec.priority, other.id, {need.cpu_millis, need.memory_bytes, need.gpu}});
-      } else if (!other.allocation.empty()) {
-        in_use.push_back(decodeAllocation(other.name, other.node, other.allocation));
-      }
-    }
-    decision = sched::schedule(nodes, in_use, queue);
-    for (const auto& a : decision.admitted) {
-      if (a.job != job.name) continue;
-      job.node = a.node;
-      job.allocation = encodeAllocation(a);
-      job.phase = store::kRunning;
-      job.started_at = nowSeconds();
-      store_.updateJobStatus(job);
-      event(job, "Normal", "Scheduled", fmt::format("placed on {}", job.node));
-      admitted = true;
-    }
-  });
-  if (admitted) {
-    launchAttempt(job, 0);
-    return;
+const std::vector<store::NodeStateRecord>& JobController::nodeStates() {
+  if (!nodes_read_) {
+    nodes_ = backend_.capacity();
+    node_states_ = store_.nodeStates();
+    nodes_read_ = true;
   }
-  for (const auto& u : decision.unschedulable)
-    if (u.job == job.name) {
-      finish(job, store::kFailed, "Unschedulable", u.reason);
-      return;
-    }
-  for (const auto& w : decision.waiting)
-    if (w.job == job.name && !t.queued_event) {
-      t.queued_event = true;
-      event(job, "Normal", "Queued", w.reason);
-      job.message = w.reason;
-      store_.updateJobStatus(job);
-    }
+  return node_states_;
+}
+
+void JobController::admitQueuedJobs() {
+  admitted_in_pass_ = true;
+  nodeStates();
+  auto out = admitQueued(store_, nodes_, opts_.scheduling, opts_.owner, nowSeconds());
+  for (int64_t id : out.admitted) {
+    auto& t = tracked_[id];
+    if (!t) t = std::make_unique<Tracked>();
+    t->launch_pending = true;
+  }
+  for (int64_t id : out.unschedulable) tracked_.erase(id);
+}
+
+void JobController::requeue(JobRecord& job, const std::string& reason, const std::string& message, bool preempted) {
+  backend_.release(job.uid);
+  job.phase = store::kQueued;
+  job.reason = reason;
+  job.message = message;
+  job.node.clear();
+  if (preempted) {
+    job.preempt_requested = false;
+    job.restarts += 1;  // a new attempt, not counted against backoffLimit
+    job.preemptions += 1;
+  }
+  store_.transaction([&] {
+    store_.setPlacements(job.id, {});
+    store_.updateJobStatus(job);
+    condition(job, store::kQueued, reason, message);
+  });
+  event(job, "Normal", reason, message + "; queued again");
+  *tracked_[job.id] = Tracked();
 }
 
 void JobController::launchAttempt(JobRecord& job, int attempt) {
@@ -195,8 +212,9 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
   // a spec that names one is the user's own already).
   if (opts_.run_uid >= 0 && chown(job.outputs_dir.c_str(), opts_.run_uid, opts_.run_gid) != 0)
     event(job, "Warning", "OutputsNotWritable", fmt::format("cannot hand {} to the job's user: {}", job.outputs_dir, std::strerror(errno)));
-  auto alloc = decodeAllocation(job.name, job.node, job.allocation);
-  backend::PlacedJob placed = planAttempt(job, alloc, attempt);
+  t.placements = store_.placements(job.id);
+  t.node_lost.clear();
+  backend::PlacedJob placed = planAttempt(job, t.placements, attempt);
   try {
     if (job.spec.framework != "none")
       dist::wire(job.spec, placed, backend_.resolvePeers(placed), {.as_root = geteuid() == 0 && opts_.run_uid < 0});
@@ -317,6 +335,7 @@ JobRecord JobController::adopt(int64_t job_id) {
   t.attempt = job.restarts;
   t.replicas.clear();
   t.observed.clear();
+  t.placements = store_.placements(job.id);
   std::vector<backend::ReplicaStatus> recorded;
   for (const auto& a : store_.attempts(job.id)) {
     if (a.attempt != job.restarts) continue;
@@ -369,6 +388,29 @@ void JobController::observe(JobRecord& job) {
     statuses.push_back(lost);
   }
 
+  // A node declared down: its replicas are lost (as killed), the gang goes
+  // through its restart policy and is placed again elsewhere.
+  if (t.stopping_reason.empty() && !t.failure) {
+    for (const auto& ns : nodeStates()) {
+      if (ns.state != "Down") continue;
+      for (const auto& p : t.placements) {
+        if (p.node != ns.name) continue;
+        for (const auto& s : statuses) {
+          if (s.phase == backend::ReplicaPhase::Exited || (p.replica != "*" && p.replica != s.name)) continue;
+          backend::ReplicaStatus lost = s;
+          lost.phase = backend::ReplicaPhase::Exited;
+          lost.signal = SIGKILL;
+          lost.exit_code.reset();
+          lost.reason = "NodeLost";
+          lost.message = fmt::format("node {} is down{}", ns.name, ns.reason.empty() ? "" : " (" + ns.reason + ")");
+          lost.finished_at = nowSeconds();
+          t.node_lost.insert(s.name);
+          if (!t.failure) t.failure = lost;
+        }
+      }
+    }
+  }
+
   // Deadline: counted from the first start, as Kubernetes' activeDeadlineSeconds.
   if (job.spec.active_deadline_seconds && t.stopping_reason.empty() &&
       nowSeconds() - job.started_at > static_cast<double>(*job.spec.active_deadline_seconds)) {
@@ -406,7 +448,7 @@ void JobController::observe(JobRecord& job) {
       a.finished_at = s.finished_at;
       a.exit_code = s.exit_code;
       a.signal = s.signal;
-      a.reason = !t.stopping_reason.empty() && !ok ? t.stopping_reason : s.reason;
+      a.reason = t.node_lost.count(s.name) ? "NodeLost" : !t.stopping_reason.empty() && !ok ? t.stopping_reason : s.reason;
       a.log_path = s.log_ref;
       a.pid_start = s.pid_start;
       store_.upsertAttempt(a);
@@ -434,6 +476,10 @@ void JobController::observe(JobRecord& job) {
   collect(job, t, all_exited);
   if (!all_exited) return;
 
+  if (t.stopping_reason == "Preempted") {
+    requeue(job, "Preempted", t.stopping_message, true);
+    return;
+  }
   if (t.stopping_reason == "DeadlineExceeded" || t.stopping_reason == "Cancelled") {
     finish(job, store::kFailed, t.stopping_reason, t.stopping_message);
     return;
@@ -449,7 +495,9 @@ void JobController::observe(JobRecord& job) {
                                    : fmt::format("replica {} exited with code {}", failed.name, code);
   if (!failed.message.empty()) what += ": " + failed.message;
   if (failed.reason == "OOMKilled") what += " (out of memory: raise resources.memory)";
-  FailureOutcome out = afterFailure(job.spec.restart_policy, job.restarts, job.spec.backoff_limit, code, failed.reason);
+  // Preemptions are attempts too, but not failures: they do not count against backoffLimit.
+  FailureOutcome out = afterFailure(job.spec.restart_policy, job.restarts - job.preemptions, job.spec.backoff_limit, code,
+                                    failed.reason);
   if (!out.restart) {
     std::string msg = what;
     if (out.reason == "BackoffLimitExceeded")
@@ -470,6 +518,16 @@ void JobController::observe(JobRecord& job) {
                           job.spec.backoff_limit));
   });
   event(job, "Warning", "Restarting", what);
+  // A gang with a replica on a node that is gone, down or drained is placed again.
+  nodeStates();
+  for (const auto& p : t.placements) {
+    bool usable = std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& n) { return n.name == p.node; }) &&
+                  std::none_of(node_states_.begin(), node_states_.end(), [&](const auto& s) { return s.name == p.node; });
+    if (!usable) {
+      requeue(job, "Restarting", fmt::format("{}; node {} cannot be used, so the gang is placed again", what, p.node), false);
+      return;
+    }
+  }
   job.phase = store::kRunning;
   launchAttempt(job, job.restarts);
 }
@@ -481,8 +539,10 @@ void JobController::finish(JobRecord& job, const std::string& phase, const std::
   job.message = message;
   job.finished_at = nowSeconds();
   job.node.clear();
-  job.allocation.clear();  // frees the resources for the queue
+  job.allocation.clear();
+  job.preempt_requested = false;
   store_.transaction([&] {
+    store_.setPlacements(job.id, {});  // frees the resources for the queue
     store_.updateJobStatus(job);
     condition(job, phase, reason, message);
     event(job, phase == store::kSucceeded ? "Normal" : "Warning", reason, message);

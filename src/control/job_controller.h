@@ -15,6 +15,7 @@
 
 #include "backend/backend.h"
 #include "metrics/collector.h"
+#include "sched/scheduler.h"
 #include "store/store.h"
 
 namespace trainyard::control {
@@ -25,6 +26,7 @@ struct ControllerOptions {
   std::string owner;     // selfOwner() by default
   int run_uid = -1;      // jobs run as this user (backend::LocalBackendOptions::run_uid): it owns their outputs
   int run_gid = -1;
+  sched::SchedulerOptions scheduling;  // backfill, preemption, GPU sharing
 };
 
 // Stores a new job in phase Queued with a Created condition, owned by
@@ -34,8 +36,10 @@ struct ControllerOptions {
 store::JobRecord submitJob(store::Store& store, const spec::TrainJobSpec& spec, const ControllerOptions& opts,
                            const std::string& user = "");
 
-// Ends a job whose driving process is gone (Failed, ControllerLost): its
-// allocation is freed and the reason recorded. Call inside a transaction.
+// Ends a job as Failed with `reason`: its placements are freed, the
+// condition and an event recorded. Call inside a transaction.
+void failJob(store::Store& store, store::JobRecord& job, const std::string& reason, const std::string& message);
+// Ends a job whose driving process is gone (Failed, ControllerLost).
 void markControllerLost(store::Store& store, store::JobRecord& job, const std::string& what_next);
 
 class JobController {
@@ -53,11 +57,18 @@ class JobController {
   // are judged by their recorded exit status (retried per policy).
   store::JobRecord adopt(int64_t job_id);
 
-  // One pass over one job; returns its record as it now is.
+  // One pass over one job; returns its record as it now is. The first
+  // queued job reconciled in a pass runs the admission cycle for all of them
+  // (control/admission.h); the others it admitted launch when reconciled.
   store::JobRecord reconcile(int64_t job_id);
 
-  // Blocks until a replica may have changed or `timeout` passes.
-  void wait(std::chrono::milliseconds timeout) { backend_.waitForChange(timeout); }
+  // A new pass: the next queued job runs admission again, nodes are read again.
+  void beginPass() { admitted_in_pass_ = false; nodes_read_ = false; }
+  // Blocks until a replica may have changed or `timeout` passes; starts a new pass.
+  void wait(std::chrono::milliseconds timeout) {
+    backend_.waitForChange(timeout);
+    beginPass();
+  }
 
   // Latest value of each metric seen by this controller for the job.
   const std::map<std::string, metrics::MetricPoint>& latest(int64_t job_id);
@@ -68,7 +79,9 @@ class JobController {
  private:
   struct Tracked;  // per-job state that lives only in memory (log offsets, parsers)
   Tracked& tracked(const store::JobRecord& job);
-  void admit(store::JobRecord& job);
+  void admitQueuedJobs();
+  const std::vector<store::NodeStateRecord>& nodeStates();
+  void requeue(store::JobRecord& job, const std::string& reason, const std::string& message, bool preempted);
   void launchAttempt(store::JobRecord& job, int attempt);
   void observe(store::JobRecord& job);
   void collect(store::JobRecord& job, Tracked& t, bool final);
@@ -80,6 +93,10 @@ class JobController {
   backend::Backend& backend_;
   ControllerOptions opts_;
   std::map<int64_t, std::unique_ptr<Tracked>> tracked_;
+  bool admitted_in_pass_ = false;
+  bool nodes_read_ = false;
+  std::vector<sched::Node> nodes_;
+  std::vector<store::NodeStateRecord> node_states_;
 };
 
 }  // namespace trainyard::control

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 namespace trainyard::control {
 namespace {
@@ -22,13 +21,15 @@ void setForced(std::vector<std::pair<std::string, std::string>>& env, const std:
 
 }  // namespace
 
-backend::PlacedJob planAttempt(const store::JobRecord& job, const sched::Allocation& alloc, int attempt) {
+backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sched::Placement>& placements, int attempt) {
   backend::PlacedJob placed;
   placed.uid = job.uid;
   placed.name = job.name;
   placed.attempt = attempt;
-  placed.node = alloc.node;
   placed.log_dir = job.log_dir;
+  const sched::Placement* whole = nullptr;
+  for (const auto& p : placements)
+    if (p.replica == "*") whole = &p;
   size_t next_gpu = 0;
   for (const auto& role : job.spec.roles) {
     for (int i = 0; i < role.replicas; ++i) {
@@ -41,9 +42,17 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const sched::Allocat
       r.working_dir = role.working_dir;
       r.image = role.image;
       r.resources = {role.resources.cpu_millis, role.resources.memory_bytes, role.resources.gpu};
+      r.resources.gpu_share = role.resources.gpu_share;
       r.run = spec::launchesProcesses(job.spec.framework, role.name);
-      for (int g = 0; g < role.resources.gpu && next_gpu < alloc.gpu_ids.size(); ++g)
-        r.gpu_ids.push_back(alloc.gpu_ids[next_gpu++]);
+      auto own = std::find_if(placements.begin(), placements.end(), [&](const auto& p) { return p.replica == r.name; });
+      if (own != placements.end()) {
+        r.node = own->node;
+        r.gpu_ids = own->gpu_ids;
+      } else if (whole) {
+        r.node = whole->node;
+        for (int g = 0; g < role.resources.gpu && next_gpu < whole->gpu_ids.size(); ++g)
+          r.gpu_ids.push_back(whole->gpu_ids[next_gpu++]);
+      }
 
       r.env = role.env;
       std::string threads = std::to_string(std::max<int64_t>(1, role.resources.cpu_millis / 1000));
@@ -67,28 +76,6 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const sched::Allocat
     }
   }
   return placed;
-}
-
-std::string encodeAllocation(const sched::Allocation& a) {
-  return nlohmann::json{{"cpu_millis", a.held.cpu_millis},
-                        {"memory_bytes", a.held.memory_bytes},
-                        {"gpu", a.held.gpu},
-                        {"gpu_ids", a.gpu_ids}}
-      .dump();
-}
-
-sched::Allocation decodeAllocation(const std::string& job, const std::string& node, const std::string& json) {
-  sched::Allocation a;
-  a.job = job;
-  a.node = node;
-  if (json.empty()) return a;
-  auto j = nlohmann::json::parse(json, nullptr, false);
-  if (!j.is_object()) return a;
-  a.held.cpu_millis = j.value("cpu_millis", int64_t{0});
-  a.held.memory_bytes = j.value("memory_bytes", int64_t{0});
-  a.held.gpu = j.value("gpu", 0);
-  a.gpu_ids = j.value("gpu_ids", std::vector<int>{});
-  return a;
 }
 
 }  // namespace trainyard::control

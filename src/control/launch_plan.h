@@ -1,5 +1,5 @@
-// Turns a stored job and its allocation into what a backend launches: one
-// ReplicaLaunch per replica with its command, resources and environment.
+// Turns a stored job and its placements into what a backend launches: one
+// ReplicaLaunch per replica with its node, command, resources and environment.
 // Pure: no I/O.
 //
 // Every replica gets TRAINYARD_JOB_NAME, TRAINYARD_JOB_UID, TRAINYARD_REPLICA,
@@ -16,10 +16,8 @@
 
 namespace trainyard::control {
 
-backend::PlacedJob planAttempt(const store::JobRecord& job, const sched::Allocation& alloc, int attempt);
-
-// Allocation <-> the JSON kept in JobRecord::allocation.
-std::string encodeAllocation(const sched::Allocation& a);
-sched::Allocation decodeAllocation(const std::string& job, const std::string& node, const std::string& json);
+// A replica without a placement of its own takes the "*" one (a store from
+// before schema 5: the whole gang on one node, its GPUs handed out in order).
+backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sched::Placement>& placements, int attempt);
 
 }  // namespace trainyard::control

@@ -8,6 +8,7 @@ Resources& Resources::operator+=(const Resources& o) {
   cpu_millis += o.cpu_millis;
   memory_bytes += o.memory_bytes;
   gpu += o.gpu;
+  gpu_share += o.gpu_share;
   return *this;
 }
 
@@ -15,6 +16,7 @@ Resources& Resources::operator-=(const Resources& o) {
   cpu_millis -= o.cpu_millis;
   memory_bytes -= o.memory_bytes;
   gpu -= o.gpu;
+  gpu_share -= o.gpu_share;
   return *this;
 }
 
@@ -32,6 +34,24 @@ std::string Resources::shortfall(const Resources& need) const {
                     memory_bytes / 1073741824.0));
   if (need.gpu > gpu) add(fmt::format("gpu (needs {}, {} available)", need.gpu, gpu));
   return out;
+}
+
+Amounts amounts(const Resources& r) { return {r.cpu_millis, r.memory_bytes, r.gpu * 1000LL + r.gpu_share}; }
+
+Amounts& operator+=(Amounts& a, const Amounts& b) {
+  for (int d = 0; d < kDims; ++d) a[d] += b[d];
+  return a;
+}
+
+Amounts& operator-=(Amounts& a, const Amounts& b) {
+  for (int d = 0; d < kDims; ++d) a[d] -= b[d];
+  return a;
+}
+
+std::string formatAmount(int dim, int64_t v) {
+  if (v >= kUnlimited) return "unlimited";
+  if (dim == 1) return fmt::format("{:.1f} GiB", v / 1073741824.0);
+  return fmt::format("{:g}", v / 1000.0);
 }
 
 }  // namespace trainyard::sched

@@ -1,63 +1,513 @@
 #include "sched/scheduler.h"
 
 #include <algorithm>
-#include <map>
-#include <set>
+#include <functional>
 
 #include <fmt/format.h>
 
-namespace trainyard::sched {
+#include "sched/fair_share.h"
 
-std::optional<std::string> neverFits(const std::vector<Node>& nodes, const Resources& need) {
-  if (std::any_of(nodes.begin(), nodes.end(), [&](const Node& n) { return n.allocatable.covers(need); })) return std::nullopt;
-  return fmt::format("no node can ever hold this job: {}", nodes.empty() ? std::string("no nodes") : nodes.front().allocatable.shortfall(need));
+namespace trainyard::sched {
+namespace {
+
+bool covers(const Amounts& have, const Amounts& need) {
+  for (int d = 0; d < kDims; ++d)
+    if (need[d] > have[d]) return false;
+  return true;
 }
 
-Decision schedule(const std::vector<Node>& nodes, const std::vector<Allocation>& in_use,
-                  std::vector<Request> queue) {
-  struct Free {
-    Resources res;
-    std::set<int> gpus;
+// Replicas of `need` an empty `n` holds.
+int64_t emptyFit(const Node& n, const Resources& need) {
+  int64_t k = 1 << 20;
+  const auto& a = n.allocatable;
+  int devices = std::max<int>(a.gpu, static_cast<int>(n.gpu_ids.size()));
+  if (need.cpu_millis > 0) k = std::min(k, a.cpu_millis / need.cpu_millis);
+  if (need.memory_bytes > 0) k = std::min(k, a.memory_bytes / need.memory_bytes);
+  if (need.gpu > 0) k = std::min<int64_t>(k, devices / need.gpu);
+  if (need.gpu_share > 0) k = std::min<int64_t>(k, devices * (1000 / need.gpu_share));
+  return std::max<int64_t>(0, k);
+}
+
+bool matches(const Node& n, const std::map<std::string, std::string>& selector) {
+  for (const auto& [k, v] : selector) {
+    auto it = n.labels.find(k);
+    if (it == n.labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+std::string describe(const Resources& r) {
+  std::string s = fmt::format("cpu {:g}, memory {}", r.cpu_millis / 1000.0, formatAmount(1, r.memory_bytes));
+  if (r.gpu) s += fmt::format(", gpu {}", r.gpu);
+  if (r.gpu_share) s += fmt::format(", gpu {:g}", r.gpu_share / 1000.0);
+  return s;
+}
+
+std::string ago(double seconds) {
+  if (seconds < 120) return fmt::format("{:.0f} s", seconds);
+  if (seconds < 7200) return fmt::format("{:.0f} min", seconds / 60);
+  return fmt::format("{:.1f} h", seconds / 3600);
+}
+
+}  // namespace
+
+Resources Request::total() const {
+  Resources t;
+  for (const auto& r : replicas) t += r.need;
+  return t;
+}
+
+Resources Allocation::total() const {
+  Resources t;
+  for (const auto& p : placements) t += p.held;
+  return t;
+}
+
+std::optional<std::string> neverFits(const std::vector<Node>& nodes, const Request& r) {
+  // Each replica shape, and as many of it as the gang has, on the matching nodes all empty.
+  std::map<std::array<int64_t, 4>, std::pair<Resources, int64_t>> shapes;
+  for (const auto& rep : r.replicas) {
+    auto& s = shapes[{rep.need.cpu_millis, rep.need.memory_bytes, rep.need.gpu, rep.need.gpu_share}];
+    s.first = rep.need;
+    s.second++;
+  }
+  Amounts cap{};
+  int matching = 0;
+  for (const auto& n : nodes)
+    if (matches(n, r.node_selector)) cap += amounts(n.allocatable), ++matching;
+  if (matching == 0)
+    return nodes.empty() ? std::string("no nodes") : fmt::format("no node can ever hold this job: none of the {} nodes matches its node selector", nodes.size());
+  for (const auto& [key, shape] : shapes) {
+    const auto& [need, count] = shape;
+    int64_t room = 0;
+    const Node* largest = nullptr;
+    for (const auto& n : nodes) {
+      if (!matches(n, r.node_selector)) continue;
+      room += emptyFit(n, need);
+      if (!largest || n.allocatable.cpu_millis > largest->allocatable.cpu_millis) largest = &n;
+    }
+    if (room == 0)
+      return fmt::format("no node can ever hold this job: {}", largest->allocatable.shortfall(need).empty()
+                                                                   ? "gpu (needs " + describe(need) + ")"
+                                                                   : largest->allocatable.shortfall(need));
+    if (room < count)
+      return fmt::format("no node set can ever hold this job: its gang has {} replicas of {} and the {} matching nodes hold {} at most",
+                         count, describe(need), matching, room);
+  }
+  return std::nullopt;
+}
+
+// queue -> priority (highest first) -> user -> (seq, job)
+struct Scheduler::Order {
+  using Users = std::map<std::string, std::set<std::pair<int64_t, std::string>>>;
+  using Levels = std::map<int, Users, std::greater<int>>;
+  std::map<std::string, Levels> queues;
+};
+
+Scheduler::Scheduler(SchedulerOptions opts) : opts_(opts), order_(std::make_unique<Order>()) {
+  book_.setQueues({});
+}
+Scheduler::~Scheduler() = default;
+
+void Scheduler::setNodes(std::vector<Node> nodes) {
+  cluster_.setNodes(std::move(nodes));
+  for (const auto& [job, a] : running_)
+    for (const auto& p : a.placements) cluster_.hold(p);
+  for (const auto& [job, r] : pending_) unchecked_.insert(job);
+  never_cache_.clear();
+  ++version_;
+}
+
+void Scheduler::setQueues(std::vector<QueueSpec> queues) {
+  book_.setQueues(std::move(queues));
+  for (const auto& [job, r] : pending_) unchecked_.insert(job);
+  ++version_;
+}
+
+void Scheduler::take(const Allocation& a) {
+  for (const auto& p : a.placements) cluster_.hold(p);
+  auto use = amounts(a.total());
+  book_.add(a.queue, use);
+  user_usage_[a.queue][a.user] += use;
+}
+
+void Scheduler::give(const Allocation& a) {
+  for (const auto& p : a.placements) cluster_.unhold(p);
+  auto use = amounts(a.total());
+  book_.remove(a.queue, use);
+  user_usage_[a.queue][a.user] -= use;
+}
+
+void Scheduler::index(const Allocation& a, bool add) {
+  auto key = std::make_tuple(a.priority, -a.started_at, a.job);
+  if (add) by_queue_[a.queue].insert(key);
+  else by_queue_[a.queue].erase(key);
+  if (a.expected_end) {
+    if (add) ends_.insert({*a.expected_end, a.job});
+    else ends_.erase({*a.expected_end, a.job});
+  }
+  if (a.terminating) {
+    if (add) terminating_.insert(a.job);
+    else terminating_.erase(a.job);
+  }
+}
+
+void Scheduler::assume(Allocation a) {
+  release(a.job);
+  take(a);
+  index(a, true);
+  running_[a.job] = std::move(a);
+}
+
+void Scheduler::markTerminating(const std::string& job) {
+  auto it = running_.find(job);
+  if (it == running_.end() || it->second.terminating) return;
+  index(it->second, false);
+  it->second.terminating = true;
+  index(it->second, true);
+}
+
+void Scheduler::release(const std::string& job) {
+  auto it = running_.find(job);
+  if (it == running_.end()) return;
+  give(it->second);
+  index(it->second, false);
+  running_.erase(it);
+  ++version_;
+}
+
+void Scheduler::enqueue(Request r) {
+  dequeue(r.job);
+  order_->queues[r.queue][r.priority][r.user].insert({r.seq, r.job});
+  unchecked_.insert(r.job);
+  pending_[r.job] = std::move(r);
+}
+
+void Scheduler::unlist(const Request& r) {
+  auto q = order_->queues.find(r.queue);
+  if (q == order_->queues.end()) return;
+  auto l = q->second.find(r.priority);
+  if (l == q->second.end()) return;
+  auto u = l->second.find(r.user);
+  if (u == l->second.end()) return;
+  u->second.erase({r.seq, r.job});
+  if (u->second.empty()) l->second.erase(u);
+  if (l->second.empty()) q->second.erase(l);
+  if (q->second.empty()) order_->queues.erase(q);
+}
+
+void Scheduler::dequeue(const std::string& job) {
+  auto it = pending_.find(job);
+  if (it == pending_.end()) return;
+  unlist(it->second);
+  unchecked_.erase(job);
+  failed_preemption_.erase(job);
+  pending_.erase(it);
+}
+
+std::optional<std::string> Scheduler::never(const Request& r) {
+  const QueueSpec* q = book_.queue(r.queue);
+  if (!q) return fmt::format("queue {} does not exist", r.queue);
+  if (!q->users.empty() && std::find(q->users.begin(), q->users.end(), r.user) == q->users.end())
+    return fmt::format("user {} may not submit to queue {}", r.user.empty() ? "(anonymous)" : r.user, r.queue);
+  for (const auto& rep : r.replicas)
+    if (rep.need.gpu_share > 0 && !opts_.gpu_sharing)
+      return fmt::format("replica {} asks for a {:g} share of a GPU and GPU sharing is off (whole GPUs only)",
+                         rep.name, rep.need.gpu_share / 1000.0);
+  if (auto why = book_.neverAdmits(r.queue, amounts(r.total()))) return why;
+  // Cached by shape: a stream of jobs of a few shapes costs one node scan each.
+  std::string key = fmt::format("{}|{}", static_cast<int>(r.policy), r.replicas.size());
+  for (const auto& rep : r.replicas)
+    key += fmt::format("|{},{},{},{}", rep.need.cpu_millis, rep.need.memory_bytes, rep.need.gpu, rep.need.gpu_share);
+  for (const auto& [k, v] : r.node_selector) key += "|" + k + "=" + v;
+  auto hit = never_cache_.find(key);
+  if (hit != never_cache_.end()) return hit->second;
+  std::vector<Node> all;
+  all.reserve(cluster_.nodes().size());
+  for (const auto& n : cluster_.nodes()) all.push_back(n.node);
+  auto why = neverFits(all, r);
+  never_cache_[key] = why;
+  return why;
+}
+
+bool Scheduler::fits(const Request& r) {
+  if (book_.refuses(r.queue, amounts(r.total()))) return false;
+  auto placed = cluster_.place(r.replicas, r.policy, r.node_selector);
+  if (!placed) return false;
+  for (const auto& p : *placed) cluster_.unhold(p);
+  return true;
+}
+
+bool Scheduler::fitsOnceStopped(const Request& r) {
+  if (terminating_.empty()) return false;
+  for (const auto& j : terminating_) give(running_.at(j));
+  bool ok = fits(r);
+  for (const auto& j : terminating_) take(running_.at(j));
+  return ok;
+}
+
+std::optional<std::vector<std::string>> Scheduler::victimsFor(const Request& r) {
+  const QueueSpec* q = book_.queue(r.queue);
+  if (!q) return std::nullopt;
+  auto need = amounts(r.total());
+  std::vector<const Allocation*> cands;
+  // Kueue's order: borrowers of other queues first, then the lowest
+  // priority, then the most recently started.
+  if (q->reclaim_within_cohort && !q->cohort.empty()) {
+    Amounts after = book_.usage(r.queue);
+    after += need;
+    if (covers(q->nominal, after)) {
+      for (const auto& other : book_.queues()) {
+        if (other.name == r.queue || other.cohort != q->cohort || !book_.borrowing(other.name)) continue;
+        for (const auto& [prio, neg_start, job] : by_queue_[other.name]) {
+          const auto& a = running_.at(job);
+          if (!a.terminating) cands.push_back(&a);
+          if (static_cast<int>(cands.size()) >= opts_.max_victims) break;
+        }
+      }
+    }
+  }
+  if (q->preempt_lower_priority) {
+    for (const auto& [prio, neg_start, job] : by_queue_[r.queue]) {
+      if (prio >= r.priority || static_cast<int>(cands.size()) >= opts_.max_victims) break;
+      const auto& a = running_.at(job);
+      if (!a.terminating) cands.push_back(&a);
+    }
+  }
+  if (cands.empty()) return std::nullopt;
+  std::stable_sort(cands.begin(), cands.end(), [&](const Allocation* a, const Allocation* b) {
+    bool oa = a->queue != r.queue, ob = b->queue != r.queue;
+    if (oa != ob) return oa;
+    if (a->priority != b->priority) return a->priority < b->priority;
+    if (a->started_at != b->started_at) return a->started_at > b->started_at;
+    return a->seq > b->seq;
+  });
+  std::vector<const Allocation*> removed;
+  bool ok = false;
+  for (const auto* a : cands) {
+    give(*a);
+    removed.push_back(a);
+    if ((ok = fits(r))) break;
+  }
+  if (!ok) {
+    for (const auto* a : removed) take(*a);
+    return std::nullopt;
+  }
+  // Keep every victim that turns out not to be needed.
+  for (int i = static_cast<int>(removed.size()) - 2; i >= 0; --i) {
+    take(*removed[i]);
+    if (fits(r)) removed[i] = nullptr;
+    else give(*removed[i]);
+  }
+  std::vector<std::string> victims;
+  for (const auto* a : removed)
+    if (a) take(*a), victims.push_back(a->job);
+  return victims;
+}
+
+std::optional<double> Scheduler::earliestStart(const Request& r, double now) const {
+  auto need = amounts(r.total());
+  Amounts free{};
+  for (const auto& n : cluster_.nodes())
+    if (n.node.schedulable) free += amounts(n.free);
+  // Enough in total but fragmented: when it fits is unknown.
+  if (covers(free, need)) return std::nullopt;
+  for (const auto& j : terminating_) free += amounts(running_.at(j).total());
+  if (covers(free, need)) return now;
+  for (const auto& [end, job] : ends_) {
+    const auto& a = running_.at(job);
+    if (a.terminating) continue;
+    free += amounts(a.total());
+    if (covers(free, need)) return std::max(now, end);
+  }
+  return std::nullopt;
+}
+
+Decision Scheduler::schedule(double now) {
+  Decision d;
+  for (const auto& job : unchecked_) {
+    const Request& r = pending_.at(job);
+    if (auto why = never(r)) d.unschedulable.push_back({job, *why});
+  }
+  unchecked_.clear();
+  for (const auto& u : d.unschedulable) dequeue(u.job);
+
+  const Amounts cap = cluster_.capacity();
+  // A cursor per queue over its pending jobs in order.
+  struct Cursor {
+    std::string queue;
+    Order::Levels* levels;
+    Order::Levels::iterator level;
+    std::map<std::string, std::set<std::pair<int64_t, std::string>>::iterator> at;  // per user
+    void enter() {
+      at.clear();
+      if (level != levels->end())
+        for (auto& [user, jobs] : level->second) at[user] = jobs.begin();
+    }
   };
-  std::map<std::string, Free> free;
-  for (const auto& n : nodes) free[n.name] = {n.allocatable, {n.gpu_ids.begin(), n.gpu_ids.end()}};
-  for (const auto& a : in_use) {
-    auto it = free.find(a.node);
-    if (it == free.end()) continue;  // node gone; its allocations no longer count
-    it->second.res -= a.held;
-    for (int g : a.gpu_ids) it->second.gpus.erase(g);
+  std::vector<Cursor> cursors;
+  for (auto& [name, levels] : order_->queues) {
+    Cursor c{name, &levels, levels.begin(), {}};
+    c.enter();
+    cursors.push_back(std::move(c));
+  }
+  // The next job of a cursor: the user with the smallest share at the top priority level.
+  auto head = [&](Cursor& c) -> std::pair<const std::string*, std::string> {
+    while (c.level != c.levels->end()) {
+      const std::string* best = nullptr;
+      std::string best_user;
+      double best_share = 0;
+      int64_t best_seq = 0;
+      for (auto& [user, it] : c.at) {
+        auto u = c.level->second.find(user);
+        if (u == c.level->second.end() || it == u->second.end()) continue;
+        double share = dominantShare(user_usage_[c.queue][user], cap);
+        if (!best || share < best_share || (share == best_share && it->first < best_seq))
+          best = &it->second, best_user = user, best_share = share, best_seq = it->first;
+      }
+      if (best) return {best, best_user};
+      ++c.level;
+      c.enter();
+    }
+    return {nullptr, ""};
+  };
+
+  std::map<std::string, std::string> reasons;
+  struct Reservation {
+    std::string job;
+    std::optional<double> start;
+  };
+  std::optional<Reservation> reservation;
+  int tests = 0;
+  std::vector<std::string> done;  // admitted this cycle: removed from the order after the loop
+  auto wait = [&](const std::string& job, std::string why) {
+    if (opts_.explain) reasons[job] = std::move(why);
+  };
+  // Nothing fits now: preempt, wait for victims, or reserve.
+  auto blocked = [&](const Request& r, bool quota, const std::string& why) {
+    if (opts_.preemption) {
+      if (fitsOnceStopped(r)) {
+        wait(r.job, "waiting for preempted or cancelled jobs to stop: " + why);
+        if (!quota && !reservation) reservation = Reservation{r.job, now};
+        return;
+      }
+      auto failed = failed_preemption_.find(r.job);
+      if (failed == failed_preemption_.end() || failed->second != version_) {
+        if (auto victims = victimsFor(r)) {
+          for (const auto& v : *victims) {
+            markTerminating(v);
+            d.preempted.push_back({v, fmt::format("preempted to make room for {} (priority {}, queue {})", r.job,
+                                                  r.priority, r.queue)});
+          }
+          wait(r.job, fmt::format("preempting {} job(s) to make room: {}", victims->size(), why));
+          if (!quota && !reservation) reservation = Reservation{r.job, now};
+          return;
+        }
+        failed_preemption_[r.job] = version_;
+      }
+    }
+    if (quota) {
+      wait(r.job, why);
+      return;
+    }
+    std::string text = why;
+    if (!reservation) {
+      reservation = Reservation{r.job, earliestStart(r, now)};
+      if (reservation->start) text += fmt::format("; expected to start in {} (resources reserved)", ago(*reservation->start - now));
+    }
+    wait(r.job, text);
+  };
+
+  for (;;) {
+    // The next queue: smallest weighted dominant share, then priority, then age.
+    Cursor* pick = nullptr;
+    const std::string* pick_job = nullptr;
+    std::string pick_user;
+    double pick_share = 0;
+    for (auto& c : cursors) {
+      auto [job, user] = head(c);
+      if (!job) continue;
+      const QueueSpec* qs = book_.queue(c.queue);
+      double share = dominantShare(book_.usage(c.queue), cap, qs ? qs->weight : 1);
+      const Request& r = pending_.at(*job);
+      bool better = !pick || share < pick_share;
+      if (pick && share == pick_share) {
+        const Request& p = pending_.at(*pick_job);
+        better = r.priority != p.priority ? r.priority > p.priority : r.seq < p.seq;
+      }
+      if (better) pick = &c, pick_job = job, pick_user = user, pick_share = share;
+    }
+    if (!pick) break;
+    const std::string job = *pick_job;
+    ++pick->at[pick_user];  // the cursor moves on; the job stays listed until the loop ends
+    const Request& r = pending_.at(job);
+    const auto need = amounts(r.total());
+
+    if (auto why = book_.refuses(r.queue, need)) {
+      blocked(r, true, *why);
+      continue;
+    }
+    if (reservation) {
+      if (tests >= opts_.max_backfill_tests) break;
+      ++tests;
+      bool ends_before = opts_.backfill && r.duration && reservation->start && now + *r.duration <= *reservation->start;
+      if (!ends_before) {
+        wait(job, fmt::format("waiting behind {}, which holds the next start{}", reservation->job,
+                              !opts_.backfill ? ""
+                              : !r.duration   ? " (a job without activeDeadlineSeconds or a walltime hint is never started ahead of it)"
+                              : reservation->start ? " (this job would not end before it starts)"
+                                                   : " (when it can start is unknown, so nothing starts ahead of it)"));
+        continue;
+      }
+    }
+    auto placed = cluster_.place(r.replicas, r.policy, r.node_selector);
+    if (!placed) {
+      blocked(r, false, opts_.explain ? cluster_.whyNot(r.replicas, r.policy, r.node_selector) : "");
+      continue;
+    }
+    Allocation a;
+    a.job = job;
+    a.user = r.user;
+    a.queue = r.queue;
+    a.priority = r.priority;
+    a.seq = r.seq;
+    a.placements = std::move(*placed);
+    a.started_at = now;
+    if (r.duration) a.expected_end = now + *r.duration;
+    // place() already holds the nodes; the books take the rest.
+    auto use = amounts(a.total());
+    book_.add(a.queue, use);
+    user_usage_[a.queue][a.user] += use;
+    index(a, true);
+    if (reservation) ++d.backfilled;
+    running_[job] = a;
+    d.admitted.push_back(std::move(a));
+    done.push_back(job);
+  }
+  for (const auto& job : done) {
+    unlist(pending_.at(job));
+    failed_preemption_.erase(job);
+    pending_.erase(job);
   }
 
-  std::stable_sort(queue.begin(), queue.end(), [](const Request& a, const Request& b) {
-    return a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq;
-  });
-
-  Decision d;
-  bool blocked = false;
-  for (const auto& req : queue) {
-    if (auto why = neverFits(nodes, req.need)) {
-      d.unschedulable.push_back({req.job, *why});
-      continue;
+  if (opts_.explain) {
+    // Every waiting job, in queue order, with its position.
+    for (auto& [qname, levels] : order_->queues) {
+      std::vector<std::pair<int64_t, const std::string*>> ordered;
+      int position = 0;
+      for (auto& [prio, users] : levels) {
+        ordered.clear();
+        for (auto& [user, jobs] : users)
+          for (auto& [seq, job] : jobs) ordered.push_back({seq, &job});
+        std::sort(ordered.begin(), ordered.end());
+        for (auto& [seq, job] : ordered) {
+          ++position;
+          auto it = reasons.find(*job);
+          d.waiting.push_back({*job, it == reasons.end() ? fmt::format("waiting for its turn in queue {}", qname) : it->second,
+                               position});
+        }
+      }
     }
-    if (blocked) {
-      d.waiting.push_back({req.job, "waiting behind a job of higher priority or earlier submission"});
-      continue;
-    }
-    const Node* chosen = nullptr;
-    for (const auto& n : nodes)
-      if (free[n.name].res.covers(req.need)) { chosen = &n; break; }
-    if (!chosen) {
-      const auto& f = free[nodes.front().name].res;
-      d.waiting.push_back({req.job, "insufficient " + f.shortfall(req.need)});
-      blocked = true;
-      continue;
-    }
-    Free& f = free[chosen->name];
-    Allocation a{req.job, chosen->name, req.need, {}};
-    for (auto it = f.gpus.begin(); it != f.gpus.end() && static_cast<int>(a.gpu_ids.size()) < req.need.gpu;)
-      a.gpu_ids.push_back(*it), it = f.gpus.erase(it);
-    f.res -= req.need;
-    d.admitted.push_back(std::move(a));
   }
   return d;
 }

@@ -106,7 +106,16 @@ class Translator {
     if (!pod) w_.fail(tmpl, tpath + ".spec", "missing required field 'spec' (the pod spec)");
     std::string ppath = tpath + ".spec";
     if (!pod.IsMap()) w_.fail(pod, ppath, fmt::format("expected a mapping, got {}", typeName(pod)));
-    warnOthers(pod, ppath, {"containers", "restartPolicy"}, "not applied on the local backend (it needs a cluster)");
+    warnOthers(pod, ppath, {"containers", "restartPolicy", "nodeSelector"}, "not applied on the local backend (it needs a cluster)");
+    if (pod["nodeSelector"]) {
+      // One selector per job: the scheduler places the gang as a whole.
+      for (const auto& [k, v] : w_.strMap(pod["nodeSelector"], ppath + ".nodeSelector")) {
+        auto [it, fresh] = selector.emplace(k, v);
+        if (!fresh && it->second != v)
+          warn(pod["nodeSelector"], ppath + ".nodeSelector." + k,
+               fmt::format("replica types disagree on nodeSelector {}; the job uses \"{}\"", k, it->second));
+      }
+    }
     YAML::Node containers = pod["containers"];
     if (!containers) w_.fail(pod, ppath + ".containers", "missing required field 'containers'");
     if (!containers.IsSequence() || containers.size() == 0)
@@ -168,11 +177,17 @@ class Translator {
     if (auto s = rp["schedulingPolicy"]) {
       if (s["priorityClass"]) warn(s["priorityClass"], path + ".schedulingPolicy.priorityClass",
                                    "priority classes need a cluster; use spec.priority of a TrainJob locally");
-      warnOthers(s, path + ".schedulingPolicy", {"priorityClass"}, "gang scheduling is built in on the local backend");
+      if (s["queue"]) {
+        job.queue = w_.str(s["queue"], path + ".schedulingPolicy.queue");
+        if (!isValidName(job.queue)) w_.fail(s["queue"], path + ".schedulingPolicy.queue", "expected a DNS-1123 queue name");
+      }
+      warnOthers(s, path + ".schedulingPolicy", {"priorityClass", "queue"}, "gang scheduling is built in");
     }
     if (rp["suspend"]) warn(rp["suspend"], path + ".suspend", "suspend is not supported on the local backend");
     if (rp["managedBy"]) warn(rp["managedBy"], path + ".managedBy", "ignored on the local backend");
   }
+
+  std::map<std::string, std::string> selector;  // merged over the replica types
 
  private:
   const Walker& w_;
@@ -267,6 +282,7 @@ TrainJobSpec translateKubeflowJob(const Walker& w, const YAML::Node& root, const
     return std::find(allowed.begin(), allowed.end(), a.name) < std::find(allowed.begin(), allowed.end(), b.name);
   });
   job.restart_policy = primary_policy.value_or(other_policy.value_or(RestartPolicy::Never));
+  job.node_selector = t.selector;
   if (f->framework == std::string("mpi")) {
     if (!job.role("launcher")) w.fail(specs, spath + ".Launcher", "an MPIJob needs a Launcher");
     if (!job.role("worker")) w.fail(specs, spath + ".Worker", "an MPIJob needs Workers");
@@ -311,6 +327,7 @@ TrainJobSpec translateBatchJob(const Walker& w, const YAML::Node& root, const st
   role.name = "worker";
   role.replicas = 1;
   job.roles.push_back(role);
+  job.node_selector = t.selector;
   return job;
 }
 

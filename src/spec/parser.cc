@@ -77,7 +77,7 @@ void parseRoleFields(const Walker& w, const YAML::Node& n, const std::string& pa
     Resources parsed = parseResources(w, r, path + ".resources");
     if (r["cpu"]) role.resources.cpu_millis = parsed.cpu_millis;
     if (r["memory"]) role.resources.memory_bytes = parsed.memory_bytes;
-    if (r["gpu"]) role.resources.gpu = parsed.gpu;
+    if (r["gpu"]) role.resources.gpu = parsed.gpu, role.resources.gpu_share = parsed.gpu_share;
   }
 }
 
@@ -139,7 +139,8 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
   w.expectMap(spec, "spec",
               {"command", "args", "env", "workingDir", "image", "framework", "replicas", "roles", "resources",
                "restartPolicy", "backoffLimit", "activeDeadlineSeconds", "priority", "queue",
-               "metricsCollector", "outputs", "successPolicy", "slotsPerWorker"});
+               "metricsCollector", "outputs", "successPolicy", "slotsPerWorker", "placement", "nodeSelector",
+               "walltime"});
 
   if (spec["framework"]) {
     job.framework = w.str(spec["framework"], "spec.framework");
@@ -196,6 +197,13 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
     job.queue = w.str(spec["queue"], "spec.queue");
     if (!isValidName(job.queue)) w.fail(spec["queue"], "spec.queue", "expected a DNS-1123 queue name");
   }
+  if (auto p = spec["placement"]) {
+    job.placement = w.str(p, "spec.placement");
+    if (job.placement != "pack" && job.placement != "spread")
+      w.fail(p, "spec.placement", fmt::format("expected pack or spread, got \"{}\"", job.placement));
+  }
+  if (spec["nodeSelector"]) job.node_selector = w.strMap(spec["nodeSelector"], "spec.nodeSelector");
+  if (auto wt = spec["walltime"]) job.walltime_seconds = parseDuration(w, wt, "spec.walltime");
   if (auto sp = spec["successPolicy"]) {
     job.success_policy = w.str(sp, "spec.successPolicy");
     if (job.success_policy != "Default" && job.success_policy != "AllWorkers")
@@ -339,7 +347,8 @@ TrainJobSpec parseJobNode(const Walker& w, const YAML::Node& root, const std::st
     w.fail(root["apiVersion"], "apiVersion",
            fmt::format("expected trainyard.dev/v1 (or kubeflow.org/v1 for PyTorchJob, TFJob, MPIJob; "
                        "kubeflow.org/v1beta1 for a Katib Experiment), got \"{}\"", api));
-  if (kind != "TrainJob") w.fail(root["kind"], "kind", fmt::format("expected TrainJob or Experiment, got \"{}\"", kind));
+  if (kind != "TrainJob")
+    w.fail(root["kind"], "kind", fmt::format("expected TrainJob, Experiment, Queue or Cohort, got \"{}\"", kind));
   return parseTrainJob(w, root, base_dir);
 }
 
@@ -405,9 +414,78 @@ LoadedSpec loadSpecString(const std::string& text, const std::string& file_name,
 }
 
 namespace {
+QuotaDef parseQuota(const Walker& w, const YAML::Node& n, const std::string& path) {
+  QuotaDef q;
+  if (!n.IsMap()) w.fail(n, path, fmt::format("expected a mapping of resources (cpu, memory, gpu), got {}", typeName(n)));
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    std::string key = it->first.Scalar();
+    if (key != "cpu" && key != "memory" && key != "gpu")
+      w.fail(it->first, path + "." + key, fmt::format("unknown resource \"{}\" (expected cpu, memory or gpu)", key));
+  }
+  auto zero = [](const YAML::Node& v) { return v.IsScalar() && (v.Scalar() == "0" || v.Scalar() == "0.0"); };
+  if (auto c = n["cpu"]) q.cpu_millis = zero(c) ? 0 : parseCpuField(w, c, path + ".cpu");
+  if (auto m = n["memory"]) q.memory_bytes = zero(m) ? 0 : parseMemoryField(w, m, path + ".memory");
+  if (auto g = n["gpu"]) q.gpu_milli = static_cast<int64_t>(w.number(g, path + ".gpu", 0, 1e6) * 1000 + 0.5);
+  return q;
+}
+
+QueueDef parseQueue(const Walker& w, const YAML::Node& root, const std::string& kind) {
+  QueueDef q;
+  q.kind = kind;
+  w.expectMap(root, "", {"apiVersion", "kind", "metadata", "spec"});
+  YAML::Node meta = root["metadata"];
+  if (!meta) w.fail(root, "metadata", "missing required field 'metadata' (with a name)");
+  w.expectMap(meta, "metadata", {"name", "labels", "annotations"});
+  if (!meta["name"]) w.fail(meta, "metadata.name", "missing required field 'name'");
+  q.name = w.name(meta["name"], "metadata.name");
+  YAML::Node spec = root["spec"];
+  if (!spec) spec = YAML::Node(YAML::NodeType::Map);
+  if (!spec.IsMap()) w.fail(spec, "spec", fmt::format("expected a mapping, got {}", typeName(spec)));
+  auto mark = [&](const YAML::Node& n) { q.parent_line = n.Mark().line + 1, q.parent_column = n.Mark().column + 1; };
+  if (kind == "Cohort") {
+    w.expectMap(spec, "spec", {"parent"});
+    if (auto p = spec["parent"]) q.parent = w.name(p, "spec.parent"), mark(p);
+    if (q.parent == q.name) w.fail(spec["parent"], "spec.parent", "a cohort cannot be its own parent");
+    return q;
+  }
+  w.expectMap(spec, "spec", {"cohort", "weight", "quota", "borrowingLimit", "lendingLimit", "preemption", "users"});
+  if (auto c = spec["cohort"]) q.cohort = w.name(c, "spec.cohort"), mark(c);
+  if (auto wt = spec["weight"]) {
+    q.weight = w.number(wt, "spec.weight", 0, 1e6);
+    if (q.weight <= 0) w.fail(wt, "spec.weight", "expected a weight above 0");
+  }
+  if (auto n = spec["quota"]) q.quota = parseQuota(w, n, "spec.quota");
+  if (auto n = spec["borrowingLimit"]) q.borrowing_limit = parseQuota(w, n, "spec.borrowingLimit");
+  if (auto n = spec["lendingLimit"]) q.lending_limit = parseQuota(w, n, "spec.lendingLimit");
+  if ((spec["borrowingLimit"] || spec["lendingLimit"]) && q.cohort.empty())
+    w.fail(spec["borrowingLimit"] ? spec["borrowingLimit"] : spec["lendingLimit"],
+           spec["borrowingLimit"] ? "spec.borrowingLimit" : "spec.lendingLimit",
+           "borrowing and lending need a cohort (spec.cohort)");
+  if (auto p = spec["preemption"]) {
+    w.expectMap(p, "spec.preemption", {"withinQueue", "reclaimWithinCohort"});
+    if (auto v = p["withinQueue"]) {
+      q.within_queue = w.str(v, "spec.preemption.withinQueue");
+      if (q.within_queue != "LowerPriority" && q.within_queue != "Never")
+        w.fail(v, "spec.preemption.withinQueue", fmt::format("expected LowerPriority or Never, got \"{}\"", q.within_queue));
+    }
+    if (auto v = p["reclaimWithinCohort"]) {
+      q.reclaim_within_cohort = w.str(v, "spec.preemption.reclaimWithinCohort");
+      if (q.reclaim_within_cohort != "Any" && q.reclaim_within_cohort != "Never")
+        w.fail(v, "spec.preemption.reclaimWithinCohort", fmt::format("expected Any or Never, got \"{}\"", q.reclaim_within_cohort));
+    }
+  }
+  if (auto u = spec["users"]) q.users = w.strList(u, "spec.users");
+  return q;
+}
+
 LoadedSpec loadParsed(const Walker& w, const YAML::Node& root, const std::string& text, const std::string& file_name,
                       const std::string& base_dir, const std::vector<std::string>& overrides, LoadedSpec out,
                       const std::string& api, const std::string& kind) {
+  if ((kind == "Queue" || kind == "Cohort") && api == "trainyard.dev/v1") {
+    out.queue = parseQueue(w, root, kind);
+    out.queue->source_file = file_name;
+    return out;
+  }
   if (kind == "Experiment" && (api == "trainyard.dev/v1" || api == "kubeflow.org/v1beta1")) {
     ExperimentSpec e = api == "trainyard.dev/v1"
                            ? parseExperiment(w, root, text, out.warnings)

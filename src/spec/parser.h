@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "spec/experiment.h"
+#include "spec/queue.h"
 #include "spec/trainjob.h"
 
 namespace trainyard::spec {
@@ -26,6 +27,7 @@ struct LoadedSpec {
   std::string kind;  // TrainJob, Experiment, or the Kubeflow kind it was translated from
   TrainJobSpec job;  // when not an experiment
   std::optional<ExperimentSpec> experiment;
+  std::optional<QueueDef> queue;  // kind Queue or Cohort
   // "file:line:col: path: ..." for each field that cannot apply here (image,
   // volumes, nodeSelector... on the local backend); never silently dropped.
   std::vector<std::string> warnings;

@@ -21,6 +21,7 @@ Resources TrainJobSpec::totalRequest() const {
     total.cpu_millis += r.resources.cpu_millis * r.replicas;
     total.memory_bytes += r.resources.memory_bytes * r.replicas;
     total.gpu += r.resources.gpu * r.replicas;
+    total.gpu_share += r.resources.gpu_share * r.replicas;
   }
   return total;
 }
@@ -64,7 +65,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(RestartPolicy, {{RestartPolicy::Never, "Never"},
 NLOHMANN_JSON_SERIALIZE_ENUM(MetricsCollector::Kind, {{MetricsCollector::Kind::StdOut, "StdOut"},
                                                       {MetricsCollector::Kind::File, "File"},
                                                       {MetricsCollector::Kind::None, "None"}})
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Resources, cpu_millis, memory_bytes, gpu)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Resources, cpu_millis, memory_bytes, gpu, gpu_share)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MetricsCollector, kind, path, format, filter)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReplicaRole, name, replicas, command, args, env,
                                                 working_dir, image, resources)
@@ -79,6 +80,9 @@ void to_json(nlohmann::json& j, const TrainJobSpec& s) {
                      {"successPolicy", s.success_policy}, {"slotsPerWorker", s.slots_per_worker},
                      {"sourceFile", s.source_file}};
   if (s.active_deadline_seconds) j["activeDeadlineSeconds"] = *s.active_deadline_seconds;
+  if (s.placement != "pack") j["placement"] = s.placement;
+  if (!s.node_selector.empty()) j["nodeSelector"] = s.node_selector;
+  if (s.walltime_seconds) j["walltimeSeconds"] = *s.walltime_seconds;
 }
 
 void from_json(const nlohmann::json& j, TrainJobSpec& s) {
@@ -99,6 +103,9 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
   s.source_file = j.value("sourceFile", s.source_file);
   if (j.contains("activeDeadlineSeconds"))
     s.active_deadline_seconds = j["activeDeadlineSeconds"].get<int64_t>();
+  s.placement = j.value("placement", s.placement);
+  s.node_selector = j.value("nodeSelector", s.node_selector);
+  if (j.contains("walltimeSeconds")) s.walltime_seconds = j["walltimeSeconds"].get<int64_t>();
 }
 
 bool isInside(const std::string& path, const std::string& root) {

@@ -17,6 +17,7 @@ struct Resources {
   int64_t cpu_millis = 1000;  // default: one core, so a job always holds a slot
   int64_t memory_bytes = 0;   // 0 = no request, no limit
   int gpu = 0;
+  int gpu_share = 0;  // `gpu: 0.25`: thousandths of one shared device (needs GPU sharing on)
 };
 
 // Kubeflow semantics. ExitCode: 1-127 permanent, 128-255 (signals) retryable.
@@ -55,6 +56,13 @@ struct TrainJobSpec {
   std::optional<int64_t> active_deadline_seconds;
   int priority = 0;
   std::string queue = "default";
+  // Scheduling hints: "pack" (fewest nodes, the default) or "spread"; node
+  // labels every replica's node must have; how long the job runs about
+  // (lets it start ahead of a reserved gang; activeDeadlineSeconds is used
+  // when this is absent).
+  std::string placement = "pack";
+  std::map<std::string, std::string> node_selector;
+  std::optional<int64_t> walltime_seconds;
   MetricsCollector metrics;
   // Default: the job succeeds when its primary replica (master, chief,
   // launcher, else worker-0) succeeds. AllWorkers: when every worker does.

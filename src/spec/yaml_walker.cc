@@ -1,5 +1,7 @@
 #include "spec/yaml_walker.h"
 
+#include <cmath>
+
 #include <filesystem>
 #include <regex>
 
@@ -65,6 +67,41 @@ int64_t Walker::integer(const YAML::Node& n, const std::string& path, int64_t mi
   if (used == 0 || used != s.size()) fail(n, path, fmt::format("expected an integer, got \"{}\"", s));
   if (v < min || v > max) fail(n, path, fmt::format("expected an integer in [{}, {}], got {}", min, max, v));
   return v;
+}
+
+double Walker::number(const YAML::Node& n, const std::string& path, double min, double max) const {
+  if (!n.IsScalar()) fail(n, path, fmt::format("expected a number, got {}", typeName(n)));
+  const std::string& s = n.Scalar();
+  double v = 0;
+  size_t used = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != s.size() || !std::isfinite(v)) fail(n, path, fmt::format("expected a number, got \"{}\"", s));
+  if (v < min || v > max) fail(n, path, fmt::format("expected a number in [{:g}, {:g}], got {:g}", min, max, v));
+  return v;
+}
+
+int64_t parseDuration(const Walker& w, const YAML::Node& n, const std::string& path) {
+  if (!n.IsScalar()) w.fail(n, path, fmt::format("expected a duration such as 90s, 30m or 2h, got {}", typeName(n)));
+  std::string s = n.Scalar();
+  int64_t unit = 1;
+  if (!s.empty() && std::string("smhd").find(s.back()) != std::string::npos) {
+    unit = s.back() == 's' ? 1 : s.back() == 'm' ? 60 : s.back() == 'h' ? 3600 : 86400;
+    s.pop_back();
+  }
+  int64_t v = 0;
+  size_t used = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != s.size() || v < 1 || v > (int64_t{1} << 40) / unit)
+    w.fail(n, path, fmt::format("expected a duration such as 90s, 30m or 2h, got \"{}\"", n.Scalar()));
+  return v * unit;
 }
 
 std::vector<std::string> Walker::strList(const YAML::Node& n, const std::string& path) const {
@@ -156,7 +193,12 @@ Resources parseResources(const Walker& w, const YAML::Node& n, const std::string
   w.expectMap(n, path, {"cpu", "memory", "gpu"});
   if (auto c = n["cpu"]) r.cpu_millis = parseCpuField(w, c, path + ".cpu");
   if (auto m = n["memory"]) r.memory_bytes = parseMemoryField(w, m, path + ".memory");
-  if (auto g = n["gpu"]) r.gpu = static_cast<int>(w.integer(g, path + ".gpu", 0, 64));
+  if (auto g = n["gpu"]) {
+    double v = w.number(g, path + ".gpu", 0, 64);
+    if (v == static_cast<int>(v)) r.gpu = static_cast<int>(v);
+    else if (v < 1 && v >= 0.001) r.gpu_share = static_cast<int>(v * 1000 + 0.5);
+    else w.fail(g, path + ".gpu", fmt::format("expected a whole number of GPUs or a share of one below 1 (0.25), got {}", g.Scalar()));
+  }
   return r;
 }
 

@@ -30,6 +30,7 @@ class Walker {
   void expectMap(const YAML::Node& n, const std::string& path, const std::set<std::string>& allowed) const;
   std::string str(const YAML::Node& n, const std::string& path) const;
   int64_t integer(const YAML::Node& n, const std::string& path, int64_t min, int64_t max) const;
+  double number(const YAML::Node& n, const std::string& path, double min, double max) const;
   std::vector<std::string> strList(const YAML::Node& n, const std::string& path) const;
   std::map<std::string, std::string> strMap(const YAML::Node& n, const std::string& path) const;
   // A command: a list of strings, or one string; never empty.
@@ -58,6 +59,8 @@ int64_t parseCpuField(const Walker& w, const YAML::Node& n, const std::string& p
 int64_t parseMemoryField(const Walker& w, const YAML::Node& n, const std::string& path);
 // Never | OnFailure | ExitCode (and Kubernetes' Always, mapped to OnFailure when allow_always).
 RestartPolicy parseRestartPolicy(const Walker& w, const YAML::Node& n, const std::string& path);
+// Seconds from "90", "90s", "30m", "2h" or "1d".
+int64_t parseDuration(const Walker& w, const YAML::Node& n, const std::string& path);
 // Resolves `dir` against `base` to an absolute, normalised path.
 std::string resolveDir(const std::string& base, const std::string& dir);
 

@@ -157,6 +157,40 @@ INSERT INTO metric_rollup(job_id, name_id, level, bucket, first_step, n, min, ma
   SELECT job_id, name_id, 4096, step / 4096, MIN(step), COUNT(*), MIN(value), MAX(value), MAX(step), value
   FROM metrics WHERE step >= 0 GROUP BY job_id, name_id, step / 4096;
 )sql",
+    // 5: the cluster core. Placements per replica (a gang may span nodes;
+    // the old one-node allocation becomes replica "*"), the scheduler's view
+    // of a job without its spec, preemption, queues and cohorts, and what an
+    // administrator said about nodes.
+    R"sql(
+CREATE TABLE placements(
+  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  replica TEXT NOT NULL,
+  node TEXT NOT NULL,
+  cpu_millis INTEGER NOT NULL DEFAULT 0,
+  memory_bytes INTEGER NOT NULL DEFAULT 0,
+  gpu INTEGER NOT NULL DEFAULT 0,
+  gpu_share INTEGER NOT NULL DEFAULT 0,
+  gpu_ids TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY(job_id, replica));
+CREATE INDEX placements_node ON placements(node);
+INSERT INTO placements(job_id, replica, node, cpu_millis, memory_bytes, gpu, gpu_ids)
+  SELECT id, '*', node, COALESCE(json_extract(allocation, '$.cpu_millis'), 0),
+         COALESCE(json_extract(allocation, '$.memory_bytes'), 0), COALESCE(json_extract(allocation, '$.gpu'), 0),
+         COALESCE(json_extract(allocation, '$.gpu_ids'), '[]')
+  FROM jobs WHERE allocation != '' AND json_valid(allocation) AND phase NOT IN ('Succeeded', 'Failed');
+UPDATE jobs SET allocation = '';
+ALTER TABLE jobs ADD COLUMN request TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN preemptions INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN preempt_requested INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE queues(
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  user TEXT NOT NULL DEFAULT '',
+  created_at REAL NOT NULL,
+  PRIMARY KEY(kind, name));
+CREATE TABLE node_states(name TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', time REAL NOT NULL);
+)sql",
 };
 
 // PostgreSQL: the same schema, created in one step (no PostgreSQL store
@@ -283,6 +317,38 @@ CREATE TABLE trials(
     // orphaned and unreachable (ids are never reused).
     R"sql(
 ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_job_id_fkey;
+)sql",
+    // 3: the cluster core (SQLite's 5).
+    R"sql(
+CREATE TABLE placements(
+  job_id BIGINT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  replica TEXT NOT NULL,
+  node TEXT NOT NULL,
+  cpu_millis BIGINT NOT NULL DEFAULT 0,
+  memory_bytes BIGINT NOT NULL DEFAULT 0,
+  gpu INTEGER NOT NULL DEFAULT 0,
+  gpu_share INTEGER NOT NULL DEFAULT 0,
+  gpu_ids TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY(job_id, replica));
+CREATE INDEX placements_node ON placements(node);
+INSERT INTO placements(job_id, replica, node, cpu_millis, memory_bytes, gpu, gpu_ids)
+  SELECT id, '*', node, COALESCE((allocation::json->>'cpu_millis')::BIGINT, 0),
+         COALESCE((allocation::json->>'memory_bytes')::BIGINT, 0), COALESCE((allocation::json->>'gpu')::INTEGER, 0),
+         COALESCE(allocation::json->>'gpu_ids', '[]')
+  FROM jobs WHERE allocation LIKE '{%' AND phase NOT IN ('Succeeded', 'Failed');
+UPDATE jobs SET allocation = '';
+ALTER TABLE jobs ADD COLUMN request TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN preemptions INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN preempt_requested INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE queues(
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  "user" TEXT NOT NULL DEFAULT '',
+  created_at DOUBLE PRECISION NOT NULL,
+  PRIMARY KEY(kind, name));
+CREATE TABLE node_states(name TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+  time DOUBLE PRECISION NOT NULL);
 )sql"
 };
 
@@ -362,11 +428,11 @@ void SqlStore::createJob(JobRecord& job) {
   job.uid = newUid();
   auto s = db_->prepare(
       "INSERT INTO jobs(uid, name, kind, spec, phase, reason, message, priority, queue, created_at, owner, "
-      "outputs_dir, log_dir, \"user\", labels) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id");
+      "outputs_dir, log_dir, \"user\", labels, request) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id");
   s->bind(1, job.uid).bind(2, job.name).bind(3, job.kind).bind(4, nlohmann::json(job.spec).dump());
   s->bind(5, job.phase).bind(6, job.reason).bind(7, job.message).bind(8, job.spec.priority);
   s->bind(9, job.spec.queue).bind(10, job.created_at).bind(11, job.owner).bind(12, job.outputs_dir);
-  s->bind(13, job.log_dir).bind(14, job.user).bind(15, nlohmann::json(job.spec.labels).dump());
+  s->bind(13, job.log_dir).bind(14, job.user).bind(15, nlohmann::json(job.spec.labels).dump()).bind(16, job.request);
   try {
     s->step();
   } catch (const NameConflict&) {
@@ -377,7 +443,8 @@ void SqlStore::createJob(JobRecord& job) {
 
 static constexpr const char* kJobColumns =
     "SELECT id, uid, name, kind, spec, phase, reason, message, restarts, created_at, started_at, finished_at, "
-    "node, allocation, owner, cancel_requested, outputs_dir, log_dir, \"user\" FROM jobs ";
+    "node, allocation, owner, cancel_requested, outputs_dir, log_dir, \"user\", request, preemptions, preempt_requested "
+    "FROM jobs ";
 
 std::vector<JobRecord> SqlStore::selectJobs(const std::string& where, const std::function<void(SqlStmt&)>& bind) {
   auto s = db_->prepare(kJobColumns + where);
@@ -404,6 +471,9 @@ std::vector<JobRecord> SqlStore::selectJobs(const std::string& where, const std:
     j.outputs_dir = s->text(16);
     j.log_dir = s->text(17);
     j.user = s->text(18);
+    j.request = s->text(19);
+    j.preemptions = static_cast<int>(s->i64(20));
+    j.preempt_requested = s->i64(21) != 0;
     out.push_back(std::move(j));
   }
   return out;
@@ -504,10 +574,10 @@ std::vector<StateRow> SqlStore::activeExperimentStates() {
 void SqlStore::updateJobStatus(const JobRecord& j) {
   auto s = db_->prepare(
       "UPDATE jobs SET phase=?, reason=?, message=?, restarts=?, started_at=?, finished_at=?, node=?, "
-      "allocation=?, owner=?, outputs_dir=?, log_dir=? WHERE id=?");
+      "allocation=?, owner=?, outputs_dir=?, log_dir=?, preemptions=?, preempt_requested=? WHERE id=?");
   s->bind(1, j.phase).bind(2, j.reason).bind(3, j.message).bind(4, j.restarts).bind(5, j.started_at);
   s->bind(6, j.finished_at).bind(7, j.node).bind(8, j.allocation).bind(9, j.owner).bind(10, j.outputs_dir);
-  s->bind(11, j.log_dir).bind(12, j.id);
+  s->bind(11, j.log_dir).bind(12, j.preemptions).bind(13, j.preempt_requested ? 1 : 0).bind(14, j.id);
   s->step();
 }
 

@@ -28,6 +28,17 @@ class SqlStore final : public Store {
   void requestCancel(int64_t job_id) override;
   bool deleteJob(int64_t job_id) override;
   JobPage queryJobs(const JobQuery& q) override;
+  void setPlacements(int64_t job_id, const std::vector<sched::Placement>& p) override;
+  std::vector<sched::Placement> placements(int64_t job_id) override;
+  std::map<int64_t, std::vector<sched::Placement>> allPlacements() override;
+  std::vector<SchedulingRow> schedulingRows() override;
+  void requestPreemption(int64_t job_id) override;
+  void setJobMessage(int64_t job_id, const std::string& message) override;
+  void putQueue(const spec::QueueDef& q, const std::string& user) override;
+  bool deleteQueue(const std::string& kind, const std::string& name) override;
+  std::vector<spec::QueueDef> queueDefs() override;
+  void setNodeState(const NodeStateRecord& n) override;
+  std::vector<NodeStateRecord> nodeStates() override;
   void upsertAttempt(const AttemptRecord& a) override;
   std::vector<AttemptRecord> attempts(int64_t job_id) override;
   void saveCollectOffsets(int64_t job_id, int attempt, const std::string& replica, uint64_t log_offset,
@@ -64,6 +75,7 @@ class SqlStore final : public Store {
   std::vector<ExperimentRecord> selectExperiments(const std::string& where, const std::function<void(SqlStmt&)>& bind);
   void updateRollups(int64_t job_id, const std::vector<metrics::MetricPoint>& points);
 
+  std::vector<sched::Placement> readPlacements(SqlStmt& s, int first_column);
   std::unique_ptr<SqlDb> db_;
   int tx_depth_ = 0;
   void runTransaction(const std::function<void()>& fn, bool exclusive);

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "metrics/metric.h"
+#include "sched/placement.h"
+#include "spec/queue.h"
 #include "spec/experiment.h"
 #include "spec/trainjob.h"
 #include "tune/space.h"
@@ -45,8 +47,11 @@ struct JobRecord {
   double created_at = 0;
   double started_at = 0;   // first attempt start; the deadline counts from here
   double finished_at = 0;
-  std::string node;             // where the gang is placed ("" while queued)
-  std::string allocation;       // JSON: held resources and GPU ids
+  std::string node;             // the nodes the gang is placed on, "n1,n2" ("" while queued); placements() has each replica's
+  std::string allocation;       // unused since schema 5 (placements are rows of their own)
+  std::string request;          // JSON: what the scheduler needs of the spec (control/admission.h), written at creation
+  int preemptions = 0;          // attempts ended by preemption: counted in restarts, not against backoffLimit
+  bool preempt_requested = false;  // the scheduler wants it stopped and queued again
   std::string owner;            // "host:pid:starttime" of the controller driving it
   bool cancel_requested = false;
   std::string outputs_dir;
@@ -154,6 +159,23 @@ struct StateRow {
   bool shared = false;  // jobs only: labelled trainyard.dev/shared=true
 };
 
+// An active job as the scheduler sees it, without its spec.
+struct SchedulingRow {
+  int64_t id = 0;
+  std::string name, user, phase, owner, queue, request, message;
+  int priority = 0;
+  int restarts = 0;
+  double created_at = 0, started_at = 0;
+  bool cancel_requested = false, preempt_requested = false;
+};
+
+// What an administrator said about a node: Ready (default), Drained (no new
+// work; what runs there stays) or Down (lost: what runs there is Lost).
+struct NodeStateRecord {
+  std::string name, state, reason;
+  double time = 0;
+};
+
 // One metric series of a job: size and range, without its points.
 struct SeriesInfo {
   std::string name;
@@ -206,6 +228,26 @@ class Store {
   virtual JobPage queryJobs(const JobQuery& q) = 0;
   // Active jobs and the newest `recent` ones of any phase.
   virtual std::vector<StateRow> jobStates(int64_t recent) = 0;
+
+  // Where each replica of a job is placed (replica "*": the whole gang, as
+  // stores before schema 5 kept it). Replaced as a whole; empty frees it.
+  virtual void setPlacements(int64_t job_id, const std::vector<sched::Placement>& p) = 0;
+  virtual std::vector<sched::Placement> placements(int64_t job_id) = 0;
+  // Every job's placements: what is held on the nodes (one indexed query).
+  virtual std::map<int64_t, std::vector<sched::Placement>> allPlacements() = 0;
+  // Active jobs without their specs: one admission cycle's input.
+  virtual std::vector<SchedulingRow> schedulingRows() = 0;
+  // Why a queued job waits (its status message), without touching the rest.
+  virtual void setJobMessage(int64_t job_id, const std::string& message) = 0;
+  // Asks the driving controller to stop a job and queue it again.
+  virtual void requestPreemption(int64_t job_id) = 0;
+
+  // Queues and cohorts (kind Queue | Cohort); putQueue replaces one of the same kind and name.
+  virtual void putQueue(const spec::QueueDef& q, const std::string& user) = 0;
+  virtual bool deleteQueue(const std::string& kind, const std::string& name) = 0;
+  virtual std::vector<spec::QueueDef> queueDefs() = 0;
+  virtual void setNodeState(const NodeStateRecord& n) = 0;
+  virtual std::vector<NodeStateRecord> nodeStates() = 0;
 
   virtual void upsertAttempt(const AttemptRecord& a) = 0;
   virtual std::vector<AttemptRecord> attempts(int64_t job_id) = 0;

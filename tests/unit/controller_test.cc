@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "backend/cgroup.h"
+#include "control/admission.h"
 #include "control/owner.h"
 #include "local_harness.h"
 
@@ -218,7 +219,7 @@ TEST_F(Controller, JobsThatDoNotFitWaitInTheQueue) {
   EXPECT_EQ(ctl->reconcile(a.id).phase, store::kRunning);
   auto waiting = ctl->reconcile(b.id);
   EXPECT_EQ(waiting.phase, store::kQueued);
-  EXPECT_NE(waiting.message.find("insufficient cpu (needs 1, 0 available)"), std::string::npos) << waiting.message;
+  EXPECT_NE(waiting.message.find("0/1 nodes available: 1 insufficient cpu (needs 1, max free 0)"), std::string::npos) << waiting.message;
   std::ofstream(dir + "/release") << "go";
   EXPECT_EQ(runToEnd(a.id).phase, store::kSucceeded);
   auto end = runToEnd(b.id);
@@ -442,4 +443,146 @@ TEST_F(Controller, OnlyOneControllerTakesOverAJob) {
   control::JobController second(*st, *be, other);
   EXPECT_THROW(second.adopt(job.id), std::runtime_error);
   EXPECT_EQ(st->getJobById(job.id)->owner, self);
+}
+
+namespace {
+// A controller over `nodes` virtual nodes of this machine (TRAINYARD_NODE_CPU cores in all).
+struct VirtualCluster {
+  VirtualCluster(store::Store& st, const control::ControllerOptions& co, int nodes) {
+    backend::LocalBackendOptions bo;
+    bo.tie_to_parent = true;
+    bo.nodes = nodes;
+    be = backend::makeLocalBackend(bo);
+    ctl = std::make_unique<control::JobController>(st, *be, co);
+  }
+  std::unique_ptr<backend::Backend> be;
+  std::unique_ptr<control::JobController> ctl;
+};
+
+spec::TrainJobSpec gangJob(const std::string& name, int replicas, int64_t cpu_millis, const std::string& script,
+                           const std::string& dir) {
+  auto s = shellJob(name, script, dir);
+  s.framework = "pytorch";
+  s.roles[0].name = "master";
+  s.roles[0].resources.cpu_millis = cpu_millis;
+  if (replicas > 1) {
+    auto w = s.roles[0];
+    w.name = "worker";
+    w.replicas = replicas - 1;
+    s.roles.push_back(w);
+  }
+  return s;
+}
+
+std::map<std::string, int> perNode(const std::vector<sched::Placement>& placements) {
+  std::map<std::string, int> m;
+  for (const auto& p : placements) m[p.node]++;
+  return m;
+}
+}  // namespace
+
+// A gang larger than one node is placed across nodes (pack: as few as
+// possible), each replica's placement stored, and the replicas learn their
+// peers' endpoints.
+TEST_F(Controller, AGangSpansVirtualNodes) {
+  setenv("TRAINYARD_NODE_CPU", "4", 1);
+  VirtualCluster vc(*st, co, 4);  // node-1..node-4, 1 cpu each
+  auto s = gangJob("wide", 4, 500, "echo rank=$RANK of $WORLD_SIZE at $MASTER_ADDR:$MASTER_PORT; sleep 0.2", dir);
+  auto job = vc.ctl->submit(s);
+  store::JobRecord now;
+  while ((now = vc.ctl->reconcile(job.id)).phase == store::kQueued) vc.ctl->wait(20ms);
+  auto placed = st->placements(job.id);
+  ASSERT_EQ(placed.size(), 4u);
+  EXPECT_EQ(perNode(placed), (std::map<std::string, int>{{"node-1", 2}, {"node-2", 2}}));
+  EXPECT_EQ(now.node, "node-1,node-2");
+  while (!store::isTerminal((now = vc.ctl->reconcile(job.id)).phase)) vc.ctl->wait(50ms);
+  EXPECT_EQ(now.phase, store::kSucceeded);
+  EXPECT_TRUE(st->placements(job.id).empty());  // freed
+  bool scheduled = false;
+  for (const auto& e : st->events(job.id))
+    scheduled |= e.reason == "Scheduled" && e.message == "placed on node-1 (2 replicas), node-2 (2 replicas)";
+  EXPECT_TRUE(scheduled);
+}
+
+// `node down`: the replicas there are Lost (NodeLost), the gang restarts per
+// its policy and is placed again on nodes that are up.
+TEST_F(Controller, ANodeGoingDownRestartsItsGangElsewhere) {
+  setenv("TRAINYARD_NODE_CPU", "6", 1);
+  VirtualCluster vc(*st, co, 3);  // 2 cpu each
+  auto s = gangJob("survivor", 2, 1000,
+                   "if [ $TRAINYARD_ATTEMPT = 0 ]; then exec sleep 600; fi; echo rank $RANK on attempt $TRAINYARD_ATTEMPT", dir);
+  s.restart_policy = spec::RestartPolicy::OnFailure;
+  s.backoff_limit = 2;
+  auto job = vc.ctl->submit(s);
+  while (vc.ctl->reconcile(job.id).phase != store::kRunning) vc.ctl->wait(20ms);
+  auto first = perNode(st->placements(job.id));
+  ASSERT_EQ(first.size(), 1u);  // packed on one node
+  std::string lost = first.begin()->first;
+  st->setNodeState({lost, "Down", "test", store::nowSeconds()});
+  store::JobRecord end;
+  while (!store::isTerminal((end = vc.ctl->reconcile(job.id)).phase)) vc.ctl->wait(50ms);
+  EXPECT_EQ(end.phase, store::kSucceeded) << end.message;
+  EXPECT_EQ(end.restarts, 1);
+  int node_lost = 0;
+  for (const auto& a : st->attempts(job.id)) node_lost += a.attempt == 0 && a.reason == "NodeLost";
+  EXPECT_GE(node_lost, 1);
+  bool replaced = false;
+  for (const auto& e : st->events(job.id))
+    if (e.reason == "Scheduled" && e.message.find(lost) == std::string::npos) replaced = true;
+  EXPECT_TRUE(replaced) << "the restarted gang must not go back to " << lost;
+}
+
+// A higher-priority job preempts a running lower-priority one: it is
+// stopped, queued again with reason Preempted (not counted against
+// backoffLimit), and runs again once the room is free.
+TEST_F(Controller, PreemptedJobsAreQueuedAgainAndRunLater) {
+  setenv("TRAINYARD_NODE_CPU", "2", 1);
+  auto low = shellJob("low", "if [ $TRAINYARD_ATTEMPT = 0 ]; then exec sleep 600; fi; echo resumed", dir);
+  low.roles[0].resources.cpu_millis = 2000;
+  low.backoff_limit = 0;  // a preemption is not a failure
+  auto a = ctl->submit(low);
+  while (ctl->reconcile(a.id).phase != store::kRunning) ctl->wait(20ms);
+  auto high = shellJob("high", "echo urgent", dir);
+  high.roles[0].resources.cpu_millis = 2000;
+  high.priority = 10;
+  auto b = ctl->submit(high);
+  store::JobRecord hb, la;
+  while (!store::isTerminal((hb = ctl->reconcile(b.id)).phase)) {
+    la = ctl->reconcile(a.id);
+    ctl->wait(50ms);
+  }
+  EXPECT_EQ(hb.phase, store::kSucceeded);
+  while (!store::isTerminal((la = ctl->reconcile(a.id)).phase)) ctl->wait(50ms);
+  EXPECT_EQ(la.phase, store::kSucceeded) << la.message;
+  EXPECT_EQ(la.restarts, 1);
+  EXPECT_EQ(la.preemptions, 1);
+  EXPECT_GE(la.finished_at, hb.finished_at);
+  bool preempted = false;
+  for (const auto& e : st->events(a.id)) preempted |= e.reason == "Preempted" && e.message.find("high") != std::string::npos;
+  EXPECT_TRUE(preempted);
+}
+
+// Queues from the store: a job over its queue's quota waits with the reason
+// even though the node has room; another queue's job runs.
+TEST_F(Controller, QueueQuotaHoldsJobsBackWithTheReason) {
+  setenv("TRAINYARD_NODE_CPU", "4", 1);
+  spec::QueueDef a{.name = "team-a"};
+  a.quota.cpu_millis = 1000;
+  control::applyQueue(*st, a, "");
+  control::applyQueue(*st, spec::QueueDef{.name = "team-b"}, "");
+  auto first = shellJob("a1", "while [ ! -e release-a ]; do sleep 0.05; done", dir);
+  first.queue = "team-a";
+  auto second = shellJob("a2", "true", dir);
+  second.queue = "team-a";
+  auto other = shellJob("b1", "true", dir);
+  other.queue = "team-b";
+  auto j1 = ctl->submit(first), j2 = ctl->submit(second), j3 = ctl->submit(other);
+  ctl->reconcile(j1.id);
+  auto waiting = ctl->reconcile(j2.id);
+  EXPECT_EQ(waiting.phase, store::kQueued);
+  EXPECT_NE(waiting.message.find("queue team-a over quota for cpu (1/1, needs 1 more)"), std::string::npos) << waiting.message;
+  EXPECT_EQ(runToEnd(j3.id).phase, store::kSucceeded);
+  std::ofstream(dir + "/release-a") << "go";
+  EXPECT_EQ(runToEnd(j1.id).phase, store::kSucceeded);
+  EXPECT_EQ(runToEnd(j2.id).phase, store::kSucceeded);
 }

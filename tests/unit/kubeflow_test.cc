@@ -156,7 +156,7 @@ TEST(Kubeflow, PyTorchJobTranslatesRolesResourcesPoliciesAndWarns) {
   EXPECT_TRUE(hasWarning(l, "limits.ephemeral-storage: resource ephemeral-storage is not managed"));
   EXPECT_TRUE(hasWarning(l, "containers[0].volumeMounts: not applied on the local backend"));
   EXPECT_TRUE(hasWarning(l, "template.spec.volumes: not applied on the local backend"));
-  EXPECT_TRUE(hasWarning(l, "template.spec.nodeSelector: not applied"));
+  EXPECT_EQ(l.job.node_selector, (std::map<std::string, std::string>{{"gpu", "true"}}));  // applied by the scheduler
   EXPECT_TRUE(hasWarning(l, "spec.pytorchReplicaSpecs.Master.template.spec.containers[1]: only the pytorch container runs"));
 }
 

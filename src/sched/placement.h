@@ -1,0 +1,76 @@
+// Where the replicas of one gang go: all of them or none. Pure.
+//
+//   pack    fewest nodes (the node that holds most of the remaining replicas
+//           first, then the fullest that still fits): keeps ranks close;
+//           the default, as Volcano's binpack.
+//   spread  one replica per node where possible, emptiest node first.
+//
+// Nodes that are not schedulable (drained, down) or whose labels do not
+// match the job's nodeSelector are never chosen. Whole GPUs are exclusive;
+// GPU shares go to a device already shared (best fit) or a free one, never
+// to a device held whole.
+#pragma once
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sched/resources.h"
+
+namespace trainyard::sched {
+
+enum class PlacementPolicy { Pack, Spread };
+
+struct ReplicaNeed {
+  std::string name;  // "worker-0"
+  Resources need;
+};
+
+// One replica's place: what it holds there and its devices.
+struct Placement {
+  std::string replica;
+  std::string node;
+  Resources held;
+  std::vector<int> gpu_ids;
+};
+
+// A node with what is still free on it.
+struct NodeState {
+  Node node;
+  Resources free;
+  std::vector<int> device_use;       // per gpu_ids entry: thousandths in use
+  std::vector<bool> device_whole;    // held whole by one replica
+  explicit NodeState(Node n);
+};
+
+class Cluster {
+ public:
+  void setNodes(std::vector<Node> nodes);
+  const std::vector<NodeState>& nodes() const { return nodes_; }
+  NodeState* find(const std::string& name);
+  // Total allocatable and free over schedulable nodes.
+  Amounts capacity() const;
+
+  // Places every replica or none (nullopt: the cluster is unchanged).
+  std::optional<std::vector<Placement>> place(const std::vector<ReplicaNeed>& replicas, PlacementPolicy policy,
+                                              const std::map<std::string, std::string>& selector);
+  // Takes what `p` holds (a running replica, or one placed earlier) /
+  // gives it back. Placements on nodes that are gone are ignored.
+  void hold(const Placement& p);
+  void unhold(const Placement& p);
+
+  // Why `replicas` do not fit now, in kube-scheduler's words:
+  // "0/4 nodes available: 2 insufficient memory (needs 8.0 GiB, max free 6.0 GiB), 2 unschedulable".
+  std::string whyNot(const std::vector<ReplicaNeed>& replicas, PlacementPolicy policy,
+                     const std::map<std::string, std::string>& selector) const;
+
+ private:
+  bool eligible(const NodeState& n, const std::map<std::string, std::string>& selector) const;
+  std::vector<NodeState> nodes_;
+  std::unordered_map<std::string, size_t> index_;
+};
+
+// How many replicas needing `need` fit in what `n` has free.
+int64_t fitCount(const NodeState& n, const Resources& need);
+
+}  // namespace trainyard::sched
