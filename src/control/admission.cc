@@ -240,12 +240,14 @@ AdmissionOutcome admitQueued(store::Store& store, const std::vector<sched::Node>
       store.addEvent(row->id, {now, "Warning", "Preempted", v.reason});
       out.preempted.push_back(row->id);
     }
+    std::vector<std::pair<int64_t, std::string>> changed;
     for (const auto& w : d.waiting) {
       const auto* row = by_name.at(w.job);
       if (row->message == w.reason) continue;
       if (row->message.empty()) store.addEvent(row->id, {now, "Normal", "Queued", w.reason});
-      store.setJobMessage(row->id, w.reason);
+      changed.emplace_back(row->id, w.reason);
     }
+    store.setJobMessages(changed);
   });
   return out;
 }

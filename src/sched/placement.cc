@@ -47,6 +47,17 @@ NodeState::NodeState(Node n) : node(std::move(n)), free(node.allocatable) {
   free.gpu_share = 0;
 }
 
+int64_t emptyFit(const Node& n, const Resources& need) {
+  int64_t k = kMany;
+  const auto& a = n.allocatable;
+  int devices = std::max<int>(a.gpu, static_cast<int>(n.gpu_ids.size()));
+  if (need.cpu_millis > 0) k = std::min(k, a.cpu_millis / need.cpu_millis);
+  if (need.memory_bytes > 0) k = std::min(k, a.memory_bytes / need.memory_bytes);
+  if (need.gpu > 0) k = std::min<int64_t>(k, devices / need.gpu);
+  if (need.gpu_share > 0) k = std::min<int64_t>(k, devices * (1000 / need.gpu_share));
+  return std::max<int64_t>(0, k);
+}
+
 int64_t fitCount(const NodeState& n, const Resources& need) {
   int64_t k = kMany;
   if (need.cpu_millis > 0) k = std::min(k, n.free.cpu_millis / need.cpu_millis);
@@ -64,22 +75,40 @@ int64_t fitCount(const NodeState& n, const Resources& need) {
 void Cluster::setNodes(std::vector<Node> nodes) {
   nodes_.clear();
   index_.clear();
+  plain_.clear();
+  gpu_.clear();
+  capacity_ = free_ = Amounts{};
   for (auto& n : nodes) {
     index_[n.name] = nodes_.size();
     nodes_.emplace_back(std::move(n));
+    if (nodes_.back().node.schedulable) capacity_ += amounts(nodes_.back().node.allocatable);
+    reindex(nodes_.size() - 1);
   }
+  free_ = capacity_;
+}
+
+void Cluster::unindex(size_t i) {
+  const NodeState& n = nodes_[i];
+  if (n.device_use.empty()) plain_.erase({n.free.cpu_millis, i});
+  else gpu_.erase({n.free.gpu, n.free.cpu_millis, i});
+}
+
+void Cluster::reindex(size_t i) {
+  const NodeState& n = nodes_[i];
+  if (!n.node.schedulable) return;
+  if (n.device_use.empty()) plain_.insert({n.free.cpu_millis, i});
+  else gpu_.insert({n.free.gpu, n.free.cpu_millis, i});
+}
+
+void Cluster::account(const NodeState& n, const Placement& p, int sign) {
+  if (!n.node.schedulable) return;
+  auto a = amounts(p.held);
+  for (int d = 0; d < kDims; ++d) free_[d] -= sign * a[d];
 }
 
 NodeState* Cluster::find(const std::string& name) {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &nodes_[it->second];
-}
-
-Amounts Cluster::capacity() const {
-  Amounts a{};
-  for (const auto& n : nodes_)
-    if (n.node.schedulable) a += amounts(n.node.allocatable);
-  return a;
 }
 
 bool Cluster::eligible(const NodeState& n, const std::map<std::string, std::string>& selector) const {
@@ -92,14 +121,17 @@ bool Cluster::eligible(const NodeState& n, const std::map<std::string, std::stri
 }
 
 void Cluster::hold(const Placement& p) {
-  NodeState* n = find(p.node);
-  if (!n) return;
+  auto it = index_.find(p.node);
+  if (it == index_.end()) return;
+  NodeState* n = &nodes_[it->second];
+  unindex(it->second);
+  account(*n, p, 1);
   n->free.cpu_millis -= p.held.cpu_millis;
   n->free.memory_bytes -= p.held.memory_bytes;
   for (int id : p.gpu_ids) {
-    auto it = std::find(n->node.gpu_ids.begin(), n->node.gpu_ids.end(), id);
-    if (it == n->node.gpu_ids.end()) continue;
-    size_t d = it - n->node.gpu_ids.begin();
+    auto d_it = std::find(n->node.gpu_ids.begin(), n->node.gpu_ids.end(), id);
+    if (d_it == n->node.gpu_ids.end()) continue;
+    size_t d = d_it - n->node.gpu_ids.begin();
     if (p.held.gpu_share > 0) {
       n->device_use[d] += p.held.gpu_share;
     } else {
@@ -108,33 +140,69 @@ void Cluster::hold(const Placement& p) {
     }
   }
   n->free.gpu = freeDevices(*n);
+  reindex(it->second);
 }
 
 void Cluster::unhold(const Placement& p) {
-  NodeState* n = find(p.node);
-  if (!n) return;
+  auto it = index_.find(p.node);
+  if (it == index_.end()) return;
+  NodeState* n = &nodes_[it->second];
+  unindex(it->second);
+  account(*n, p, -1);
   n->free.cpu_millis += p.held.cpu_millis;
   n->free.memory_bytes += p.held.memory_bytes;
   for (int id : p.gpu_ids) {
-    auto it = std::find(n->node.gpu_ids.begin(), n->node.gpu_ids.end(), id);
-    if (it == n->node.gpu_ids.end()) continue;
-    size_t d = it - n->node.gpu_ids.begin();
+    auto d_it = std::find(n->node.gpu_ids.begin(), n->node.gpu_ids.end(), id);
+    if (d_it == n->node.gpu_ids.end()) continue;
+    size_t d = d_it - n->node.gpu_ids.begin();
     n->device_use[d] = p.held.gpu_share > 0 ? std::max(0, n->device_use[d] - p.held.gpu_share) : 0;
     if (n->device_use[d] == 0) n->device_whole[d] = false;
   }
   n->free.gpu = freeDevices(*n);
+  reindex(it->second);
 }
+
+template <typename Fn>
+void Cluster::candidates(const Resources& need, Fn&& fn) const {
+  if (need.gpu > 0) {
+    for (auto it = gpu_.lower_bound({need.gpu, need.cpu_millis, 0}); it != gpu_.end(); ++it)
+      if (std::get<1>(*it) >= need.cpu_millis && !fn(std::get<2>(*it))) return;
+    return;
+  }
+  if (need.gpu_share > 0) {
+    for (const auto& e : gpu_)
+      if (std::get<1>(e) >= need.cpu_millis && !fn(std::get<2>(e))) return;
+    return;
+  }
+  // No GPUs needed: nodes without GPUs first, GPU nodes only when those are full.
+  for (auto it = plain_.lower_bound({need.cpu_millis, 0}); it != plain_.end(); ++it)
+    if (!fn(it->second)) return;
+  for (const auto& e : gpu_)
+    if (std::get<1>(e) >= need.cpu_millis && !fn(std::get<2>(e))) return;
+}
+
+namespace {
+// Feasible nodes compared per choice on a large cluster (see placement.h).
+constexpr int kSample = 32;
+}  // namespace
 
 std::optional<std::vector<Placement>> Cluster::place(const std::vector<ReplicaNeed>& replicas,
                                                      PlacementPolicy policy,
-                                                     const std::map<std::string, std::string>& selector) {
-  std::vector<size_t> candidates;
-  candidates.reserve(nodes_.size());
-  for (size_t i = 0; i < nodes_.size(); ++i)
-    if (eligible(nodes_[i], selector)) candidates.push_back(i);
+                                                     const std::map<std::string, std::string>& selector,
+                                                     const std::vector<char>* excluded) {
+  // Not enough in all: no scan.
+  Amounts total{};
+  for (const auto& r : replicas) total += amounts(r.need);
+  for (int d = 0; d < kDims; ++d)
+    if (total[d] > free_[d]) return std::nullopt;
 
   std::vector<Placement> placed;
-  std::unordered_map<size_t, int> on_node;  // replicas of this gang per node
+  std::vector<std::pair<size_t, int>> on_node;  // replicas of this gang per node (a gang is small)
+  auto count_on = [&](size_t ni) {
+    for (const auto& [n, c] : on_node)
+      if (n == ni) return c;
+    return 0;
+  };
   auto put = [&](size_t ni, const ReplicaNeed& r) {
     NodeState& n = nodes_[ni];
     Placement p{r.name, n.node.name, r.need, {}};
@@ -145,7 +213,9 @@ std::optional<std::vector<Placement>> Cluster::place(const std::vector<ReplicaNe
     }
     hold(p);
     placed.push_back(std::move(p));
-    on_node[ni]++;
+    for (auto& [nn, c] : on_node)
+      if (nn == ni) return ++c, true;
+    on_node.push_back({ni, 1});
     return true;
   };
   auto fail = [&] {
@@ -157,12 +227,14 @@ std::optional<std::vector<Placement>> Cluster::place(const std::vector<ReplicaNe
   while (i < replicas.size()) {
     if (policy == PlacementPolicy::Spread) {
       size_t best = SIZE_MAX;
-      for (size_t ni : candidates) {
-        if (fitCount(nodes_[ni], replicas[i].need) < 1) continue;
-        if (best == SIZE_MAX) { best = ni; continue; }
-        int a = on_node.count(ni) ? on_node[ni] : 0, b = on_node.count(best) ? on_node[best] : 0;
-        if (a < b || (a == b && nodes_[ni].free.cpu_millis > nodes_[best].free.cpu_millis)) best = ni;
-      }
+      int seen = 0;
+      candidates(replicas[i].need, [&](size_t ni) {
+        if ((excluded && (*excluded)[ni]) || !eligible(nodes_[ni], selector) || fitCount(nodes_[ni], replicas[i].need) < 1)
+          return true;
+        int a = count_on(ni), b = best == SIZE_MAX ? 0 : count_on(best);
+        if (best == SIZE_MAX || a < b || (a == b && nodes_[ni].free.cpu_millis > nodes_[best].free.cpu_millis)) best = ni;
+        return ++seen < kSample || count_on(best) > 0;
+      });
       if (best == SIZE_MAX || !put(best, replicas[i])) return fail();
       ++i;
       continue;
@@ -173,30 +245,45 @@ std::optional<std::vector<Placement>> Cluster::place(const std::vector<ReplicaNe
            replicas[j].need.gpu == replicas[i].need.gpu)
       ++j;
     while (i < j) {
-      int64_t remaining = static_cast<int64_t>(j - i);
+      const int64_t remaining = static_cast<int64_t>(j - i);
       size_t best = SIZE_MAX;
       int64_t best_k = 0;
-      for (size_t ni : candidates) {
+      int seen = 0;
+      candidates(replicas[i].need, [&](size_t ni) {
+        if ((excluded && (*excluded)[ni]) || !eligible(nodes_[ni], selector)) return true;
         int64_t k = std::min(remaining, fitCount(nodes_[ni], replicas[i].need));
-        if (k < 1) continue;
-        bool better = false;
-        if (best == SIZE_MAX || k > best_k) better = true;
-        else if (k == best_k) {
-          bool used_a = on_node.count(ni), used_b = on_node.count(best);
-          const auto &fa = nodes_[ni].free, &fb = nodes_[best].free;
-          if (used_a != used_b) better = used_a;
-          else if (fa.gpu != fb.gpu) better = fa.gpu < fb.gpu;  // keep whole free GPU nodes for GPU jobs
-          else if (fa.cpu_millis != fb.cpu_millis) better = fa.cpu_millis < fb.cpu_millis;
-          else better = fa.memory_bytes < fb.memory_bytes;
-        }
+        if (k < 1) return true;
+        // Candidates come best fit first: a node holding every remaining replica ends the search.
+        bool better = best == SIZE_MAX || k > best_k || (k == best_k && count_on(ni) > count_on(best));
         if (better) best = ni, best_k = k;
-      }
+        return best_k < remaining && ++seen < kSample;
+      });
       if (best == SIZE_MAX) return fail();
       for (int64_t k = 0; k < best_k; ++k, ++i)
         if (!put(best, replicas[i])) return fail();
     }
   }
   return placed;
+}
+
+std::vector<char> Cluster::reach(const std::vector<ReplicaNeed>& replicas,
+                                 const std::map<std::string, std::string>& selector) const {
+  std::vector<char> mask(nodes_.size(), 0);
+  bool wants_gpu = std::any_of(replicas.begin(), replicas.end(), [](const auto& r) { return r.need.gpu > 0 || r.need.gpu_share > 0; });
+  auto holds = [&](const NodeState& n) {
+    return std::any_of(replicas.begin(), replicas.end(), [&](const auto& r) { return emptyFit(n.node, r.need) > 0; });
+  };
+  int64_t plain_room = 0;
+  if (!wants_gpu)
+    for (const auto& n : nodes_)
+      if (n.device_use.empty() && eligible(n, selector)) plain_room += emptyFit(n.node, replicas.front().need);
+  bool plain_only = !wants_gpu && plain_room >= static_cast<int64_t>(replicas.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const auto& n = nodes_[i];
+    if (!eligible(n, selector) || (plain_only && !n.device_use.empty())) continue;
+    mask[i] = holds(n);
+  }
+  return mask;
 }
 
 std::string Cluster::whyNot(const std::vector<ReplicaNeed>& replicas, PlacementPolicy,

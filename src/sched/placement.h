@@ -4,6 +4,10 @@
 //           first, then the fullest that still fits): keeps ranks close;
 //           the default, as Volcano's binpack.
 //   spread  one replica per node where possible, emptiest node first.
+// Jobs without GPUs go to nodes without GPUs first. On a large cluster the
+// best node is chosen among the first feasible ones found in order of free
+// capacity (kube-scheduler scores a sample of nodes the same way), so one
+// placement costs about log(nodes), not a scan of every node.
 //
 // Nodes that are not schedulable (drained, down) or whose labels do not
 // match the job's nodeSelector are never chosen. Whole GPUs are exclusive;
@@ -11,6 +15,8 @@
 // to a device held whole.
 #pragma once
 #include <optional>
+#include <set>
+#include <tuple>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -48,12 +54,19 @@ class Cluster {
   void setNodes(std::vector<Node> nodes);
   const std::vector<NodeState>& nodes() const { return nodes_; }
   NodeState* find(const std::string& name);
-  // Total allocatable and free over schedulable nodes.
-  Amounts capacity() const;
+  // Total allocatable and free over schedulable nodes (kept as nodes are held).
+  const Amounts& capacity() const { return capacity_; }
+  const Amounts& free() const { return free_; }
 
-  // Places every replica or none (nullopt: the cluster is unchanged).
+  // Places every replica or none (nullopt: the cluster is unchanged), never
+  // on a node marked in `excluded` (indexed like nodes()).
   std::optional<std::vector<Placement>> place(const std::vector<ReplicaNeed>& replicas, PlacementPolicy policy,
-                                              const std::map<std::string, std::string>& selector);
+                                              const std::map<std::string, std::string>& selector,
+                                              const std::vector<char>* excluded = nullptr);
+  // The nodes a gang would use once they are free (what a reservation for
+  // it holds back): eligible nodes of the shape it prefers (nodes without
+  // GPUs for a job without GPUs, when they can hold it).
+  std::vector<char> reach(const std::vector<ReplicaNeed>& replicas, const std::map<std::string, std::string>& selector) const;
   // Takes what `p` holds (a running replica, or one placed earlier) /
   // gives it back. Placements on nodes that are gone are ignored.
   void hold(const Placement& p);
@@ -66,11 +79,23 @@ class Cluster {
 
  private:
   bool eligible(const NodeState& n, const std::map<std::string, std::string>& selector) const;
+  void account(const NodeState& n, const Placement& p, int sign);
+  void unindex(size_t i);
+  void reindex(size_t i);
+  // Calls fn(node index) for nodes that may hold `need`, best fit first, until it returns false.
+  template <typename Fn>
+  void candidates(const Resources& need, Fn&& fn) const;
   std::vector<NodeState> nodes_;
   std::unordered_map<std::string, size_t> index_;
+  Amounts capacity_{}, free_{};
+  // Schedulable nodes by what is free: without GPUs by free cpu; with GPUs
+  // by free devices, then free cpu.
+  std::set<std::pair<int64_t, size_t>> plain_;
+  std::set<std::tuple<int, int64_t, size_t>> gpu_;
 };
 
-// How many replicas needing `need` fit in what `n` has free.
+// How many replicas needing `need` fit in what `n` has free / in all of `n`.
 int64_t fitCount(const NodeState& n, const Resources& need);
+int64_t emptyFit(const Node& n, const Resources& need);
 
 }  // namespace trainyard::sched

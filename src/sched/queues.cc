@@ -77,7 +77,7 @@ bool QuotaBook::borrowing(const std::string& queue_name) const {
   return false;
 }
 
-std::optional<std::string> QuotaBook::refuses(const std::string& queue_name, const Amounts& need) const {
+std::optional<std::string> QuotaBook::refuses(const std::string& queue_name, const Amounts& need, bool explain) const {
   const QueueSpec* q = queue(queue_name);
   if (!q) return fmt::format("queue {} does not exist", queue_name);
   const auto& use = usage(queue_name);
@@ -85,6 +85,15 @@ std::optional<std::string> QuotaBook::refuses(const std::string& queue_name, con
     if (need[d] == 0 || q->nominal[d] >= kUnlimited) continue;
     int64_t after = use[d] + need[d];
     if (after <= q->nominal[d]) continue;  // within its own quota (lent-out part reclaimable by preemption)
+    if (!explain) {
+      if (q->cohort.empty()) return "";
+      if (q->borrowing_limit[d] < kUnlimited && after - q->nominal[d] > q->borrowing_limit[d]) return "";
+      const auto& pool = pools_.at(q->cohort);
+      auto keep = guaranteed(*q);
+      if (pool.lendable[d] < kUnlimited && pool.lent[d] - beyond(use[d], keep[d]) + beyond(after, keep[d]) > pool.lendable[d])
+        return "";
+      continue;
+    }
     std::string what = fmt::format("queue {} over quota for {} ({}/{}, needs {} more)", q->name, kDimNames[d],
                                    formatAmount(d, use[d]), formatAmount(d, q->nominal[d]), formatAmount(d, need[d]));
     if (q->cohort.empty()) return what;
@@ -105,6 +114,7 @@ std::optional<std::string> QuotaBook::refuses(const std::string& queue_name, con
     for (int d = 0; d < kDims; ++d) {
       if (need[d] == 0 || pool.lendable[d] >= kUnlimited) continue;
       int64_t lent_after = pool.lent[d] - beyond(use[d], keep[d]) + beyond(use[d] + need[d], keep[d]);
+      if (lent_after > pool.lendable[d] && !explain) return "";
       if (lent_after > pool.lendable[d])
         return fmt::format("queue {}'s {} quota is lent to other queues of cohort {} ({} of {} lent)", q->name,
                            kDimNames[d], q->cohort, formatAmount(d, pool.lent[d]), formatAmount(d, pool.lendable[d]));

@@ -40,7 +40,8 @@ class QuotaBook {
 
   // Why `queue` cannot take `need` more now, or nullopt when it can:
   // "queue team-a over quota for gpu (4/4) and cohort research has none to lend".
-  std::optional<std::string> refuses(const std::string& queue, const Amounts& need) const;
+  // With explain false the reason is "" (it is not formatted).
+  std::optional<std::string> refuses(const std::string& queue, const Amounts& need, bool explain = true) const;
   // Why `need` can never be admitted to `queue`, even with the cohort idle.
   std::optional<std::string> neverAdmits(const std::string& queue, const Amounts& need) const;
   // True when the queue uses more than its nominal quota in some resource.

@@ -16,18 +16,6 @@ bool covers(const Amounts& have, const Amounts& need) {
   return true;
 }
 
-// Replicas of `need` an empty `n` holds.
-int64_t emptyFit(const Node& n, const Resources& need) {
-  int64_t k = 1 << 20;
-  const auto& a = n.allocatable;
-  int devices = std::max<int>(a.gpu, static_cast<int>(n.gpu_ids.size()));
-  if (need.cpu_millis > 0) k = std::min(k, a.cpu_millis / need.cpu_millis);
-  if (need.memory_bytes > 0) k = std::min(k, a.memory_bytes / need.memory_bytes);
-  if (need.gpu > 0) k = std::min<int64_t>(k, devices / need.gpu);
-  if (need.gpu_share > 0) k = std::min<int64_t>(k, devices * (1000 / need.gpu_share));
-  return std::max<int64_t>(0, k);
-}
-
 bool matches(const Node& n, const std::map<std::string, std::string>& selector) {
   for (const auto& [k, v] : selector) {
     auto it = n.labels.find(k);
@@ -115,6 +103,7 @@ void Scheduler::setNodes(std::vector<Node> nodes) {
     for (const auto& p : a.placements) cluster_.hold(p);
   for (const auto& [job, r] : pending_) unchecked_.insert(job);
   never_cache_.clear();
+  reach_cache_.clear();
   ++version_;
 }
 
@@ -180,6 +169,7 @@ void Scheduler::enqueue(Request r) {
   dequeue(r.job);
   order_->queues[r.queue][r.priority][r.user].insert({r.seq, r.job});
   unchecked_.insert(r.job);
+  fresh_.push_back(r.job);
   pending_[r.job] = std::move(r);
 }
 
@@ -202,7 +192,10 @@ void Scheduler::dequeue(const std::string& job) {
   unlist(it->second);
   unchecked_.erase(job);
   failed_preemption_.erase(job);
+  reach_cache_.erase(job);
+  reasons_.erase(job);
   pending_.erase(it);
+  ++version_;  // a reservation it held may be gone
 }
 
 std::optional<std::string> Scheduler::never(const Request& r) {
@@ -231,7 +224,7 @@ std::optional<std::string> Scheduler::never(const Request& r) {
 }
 
 bool Scheduler::fits(const Request& r) {
-  if (book_.refuses(r.queue, amounts(r.total()))) return false;
+  if (book_.refuses(r.queue, amounts(r.total()), false)) return false;
   auto placed = cluster_.place(r.replicas, r.policy, r.node_selector);
   if (!placed) return false;
   for (const auto& p : *placed) cluster_.unhold(p);
@@ -240,6 +233,10 @@ bool Scheduler::fits(const Request& r) {
 
 bool Scheduler::fitsOnceStopped(const Request& r) {
   if (terminating_.empty()) return false;
+  // Not even all of it together: no need to try.
+  Amounts avail = cluster_.free();
+  for (const auto& j : terminating_) avail += amounts(running_.at(j).total());
+  if (!covers(avail, amounts(r.total()))) return false;
   for (const auto& j : terminating_) give(running_.at(j));
   bool ok = fits(r);
   for (const auto& j : terminating_) take(running_.at(j));
@@ -275,6 +272,9 @@ std::optional<std::vector<std::string>> Scheduler::victimsFor(const Request& r) 
     }
   }
   if (cands.empty()) return std::nullopt;
+  Amounts avail = cluster_.free();
+  for (const auto* a : cands) avail += amounts(a->total());
+  if (!covers(avail, need)) return std::nullopt;
   std::stable_sort(cands.begin(), cands.end(), [&](const Allocation* a, const Allocation* b) {
     bool oa = a->queue != r.queue, ob = b->queue != r.queue;
     if (oa != ob) return oa;
@@ -282,9 +282,22 @@ std::optional<std::vector<std::string>> Scheduler::victimsFor(const Request& r) 
     if (a->started_at != b->started_at) return a->started_at > b->started_at;
     return a->seq > b->seq;
   });
+  // Reclaim takes back only what is borrowed: a victim of another queue
+  // must leave that queue at or above its nominal quota (else its own jobs
+  // would reclaim in turn, and preemptions would chase each other).
+  auto onlyBorrowed = [&](const Allocation& a) {
+    if (a.queue == r.queue) return true;
+    const QueueSpec* vq = book_.queue(a.queue);
+    const auto& use = book_.usage(a.queue);
+    auto take = amounts(a.total());
+    for (int d = 0; d < kDims; ++d)
+      if (take[d] > 0 && vq && vq->nominal[d] < kUnlimited && use[d] - take[d] < vq->nominal[d]) return false;
+    return true;
+  };
   std::vector<const Allocation*> removed;
   bool ok = false;
   for (const auto* a : cands) {
+    if (!onlyBorrowed(*a)) continue;
     give(*a);
     removed.push_back(a);
     if ((ok = fits(r))) break;
@@ -307,9 +320,7 @@ std::optional<std::vector<std::string>> Scheduler::victimsFor(const Request& r) 
 
 std::optional<double> Scheduler::earliestStart(const Request& r, double now) const {
   auto need = amounts(r.total());
-  Amounts free{};
-  for (const auto& n : cluster_.nodes())
-    if (n.node.schedulable) free += amounts(n.free);
+  Amounts free = cluster_.free();
   // Enough in total but fragmented: when it fits is unknown.
   if (covers(free, need)) return std::nullopt;
   for (const auto& j : terminating_) free += amounts(running_.at(j).total());
@@ -325,74 +336,91 @@ std::optional<double> Scheduler::earliestStart(const Request& r, double now) con
 
 Decision Scheduler::schedule(double now) {
   Decision d;
+  std::vector<std::string> fresh;
+  fresh.swap(fresh_);
   for (const auto& job : unchecked_) {
     const Request& r = pending_.at(job);
     if (auto why = never(r)) d.unschedulable.push_back({job, *why});
   }
   unchecked_.clear();
   for (const auto& u : d.unschedulable) dequeue(u.job);
+  // Nothing was freed since the last cycle: what waited still cannot start,
+  // so only the jobs that arrived since are examined (kube-scheduler keeps
+  // unschedulable pods aside until a cluster event the same way).
+  const bool incremental = opts_.incremental && version_ == cycle_version_;
 
   const Amounts cap = cluster_.capacity();
-  // A cursor per queue over its pending jobs in order.
-  struct Cursor {
-    std::string queue;
-    Order::Levels* levels;
-    Order::Levels::iterator level;
-    std::map<std::string, std::set<std::pair<int64_t, std::string>>::iterator> at;  // per user
-    void enter() {
-      at.clear();
-      if (level != levels->end())
-        for (auto& [user, jobs] : level->second) at[user] = jobs.begin();
-    }
-  };
-  std::vector<Cursor> cursors;
-  for (auto& [name, levels] : order_->queues) {
-    Cursor c{name, &levels, levels.begin(), {}};
-    c.enter();
-    cursors.push_back(std::move(c));
-  }
-  // The next job of a cursor: the user with the smallest share at the top priority level.
-  auto head = [&](Cursor& c) -> std::pair<const std::string*, std::string> {
-    while (c.level != c.levels->end()) {
-      const std::string* best = nullptr;
-      std::string best_user;
-      double best_share = 0;
-      int64_t best_seq = 0;
-      for (auto& [user, it] : c.at) {
-        auto u = c.level->second.find(user);
-        if (u == c.level->second.end() || it == u->second.end()) continue;
-        double share = dominantShare(user_usage_[c.queue][user], cap);
-        if (!best || share < best_share || (share == best_share && it->first < best_seq))
-          best = &it->second, best_user = user, best_share = share, best_seq = it->first;
-      }
-      if (best) return {best, best_user};
-      ++c.level;
-      c.enter();
-    }
-    return {nullptr, ""};
-  };
-
-  std::map<std::string, std::string> reasons;
-  struct Reservation {
-    std::string job;
-    std::optional<double> start;
-  };
-  std::optional<Reservation> reservation;
-  int tests = 0;
-  std::vector<std::string> done;  // admitted this cycle: removed from the order after the loop
+  std::map<std::string, std::string>& reasons = reasons_;
+  if (!incremental) reasons.clear();
   auto wait = [&](const std::string& job, std::string why) {
     if (opts_.explain) reasons[job] = std::move(why);
   };
+
+  // Blocked gangs hold back the nodes they would use (EASY backfill): a
+  // later job may use those nodes only when it is known to end before the
+  // gang's earliest start; elsewhere it starts freely.
+  struct Reservation {
+    std::string job;
+    std::optional<double> start;
+    const std::vector<char>* nodes;
+  };
+  std::vector<Reservation> reservations;
+  std::vector<char> reserved(cluster_.nodes().size(), 0);  // union of the reservations' nodes
+  constexpr size_t kMaxReservations = 8;
+  auto reserve = [&](const std::string& job, std::optional<double> start) {
+    if (reservations.size() >= kMaxReservations) return false;
+    const Request& r = pending_.at(job);
+    auto& mask = reach_cache_[job];
+    if (mask.size() != cluster_.nodes().size()) mask = cluster_.reach(r.replicas, r.node_selector);
+    reservations.push_back({job, start, &mask});
+    for (size_t i = 0; i < mask.size(); ++i) reserved[i] |= mask[i];
+    return true;
+  };
+  if (incremental)
+    for (const auto& [job, start] : saved_reservations_)
+      if (pending_.count(job)) reserve(job, start);
+
+  std::set<std::string> failed_shapes;  // shapes that did not fit this cycle (free space only shrinks within it)
+  auto shape = [](const Request& r, int mode) {
+    std::string k = std::to_string(mode) + "|" + std::to_string(static_cast<int>(r.policy));
+    for (const auto& rep : r.replicas)
+      k += fmt::format("|{},{},{},{}", rep.need.cpu_millis, rep.need.memory_bytes, rep.need.gpu, rep.need.gpu_share);
+    for (const auto& [key, v] : r.node_selector) k += "|" + key + "=" + v;
+    return k;
+  };
+  int tests = 0, examined = 0;
+  std::vector<std::string> done;  // admitted this cycle: removed from the order after the loop
+
+  // Whether preempting could help `r` at all (cheap checks first).
+  auto mayPreempt = [&](const Request& r) {
+    if (!terminating_.empty()) return true;
+    const QueueSpec* q = book_.queue(r.queue);
+    if (!q) return false;
+    auto own = by_queue_.find(r.queue);
+    if (q->preempt_lower_priority && own != by_queue_.end() && !own->second.empty() &&
+        std::get<0>(*own->second.begin()) < r.priority)
+      return true;
+    if (!q->reclaim_within_cohort || q->cohort.empty()) return false;
+    Amounts after = book_.usage(r.queue);
+    after += amounts(r.total());
+    return covers(q->nominal, after);
+  };
   // Nothing fits now: preempt, wait for victims, or reserve.
+  int preemption_tries = 0;
+  std::map<std::string, bool> once_stopped;  // by shape: terminating jobs do not change within a cycle
   auto blocked = [&](const Request& r, bool quota, const std::string& why) {
-    if (opts_.preemption) {
-      if (fitsOnceStopped(r)) {
+    if (opts_.preemption && mayPreempt(r)) {
+      auto key = shape(r, -1);
+      auto hit = once_stopped.find(key);
+      bool stopping_frees = hit != once_stopped.end() ? hit->second : (once_stopped[key] = fitsOnceStopped(r));
+      if (stopping_frees) {
         wait(r.job, "waiting for preempted or cancelled jobs to stop: " + why);
-        if (!quota && !reservation) reservation = Reservation{r.job, now};
+        if (!quota) reserve(r.job, now);
         return;
       }
       auto failed = failed_preemption_.find(r.job);
-      if (failed == failed_preemption_.end() || failed->second != version_) {
+      if ((failed == failed_preemption_.end() || failed->second != version_) &&
+          preemption_tries++ < opts_.max_preemption_attempts) {
         if (auto victims = victimsFor(r)) {
           for (const auto& v : *victims) {
             markTerminating(v);
@@ -400,7 +428,7 @@ Decision Scheduler::schedule(double now) {
                                                   r.priority, r.queue)});
           }
           wait(r.job, fmt::format("preempting {} job(s) to make room: {}", victims->size(), why));
-          if (!quota && !reservation) reservation = Reservation{r.job, now};
+          if (!quota) reserve(r.job, now);
           return;
         }
         failed_preemption_[r.job] = version_;
@@ -411,59 +439,63 @@ Decision Scheduler::schedule(double now) {
       return;
     }
     std::string text = why;
-    if (!reservation) {
-      reservation = Reservation{r.job, earliestStart(r, now)};
-      if (reservation->start) text += fmt::format("; expected to start in {} (resources reserved)", ago(*reservation->start - now));
-    }
+    auto start = earliestStart(r, now);
+    if (reserve(r.job, start) && start) text += fmt::format("; expected to start in {} (resources reserved)", ago(*start - now));
     wait(r.job, text);
   };
 
-  for (;;) {
-    // The next queue: smallest weighted dominant share, then priority, then age.
-    Cursor* pick = nullptr;
-    const std::string* pick_job = nullptr;
-    std::string pick_user;
-    double pick_share = 0;
-    for (auto& c : cursors) {
-      auto [job, user] = head(c);
-      if (!job) continue;
-      const QueueSpec* qs = book_.queue(c.queue);
-      double share = dominantShare(book_.usage(c.queue), cap, qs ? qs->weight : 1);
-      const Request& r = pending_.at(*job);
-      bool better = !pick || share < pick_share;
-      if (pick && share == pick_share) {
-        const Request& p = pending_.at(*pick_job);
-        better = r.priority != p.priority ? r.priority > p.priority : r.seq < p.seq;
-      }
-      if (better) pick = &c, pick_job = job, pick_user = user, pick_share = share;
-    }
-    if (!pick) break;
-    const std::string job = *pick_job;
-    ++pick->at[pick_user];  // the cursor moves on; the job stays listed until the loop ends
+  // One job's turn. Returns false when the cycle should stop.
+  enum class Outcome { Admitted, Waiting, QuotaRefused, Stop };
+  auto consider = [&](const std::string& job) -> Outcome {
     const Request& r = pending_.at(job);
     const auto need = amounts(r.total());
-
-    if (auto why = book_.refuses(r.queue, need)) {
+    if (auto why = book_.refuses(r.queue, need, opts_.explain)) {
       blocked(r, true, *why);
-      continue;
+      return Outcome::QuotaRefused;
     }
-    if (reservation) {
-      if (tests >= opts_.max_backfill_tests) break;
+    // Which reserved nodes this job must keep off: those of every
+    // reservation it would not end before.
+    const std::vector<char>* keep_off = nullptr;
+    std::vector<char> custom;
+    int mode = 0;
+    if (!reservations.empty()) {
+      // Without backfill a blocked gang blocks everyone behind it (strict FIFO).
+      if (!opts_.backfill) return Outcome::Stop;
+      if (tests >= opts_.max_backfill_tests) return Outcome::Stop;
       ++tests;
-      bool ends_before = opts_.backfill && r.duration && reservation->start && now + *r.duration <= *reservation->start;
-      if (!ends_before) {
-        wait(job, fmt::format("waiting behind {}, which holds the next start{}", reservation->job,
-                              !opts_.backfill ? ""
-                              : !r.duration   ? " (a job without activeDeadlineSeconds or a walltime hint is never started ahead of it)"
-                              : reservation->start ? " (this job would not end before it starts)"
-                                                   : " (when it can start is unknown, so nothing starts ahead of it)"));
-        continue;
+      size_t before = 0;
+      auto endsBefore = [&](const Reservation& res) { return r.duration && res.start && now + *r.duration <= *res.start; };
+      for (const auto& res : reservations) before += endsBefore(res);
+      if (before == 0) {
+        keep_off = &reserved, mode = 1;
+      } else if (before < reservations.size()) {
+        custom.assign(reserved.size(), 0);
+        for (const auto& res : reservations)
+          if (!endsBefore(res))
+            for (size_t i = 0; i < custom.size(); ++i) custom[i] |= (*res.nodes)[i];
+        keep_off = &custom, mode = 2 + static_cast<int>(before);
       }
     }
-    auto placed = cluster_.place(r.replicas, r.policy, r.node_selector);
+    std::string key = shape(r, mode);
+    std::optional<std::vector<Placement>> placed;
+    if (!failed_shapes.count(key)) placed = cluster_.place(r.replicas, r.policy, r.node_selector, keep_off);
     if (!placed) {
+      failed_shapes.insert(key);
+      std::optional<std::vector<Placement>> anywhere;
+      if (keep_off && !failed_shapes.count(shape(r, 0))) anywhere = cluster_.place(r.replicas, r.policy, r.node_selector);
+      if (anywhere) {
+        // It would fit, but only on nodes a reserved gang needs first.
+        for (const auto& p : *anywhere) cluster_.unhold(p);
+        const auto& first = reservations.front();
+        wait(job, fmt::format("waiting behind {}, which holds the next start on the nodes this job needs{}", first.job,
+                              !r.duration   ? " (a job without activeDeadlineSeconds or a walltime hint is never started ahead of it)"
+                              : first.start ? " (this job would not end before it starts)"
+                                            : " (when it can start is unknown, so nothing starts ahead of it there)"));
+        return Outcome::Waiting;
+      }
+      if (keep_off) failed_shapes.insert(shape(r, 0));
       blocked(r, false, opts_.explain ? cluster_.whyNot(r.replicas, r.policy, r.node_selector) : "");
-      continue;
+      return Outcome::Waiting;
     }
     Allocation a;
     a.job = job;
@@ -479,16 +511,105 @@ Decision Scheduler::schedule(double now) {
     book_.add(a.queue, use);
     user_usage_[a.queue][a.user] += use;
     index(a, true);
-    if (reservation) ++d.backfilled;
+    if (!reservations.empty()) ++d.backfilled;
     running_[job] = a;
     d.admitted.push_back(std::move(a));
     done.push_back(job);
+    reasons.erase(job);
+    return Outcome::Admitted;
+  };
+
+  if (incremental) {
+    // The newcomers, in priority then submission order.
+    std::vector<const Request*> order;
+    for (const auto& job : fresh) {
+      auto it = pending_.find(job);
+      if (it != pending_.end()) order.push_back(&it->second);
+    }
+    std::sort(order.begin(), order.end(), [](const Request* a, const Request* b) {
+      return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
+    });
+    for (const Request* r : order) {
+      if (++examined > opts_.max_examined) break;
+      if (consider(r->job) == Outcome::Stop) break;
+    }
+  } else {
+    // A cursor per queue over its pending jobs in order.
+    struct UserCursor {
+      std::set<std::pair<int64_t, std::string>>::iterator it, end;
+      const Amounts* usage;
+    };
+    struct Cursor {
+      std::string queue;
+      Order::Levels* levels;
+      Order::Levels::iterator level;
+      std::vector<UserCursor> users;
+      int refused = 0;  // consecutive quota refusals this cycle
+    };
+    auto enter = [&](Cursor& c) {
+      c.users.clear();
+      if (c.level != c.levels->end())
+        for (auto& [user, jobs] : c.level->second) c.users.push_back({jobs.begin(), jobs.end(), &user_usage_[c.queue][user]});
+    };
+    std::vector<Cursor> cursors;
+    for (auto& [name, levels] : order_->queues) {
+      cursors.push_back(Cursor{name, &levels, levels.begin(), {}});
+      enter(cursors.back());
+    }
+    // The next job of a cursor: the user with the smallest share at the top priority level.
+    auto head = [&](Cursor& c) -> UserCursor* {
+      while (c.level != c.levels->end()) {
+        UserCursor* best = nullptr;
+        double best_share = 0;
+        for (auto& u : c.users) {
+          if (u.it == u.end) continue;
+          double share = c.users.size() == 1 ? 0 : dominantShare(*u.usage, cap);
+          if (!best || share < best_share || (share == best_share && u.it->first < best->it->first)) best = &u, best_share = share;
+        }
+        if (best) return best;
+        ++c.level;
+        enter(c);
+      }
+      return nullptr;
+    };
+    // A queue whose jobs keep hitting its quota is not searched further this
+    // cycle (Kueue's BestEffortFIFO goes on; this bounds how far).
+    constexpr int kMaxRefusals = 16;
+    for (;;) {
+      // The next queue: smallest weighted dominant share, then priority, then age.
+      Cursor* pick = nullptr;
+      UserCursor* pick_user = nullptr;
+      double pick_share = 0;
+      for (auto& c : cursors) {
+        if (c.refused >= kMaxRefusals) continue;
+        UserCursor* u = head(c);
+        if (!u) continue;
+        const QueueSpec* qs = book_.queue(c.queue);
+        double share = cursors.size() == 1 ? 0 : dominantShare(book_.usage(c.queue), cap, qs ? qs->weight : 1);
+        bool better = !pick || share < pick_share;
+        if (pick && share == pick_share) {
+          int pa = c.level->first, pb = pick->level->first;
+          better = pa != pb ? pa > pb : u->it->first < pick_user->it->first;
+        }
+        if (better) pick = &c, pick_user = u, pick_share = share;
+      }
+      if (!pick || ++examined > opts_.max_examined) break;
+      const std::string job = pick_user->it->second;
+      ++pick_user->it;  // the cursor moves on; the job stays listed until the loop ends
+      auto outcome = consider(job);
+      if (outcome == Outcome::Stop) break;
+      pick->refused = outcome == Outcome::QuotaRefused ? pick->refused + 1 : 0;
+    }
   }
   for (const auto& job : done) {
     unlist(pending_.at(job));
     failed_preemption_.erase(job);
+    reach_cache_.erase(job);
     pending_.erase(job);
   }
+  saved_reservations_.clear();
+  for (const auto& res : reservations) saved_reservations_.push_back({res.job, res.start});
+  cycle_version_ = version_;
 
   if (opts_.explain) {
     // Every waiting job, in queue order, with its position.

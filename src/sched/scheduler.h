@@ -79,6 +79,13 @@ struct SchedulerOptions {
   // Jobs examined behind a reservation per cycle (Slurm's bf_max_job_test).
   int max_backfill_tests = 100;
   int max_victims = 32;  // per preemption attempt
+  int max_preemption_attempts = 8;  // per cycle
+  // Jobs examined per cycle; the rest wait for their turn (bounds a cycle's
+  // cost when thousands wait behind exhausted quotas).
+  int max_examined = 1000;
+  // When nothing was released since the last cycle, examine only the jobs
+  // that arrived since (what waited still cannot start).
+  bool incremental = true;
 };
 
 struct Decision {
@@ -150,6 +157,12 @@ class Scheduler {
   // queue -> running jobs by (priority, -start): preemption candidates in order
   std::map<std::string, std::set<std::tuple<int, double, std::string>>> by_queue_;
   std::map<std::string, std::optional<std::string>> never_cache_;  // by request shape
+  std::map<std::string, std::vector<char>> reach_cache_;           // nodes a queued gang would use
+  // Between cycles: what the last one decided, for an incremental cycle.
+  uint64_t cycle_version_ = UINT64_MAX;
+  std::vector<std::string> fresh_;  // enqueued since the last cycle
+  std::vector<std::pair<std::string, std::optional<double>>> saved_reservations_;
+  std::map<std::string, std::string> reasons_;
   // A preemption that found no victims is not tried again until something is released.
   uint64_t version_ = 0;
   std::map<std::string, uint64_t> failed_preemption_;

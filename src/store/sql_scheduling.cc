@@ -1,5 +1,7 @@
 // SqlStore: what the scheduler keeps (placements per replica, queues and
 // cohorts, node states) and reads per admission cycle (jobs without specs).
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "store/sql_store.h"
@@ -82,8 +84,17 @@ std::vector<SchedulingRow> SqlStore::schedulingRows() {
   return out;
 }
 
-void SqlStore::setJobMessage(int64_t job_id, const std::string& message) {
-  db_->prepare("UPDATE jobs SET message=? WHERE id=?")->bind(1, message).bind(2, job_id).step();
+void SqlStore::setJobMessages(const std::vector<std::pair<int64_t, std::string>>& messages) {
+  constexpr size_t kChunk = 200;
+  for (size_t from = 0; from < messages.size(); from += kChunk) {
+    size_t n = std::min(kChunk, messages.size() - from);
+    std::string values;
+    for (size_t i = 0; i < n; ++i) values += i ? ", (CAST(? AS BIGINT), ?)" : "(CAST(? AS BIGINT), ?)";
+    auto s = db_->prepare("WITH v(id, m) AS (VALUES " + values + ") UPDATE jobs SET message = v.m FROM v WHERE jobs.id = v.id");
+    for (size_t i = 0; i < n; ++i)
+      s->bind(static_cast<int>(2 * i + 1), messages[from + i].first).bind(static_cast<int>(2 * i + 2), messages[from + i].second);
+    s->step();
+  }
 }
 
 void SqlStore::requestPreemption(int64_t job_id) {

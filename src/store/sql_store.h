@@ -33,7 +33,7 @@ class SqlStore final : public Store {
   std::map<int64_t, std::vector<sched::Placement>> allPlacements() override;
   std::vector<SchedulingRow> schedulingRows() override;
   void requestPreemption(int64_t job_id) override;
-  void setJobMessage(int64_t job_id, const std::string& message) override;
+  void setJobMessages(const std::vector<std::pair<int64_t, std::string>>& messages) override;
   void putQueue(const spec::QueueDef& q, const std::string& user) override;
   bool deleteQueue(const std::string& kind, const std::string& name) override;
   std::vector<spec::QueueDef> queueDefs() override;

@@ -237,8 +237,9 @@ class Store {
   virtual std::map<int64_t, std::vector<sched::Placement>> allPlacements() = 0;
   // Active jobs without their specs: one admission cycle's input.
   virtual std::vector<SchedulingRow> schedulingRows() = 0;
-  // Why a queued job waits (its status message), without touching the rest.
-  virtual void setJobMessage(int64_t job_id, const std::string& message) = 0;
+  // Why queued jobs wait (their status messages), without touching the rest;
+  // one statement per few hundred jobs.
+  virtual void setJobMessages(const std::vector<std::pair<int64_t, std::string>>& messages) = 0;
   // Asks the driving controller to stop a job and queue it again.
   virtual void requestPreemption(int64_t job_id) = 0;
 

@@ -377,3 +377,88 @@ TEST(SqliteStoreOnly, UsesWalAndRefusesNewerSchema) {
     EXPECT_NE(std::string(e.what()).find("schema version 99"), std::string::npos) << e.what();
   }
 }
+
+TEST_P(StoreTest, PlacementsQueuesNodeStatesAndSchedulingRows) {
+  auto st = openStore(location());
+  auto a = newJob("gang"), b = newJob("waiting");
+  a.request = R"({"replicas":[["worker-0",1000,0,0,0]]})";
+  b.spec.queue = "team-a";
+  b.spec.priority = 5;
+  st->createJob(a);
+  st->createJob(b);
+  st->setPlacements(a.id, {{"master-0", "node-1", {1000, 1LL << 30, 1, 0}, {3}},
+                           {"worker-0", "node-2", {500, 0, 0, 250}, {0}}});
+  auto p = st->placements(a.id);
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].replica, "master-0");
+  EXPECT_EQ(p[0].gpu_ids, std::vector<int>{3});
+  EXPECT_EQ(p[1].held.gpu_share, 250);
+  EXPECT_EQ(st->allPlacements().at(a.id).size(), 2u);
+  st->setPlacements(a.id, {});
+  EXPECT_TRUE(st->allPlacements().empty());
+
+  st->setJobMessages({{a.id, "first"}, {b.id, "0/4 nodes available: 4 insufficient cpu"}});
+  auto rows = st->schedulingRows();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].request, a.request);
+  EXPECT_EQ(rows[0].message, "first");
+  EXPECT_EQ(rows[1].queue, "team-a");
+  EXPECT_EQ(rows[1].priority, 5);
+  EXPECT_EQ(rows[1].message, "0/4 nodes available: 4 insufficient cpu");
+  st->requestPreemption(b.id);
+  EXPECT_TRUE(st->getJobById(b.id)->preempt_requested);
+
+  spec::QueueDef q{.name = "team-a", .cohort = "research", .weight = 2};
+  q.quota.cpu_millis = 8000;
+  st->putQueue(q, "admin");
+  q.weight = 3;
+  st->putQueue(q, "admin");  // replaces
+  st->putQueue(spec::QueueDef{.kind = "Cohort", .name = "research"}, "admin");
+  auto defs = st->queueDefs();
+  ASSERT_EQ(defs.size(), 2u);
+  EXPECT_EQ(defs[1].name, "team-a");
+  EXPECT_EQ(defs[1].weight, 3);
+  EXPECT_EQ(defs[1].quota.cpu_millis, 8000);
+  EXPECT_FALSE(defs[1].quota.gpu_milli.has_value());
+  EXPECT_TRUE(st->deleteQueue("Cohort", "research"));
+  EXPECT_FALSE(st->deleteQueue("Cohort", "research"));
+
+  st->setNodeState({"node-2", "Down", "disk failed", 5});
+  ASSERT_EQ(st->nodeStates().size(), 1u);
+  EXPECT_EQ(st->nodeStates()[0].reason, "disk failed");
+  st->setNodeState({"node-2", "Ready", "", 6});
+  EXPECT_TRUE(st->nodeStates().empty());
+}
+
+// A store written before schema 5 keeps working: a running job's one-node
+// allocation becomes a "*" placement holding the same resources.
+TEST(SqliteStoreOnly, OneNodeAllocationsMigrateToPlacements) {
+  auto dir = test::freshDir();
+  int64_t id = 0;
+  {
+    auto st = openStore(dir);
+    auto j = newJob("old");
+    st->createJob(j);
+    id = j.id;
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open((dir + "/trainyard.db").c_str(), &db), SQLITE_OK);
+  // Back to schema 4 as an old release left it.
+  for (const char* sql : {"DROP TABLE placements", "DROP TABLE queues", "DROP TABLE node_states",
+                          "ALTER TABLE jobs DROP COLUMN request", "ALTER TABLE jobs DROP COLUMN preemptions",
+                          "ALTER TABLE jobs DROP COLUMN preempt_requested", "UPDATE schema_version SET version = 4",
+                          "UPDATE jobs SET phase = 'Running', node = 'host-a', "
+                          "allocation = '{\"cpu_millis\":2000,\"memory_bytes\":1024,\"gpu\":2,\"gpu_ids\":[0,1]}'"})
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql << ": " << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto st = openStore(dir);
+  EXPECT_EQ(st->schemaVersion(), 5);
+  auto p = st->placements(id);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].replica, "*");
+  EXPECT_EQ(p[0].node, "host-a");
+  EXPECT_EQ(p[0].held.cpu_millis, 2000);
+  EXPECT_EQ(p[0].held.gpu, 2);
+  EXPECT_EQ(p[0].gpu_ids, (std::vector<int>{0, 1}));
+  EXPECT_EQ(st->getJobById(id)->phase, "Running");
+}
