@@ -123,10 +123,10 @@ void applyQueue(store::Store& store, const spec::QueueDef& def, const std::strin
   store.transaction([&] {
     auto defs = store.queueDefs();
     std::erase_if(defs, [&](const auto& d) { return d.kind == def.kind && d.name == def.name; });
-    defs.push_back(def);
+    defs.insert(defs.begin(), def);  // checked first: a problem it brings is reported as its own
     if (auto problem = spec::checkQueues(defs)) {
       const auto& d = *problem->def;
-      bool here = &d == &defs.back();
+      bool here = &d == &defs.front();
       throw spec::SpecError(here ? d.source_file : def.source_file, here ? d.parent_line : 0, here ? d.parent_column : 0,
                             here ? problem->field : "metadata.name",
                             here ? problem->message

@@ -438,8 +438,7 @@ QueueDef parseQueue(const Walker& w, const YAML::Node& root, const std::string& 
   w.expectMap(meta, "metadata", {"name", "labels", "annotations"});
   if (!meta["name"]) w.fail(meta, "metadata.name", "missing required field 'name'");
   q.name = w.name(meta["name"], "metadata.name");
-  YAML::Node spec = root["spec"];
-  if (!spec) spec = YAML::Node(YAML::NodeType::Map);
+  const YAML::Node spec = root["spec"] ? root["spec"] : YAML::Node(YAML::NodeType::Map);
   if (!spec.IsMap()) w.fail(spec, "spec", fmt::format("expected a mapping, got {}", typeName(spec)));
   auto mark = [&](const YAML::Node& n) { q.parent_line = n.Mark().line + 1, q.parent_column = n.Mark().column + 1; };
   if (kind == "Cohort") {
