@@ -113,6 +113,8 @@ Trace makeTrace(int n_nodes, int n_jobs, uint64_t seed) {
 struct Result {
   double sched_seconds = 0;  // wall time inside Scheduler::schedule
   int64_t decisions = 0;     // admissions + preemptions
+  int64_t cycles = 0;
+  int64_t evaluations = 0;   // queued jobs the cycles looked at (admitted, preempting or given a reason)
   int64_t admitted = 0, preemptions = 0, backfilled = 0, unschedulable = 0;
   Amounts util_num{}, util_den{};  // time-integrated allocated / available
   double util[kDims] = {0, 0, 0};
@@ -195,7 +197,9 @@ Result simulate(const Trace& t, bool fifo) {
     double t_arrival = next < t.jobs.size() ? t.jobs[next].arrival : INFINITY;
     double t_end = ends.empty() ? INFINITY : std::get<0>(ends.top());
     if (std::isinf(t_arrival) && std::isinf(t_end)) break;  // pending jobs that can never start
-    now = std::min(t_arrival, t_end);
+    // One cycle per simulated second at most, with every event of that
+    // second (Volcano's default schedulePeriod is 1 s).
+    now = std::ceil(std::min(t_arrival, t_end));
     integrate(now);
     while (!ends.empty() && std::get<0>(ends.top()) <= now) {
       auto [when, i, gen] = ends.top();
@@ -211,6 +215,8 @@ Result simulate(const Trace& t, bool fifo) {
     auto t0 = std::chrono::steady_clock::now();
     Decision d = s.schedule(now);
     res.sched_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++res.cycles;
+    res.evaluations += d.examined;
     res.backfilled += d.backfilled;
     res.unschedulable += static_cast<int64_t>(d.unschedulable.size());
     for (const auto& u : d.unschedulable) user_pending[t.jobs[index.at(u.job)].user]--;
@@ -260,6 +266,8 @@ Result simulate(const Trace& t, bool fifo) {
 void print(const char* prefix, const Result& r) {
   std::printf("%s.decisions_per_second=%.0f\n", prefix, r.decisions / std::max(1e-9, r.sched_seconds));
   std::printf("%s.scheduler_seconds=%.2f\n", prefix, r.sched_seconds);
+  std::printf("%s.cycles=%lld\n", prefix, static_cast<long long>(r.cycles));
+  std::printf("%s.evaluations_per_second=%.0f\n", prefix, r.evaluations / std::max(1e-9, r.sched_seconds));
   std::printf("%s.admitted=%lld\n", prefix, static_cast<long long>(r.admitted));
   std::printf("%s.utilisation_cpu=%.3f\n", prefix, r.util[0]);
   std::printf("%s.utilisation_memory=%.3f\n", prefix, r.util[1]);

@@ -77,6 +77,7 @@ void Cluster::setNodes(std::vector<Node> nodes) {
   index_.clear();
   plain_.clear();
   gpu_.clear();
+  gpu_by_cpu_.clear();
   capacity_ = free_ = Amounts{};
   for (auto& n : nodes) {
     index_[n.name] = nodes_.size();
@@ -89,15 +90,23 @@ void Cluster::setNodes(std::vector<Node> nodes) {
 
 void Cluster::unindex(size_t i) {
   const NodeState& n = nodes_[i];
-  if (n.device_use.empty()) plain_.erase({n.free.cpu_millis, i});
-  else gpu_.erase({n.free.gpu, n.free.cpu_millis, i});
+  if (n.device_use.empty()) {
+    plain_.erase({n.free.cpu_millis, i});
+  } else {
+    gpu_.erase({n.free.gpu, n.free.cpu_millis, i});
+    gpu_by_cpu_.erase({n.free.cpu_millis, i});
+  }
 }
 
 void Cluster::reindex(size_t i) {
   const NodeState& n = nodes_[i];
   if (!n.node.schedulable) return;
-  if (n.device_use.empty()) plain_.insert({n.free.cpu_millis, i});
-  else gpu_.insert({n.free.gpu, n.free.cpu_millis, i});
+  if (n.device_use.empty()) {
+    plain_.insert({n.free.cpu_millis, i});
+  } else {
+    gpu_.insert({n.free.gpu, n.free.cpu_millis, i});
+    gpu_by_cpu_.insert({n.free.cpu_millis, i});
+  }
 }
 
 void Cluster::account(const NodeState& n, const Placement& p, int sign) {
@@ -163,10 +172,18 @@ void Cluster::unhold(const Placement& p) {
 }
 
 template <typename Fn>
-void Cluster::candidates(const Resources& need, Fn&& fn) const {
+void Cluster::candidates(const Resources& need, bool skip_plain, bool skip_gpu, Fn&& fn) const {
+  if (skip_gpu && (need.gpu > 0 || need.gpu_share > 0)) return;
   if (need.gpu > 0) {
-    for (auto it = gpu_.lower_bound({need.gpu, need.cpu_millis, 0}); it != gpu_.end(); ++it)
-      if (std::get<1>(*it) >= need.cpu_millis && !fn(std::get<2>(*it))) return;
+    // By free devices, then free cpu: within each device count, skip to the nodes with enough cpu.
+    for (auto it = gpu_.lower_bound({need.gpu, need.cpu_millis, 0}); it != gpu_.end();) {
+      if (std::get<1>(*it) < need.cpu_millis) {
+        it = gpu_.lower_bound({std::get<0>(*it), need.cpu_millis, 0});
+        continue;
+      }
+      if (!fn(std::get<2>(*it))) return;
+      ++it;
+    }
     return;
   }
   if (need.gpu_share > 0) {
@@ -175,10 +192,12 @@ void Cluster::candidates(const Resources& need, Fn&& fn) const {
     return;
   }
   // No GPUs needed: nodes without GPUs first, GPU nodes only when those are full.
-  for (auto it = plain_.lower_bound({need.cpu_millis, 0}); it != plain_.end(); ++it)
-    if (!fn(it->second)) return;
-  for (const auto& e : gpu_)
-    if (std::get<1>(e) >= need.cpu_millis && !fn(std::get<2>(e))) return;
+  if (!skip_plain)
+    for (auto it = plain_.lower_bound({need.cpu_millis, 0}); it != plain_.end(); ++it)
+      if (!fn(it->second)) return;
+  if (!skip_gpu)
+    for (auto it = gpu_by_cpu_.lower_bound({need.cpu_millis, 0}); it != gpu_by_cpu_.end(); ++it)
+      if (!fn(it->second)) return;
 }
 
 namespace {
@@ -189,13 +208,22 @@ constexpr int kSample = 32;
 std::optional<std::vector<Placement>> Cluster::place(const std::vector<ReplicaNeed>& replicas,
                                                      PlacementPolicy policy,
                                                      const std::map<std::string, std::string>& selector,
-                                                     const std::vector<char>* excluded) {
+                                                     const std::vector<const Reach*>* keep_off) {
   // Not enough in all: no scan.
   Amounts total{};
   for (const auto& r : replicas) total += amounts(r.need);
   for (int d = 0; d < kDims; ++d)
     if (total[d] > free_[d]) return std::nullopt;
 
+  bool skip_plain = false, skip_gpu = false;
+  if (keep_off)
+    for (const Reach* r : *keep_off) skip_plain |= r->all_plain, skip_gpu |= r->all_gpu;
+  auto excluded = [&](size_t ni) {
+    if (!keep_off) return false;
+    for (const Reach* r : *keep_off)
+      if (r->covers(nodes_[ni].node)) return true;
+    return false;
+  };
   std::vector<Placement> placed;
   std::vector<std::pair<size_t, int>> on_node;  // replicas of this gang per node (a gang is small)
   auto count_on = [&](size_t ni) {
@@ -228,9 +256,8 @@ std::optional<std::vector<Placement>> Cluster::place(const std::vector<ReplicaNe
     if (policy == PlacementPolicy::Spread) {
       size_t best = SIZE_MAX;
       int seen = 0;
-      candidates(replicas[i].need, [&](size_t ni) {
-        if ((excluded && (*excluded)[ni]) || !eligible(nodes_[ni], selector) || fitCount(nodes_[ni], replicas[i].need) < 1)
-          return true;
+      candidates(replicas[i].need, skip_plain, skip_gpu, [&](size_t ni) {
+        if (!eligible(nodes_[ni], selector) || fitCount(nodes_[ni], replicas[i].need) < 1 || excluded(ni)) return true;
         int a = count_on(ni), b = best == SIZE_MAX ? 0 : count_on(best);
         if (best == SIZE_MAX || a < b || (a == b && nodes_[ni].free.cpu_millis > nodes_[best].free.cpu_millis)) best = ni;
         return ++seen < kSample || count_on(best) > 0;
@@ -249,10 +276,10 @@ std::optional<std::vector<Placement>> Cluster::place(const std::vector<ReplicaNe
       size_t best = SIZE_MAX;
       int64_t best_k = 0;
       int seen = 0;
-      candidates(replicas[i].need, [&](size_t ni) {
-        if ((excluded && (*excluded)[ni]) || !eligible(nodes_[ni], selector)) return true;
+      candidates(replicas[i].need, skip_plain, skip_gpu, [&](size_t ni) {
+        if (!eligible(nodes_[ni], selector)) return true;
         int64_t k = std::min(remaining, fitCount(nodes_[ni], replicas[i].need));
-        if (k < 1) return true;
+        if (k < 1 || excluded(ni)) return true;
         // Candidates come best fit first: a node holding every remaining replica ends the search.
         bool better = best == SIZE_MAX || k > best_k || (k == best_k && count_on(ni) > count_on(best));
         if (better) best = ni, best_k = k;
@@ -266,24 +293,35 @@ std::optional<std::vector<Placement>> Cluster::place(const std::vector<ReplicaNe
   return placed;
 }
 
-std::vector<char> Cluster::reach(const std::vector<ReplicaNeed>& replicas,
-                                 const std::map<std::string, std::string>& selector) const {
-  std::vector<char> mask(nodes_.size(), 0);
-  bool wants_gpu = std::any_of(replicas.begin(), replicas.end(), [](const auto& r) { return r.need.gpu > 0 || r.need.gpu_share > 0; });
-  auto holds = [&](const NodeState& n) {
-    return std::any_of(replicas.begin(), replicas.end(), [&](const auto& r) { return emptyFit(n.node, r.need) > 0; });
-  };
-  int64_t plain_room = 0;
-  if (!wants_gpu)
+bool Reach::covers(const Node& n) const {
+  if (!n.schedulable || (plain_only && (n.allocatable.gpu > 0 || !n.gpu_ids.empty()))) return false;
+  for (const auto& [k, v] : selector) {
+    auto it = n.labels.find(k);
+    if (it == n.labels.end() || it->second != v) return false;
+  }
+  return std::any_of(shapes.begin(), shapes.end(), [&](const Resources& r) { return emptyFit(n, r) > 0; });
+}
+
+Reach Cluster::reach(const std::vector<ReplicaNeed>& replicas, const std::map<std::string, std::string>& selector) const {
+  Reach r;
+  r.selector = selector;
+  for (const auto& rep : replicas)
+    if (std::none_of(r.shapes.begin(), r.shapes.end(), [&](const Resources& s) { return amounts(s) == amounts(rep.need); }))
+      r.shapes.push_back(rep.need);
+  bool wants_gpu = std::any_of(replicas.begin(), replicas.end(), [](const auto& x) { return x.need.gpu > 0 || x.need.gpu_share > 0; });
+  if (!wants_gpu && !replicas.empty()) {
+    int64_t plain_room = 0;
     for (const auto& n : nodes_)
       if (n.device_use.empty() && eligible(n, selector)) plain_room += emptyFit(n.node, replicas.front().need);
-  bool plain_only = !wants_gpu && plain_room >= static_cast<int64_t>(replicas.size());
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    const auto& n = nodes_[i];
-    if (!eligible(n, selector) || (plain_only && !n.device_use.empty())) continue;
-    mask[i] = holds(n);
+    r.plain_only = plain_room >= static_cast<int64_t>(replicas.size());
   }
-  return mask;
+  r.all_plain = r.all_gpu = true;
+  for (const auto& n : nodes_) {
+    if (!n.node.schedulable) continue;
+    bool& all = n.device_use.empty() ? r.all_plain : r.all_gpu;
+    if (all && !r.covers(n.node)) all = false;
+  }
+  return r;
 }
 
 std::string Cluster::whyNot(const std::vector<ReplicaNeed>& replicas, PlacementPolicy,

@@ -40,6 +40,18 @@ struct Placement {
   std::vector<int> gpu_ids;
 };
 
+// The nodes a reserved gang would use once they are free: eligible nodes
+// that can hold one of its replicas, of the shape it prefers (nodes without
+// GPUs for a job without GPUs, when they can hold it). Tested per node.
+struct Reach {
+  std::vector<Resources> shapes;
+  std::map<std::string, std::string> selector;
+  bool plain_only = false;
+  // It covers every node without GPUs / with GPUs: those are not searched at all.
+  bool all_plain = false, all_gpu = false;
+  bool covers(const Node& n) const;
+};
+
 // A node with what is still free on it.
 struct NodeState {
   Node node;
@@ -62,11 +74,8 @@ class Cluster {
   // on a node marked in `excluded` (indexed like nodes()).
   std::optional<std::vector<Placement>> place(const std::vector<ReplicaNeed>& replicas, PlacementPolicy policy,
                                               const std::map<std::string, std::string>& selector,
-                                              const std::vector<char>* excluded = nullptr);
-  // The nodes a gang would use once they are free (what a reservation for
-  // it holds back): eligible nodes of the shape it prefers (nodes without
-  // GPUs for a job without GPUs, when they can hold it).
-  std::vector<char> reach(const std::vector<ReplicaNeed>& replicas, const std::map<std::string, std::string>& selector) const;
+                                              const std::vector<const Reach*>* keep_off = nullptr);
+  Reach reach(const std::vector<ReplicaNeed>& replicas, const std::map<std::string, std::string>& selector) const;
   // Takes what `p` holds (a running replica, or one placed earlier) /
   // gives it back. Placements on nodes that are gone are ignored.
   void hold(const Placement& p);
@@ -84,7 +93,7 @@ class Cluster {
   void reindex(size_t i);
   // Calls fn(node index) for nodes that may hold `need`, best fit first, until it returns false.
   template <typename Fn>
-  void candidates(const Resources& need, Fn&& fn) const;
+  void candidates(const Resources& need, bool skip_plain, bool skip_gpu, Fn&& fn) const;
   std::vector<NodeState> nodes_;
   std::unordered_map<std::string, size_t> index_;
   Amounts capacity_{}, free_{};
@@ -92,6 +101,7 @@ class Cluster {
   // by free devices, then free cpu.
   std::set<std::pair<int64_t, size_t>> plain_;
   std::set<std::tuple<int, int64_t, size_t>> gpu_;
+  std::set<std::pair<int64_t, size_t>> gpu_by_cpu_;  // GPU nodes by free cpu (jobs without GPUs, when plain nodes are full)
 };
 
 // How many replicas needing `need` fit in what `n` has free / in all of `n`.

@@ -51,7 +51,10 @@ Resources Allocation::total() const {
   return t;
 }
 
-std::optional<std::string> neverFits(const std::vector<Node>& nodes, const Request& r) {
+namespace {
+// Over any sequence of nodes, reached through `node(i)`.
+template <typename Nodes, typename Get>
+std::optional<std::string> neverFitsOn(const Nodes& nodes, Get node, const Request& r) {
   // Each replica shape, and as many of it as the gang has, on the matching nodes all empty.
   std::map<std::array<int64_t, 4>, std::pair<Resources, int64_t>> shapes;
   for (const auto& rep : r.replicas) {
@@ -61,15 +64,16 @@ std::optional<std::string> neverFits(const std::vector<Node>& nodes, const Reque
   }
   Amounts cap{};
   int matching = 0;
-  for (const auto& n : nodes)
-    if (matches(n, r.node_selector)) cap += amounts(n.allocatable), ++matching;
+  for (const auto& x : nodes)
+    if (const Node& n = node(x); matches(n, r.node_selector)) cap += amounts(n.allocatable), ++matching;
   if (matching == 0)
     return nodes.empty() ? std::string("no nodes") : fmt::format("no node can ever hold this job: none of the {} nodes matches its node selector", nodes.size());
   for (const auto& [key, shape] : shapes) {
     const auto& [need, count] = shape;
     int64_t room = 0;
     const Node* largest = nullptr;
-    for (const auto& n : nodes) {
+    for (const auto& x : nodes) {
+      const Node& n = node(x);
       if (!matches(n, r.node_selector)) continue;
       room += emptyFit(n, need);
       if (!largest || n.allocatable.cpu_millis > largest->allocatable.cpu_millis) largest = &n;
@@ -83,6 +87,11 @@ std::optional<std::string> neverFits(const std::vector<Node>& nodes, const Reque
                          count, describe(need), matching, room);
   }
   return std::nullopt;
+}
+}  // namespace
+
+std::optional<std::string> neverFits(const std::vector<Node>& nodes, const Request& r) {
+  return neverFitsOn(nodes, [](const Node& n) -> const Node& { return n; }, r);
 }
 
 // queue -> priority (highest first) -> user -> (seq, job)
@@ -215,10 +224,7 @@ std::optional<std::string> Scheduler::never(const Request& r) {
   for (const auto& [k, v] : r.node_selector) key += "|" + k + "=" + v;
   auto hit = never_cache_.find(key);
   if (hit != never_cache_.end()) return hit->second;
-  std::vector<Node> all;
-  all.reserve(cluster_.nodes().size());
-  for (const auto& n : cluster_.nodes()) all.push_back(n.node);
-  auto why = neverFits(all, r);
+  auto why = neverFitsOn(cluster_.nodes(), [](const NodeState& n) -> const Node& { return n.node; }, r);
   never_cache_[key] = why;
   return why;
 }
@@ -362,31 +368,37 @@ Decision Scheduler::schedule(double now) {
   struct Reservation {
     std::string job;
     std::optional<double> start;
-    const std::vector<char>* nodes;
+    const Reach* nodes;
   };
   std::vector<Reservation> reservations;
-  std::vector<char> reserved(cluster_.nodes().size(), 0);  // union of the reservations' nodes
   constexpr size_t kMaxReservations = 8;
   auto reserve = [&](const std::string& job, std::optional<double> start) {
     if (reservations.size() >= kMaxReservations) return false;
     const Request& r = pending_.at(job);
-    auto& mask = reach_cache_[job];
-    if (mask.size() != cluster_.nodes().size()) mask = cluster_.reach(r.replicas, r.node_selector);
-    reservations.push_back({job, start, &mask});
-    for (size_t i = 0; i < mask.size(); ++i) reserved[i] |= mask[i];
+    auto it = reach_cache_.find(job);
+    if (it == reach_cache_.end()) it = reach_cache_.emplace(job, cluster_.reach(r.replicas, r.node_selector)).first;
+    reservations.push_back({job, start, &it->second});
     return true;
   };
   if (incremental)
     for (const auto& [job, start] : saved_reservations_)
       if (pending_.count(job)) reserve(job, start);
 
-  std::set<std::string> failed_shapes;  // shapes that did not fit this cycle (free space only shrinks within it)
+  // Shapes that did not fit this cycle (free space only shrinks within it),
+  // by a hash of what they ask for and where they may go.
+  std::set<uint64_t> failed_shapes;
   auto shape = [](const Request& r, int mode) {
-    std::string k = std::to_string(mode) + "|" + std::to_string(static_cast<int>(r.policy));
-    for (const auto& rep : r.replicas)
-      k += fmt::format("|{},{},{},{}", rep.need.cpu_millis, rep.need.memory_bytes, rep.need.gpu, rep.need.gpu_share);
-    for (const auto& [key, v] : r.node_selector) k += "|" + key + "=" + v;
-    return k;
+    uint64_t h = 1469598103934665603ULL;
+    auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
+    mix(static_cast<uint64_t>(mode));
+    mix(static_cast<uint64_t>(r.policy));
+    for (const auto& rep : r.replicas) {
+      mix(static_cast<uint64_t>(rep.need.cpu_millis));
+      mix(static_cast<uint64_t>(rep.need.memory_bytes));
+      mix(static_cast<uint64_t>(rep.need.gpu) << 32 | static_cast<uint32_t>(rep.need.gpu_share));
+    }
+    for (const auto& [key, v] : r.node_selector) mix(std::hash<std::string>{}(key + "=" + v));
+    return h;
   };
   int tests = 0, examined = 0;
   std::vector<std::string> done;  // admitted this cycle: removed from the order after the loop
@@ -407,7 +419,7 @@ Decision Scheduler::schedule(double now) {
   };
   // Nothing fits now: preempt, wait for victims, or reserve.
   int preemption_tries = 0;
-  std::map<std::string, bool> once_stopped;  // by shape: terminating jobs do not change within a cycle
+  std::map<uint64_t, bool> once_stopped;  // by shape: terminating jobs do not change within a cycle
   auto blocked = [&](const Request& r, bool quota, const std::string& why) {
     if (opts_.preemption && mayPreempt(r)) {
       auto key = shape(r, -1);
@@ -455,34 +467,25 @@ Decision Scheduler::schedule(double now) {
     }
     // Which reserved nodes this job must keep off: those of every
     // reservation it would not end before.
-    const std::vector<char>* keep_off = nullptr;
-    std::vector<char> custom;
+    std::vector<const Reach*> keep_off;
     int mode = 0;
     if (!reservations.empty()) {
       // Without backfill a blocked gang blocks everyone behind it (strict FIFO).
       if (!opts_.backfill) return Outcome::Stop;
       if (tests >= opts_.max_backfill_tests) return Outcome::Stop;
       ++tests;
-      size_t before = 0;
       auto endsBefore = [&](const Reservation& res) { return r.duration && res.start && now + *r.duration <= *res.start; };
-      for (const auto& res : reservations) before += endsBefore(res);
-      if (before == 0) {
-        keep_off = &reserved, mode = 1;
-      } else if (before < reservations.size()) {
-        custom.assign(reserved.size(), 0);
-        for (const auto& res : reservations)
-          if (!endsBefore(res))
-            for (size_t i = 0; i < custom.size(); ++i) custom[i] |= (*res.nodes)[i];
-        keep_off = &custom, mode = 2 + static_cast<int>(before);
-      }
+      for (size_t k = 0; k < reservations.size(); ++k)
+        if (!endsBefore(reservations[k])) keep_off.push_back(reservations[k].nodes), mode |= 1 << k;
     }
-    std::string key = shape(r, mode);
+    uint64_t key = shape(r, mode);
     std::optional<std::vector<Placement>> placed;
-    if (!failed_shapes.count(key)) placed = cluster_.place(r.replicas, r.policy, r.node_selector, keep_off);
+    if (!failed_shapes.count(key))
+      placed = cluster_.place(r.replicas, r.policy, r.node_selector, keep_off.empty() ? nullptr : &keep_off);
     if (!placed) {
       failed_shapes.insert(key);
       std::optional<std::vector<Placement>> anywhere;
-      if (keep_off && !failed_shapes.count(shape(r, 0))) anywhere = cluster_.place(r.replicas, r.policy, r.node_selector);
+      if (!keep_off.empty() && !failed_shapes.count(shape(r, 0))) anywhere = cluster_.place(r.replicas, r.policy, r.node_selector);
       if (anywhere) {
         // It would fit, but only on nodes a reserved gang needs first.
         for (const auto& p : *anywhere) cluster_.unhold(p);
@@ -493,7 +496,7 @@ Decision Scheduler::schedule(double now) {
                                             : " (when it can start is unknown, so nothing starts ahead of it there)"));
         return Outcome::Waiting;
       }
-      if (keep_off) failed_shapes.insert(shape(r, 0));
+      if (!keep_off.empty()) failed_shapes.insert(shape(r, 0));
       blocked(r, false, opts_.explain ? cluster_.whyNot(r.replicas, r.policy, r.node_selector) : "");
       return Outcome::Waiting;
     }
@@ -607,6 +610,7 @@ Decision Scheduler::schedule(double now) {
     reach_cache_.erase(job);
     pending_.erase(job);
   }
+  d.examined = std::min(examined, opts_.max_examined);
   saved_reservations_.clear();
   for (const auto& res : reservations) saved_reservations_.push_back({res.job, res.start});
   cycle_version_ = version_;

@@ -101,6 +101,7 @@ struct Decision {
   std::vector<Waiting> unschedulable;  // never fits: no node, gang or quota can ever hold it
   std::vector<Waiting> preempted;      // running jobs to stop; reason names who needs the room
   int backfilled = 0;                  // admitted ahead of a reserved job
+  int examined = 0;                    // queued jobs looked at in this cycle
 };
 
 class Scheduler {
@@ -157,7 +158,7 @@ class Scheduler {
   // queue -> running jobs by (priority, -start): preemption candidates in order
   std::map<std::string, std::set<std::tuple<int, double, std::string>>> by_queue_;
   std::map<std::string, std::optional<std::string>> never_cache_;  // by request shape
-  std::map<std::string, std::vector<char>> reach_cache_;           // nodes a queued gang would use
+  std::map<std::string, Reach> reach_cache_;  // nodes a queued gang would use
   // Between cycles: what the last one decided, for an incremental cycle.
   uint64_t cycle_version_ = UINT64_MAX;
   std::vector<std::string> fresh_;  // enqueued since the last cycle
