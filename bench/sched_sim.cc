@@ -127,6 +127,10 @@ struct Result {
 Result simulate(const Trace& t, bool fifo) {
   SchedulerOptions opts;
   opts.explain = false;
+  // A cluster of thousands of nodes sees hundreds of arrivals per cycle:
+  // look further behind a reservation (Slurm's bf_max_job_test is 500).
+  opts.max_backfill_tests = 1000;
+  opts.max_examined = 5000;
   if (fifo) opts.backfill = false, opts.preemption = false;
   Scheduler s(opts);
   s.setNodes(t.nodes);

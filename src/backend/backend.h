@@ -1,13 +1,27 @@
 // The Backend contract: where replicas actually run. A backend receives a
 // *placed* job (replicas with roles, resources, env and their node) and is
 // asynchronous and idempotent by job UID + attempt. The controller never
-// assumes a PID or a local file exists: logs come through readLog(), states
-// through observe(). Local processes today; Kubernetes and Slurm implement
-// the same interface later.
+// assumes a PID or a local file exists: logs come through readLogAt(),
+// states through observe()/observeAll(). Local processes today (backend/
+// local_backend.h), an in-memory fake for tests (backend/fake_backend.h);
+// Kubernetes and Slurm implement the same interface.
+//
+// Threads: a backend is made and used by one thread (the control loop's),
+// except readLogAt(), which any thread may call at any time (the API serves
+// logs while the loop runs).
+//
+// Errors: launch() throws BackendError; transient() says whether trying the
+// same launch again later may succeed (an API server unreachable, a node
+// busy) or not (a command that does not exist, an image that cannot be
+// pulled). Other calls do not throw for a job they do not know: they report
+// nothing, and a replica that was reported and no longer is counts as Lost.
+// Every backend passes tests/unit/backend_conformance_test.cc.
 #pragma once
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <stdexcept>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +62,34 @@ struct ConfigFile {
   std::string content;
 };
 
+// What a backend does itself, so the layers above neither do it twice nor
+// assume it.
+struct Capabilities {
+  bool places_replicas = false;   // decides nodes itself (Slurm): Trainyard's placement is advisory
+  bool peers_before_launch = true;  // resolvePeers() works before launch; else wiring is bound late ($(VAR) on the node)
+  bool enforces_memory = false;   // memory limits are enforced (else a warning per job)
+  bool runs_images = false;       // `image:` is honoured
+  bool survives_restart = false;  // replicas outlive the controller and reattach() finds them
+};
+
+// A launch that did not happen. transient(): the same launch may succeed
+// later (retried with backoff); otherwise the job fails with the message.
+class BackendError : public std::runtime_error {
+ public:
+  BackendError(const std::string& what, bool transient) : std::runtime_error(what), transient_(transient) {}
+  bool transient() const { return transient_; }
+
+ private:
+  bool transient_;
+};
+
+// A piece of a replica's log and where to continue (an opaque cursor: a
+// byte offset locally, a timestamp or a token elsewhere; "" = the start).
+struct LogChunk {
+  std::string bytes;
+  std::string next;
+};
+
 struct PlacedJob {
   std::string uid;
   std::string name;
@@ -78,6 +120,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  virtual Capabilities capabilities() const = 0;
 
   // Nodes and their allocatable resources.
   virtual std::vector<sched::Node> capacity() = 0;
@@ -96,8 +139,18 @@ class Backend {
 
   // Current state of each replica of the latest attempt of `uid`.
   virtual std::vector<ReplicaStatus> observe(const std::string& uid) = 0;
+  // The same for every job this backend runs, in one call (one API request
+  // or one `squeue` for a backend whose state lives elsewhere).
+  virtual std::map<std::string, std::vector<ReplicaStatus>> observeAll() = 0;
 
-  // Log bytes of a replica of the latest attempt, from `offset`.
+  // Up to `max_bytes` of the log of `replica` in `attempt` of `uid`, from
+  // `cursor`; any attempt this backend launched or reattached, also after
+  // it ended. Thread-safe (see above).
+  virtual LogChunk readLogAt(const std::string& uid, int attempt, const std::string& replica,
+                             const std::string& cursor, size_t max_bytes) = 0;
+
+  // Log bytes of a replica of the latest attempt, from `offset` (the
+  // controller's metric collection; a byte offset it stores).
   virtual std::string readLog(const std::string& uid, const std::string& replica, uint64_t offset,
                               size_t max_bytes) = 0;
 

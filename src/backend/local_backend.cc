@@ -128,7 +128,7 @@ std::vector<Endpoint> LocalBackend::resolvePeers(const PlacedJob& job) {
     }
     if (fd < 0) {
       for (int h : held) close(h);
-      throw std::runtime_error(fmt::format("cannot find a free port on 127.0.0.1 in [{}, {}]", lo, hi));
+      throw BackendError(fmt::format("cannot find a free port on 127.0.0.1 in [{}, {}]", lo, hi), true);
     }
     held.push_back(fd);
     out.push_back({"127.0.0.1", port});
@@ -137,9 +137,52 @@ std::vector<Endpoint> LocalBackend::resolvePeers(const PlacedJob& job) {
   return out;
 }
 
+Capabilities LocalBackend::capabilities() const {
+  Capabilities c;
+  c.enforces_memory = cgroups_.mode() != Cgroups::Mode::None;
+  c.survives_restart = !opts_.supervisor.empty();
+  return c;
+}
+
+void LocalBackend::rememberLogDir(const std::string& uid, const std::string& dir) {
+  std::lock_guard lk(log_mu_);
+  log_dirs_[uid] = dir;
+}
+
+LogChunk LocalBackend::readLogAt(const std::string& uid, int attempt, const std::string& replica,
+                                 const std::string& cursor, size_t max_bytes) {
+  std::string dir;
+  {
+    std::lock_guard lk(log_mu_);
+    auto it = log_dirs_.find(uid);
+    if (it == log_dirs_.end()) return {"", cursor};
+    dir = it->second;
+  }
+  uint64_t offset = 0;
+  if (!cursor.empty()) {
+    char* end = nullptr;
+    offset = std::strtoull(cursor.c_str(), &end, 10);
+    if (!end || *end) return {"", cursor};  // not one of ours
+  }
+  // Replica names are role-index; nothing else reaches the file system.
+  if (replica.empty() || replica.find('/') != std::string::npos || replica.find("..") != std::string::npos) return {"", cursor};
+  std::string bytes = util::readFrom((std::filesystem::path(dir) / fmt::format("{}.attempt-{}.log", replica, attempt)).string(),
+                                     offset, max_bytes);
+  return {bytes, std::to_string(offset + bytes.size())};
+}
+
+std::map<std::string, std::vector<ReplicaStatus>> LocalBackend::observeAll() {
+  std::map<std::string, std::vector<ReplicaStatus>> out;
+  std::vector<std::string> uids;
+  for (const auto& [uid, j] : jobs_) uids.push_back(uid);
+  for (const auto& uid : uids) out[uid] = observe(uid);
+  return out;
+}
+
 void LocalBackend::launch(const PlacedJob& job) {
   Job& j = jobs_[job.uid];
   if (j.attempt == job.attempt) return;  // idempotent
+  rememberLogDir(job.uid, job.log_dir);
   for (auto& p : j.procs)
     if (p.status.phase != ReplicaPhase::Exited) {
       killGroup(p, SIGKILL);
@@ -155,11 +198,11 @@ void LocalBackend::launch(const PlacedJob& job) {
     config_dir = (std::filesystem::path(job.log_dir) / fmt::format("config.attempt-{}", job.attempt)).string();
     std::filesystem::create_directories(config_dir);
     if (opts_.run_uid >= 0 && chown(config_dir.c_str(), opts_.run_uid, opts_.run_gid) != 0)
-      throw std::runtime_error(fmt::format("cannot hand {} to user {}: {}", config_dir, opts_.run_user, std::strerror(errno)));
+      throw BackendError(fmt::format("cannot hand {} to user {}: {}", config_dir, opts_.run_user, std::strerror(errno)), false);
     for (const auto& f : job.files) {
       std::ofstream out(std::filesystem::path(config_dir) / f.name, std::ios::trunc);
       out << f.content;
-      if (!out) throw std::runtime_error(fmt::format("cannot write {}/{}", config_dir, f.name));
+      if (!out) throw BackendError(fmt::format("cannot write {}/{}", config_dir, f.name), true);
     }
   }
   for (const auto& r : job.replicas) {
@@ -178,6 +221,7 @@ void LocalBackend::launch(const PlacedJob& job) {
 void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std::string& config_dir, Proc& p) {
   p.status.name = r.name;
   p.status.attempt = job.attempt;
+  p.program = r.argv.empty() ? "" : r.argv[0];
   p.status.log_ref = (std::filesystem::path(job.log_dir) / fmt::format("{}.attempt-{}.log", r.name, job.attempt)).string();
 
   std::string warning;
@@ -341,11 +385,7 @@ void LocalBackend::reap(Proc& p, bool block) {
     p.status.message = "the process could not be waited for";
   }
   // Under a supervisor, its record is the command's own status.
-  if (auto rec = p.status_file.empty() ? std::nullopt : readExitRecord(p.status_file)) {
-    p.status.exit_code = rec->exit_code;
-    p.status.signal = rec->signal;
-    p.status.reason = rec->signal ? "Signaled" : (*rec->exit_code == 0 ? "Completed" : "Error");
-  }
+  if (auto rec = p.status_file.empty() ? std::nullopt : readExitRecord(p.status_file)) applyRecord(p, *rec);
   // The replica is over: whatever it left behind in its group goes too, as
   // when a container ends.
   ::kill(-p.pid, SIGKILL);
@@ -378,9 +418,7 @@ void LocalBackend::reapAdopted(Proc& p, bool block) {
   p.status.finished_at = wallNow();
   if (p.pidfd >= 0) ::kill(-p.pid, SIGKILL);  // what it left behind in its group goes too
   if (auto rec = readExitRecord(p.status_file)) {
-    p.status.exit_code = rec->exit_code;
-    p.status.signal = rec->signal;
-    p.status.reason = rec->signal ? "Signaled" : (*rec->exit_code == 0 ? "Completed" : "Error");
+    applyRecord(p, *rec);
   } else {
     p.status.signal = SIGKILL;
     p.status.reason = "Lost";
@@ -390,11 +428,23 @@ void LocalBackend::reapAdopted(Proc& p, bool block) {
   p.pidfd = -1;
 }
 
+void LocalBackend::applyRecord(Proc& p, const ExitRecord& rec) {
+  p.status.exit_code = rec.exit_code;
+  p.status.signal = rec.signal;
+  p.status.reason = rec.signal ? "Signaled" : (*rec.exit_code == 0 ? "Completed" : "Error");
+  if (rec.start_errno) {
+    p.status.reason = "StartError";
+    p.status.message = fmt::format("cannot execute {}: {}", p.program, std::strerror(*rec.start_errno));
+  }
+}
+
 std::vector<ReplicaStatus> LocalBackend::reattach(const std::string& uid, int attempt,
                                                   const std::vector<ReplicaStatus>& recorded) {
   Job& j = jobs_[uid];
   j = Job{};
   j.attempt = attempt;
+  if (!recorded.empty() && !recorded.front().log_ref.empty())
+    rememberLogDir(uid, std::filesystem::path(recorded.front().log_ref).parent_path().string());
   for (const auto& r : recorded) {
     Proc p;
     p.status = r;
@@ -434,10 +484,20 @@ std::vector<ReplicaStatus> LocalBackend::observe(const std::string& uid) {
   if (it == jobs_.end()) return {};
   escalate(it->second);
   std::vector<ReplicaStatus> out;
+  bool start_error = false;
   for (auto& p : it->second.procs) {
     reap(p, false);
-    out.push_back(p.status);
+    start_error |= p.status.reason == "StartError";
   }
+  // A replica that could not start (seen only now under a supervisor):
+  // the others must not run alone.
+  if (start_error)
+    for (auto& p : it->second.procs)
+      if (p.status.phase != ReplicaPhase::Exited) {
+        killGroup(p, SIGKILL);
+        reap(p, true);
+      }
+  for (auto& p : it->second.procs) out.push_back(p.status);
   return out;
 }
 

@@ -5,11 +5,13 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <mutex>
 #include <map>
 #include <optional>
 
 #include "backend/backend.h"
 #include "backend/cgroup.h"
+#include "backend/supervisor.h"
 
 namespace trainyard::backend {
 
@@ -19,11 +21,15 @@ class LocalBackend final : public Backend {
   ~LocalBackend() override;
 
   std::string name() const override { return "local"; }
+  Capabilities capabilities() const override;
   std::vector<sched::Node> capacity() override;
   std::vector<Endpoint> resolvePeers(const PlacedJob& job) override;
   void launch(const PlacedJob& job) override;
   void stop(const std::string& uid, std::chrono::milliseconds grace) override;
   std::vector<ReplicaStatus> observe(const std::string& uid) override;
+  std::map<std::string, std::vector<ReplicaStatus>> observeAll() override;
+  LogChunk readLogAt(const std::string& uid, int attempt, const std::string& replica, const std::string& cursor,
+                     size_t max_bytes) override;
   std::string readLog(const std::string& uid, const std::string& replica, uint64_t offset, size_t max_bytes) override;
   void waitForChange(std::chrono::milliseconds timeout) override;
   std::vector<ReplicaStatus> reattach(const std::string& uid, int attempt,
@@ -39,6 +45,7 @@ class LocalBackend final : public Backend {
     int pidfd = -1;
     bool adopted = false;  // not our child: watched through its pidfd, status from the supervisor's file
     std::string status_file;
+    std::string program;  // argv[0], for messages
     Cgroups::Group cgroup;
   };
   struct Job {
@@ -51,6 +58,7 @@ class LocalBackend final : public Backend {
   void reap(Proc& p, bool block);
   void reapAdopted(Proc& p, bool block);
   void killGroup(Proc& p, int sig);
+  void applyRecord(Proc& p, const ExitRecord& rec);
   void escalate(Job& job);
 
   LocalBackendOptions opts_;
@@ -58,6 +66,10 @@ class LocalBackend final : public Backend {
   std::map<std::string, Job> jobs_;
   std::vector<std::string> warnings_;
   std::vector<Cgroups::Group> to_remove_;  // groups whose killed processes had not left yet
+  // uid -> log directory, for readLogAt from any thread.
+  mutable std::mutex log_mu_;
+  std::map<std::string, std::string> log_dirs_;
+  void rememberLogDir(const std::string& uid, const std::string& dir);
 };
 
 }  // namespace trainyard::backend

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -39,6 +40,12 @@ int runSupervisor(int argc, char** argv) {
   char** command = argv + cmd + 1;
   std::string status = argv[2];
   for (int s : {SIGTERM, SIGINT, SIGHUP}) signal(s, SIG_IGN);
+  // An exec that fails says so through this pipe (closed by a successful exec).
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) {
+    std::perror("trainyard: pipe");
+    return 127;
+  }
   pid_t pid = fork();
   if (pid < 0) {
     std::perror("trainyard: fork");
@@ -53,14 +60,23 @@ int runSupervisor(int argc, char** argv) {
       _exit(127);
     }
     execvp(command[0], command);
-    std::fprintf(stderr, "trainyard: cannot execute %s: %s\n", command[0], std::strerror(errno));
+    int err = errno;
+    std::fprintf(stderr, "trainyard: cannot execute %s: %s\n", command[0], std::strerror(err));
+    (void)!write(report[1], &err, sizeof err);
     _exit(127);
   }
+  close(report[1]);
+  int exec_errno = 0;
+  ssize_t got;
+  do got = read(report[0], &exec_errno, sizeof exec_errno);
+  while (got < 0 && errno == EINTR);
+  close(report[0]);
   int st = 0;
   pid_t r;
   do r = waitpid(pid, &st, 0);
   while (r < 0 && errno == EINTR);
-  std::string line = WIFSIGNALED(st) ? "signal " + std::to_string(WTERMSIG(st))
+  std::string line = got == static_cast<ssize_t>(sizeof exec_errno) ? "starterror " + std::to_string(exec_errno)
+                     : WIFSIGNALED(st)                               ? "signal " + std::to_string(WTERMSIG(st))
                                      : "exit " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : 255);
   std::string tmp = status + ".tmp";
   {
@@ -79,6 +95,7 @@ std::optional<ExitRecord> readExitRecord(const std::string& status_file) {
   ExitRecord r;
   if (kind == "exit") r.exit_code = value;
   else if (kind == "signal") r.signal = value;
+  else if (kind == "starterror") r.exit_code = 127, r.start_errno = value;
   else return std::nullopt;
   return r;
 }

@@ -1,5 +1,6 @@
 // `trainyard __supervise STATUS_FILE [--uid U --gid G --groups A,B] --
-// COMMAND...`: runs COMMAND as its child (as user U, when given) and, when it ends, writes "exit N" or "signal N" to STATUS_FILE
+// COMMAND...`: runs COMMAND as its child (as user U, when given) and, when it ends, writes "exit N", "signal N"
+// or, when COMMAND could not be executed at all, "starterror ERRNO" to STATUS_FILE
 // (atomically, by rename). It ignores SIGTERM/SIGINT/SIGHUP itself, so a
 // signal sent to the replica's process group ends the command, not the
 // record of how it ended. Exits like its child (128+N for signal N).
@@ -14,6 +15,7 @@ int runSupervisor(int argc, char** argv);
 struct ExitRecord {
   std::optional<int> exit_code;
   std::optional<int> signal;
+  std::optional<int> start_errno;  // the command could not be executed (exit code 127)
 };
 // What a supervisor wrote, or nothing when it did not (killed, not started).
 std::optional<ExitRecord> readExitRecord(const std::string& status_file);

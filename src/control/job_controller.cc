@@ -40,6 +40,8 @@ struct JobController::Tracked {
   bool succeeded = false;                          // decided by the success policy
   std::optional<backend::ReplicaStatus> failure;   // the first replica that failed
   bool launch_pending = false;  // admitted by this controller's admission cycle, not launched yet
+  double launch_at = 0;         // not before (a transient launch error's backoff)
+  int launch_failures = 0;
   std::vector<sched::Placement> placements;  // of the current attempt
   std::set<std::string> node_lost;           // replicas whose node went down
 };
@@ -142,6 +144,7 @@ JobRecord JobController::reconcile(int64_t job_id) {
     if (job.phase != store::kRunning) return job;
   }
   if (t.launch_pending) {
+    if (nowSeconds() < t.launch_at) return job;
     t.launch_pending = false;
     launchAttempt(job, job.restarts);
     return job;
@@ -165,6 +168,15 @@ const std::vector<store::NodeStateRecord>& JobController::nodeStates() {
     nodes_read_ = true;
   }
   return node_states_;
+}
+
+std::vector<backend::ReplicaStatus> JobController::statusesOf(const std::string& uid) {
+  if (!observed_all_) {
+    observed_ = backend_.observeAll();
+    observed_all_ = true;
+  }
+  auto it = observed_.find(uid);
+  return it != observed_.end() ? it->second : backend_.observe(uid);
 }
 
 void JobController::admitQueuedJobs() {
@@ -219,10 +231,24 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
     if (job.spec.framework != "none")
       dist::wire(job.spec, placed, backend_.resolvePeers(placed), {.as_root = geteuid() == 0 && opts_.run_uid < 0});
     backend_.launch(placed);
+  } catch (const backend::BackendError& e) {
+    // Transient: the same launch again after a backoff (1, 2, 4 ... 60 s), 8 times at most.
+    if (e.transient() && t.launch_failures < 8) {
+      double wait = std::min(60.0, static_cast<double>(1 << t.launch_failures));
+      t.launch_failures++;
+      t.launch_pending = true;
+      t.launch_at = nowSeconds() + wait;
+      event(job, "Warning", "LaunchRetry", fmt::format("{}; trying again in {:g} s", e.what(), wait));
+      return;
+    }
+    finish(job, store::kFailed, "LaunchFailed", e.what());
+    return;
   } catch (const std::exception& e) {
     finish(job, store::kFailed, "LaunchFailed", e.what());
     return;
   }
+  t.launch_failures = 0;
+  observed_.erase(job.uid);  // what this pass observed is the attempt before
   auto statuses = backend_.observe(job.uid);
   for (const auto& s : statuses) t.observed.insert(s.name);
   store_.transaction([&] {
@@ -370,7 +396,7 @@ JobRecord JobController::adopt(int64_t job_id) {
 void JobController::observe(JobRecord& job) {
   Tracked& t = tracked(job);
   if (t.attempt < 0) t.attempt = job.restarts;  // a controller taking over (server restart)
-  auto statuses = backend_.observe(job.uid);
+  auto statuses = statusesOf(job.uid);
   // A replica the backend reported and no longer does (its record lost, a
   // node gone) is Lost, as if killed: the job goes through its restart
   // policy instead of waiting for it forever.

@@ -63,7 +63,7 @@ class JobController {
   store::JobRecord reconcile(int64_t job_id);
 
   // A new pass: the next queued job runs admission again, nodes are read again.
-  void beginPass() { admitted_in_pass_ = false; nodes_read_ = false; }
+  void beginPass() { admitted_in_pass_ = false, nodes_read_ = false, observed_all_ = false; }
   // Blocks until a replica may have changed or `timeout` passes; starts a new pass.
   void wait(std::chrono::milliseconds timeout) {
     backend_.waitForChange(timeout);
@@ -80,6 +80,8 @@ class JobController {
   struct Tracked;  // per-job state that lives only in memory (log offsets, parsers)
   Tracked& tracked(const store::JobRecord& job);
   void admitQueuedJobs();
+  // The backend's state of `uid`, from one observeAll() per pass.
+  std::vector<backend::ReplicaStatus> statusesOf(const std::string& uid);
   const std::vector<store::NodeStateRecord>& nodeStates();
   void requeue(store::JobRecord& job, const std::string& reason, const std::string& message, bool preempted);
   void launchAttempt(store::JobRecord& job, int attempt);
@@ -95,6 +97,8 @@ class JobController {
   std::map<int64_t, std::unique_ptr<Tracked>> tracked_;
   bool admitted_in_pass_ = false;
   bool nodes_read_ = false;
+  bool observed_all_ = false;
+  std::map<std::string, std::vector<backend::ReplicaStatus>> observed_;
   std::vector<sched::Node> nodes_;
   std::vector<store::NodeStateRecord> node_states_;
 };

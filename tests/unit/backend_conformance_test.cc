@@ -1,0 +1,251 @@
+// The Backend contract (backend/backend.h), tested the same way on every
+// backend: the local one (real processes) and the in-memory fake. A new
+// backend (Kubernetes, Slurm) adds itself to the list below and must pass.
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "backend/fake_backend.h"
+#include "test_util.h"
+
+using namespace trainyard;
+using namespace trainyard::backend;
+using namespace std::chrono_literals;
+
+namespace {
+
+// What a replica does, in each backend's terms.
+enum class Program { ExitZero, ExitOne, Run, IgnoreTerm, Missing };
+struct PrintProgram {
+  std::string text;
+};
+
+// One backend under test.
+struct Env {
+  virtual ~Env() = default;
+  // A backend; a second call is "the controller restarted" (same cluster).
+  virtual std::unique_ptr<Backend> make() = 0;
+  virtual std::vector<std::string> argv(Program p) = 0;
+  virtual std::vector<std::string> print(const std::string& text) = 0;
+  virtual bool can_lose_nodes() const { return false; }
+  virtual void loseNode(const std::string&) {}
+  std::string dir = test::freshDir();
+};
+
+struct LocalEnv : Env {
+  std::unique_ptr<Backend> make() override {
+    LocalBackendOptions o;
+    // Replicas must outlive a backend (a restarted server re-attaches), so
+    // they run under the supervisor that keeps their exit status.
+    o.supervisor = (std::filesystem::path(std::filesystem::read_symlink("/proc/self/exe")).parent_path() / "trainyard-supervise").string();
+    return makeLocalBackend(o);
+  }
+  std::vector<std::string> argv(Program p) override {
+    switch (p) {
+      case Program::ExitZero: return {"/bin/sh", "-c", "exit 0"};
+      case Program::ExitOne: return {"/bin/sh", "-c", "exit 1"};
+      case Program::Run: return {"/bin/sh", "-c", "while :; do sleep 0.05; done"};
+      case Program::IgnoreTerm: return {"/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"};
+      case Program::Missing: return {"/nonexistent/program"};
+    }
+    return {};
+  }
+  std::vector<std::string> print(const std::string& text) override { return {"/bin/printf", "%s", text}; }
+};
+
+struct FakeEnv : Env {
+  std::shared_ptr<FakeCluster> cluster =
+      std::make_shared<FakeCluster>(std::vector<sched::Node>{{"node-1", {4000, 1LL << 30, 0}, {}}, {"node-2", {4000, 1LL << 30, 0}, {}}});
+  std::unique_ptr<Backend> make() override { return std::make_unique<FakeBackend>(cluster); }
+  std::vector<std::string> argv(Program p) override {
+    switch (p) {
+      case Program::ExitZero: return {"fake:exit", "0"};
+      case Program::ExitOne: return {"fake:exit", "1"};
+      case Program::Run: return {"fake:run"};
+      case Program::IgnoreTerm: return {"fake:ignore-term"};
+      case Program::Missing: return {"/nonexistent/program"};
+    }
+    return {};
+  }
+  std::vector<std::string> print(const std::string& text) override { return {"fake:print", text, "0"}; }
+  bool can_lose_nodes() const override { return true; }
+  void loseNode(const std::string& n) override { cluster->loseNode(n); }
+};
+
+class BackendConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "local") env = std::make_unique<LocalEnv>();
+    else env = std::make_unique<FakeEnv>();
+    be = env->make();
+  }
+  void TearDown() override {
+    for (const auto& uid : launched) be->release(uid);
+  }
+  PlacedJob job(const std::string& uid, int attempt, std::vector<std::vector<std::string>> programs) {
+    PlacedJob j;
+    j.uid = uid;
+    j.name = uid;
+    j.attempt = attempt;
+    j.log_dir = env->dir + "/logs/" + uid;
+    for (size_t i = 0; i < programs.size(); ++i) {
+      ReplicaLaunch r;
+      r.name = fmt::format("worker-{}", i);
+      r.role = "worker";
+      r.index = static_cast<int>(i);
+      r.argv = programs[i];
+      r.working_dir = env->dir;
+      r.node = i % 2 ? "node-2" : "node-1";
+      j.replicas.push_back(r);
+    }
+    launched.push_back(uid);
+    return j;
+  }
+  // Observes until `done` holds (each backend is asynchronous).
+  std::vector<ReplicaStatus> until(Backend& b, const std::string& uid,
+                                   const std::function<bool(const std::vector<ReplicaStatus>&)>& done) {
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    std::vector<ReplicaStatus> s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      s = b.observe(uid);
+      if (done(s)) return s;
+      b.waitForChange(20ms);
+    }
+    ADD_FAILURE() << "timed out observing " << uid;
+    return s;
+  }
+  static bool allExited(const std::vector<ReplicaStatus>& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](const auto& r) { return r.phase == ReplicaPhase::Exited; });
+  }
+  std::unique_ptr<Env> env;
+  std::unique_ptr<Backend> be;
+  std::vector<std::string> launched;
+};
+
+}  // namespace
+
+TEST_P(BackendConformance, LaunchIsIdempotentPerUidAndAttempt) {
+  auto j = job("idem", 0, {env->argv(Program::Run)});
+  be->launch(j);
+  auto first = be->observe("idem");
+  be->launch(j);
+  auto second = be->observe("idem");
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(first[0].pid, second[0].pid);
+  EXPECT_EQ(second[0].phase, ReplicaPhase::Running);
+}
+
+TEST_P(BackendConformance, EveryReplicaRunsOrNone) {
+  be->launch(job("gang", 0, {env->argv(Program::Run), env->argv(Program::Missing)}));
+  auto s = until(*be, "gang", allExited);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[1].reason, "StartError");
+  EXPECT_NE(s[1].message.find("/nonexistent/program"), std::string::npos) << s[1].message;
+  EXPECT_TRUE(s[0].signal.has_value()) << "the replica that started must not run alone";
+}
+
+TEST_P(BackendConformance, ExitCodesAreReported) {
+  be->launch(job("codes", 0, {env->argv(Program::ExitZero), env->argv(Program::ExitOne)}));
+  auto s = until(*be, "codes", allExited);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].exit_code, 0);
+  EXPECT_EQ(s[1].exit_code, 1);
+}
+
+TEST_P(BackendConformance, StopSendsTermThenKillsAfterTheGrace) {
+  be->launch(job("polite", 0, {env->argv(Program::Run)}));
+  be->launch(job("stubborn", 0, {env->argv(Program::IgnoreTerm)}));
+  until(*be, "stubborn", [](const auto& s) { return !s.empty() && s[0].phase == ReplicaPhase::Running; });
+  std::this_thread::sleep_for(200ms);  // let the shell install its trap (a real program's start-up)
+  be->stop("polite", 5000ms);
+  be->stop("stubborn", 300ms);
+  auto p = until(*be, "polite", allExited);
+  EXPECT_EQ(p[0].signal, SIGTERM);
+  auto s = until(*be, "stubborn", allExited);
+  EXPECT_EQ(s[0].signal, SIGKILL);
+}
+
+TEST_P(BackendConformance, ObserveAllCoversEveryJobInOneCall) {
+  be->launch(job("a", 0, {env->argv(Program::Run)}));
+  be->launch(job("b", 0, {env->argv(Program::Run), env->argv(Program::Run)}));
+  auto all = be->observeAll();
+  ASSERT_TRUE(all.count("a") && all.count("b"));
+  EXPECT_EQ(all["a"].size(), 1u);
+  EXPECT_EQ(all["b"].size(), 2u);
+}
+
+TEST_P(BackendConformance, LogsByCursorForEveryAttempt) {
+  be->launch(job("logs", 0, {env->print("first attempt\n")}));
+  until(*be, "logs", allExited);
+  be->launch(job("logs", 1, {env->print("second attempt\n")}));
+  until(*be, "logs", allExited);
+  // Read in small pieces: the cursor continues exactly where the last piece ended.
+  std::string text, cursor;
+  for (int i = 0; i < 20; ++i) {
+    auto c = be->readLogAt("logs", 0, "worker-0", cursor, 4);
+    if (c.bytes.empty()) break;
+    text += c.bytes;
+    cursor = c.next;
+  }
+  EXPECT_EQ(text, "first attempt\n");
+  EXPECT_EQ(be->readLogAt("logs", 1, "worker-0", "", 1 << 20).bytes, "second attempt\n");
+  EXPECT_EQ(be->readLogAt("logs", 0, "worker-0", cursor, 1 << 20).bytes, "");  // nothing new
+  EXPECT_EQ(be->readLogAt("logs", 0, "../../etc", "", 100).bytes, "");
+}
+
+TEST_P(BackendConformance, AnotherBackendReattachesAfterARestart) {
+  be->launch(job("survivor", 0, {env->argv(Program::Run)}));
+  auto before = until(*be, "survivor", [](const auto& s) { return !s.empty() && s[0].phase == ReplicaPhase::Running; });
+  be.reset();  // the controller goes away; the replica does not
+  be = env->make();
+  auto after = be->reattach("survivor", 0, before);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].phase, ReplicaPhase::Running);
+  be->stop("survivor", 5000ms);
+  auto s = until(*be, "survivor", allExited);
+  EXPECT_TRUE(s[0].signal.has_value());
+}
+
+TEST_P(BackendConformance, AReplicaNobodyKnowsIsReportedLost) {
+  ReplicaStatus ghost;
+  ghost.name = "worker-0";
+  ghost.attempt = 0;
+  ghost.pid = 999999999;  // not a process / not a handle of this cluster
+  ghost.log_ref = env->dir + "/logs/ghost/worker-0.attempt-0.log";
+  launched.push_back("ghost");
+  auto s = be->reattach("ghost", 0, {ghost});
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].phase, ReplicaPhase::Exited);
+  EXPECT_EQ(s[0].reason, "Lost");
+}
+
+TEST_P(BackendConformance, ReleaseForgetsTheJob) {
+  be->launch(job("gone", 0, {env->argv(Program::Run)}));
+  be->release("gone");
+  EXPECT_TRUE(be->observe("gone").empty());
+  EXPECT_FALSE(be->observeAll().count("gone"));
+}
+
+TEST_P(BackendConformance, ReplicasOfALostNodeEnd) {
+  if (!env->can_lose_nodes())
+    GTEST_SKIP() << "the local backend's nodes are this machine; its node loss is declared with `trainyard node down` "
+                    "(tests: Controller.ANodeGoingDownRestartsItsGangElsewhere, e2e cluster_test)";
+  be->launch(job("spread", 0, {env->argv(Program::Run), env->argv(Program::Run)}));
+  env->loseNode("node-2");
+  auto s = until(*be, "spread", [](const auto& s) { return s.size() == 2 && s[1].phase == ReplicaPhase::Exited; });
+  EXPECT_EQ(s[1].reason, "NodeLost");
+  EXPECT_EQ(s[0].phase, ReplicaPhase::Running);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BackendConformance, ::testing::Values("local", "fake"),
+                         [](const auto& info) { return info.param; });
