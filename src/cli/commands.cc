@@ -640,6 +640,10 @@ int cmdValidate(const std::string& file, const std::vector<std::string>& overrid
                              e.early_stopping.empty() ? "" : " + " + e.early_stopping, e.max_trials, e.parallel_trials);
     return 0;
   }
+  if (loaded.queue) {
+    std::cout << fmt::format("{}: valid {} \"{}\" (apply it with `trainyard apply`)\n", file, loaded.kind, loaded.queue->name);
+    return 0;
+  }
   std::string roles;
   for (const auto& r : loaded.job.roles) roles += fmt::format("{}{} x{}", roles.empty() ? "" : ", ", r.name, r.replicas);
   std::cout << fmt::format("{}: valid {} \"{}\" ({}: {})\n", file, loaded.kind, loaded.job.name,

@@ -144,6 +144,19 @@ class VirtualNodes(ServerE2E):
                          400, "Unschedulable", "spec.roles.worker.resources.gpu")
 
 
+class Examples(ServerE2E):
+    def test_the_queue_examples_apply_and_a_job_uses_them(self):
+        root = os.path.join(os.environ["TRAINYARD_SOURCE_DIR"], "examples", "queues")
+        for f in ("cohort.yaml", "team-a.yaml"):
+            self.assertIn("valid", self.ty("validate", os.path.join(root, f), check=0).stdout)
+            self.ty("apply", os.path.join(root, f), check=0)
+        queues = {q["name"]: q for q in json.loads(self.ty("get", "queues", "-o", "json", check=0).stdout)}
+        self.assertEqual(queues["team-a"]["cohort"], "research")
+        self.assertEqual(queues["team-a"]["borrowingLimit"], {"cpu": 1})
+        self.write("q.yaml", job_yaml("in-queue", "echo ok", "queue: team-a", "resources: {cpu: 1}"))
+        self.ty("run", os.path.join(self.dir, "q.yaml"), check=0)
+
+
 class Preemption(ServerE2E):
     def test_a_higher_priority_job_preempts_and_the_victim_runs_again(self):
         self.env["TRAINYARD_NODE_CPU"] = "2"

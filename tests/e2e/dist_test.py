@@ -35,14 +35,19 @@ class Distributed(E2E):
         self.assertEqual(len(set(sums.values())), 1, f"ranks disagree: {sums}")
         return p, d
 
-    def test_python_ddp_on_2_and_4_processes(self):
+    def test_python_ddp_on_2_processes_and_on_4_across_2_virtual_nodes(self):
         for n in (2, 4):
             with self.subTest(replicas=n):
-                p, d = self.run_ddp("ddp.yaml", "fmnist-ddp" if n == 2 else "fmnist-ddp-2", n)
+                # Four ranks on two virtual nodes of this machine (2 each, their CPUs pinned): a gang across nodes.
+                nodes = ("--nodes", "2", "--pin-cpus") if n == 4 else ()
+                p, d = self.run_ddp("ddp.yaml", "fmnist-ddp" if n == 2 else "fmnist-ddp-2", n, *nodes)
                 self.assertGreaterEqual(d["lastMetrics"]["test_accuracy"]["value"], 0.85)
                 self.assertIn("[master-0] rank 0/%d" % n, p.stdout)  # replica-prefixed output
                 self.assertIn("[worker-0] rank 1/%d" % n, p.stdout)
                 self.assertTrue(os.path.exists(os.path.join(d["outputsDir"], "model.pt")))
+                scheduled = [e["message"] for e in d["events"] if e["reason"] == "Scheduled"]
+                if n == 4:
+                    self.assertEqual(scheduled, ["placed on node-1 (2 replicas), node-2 (2 replicas)"])
 
     @unittest.skipUnless(os.path.exists(CPP_DDP), "C++ DDP example not built (libtorch/gloo missing)")
     def test_cpp_ddp(self):
