@@ -163,8 +163,20 @@ class JobRoutes final : public RouteGroup, RouteContext {
     if (path.empty() && j.phase != store::kQueued && !attempts.empty())
       throw ApiError(404, "NotFound", fmt::format("job \"{}\" has no replica \"{}\" in attempt {}", j.name, replica, attempt), "replica");
     uint64_t offset = static_cast<uint64_t>(intParam(req, "offset", 0, 0, INT64_MAX));
+    // The backend's log source when this server runs jobs (a cursor; locally a
+    // byte offset, so offset= and X-Next-Offset keep their meaning).
+    std::string cursor = std::to_string(offset);
+    if (req.has_param("tail") && !req.has_param("offset"))
+      cursor = fmt::format("tail:{}", intParam(req, "tail", 0, 0, INT64_MAX));
+    auto viaBackend = [this, uid = j.uid, attempt, replica](std::string& at, size_t max) -> std::optional<std::string> {
+      if (!plane) return std::nullopt;
+      auto chunk = plane->readLog(uid, attempt, replica, at, max);
+      if (!chunk) return std::nullopt;
+      at = chunk->next;
+      return chunk->bytes;
+    };
     // tail=N: start N bytes before the end (a long log's viewer wants its end).
-    if (req.has_param("tail") && !req.has_param("offset") && !path.empty()) {
+    if (req.has_param("tail") && !req.has_param("offset") && !path.empty() && !plane) {
       std::error_code ec;
       uint64_t size = fs::file_size(path, ec);
       uint64_t tail = static_cast<uint64_t>(intParam(req, "tail", 0, 0, INT64_MAX));
@@ -173,29 +185,43 @@ class JobRoutes final : public RouteGroup, RouteContext {
     bool follow = strParam(req, "follow") == "true" || req.get_header_value("Accept") == "text/event-stream";
     if (!follow) {
       size_t limit = static_cast<size_t>(intParam(req, "limit", 1 << 20, 1, 16 << 20));
-      std::string bytes = path.empty() ? "" : util::readFrom(path, offset, limit);
-      res.set_header("X-Next-Offset", std::to_string(offset + bytes.size()));
+      std::string bytes;
+      if (auto b = viaBackend(cursor, limit)) {
+        bytes = std::move(*b);
+        res.set_header("X-Next-Offset", cursor);
+      } else {
+        bytes = path.empty() ? "" : util::readFrom(path, offset, limit);
+        res.set_header("X-Next-Offset", std::to_string(offset + bytes.size()));
+      }
       res.status = 200;
       res.set_content(bytes, "text/plain; charset=utf-8");
       return;
     }
     std::string location = opts.store;
     int64_t id = j.id;
-    auto state = std::make_shared<std::pair<uint64_t, std::string>>(offset, path);
+    auto state = std::make_shared<std::tuple<uint64_t, std::string, std::string>>(offset, path, cursor);
     res.set_header("Cache-Control", "no-cache");
     res.status = 200;
-    res.set_chunked_content_provider("text/event-stream", [this, location, id, replica, attempt, state](
+    res.set_chunked_content_provider("text/event-stream", [this, location, id, replica, attempt, state, viaBackend](
                                                                 http::StreamSink& sink) {
-      auto& [off, file] = *state;
+      auto& [off, file, at] = *state;
       for (int idle = 0; !stopping; ++idle) {
         if (!sink.is_writable()) return false;
-        if (file.empty())
-          for (const auto& a : threadStore(location).attempts(id))
-            if (a.attempt == attempt && a.replica == replica) file = a.log_path;
-        std::string bytes = file.empty() ? "" : util::readFrom(file, off, 256 << 10);
-        if (!bytes.empty()) {
+        std::string bytes;
+        std::string next;
+        if (auto b = viaBackend(at, 256 << 10)) {
+          bytes = std::move(*b);
+          next = at;
+        } else {
+          if (file.empty())
+            for (const auto& a : threadStore(location).attempts(id))
+              if (a.attempt == attempt && a.replica == replica) file = a.log_path;
+          bytes = file.empty() ? "" : util::readFrom(file, off, 256 << 10);
           off += bytes.size();
-          std::string ev = fmt::format("event: log\nid: {}\ndata: {}\n\n", off, json(bytes).dump(-1, ' ', false, json::error_handler_t::replace));
+          next = std::to_string(off);
+        }
+        if (!bytes.empty()) {
+          std::string ev = fmt::format("event: log\nid: {}\ndata: {}\n\n", next, json(bytes).dump(-1, ' ', false, json::error_handler_t::replace));
           return sink.write(ev.data(), ev.size());
         }
         auto jr = threadStore(location).getJobById(id);

@@ -84,7 +84,8 @@ class BackendError : public std::runtime_error {
 };
 
 // A piece of a replica's log and where to continue (an opaque cursor: a
-// byte offset locally, a timestamp or a token elsewhere; "" = the start).
+// byte offset locally, a timestamp or a token elsewhere; "" = the start,
+// "tail:N" = the last N bytes).
 struct LogChunk {
   std::string bytes;
   std::string next;
@@ -200,6 +201,9 @@ struct LocalBackendOptions {
   // with pin_cpus each replica runs on its node's CPUs only.
   int nodes = 1;
   bool pin_cpus = false;
+  // Where jobs' log directories are (<log_root>/<uid>), so that logs of jobs
+  // this backend did not launch (finished before a restart) can be read.
+  std::string log_root;
 };
 // Options from the environment: TRAINYARD_CPU_QUOTA=1 turns cpu_quota on.
 LocalBackendOptions localBackendOptionsFromEnv();

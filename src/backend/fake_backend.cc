@@ -165,7 +165,16 @@ LogChunk FakeBackend::readLogAt(const std::string& uid, int attempt, const std::
                                 const std::string& cursor, size_t max_bytes) {
   std::lock_guard lk(c_->mu_);
   auto it = c_->logs_.find(logKey(uid, attempt, replica));
-  size_t offset = cursor.empty() ? 0 : std::stoull(cursor);
+  size_t size = it == c_->logs_.end() ? 0 : it->second.size();
+  size_t offset = 0;
+  if (cursor.rfind("tail:", 0) == 0) {
+    size_t tail = std::strtoull(cursor.c_str() + 5, nullptr, 10);
+    offset = size > tail ? size - tail : 0;
+  } else if (!cursor.empty()) {
+    char* end = nullptr;
+    offset = std::strtoull(cursor.c_str(), &end, 10);
+    if (!end || *end) return {"", cursor};
+  }
   if (it == c_->logs_.end() || offset >= it->second.size()) return {"", std::to_string(offset)};
   std::string bytes = it->second.substr(offset, max_bytes);
   return {bytes, std::to_string(offset + bytes.size())};

@@ -151,23 +151,33 @@ void LocalBackend::rememberLogDir(const std::string& uid, const std::string& dir
 
 LogChunk LocalBackend::readLogAt(const std::string& uid, int attempt, const std::string& replica,
                                  const std::string& cursor, size_t max_bytes) {
+  // Names (uid: hex; replica: role-index) are checked before they reach the file system.
+  auto plain = [](const std::string& s) {
+    return !s.empty() && s.size() < 128 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
+  };
+  if (!plain(uid) || !plain(replica) || attempt < 0) return {"", cursor};
   std::string dir;
   {
     std::lock_guard lk(log_mu_);
     auto it = log_dirs_.find(uid);
-    if (it == log_dirs_.end()) return {"", cursor};
-    dir = it->second;
+    if (it != log_dirs_.end()) dir = it->second;
+    else if (!opts_.log_root.empty()) dir = (std::filesystem::path(opts_.log_root) / uid).string();
+    else return {"", cursor};
   }
+  std::string path = (std::filesystem::path(dir) / fmt::format("{}.attempt-{}.log", replica, attempt)).string();
   uint64_t offset = 0;
-  if (!cursor.empty()) {
+  if (cursor.rfind("tail:", 0) == 0) {
+    uint64_t tail = std::strtoull(cursor.c_str() + 5, nullptr, 10);
+    std::error_code ec;
+    uint64_t size = std::filesystem::file_size(path, ec);
+    offset = !ec && size > tail ? size - tail : 0;
+  } else if (!cursor.empty()) {
     char* end = nullptr;
     offset = std::strtoull(cursor.c_str(), &end, 10);
     if (!end || *end) return {"", cursor};  // not one of ours
   }
-  // Replica names are role-index; nothing else reaches the file system.
-  if (replica.empty() || replica.find('/') != std::string::npos || replica.find("..") != std::string::npos) return {"", cursor};
-  std::string bytes = util::readFrom((std::filesystem::path(dir) / fmt::format("{}.attempt-{}.log", replica, attempt)).string(),
-                                     offset, max_bytes);
+  std::string bytes = util::readFrom(path, offset, max_bytes);
   return {bytes, std::to_string(offset + bytes.size())};
 }
 

@@ -165,6 +165,7 @@ int cmdServer(const ServerCliOptions& o) {
   bo.tie_to_parent = false;  // replicas outlive a server restart; the next one re-attaches
   bo.child_umask = static_cast<int>(started_umask);
   applyClusterFlags(o.cluster, bo, co);
+  bo.log_root = (fs::path(data_dir) / "logs").string();
   if (run_as.switch_user) {
     bo.run_uid = co.run_uid = static_cast<int>(run_as.uid);
     bo.run_gid = co.run_gid = static_cast<int>(run_as.gid);

@@ -165,7 +165,7 @@ AdmissionOutcome admitQueued(store::Store& store, const std::vector<sched::Node>
     auto ownerLive = [&](const std::string& o) {
       if (o == owner) return true;
       auto it = alive.find(o);
-      if (it == alive.end()) it = alive.emplace(o, ownerAlive(o)).first;
+      if (it == alive.end()) it = alive.emplace(o, ownerAlive(o, &store)).first;
       return it->second;
     };
     std::map<std::string, const store::SchedulingRow*> by_name;

@@ -59,9 +59,24 @@ ControlPlaneStatus ControlPlane::status() const {
   return status_;
 }
 
+std::optional<backend::LogChunk> ControlPlane::readLog(const std::string& uid, int attempt, const std::string& replica,
+                                                      const std::string& cursor, size_t max_bytes) const {
+  std::shared_ptr<backend::Backend> b;
+  {
+    std::lock_guard lk(mu_);
+    b = backend_;
+  }
+  if (!b) return std::nullopt;
+  return b->readLogAt(uid, attempt, replica, cursor, max_bytes);
+}
+
 void ControlPlane::run(const std::function<void()>& ready) {
   auto store = store::openStore(location_);
-  auto backend = make_backend_();
+  std::shared_ptr<backend::Backend> backend = make_backend_();
+  {
+    std::lock_guard lk(mu_);
+    backend_ = backend;
+  }
   JobController jobs(*store, *backend, opts_);
   ExperimentController exps(*store, jobs, opts_);
 
@@ -70,7 +85,7 @@ void ControlPlane::run(const std::function<void()>& ready) {
   // One job or experiment that cannot be taken over must not keep the
   // server from starting: it is logged, and the loop tries it again.
   for (const auto& job : store->listActiveJobs()) {
-    if (job.owner == opts_.owner || ownerAlive(job.owner)) continue;
+    if (job.owner == opts_.owner || ownerAlive(job.owner, store.get())) continue;
     try {
       auto now = jobs.adopt(job.id);
       spdlog::info("took over job {} ({}) from {}", job.name, now.phase, job.owner);
@@ -79,7 +94,7 @@ void ControlPlane::run(const std::function<void()>& ready) {
     }
   }
   for (const auto& e : store->listActiveExperiments()) {
-    if (e.owner == opts_.owner || ownerAlive(e.owner)) continue;
+    if (e.owner == opts_.owner || ownerAlive(e.owner, store.get())) continue;
     try {
       exps.resume(e.name, false);
       spdlog::info("took over experiment {} from {}", e.name, e.owner);
@@ -99,7 +114,7 @@ void ControlPlane::run(const std::function<void()>& ready) {
       for (const auto& e : store->listActiveExperiments()) {
         try {
           if (e.owner != opts_.owner) {
-            if (ownerAlive(e.owner)) continue;  // a `trainyard run` drives it
+            if (ownerAlive(e.owner, store.get())) continue;  // a `trainyard run` drives it
             exps.resume(e.name, false);
           }
           exps.reconcile(e.id);
@@ -109,7 +124,7 @@ void ControlPlane::run(const std::function<void()>& ready) {
       }
       for (auto& job : store->listActiveJobs()) {
         if (job.owner != opts_.owner) {
-          if (ownerAlive(job.owner)) continue;
+          if (ownerAlive(job.owner, store.get())) continue;
           try {
             jobs.adopt(job.id);
           } catch (const std::exception& err) {

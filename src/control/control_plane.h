@@ -11,6 +11,8 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -53,6 +55,10 @@ class ControlPlane {
   // Desired state changed: run a pass now.
   void wake();
   ControlPlaneStatus status() const;
+  // A replica's log through the backend's log source (backend::Backend::readLogAt),
+  // from any thread; nothing while the loop is not running.
+  std::optional<backend::LogChunk> readLog(const std::string& uid, int attempt, const std::string& replica,
+                                           const std::string& cursor, size_t max_bytes) const;
   const ControllerOptions& options() const { return opts_; }
 
  private:
@@ -67,6 +73,7 @@ class ControlPlane {
   std::condition_variable cv_;
   bool woken_ = false;
   ControlPlaneStatus status_;
+  std::shared_ptr<backend::Backend> backend_;  // the loop's, shared for readLog (guarded by mu_)
 };
 
 }  // namespace trainyard::control

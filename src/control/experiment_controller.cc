@@ -88,7 +88,7 @@ store::ExperimentRecord ExperimentController::resume(const std::string& name, bo
     auto found = store_.getExperiment(name);
     if (!found) throw std::runtime_error(fmt::format("experiment {} not found", name));
     e = *found;
-    if (!store::isTerminal(e.phase) && e.owner != opts_.owner && ownerAlive(e.owner))
+    if (!store::isTerminal(e.phase) && e.owner != opts_.owner && ownerAlive(e.owner, &store_))
       throw std::runtime_error(fmt::format("experiment {} is being run by another process ({})", name, e.owner));
     if (store::isTerminal(e.phase) && !reopen)
       throw std::runtime_error(fmt::format("experiment {} already finished ({})", name, e.phase));

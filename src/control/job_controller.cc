@@ -170,6 +170,15 @@ const std::vector<store::NodeStateRecord>& JobController::nodeStates() {
   return node_states_;
 }
 
+void JobController::beginPass() {
+  admitted_in_pass_ = false, nodes_read_ = false, observed_all_ = false;
+  try {
+    renewLease(store_, opts_.owner);
+  } catch (const std::exception&) {
+    // A store hiccup: the next pass renews (the lease outlasts several passes).
+  }
+}
+
 std::vector<backend::ReplicaStatus> JobController::statusesOf(const std::string& uid) {
   if (!observed_all_) {
     observed_ = backend_.observeAll();
@@ -350,7 +359,7 @@ JobRecord JobController::adopt(int64_t job_id) {
     if (!rec) throw std::runtime_error(fmt::format("job {} is not in the store", job_id));
     job = std::move(*rec);
     if (store::isTerminal(job.phase)) return;
-    if (job.owner != opts_.owner && ownerAlive(job.owner))
+    if (job.owner != opts_.owner && ownerAlive(job.owner, &store_))
       throw std::runtime_error(fmt::format("job {} is driven by another live process ({})", job.name, job.owner));
     previous = job.owner;
     job.owner = opts_.owner;

@@ -63,7 +63,8 @@ class JobController {
   store::JobRecord reconcile(int64_t job_id);
 
   // A new pass: the next queued job runs admission again, nodes are read again.
-  void beginPass() { admitted_in_pass_ = false, nodes_read_ = false, observed_all_ = false; }
+  // Also renews this controller's lease on its jobs (control/owner.h).
+  void beginPass();
   // Blocks until a replica may have changed or `timeout` passes; starts a new pass.
   void wait(std::chrono::milliseconds timeout) {
     backend_.waitForChange(timeout);

@@ -5,10 +5,22 @@
 #pragma once
 #include <string>
 
+namespace trainyard::store {
+class Store;
+}
+
 namespace trainyard::control {
 
 std::string selfOwner();
-// False only when the owner is on this host and provably gone.
-bool ownerAlive(const std::string& owner);
+// False when the owner is provably gone: on this host, its process is not
+// there (or is a zombie: killed, not yet reaped); on another host, its lease
+// in `store` has expired (a controller renews it every pass, see kLeaseSeconds).
+// An owner on another host without a lease (or without a store) counts as alive.
+bool ownerAlive(const std::string& owner, store::Store* store = nullptr);
+
+// How long a controller's claim on its jobs lasts without renewal.
+inline constexpr double kLeaseSeconds = 30;
+// Renews this process' lease (`owner`) when a third of it has passed.
+void renewLease(store::Store& store, const std::string& owner);
 
 }  // namespace trainyard::control

@@ -125,6 +125,20 @@ std::vector<spec::QueueDef> SqlStore::queueDefs() {
   return out;
 }
 
+void SqlStore::renewLease(const std::string& owner, double expires_at) {
+  auto s = db_->prepare(
+      "INSERT INTO leases(owner, expires_at) VALUES(?,?) ON CONFLICT(owner) DO UPDATE SET expires_at=excluded.expires_at");
+  s->bind(1, owner).bind(2, expires_at);
+  s->step();
+}
+
+std::optional<double> SqlStore::leaseExpiry(const std::string& owner) {
+  auto s = db_->prepare("SELECT expires_at FROM leases WHERE owner=?");
+  s->bind(1, owner);
+  if (!s->step()) return std::nullopt;
+  return s->f64(0);
+}
+
 void SqlStore::setNodeState(const NodeStateRecord& n) {
   if (n.state == "Ready") {
     db_->prepare("DELETE FROM node_states WHERE name=?")->bind(1, n.name).step();

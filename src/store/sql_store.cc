@@ -190,6 +190,7 @@ CREATE TABLE queues(
   created_at REAL NOT NULL,
   PRIMARY KEY(kind, name));
 CREATE TABLE node_states(name TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', time REAL NOT NULL);
+CREATE TABLE leases(owner TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 )sql",
 };
 
@@ -349,6 +350,7 @@ CREATE TABLE queues(
   PRIMARY KEY(kind, name));
 CREATE TABLE node_states(name TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
   time DOUBLE PRECISION NOT NULL);
+CREATE TABLE leases(owner TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL);
 )sql"
 };
 

@@ -37,6 +37,8 @@ class SqlStore final : public Store {
   void putQueue(const spec::QueueDef& q, const std::string& user) override;
   bool deleteQueue(const std::string& kind, const std::string& name) override;
   std::vector<spec::QueueDef> queueDefs() override;
+  void renewLease(const std::string& owner, double expires_at) override;
+  std::optional<double> leaseExpiry(const std::string& owner) override;
   void setNodeState(const NodeStateRecord& n) override;
   std::vector<NodeStateRecord> nodeStates() override;
   void upsertAttempt(const AttemptRecord& a) override;

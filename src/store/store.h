@@ -247,6 +247,11 @@ class Store {
   virtual void putQueue(const spec::QueueDef& q, const std::string& user) = 0;
   virtual bool deleteQueue(const std::string& kind, const std::string& name) = 0;
   virtual std::vector<spec::QueueDef> queueDefs() = 0;
+  // A controller's lease on its jobs: it holds them until `expires_at`
+  // unless it renews (control/owner.h). Lets a controller on another host
+  // take over the jobs of one that died.
+  virtual void renewLease(const std::string& owner, double expires_at) = 0;
+  virtual std::optional<double> leaseExpiry(const std::string& owner) = 0;
   virtual void setNodeState(const NodeStateRecord& n) = 0;
   virtual std::vector<NodeStateRecord> nodeStates() = 0;
 

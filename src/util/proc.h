@@ -7,6 +7,8 @@
 namespace trainyard::util {
 
 // Start time of `pid`, or nothing when no such process exists.
+// The state letter of /proc/PID/stat (R, S, D, Z, X...), or nothing when there is no such process.
+std::optional<char> processState(long pid);
 std::optional<uint64_t> processStartTime(long pid);
 
 }  // namespace trainyard::util

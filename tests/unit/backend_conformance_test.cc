@@ -200,6 +200,9 @@ TEST_P(BackendConformance, LogsByCursorForEveryAttempt) {
   EXPECT_EQ(text, "first attempt\n");
   EXPECT_EQ(be->readLogAt("logs", 1, "worker-0", "", 1 << 20).bytes, "second attempt\n");
   EXPECT_EQ(be->readLogAt("logs", 0, "worker-0", cursor, 1 << 20).bytes, "");  // nothing new
+  auto tail = be->readLogAt("logs", 1, "worker-0", "tail:8", 1 << 20);
+  EXPECT_EQ(tail.bytes, "attempt\n");
+  EXPECT_EQ(be->readLogAt("logs", 1, "worker-0", tail.next, 1 << 20).bytes, "");
   EXPECT_EQ(be->readLogAt("logs", 0, "../../etc", "", 100).bytes, "");
 }
 

@@ -13,6 +13,10 @@
 #include "backend/cgroup.h"
 #include "control/admission.h"
 #include "control/owner.h"
+#include "util/proc.h"
+
+#include <sys/wait.h>
+#include <fmt/format.h>
 #include "local_harness.h"
 
 using namespace trainyard;
@@ -585,4 +589,37 @@ TEST_F(Controller, QueueQuotaHoldsJobsBackWithTheReason) {
   std::ofstream(dir + "/release-a") << "go";
   EXPECT_EQ(runToEnd(j1.id).phase, store::kSucceeded);
   EXPECT_EQ(runToEnd(j2.id).phase, store::kSucceeded);
+}
+
+// A killed process stays a zombie until its parent reaps it: it must count
+// as dead at once (a restart right after `kill -9` takes over its jobs).
+TEST(Owner, AZombieIsNotAlive) {
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_GT(child, 0);
+  // Not reaped yet: wait until it is a zombie (state Z), without reaping it.
+  for (int i = 0; i < 2000 && util::processState(child) != 'Z'; ++i) usleep(1000);
+  ASSERT_EQ(util::processState(child), 'Z');
+  std::string self = control::selfOwner();
+  std::string host = self.substr(0, self.find(':'));
+  std::string owner = fmt::format("{}:{}:{}", host, child, *util::processStartTime(child));
+  EXPECT_FALSE(control::ownerAlive(owner));
+  EXPECT_TRUE(control::ownerAlive(self));
+  waitpid(child, nullptr, 0);
+}
+
+// A controller on another host holds its jobs while its lease lasts; once it
+// expires, a controller here takes them over.
+TEST_F(Controller, ALeaseOnAnotherHostExpires) {
+  control::ControllerOptions remote = co;
+  remote.owner = "some-other-host:1234:5678";
+  auto job = control::submitJob(*st, shellJob("remote", "true", dir), remote);
+  EXPECT_TRUE(control::ownerAlive(remote.owner, st.get()));  // no lease written: not presumed dead
+  st->renewLease(remote.owner, store::nowSeconds() + 30);
+  EXPECT_TRUE(control::ownerAlive(remote.owner, st.get()));
+  EXPECT_THROW(ctl->adopt(job.id), std::runtime_error);
+  st->renewLease(remote.owner, store::nowSeconds() - 1);
+  EXPECT_FALSE(control::ownerAlive(remote.owner, st.get()));
+  EXPECT_EQ(ctl->adopt(job.id).owner, control::selfOwner());
+  EXPECT_EQ(runToEnd(job.id).phase, store::kSucceeded);
 }

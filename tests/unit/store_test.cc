@@ -444,7 +444,7 @@ TEST(SqliteStoreOnly, OneNodeAllocationsMigrateToPlacements) {
   sqlite3* db;
   ASSERT_EQ(sqlite3_open((dir + "/trainyard.db").c_str(), &db), SQLITE_OK);
   // Back to schema 4 as an old release left it.
-  for (const char* sql : {"DROP TABLE placements", "DROP TABLE queues", "DROP TABLE node_states",
+  for (const char* sql : {"DROP TABLE placements", "DROP TABLE queues", "DROP TABLE node_states", "DROP TABLE leases",
                           "ALTER TABLE jobs DROP COLUMN request", "ALTER TABLE jobs DROP COLUMN preemptions",
                           "ALTER TABLE jobs DROP COLUMN preempt_requested", "UPDATE schema_version SET version = 4",
                           "UPDATE jobs SET phase = 'Running', node = 'host-a', "
