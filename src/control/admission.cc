@@ -241,12 +241,14 @@ AdmissionOutcome admitQueued(store::Store& store, const std::vector<sched::Node>
       out.preempted.push_back(row->id);
     }
     std::vector<std::pair<int64_t, std::string>> changed;
+    std::vector<std::pair<int64_t, store::Event>> queued;
     for (const auto& w : d.waiting) {
       const auto* row = by_name.at(w.job);
       if (row->message == w.reason) continue;
-      if (row->message.empty()) store.addEvent(row->id, {now, "Normal", "Queued", w.reason});
+      if (row->message.empty()) queued.push_back({row->id, {now, "Normal", "Queued", w.reason}});
       changed.emplace_back(row->id, w.reason);
     }
+    store.addEvents(queued);
     store.setJobMessages(changed);
   });
   return out;

@@ -669,6 +669,22 @@ void SqlStore::addEvent(int64_t job_id, const Event& e) {
   s->step();
 }
 
+void SqlStore::addEvents(const std::vector<std::pair<int64_t, Event>>& events) {
+  constexpr size_t kChunk = 100;
+  for (size_t from = 0; from < events.size(); from += kChunk) {
+    size_t n = std::min(kChunk, events.size() - from);
+    std::string values;
+    for (size_t i = 0; i < n; ++i) values += i ? ", (?,?,?,?,?)" : "(?,?,?,?,?)";
+    auto s = db_->prepare("INSERT INTO events(job_id, time, type, reason, message) VALUES " + values);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& [id, e] = events[from + i];
+      int c = static_cast<int>(5 * i);
+      s->bind(c + 1, id).bind(c + 2, e.time).bind(c + 3, e.type).bind(c + 4, e.reason).bind(c + 5, e.message);
+    }
+    s->step();
+  }
+}
+
 std::vector<Event> SqlStore::events(int64_t job_id) {
   auto s = db_->prepare("SELECT time, type, reason, message FROM events WHERE job_id=? ORDER BY id");
   s->bind(1, job_id);

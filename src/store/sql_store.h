@@ -48,6 +48,7 @@ class SqlStore final : public Store {
   void addCondition(int64_t job_id, const Condition& c) override;
   std::vector<Condition> conditions(int64_t job_id) override;
   void addEvent(int64_t job_id, const Event& e) override;
+  void addEvents(const std::vector<std::pair<int64_t, Event>>& events) override;
   std::vector<Event> events(int64_t job_id) override;
   void appendMetrics(int64_t job_id, const std::vector<metrics::MetricPoint>& points) override;
   std::vector<metrics::MetricPoint> metrics(int64_t job_id, const std::string& name) override;

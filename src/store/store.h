@@ -266,6 +266,8 @@ class Store {
   virtual std::vector<Condition> conditions(int64_t job_id) = 0;
 
   virtual void addEvent(int64_t job_id, const Event& e) = 0;
+  // Many jobs' events in a few statements (an admission cycle's "Queued").
+  virtual void addEvents(const std::vector<std::pair<int64_t, Event>>& events) = 0;
   virtual std::vector<Event> events(int64_t job_id) = 0;
 
   virtual void appendMetrics(int64_t job_id, const std::vector<metrics::MetricPoint>& points) = 0;

@@ -405,6 +405,10 @@ TEST_P(StoreTest, PlacementsQueuesNodeStatesAndSchedulingRows) {
   EXPECT_EQ(rows[1].queue, "team-a");
   EXPECT_EQ(rows[1].priority, 5);
   EXPECT_EQ(rows[1].message, "0/4 nodes available: 4 insufficient cpu");
+  st->addEvents({{a.id, {1, "Normal", "Queued", "one"}}, {b.id, {2, "Normal", "Queued", "two"}}, {a.id, {3, "Warning", "X", "three"}}});
+  ASSERT_EQ(st->events(a.id).size(), 2u);
+  EXPECT_EQ(st->events(a.id)[1].message, "three");
+  EXPECT_EQ(st->events(b.id).at(0).reason, "Queued");
   st->requestPreemption(b.id);
   EXPECT_TRUE(st->getJobById(b.id)->preempt_requested);
 
