@@ -34,6 +34,18 @@ class ClusterRoutes final : public RouteGroup, RouteContext {
         for (const char* p : {store::kQueued, store::kRunning, store::kRestarting})
           metrics.gaugeSet("trainyard_jobs", {{"phase", p}}, s.jobs_by_phase.count(p) ? s.jobs_by_phase.at(p) : 0);
         metrics.gaugeSet("trainyard_queue_length", {}, s.queued);
+        // Per queue: waiting and running jobs, usage and quota (quota only where set).
+        json queues = timed("queues", [&] { return queuesJson(db(), std::nullopt); })["items"];
+        for (const char* g : {"trainyard_queue_pending_jobs", "trainyard_queue_running_jobs", "trainyard_queue_usage",
+                              "trainyard_queue_quota"})
+          metrics.gaugeReset(g);
+        for (const auto& q : queues) {
+          std::string name = q["name"].get<std::string>();
+          metrics.gaugeSet("trainyard_queue_pending_jobs", {{"queue", name}}, q["pending"].get<double>());
+          metrics.gaugeSet("trainyard_queue_running_jobs", {{"queue", name}}, q["running"].get<double>());
+          for (const auto& [res, v] : q["usage"].items()) metrics.gaugeSet("trainyard_queue_usage", {{"queue", name}, {"resource", res}}, v.template get<double>());
+          for (const auto& [res, v] : q["quota"].items()) metrics.gaugeSet("trainyard_queue_quota", {{"queue", name}, {"resource", res}}, v.template get<double>());
+        }
         for (const auto& n : s.nodes) {
           auto u = s.used.count(n.name) ? s.used.at(n.name) : sched::Resources{};
           metrics.gaugeSet("trainyard_node_cpu_allocatable_cores", {{"node", n.name}}, n.allocatable.cpu_millis / 1000.0);

@@ -63,6 +63,10 @@ ApiServer::ApiServer(ServerOptions opts, control::ControlPlane* plane, MetricsRe
   m.help("trainyard_store_seconds", "histogram", "Store operation latency by operation");
   m.help("trainyard_jobs", "gauge", "Jobs by phase");
   m.help("trainyard_queue_length", "gauge", "Jobs waiting for resources");
+  m.help("trainyard_queue_pending_jobs", "gauge", "Jobs waiting, per queue");
+  m.help("trainyard_queue_running_jobs", "gauge", "Jobs holding resources, per queue");
+  m.help("trainyard_queue_usage", "gauge", "Resources held by a queue's jobs (cpu in cores, memory in bytes, gpu in devices)");
+  m.help("trainyard_queue_quota", "gauge", "A queue's nominal quota, where it has one");
   m.help("trainyard_pushed_points_total", "counter", "Metric points received through the push API");
 }
 

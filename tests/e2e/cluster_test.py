@@ -113,6 +113,9 @@ class VirtualNodes(ServerE2E):
         self.assertEqual(queues["team-a"]["usage"]["cpu"], 1)
         self.assertEqual(queues["team-a"]["quota"]["cpu"], 1)
         self.assertEqual(queues["team-a"]["pending"], 1)
+        st, prom = self.call("GET", "/metrics", raw=True)
+        self.assertIn('trainyard_queue_pending_jobs{queue="team-a"} 1', prom)
+        self.assertIn('trainyard_queue_quota{queue="team-a",resource="cpu"} 1', prom)
         table = self.ty("get", "queues", check=0).stdout
         self.assertIn("team-a", table)
         self.assertIn("1/1", table)
