@@ -43,17 +43,23 @@ std::string encodeRequest(const spec::TrainJobSpec& spec) {
 }
 
 sched::Request decodeRequest(const std::string& text) {
+  // A row that does not decode (damaged by hand) yields no replicas: the
+  // caller falls back to the spec, and one bad row never stops admission.
   sched::Request r;
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (!j.is_object() || !j.contains("replicas") || !j["replicas"].is_array()) return r;
-  for (const auto& rep : j["replicas"]) {
-    if (!rep.is_array() || rep.size() < 5) continue;
-    r.replicas.push_back({rep[0].get<std::string>(),
-                          {rep[1].get<int64_t>(), rep[2].get<int64_t>(), rep[3].get<int>(), rep[4].get<int>()}});
+  try {
+    for (const auto& rep : j["replicas"]) {
+      if (!rep.is_array() || rep.size() < 5) continue;
+      r.replicas.push_back({rep[0].get<std::string>(),
+                            {rep[1].get<int64_t>(), rep[2].get<int64_t>(), rep[3].get<int>(), rep[4].get<int>()}});
+    }
+    if (j.value("placement", "") == "spread") r.policy = sched::PlacementPolicy::Spread;
+    if (j.contains("nodeSelector")) r.node_selector = j["nodeSelector"].get<std::map<std::string, std::string>>();
+    if (j.contains("duration")) r.duration = j["duration"].get<double>();
+  } catch (const nlohmann::json::exception&) {
+    return sched::Request{};
   }
-  if (j.value("placement", "") == "spread") r.policy = sched::PlacementPolicy::Spread;
-  if (j.contains("nodeSelector")) r.node_selector = j["nodeSelector"].get<std::map<std::string, std::string>>();
-  if (j.contains("duration")) r.duration = j["duration"].get<double>();
   return r;
 }
 

@@ -120,7 +120,12 @@ std::vector<spec::QueueDef> SqlStore::queueDefs() {
   std::vector<spec::QueueDef> out;
   while (s->step()) {
     auto j = nlohmann::json::parse(s->text(0), nullptr, false);
-    if (j.is_object()) out.push_back(j.get<spec::QueueDef>());
+    if (!j.is_object()) continue;
+    try {
+      out.push_back(j.get<spec::QueueDef>());
+    } catch (const nlohmann::json::exception&) {
+      // A row damaged by hand: left out rather than stopping every admission.
+    }
   }
   return out;
 }

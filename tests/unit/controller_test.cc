@@ -623,3 +623,13 @@ TEST_F(Controller, ALeaseOnAnotherHostExpires) {
   EXPECT_EQ(ctl->adopt(job.id).owner, control::selfOwner());
   EXPECT_EQ(runToEnd(job.id).phase, store::kSucceeded);
 }
+
+// A scheduling row damaged by hand does not stop admission: the spec is used.
+TEST_F(Controller, ADamagedRequestRowFallsBackToTheSpec) {
+  EXPECT_TRUE(control::decodeRequest(R"({"replicas": [["w", "not a number", 0, 0, 0]]})").replicas.empty());
+  EXPECT_TRUE(control::decodeRequest("not json").replicas.empty());
+  auto r = control::decodeRequest(control::encodeRequest(shellJob("x", "true", dir)));
+  ASSERT_EQ(r.replicas.size(), 1u);
+  EXPECT_EQ(r.replicas[0].name, "worker-0");
+  EXPECT_EQ(r.replicas[0].need.cpu_millis, 1000);
+}
