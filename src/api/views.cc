@@ -1,5 +1,6 @@
 #include "api/views.h"
 
+#include <cstdio>
 #include <map>
 
 #include <fmt/format.h>
@@ -52,7 +53,11 @@ json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
   out["conditions"] = conds;
   json attempts = json::array();
   for (const auto& a : st.attempts(j.id)) {
-    json r{{"attempt", a.attempt}, {"replica", a.replica}, {"state", a.state}, {"pid", a.pid},
+    // The backend's handle; for a local process ("pid@start") also its pid.
+    long pid = 0;
+    unsigned long long started = 0;
+    json pid_json = std::sscanf(a.handle.c_str(), "%ld@%llu", &pid, &started) == 2 ? json(pid) : json(nullptr);
+    json r{{"attempt", a.attempt}, {"replica", a.replica}, {"state", a.state}, {"handle", a.handle}, {"pid", pid_json},
            {"startedAt", a.started_at}, {"finishedAt", a.finished_at}, {"reason", a.reason}, {"logPath", a.log_path}};
     r["exitCode"] = a.exit_code ? json(*a.exit_code) : json(nullptr);
     r["signal"] = a.signal ? json(*a.signal) : json(nullptr);

@@ -106,8 +106,11 @@ struct ReplicaStatus {
   std::string name;
   int attempt = 0;
   ReplicaPhase phase = ReplicaPhase::Pending;
-  int64_t pid = 0;
-  uint64_t pid_start = 0;  // start time of pid (see util/proc.h), to re-attach safely
+  // The backend's own name for this replica, opaque above it: locally the
+  // process and its start time ("12345@678", so a recycled pid is not
+  // taken for it), a pod UID on Kubernetes, a step id on Slurm. Kept in the
+  // store; reattach() gets it back.
+  std::string handle;
   double started_at = 0;
   double finished_at = 0;
   std::optional<int> exit_code;  // set when it exited by itself
@@ -160,7 +163,7 @@ class Backend {
 
   // Takes over the replicas of `uid`'s `attempt` that an earlier process
   // (a control plane that was killed) launched, as recorded in the store
-  // (name, pid, pid_start, log_ref). Live ones are watched again; the others
+  // (name, handle, log_ref). Live ones are watched again; the others
   // are reported Exited with their status when it was kept, else reason Lost.
   virtual std::vector<ReplicaStatus> reattach(const std::string& uid, int attempt,
                                               const std::vector<ReplicaStatus>& recorded) = 0;

@@ -106,7 +106,7 @@ void FakeBackend::launch(const PlacedJob& job) {
     r.status.name = rl.name;
     r.status.attempt = job.attempt;
     r.status.phase = ReplicaPhase::Running;
-    r.status.pid = c_->next_handle_++;
+    r.status.handle = fmt::format("fake-{}", c_->next_handle_++);
     r.status.started_at = now();
     r.status.log_ref = job.uid;  // the log's key; logs live in the cluster
     if (r.argv.empty() || r.argv[0].rfind("fake:", 0) != 0) {

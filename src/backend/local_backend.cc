@@ -339,7 +339,6 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   // so a stop() right after launch always finds the group.
   setpgid(pid, pid);
   p.pid = pid;
-  p.status.pid = pid;
   p.status.started_at = wallNow();
   p.status.phase = ReplicaPhase::Running;
   ExecFailure failure{};
@@ -365,7 +364,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
     return;
   }
   p.pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  p.status.pid_start = util::processStartTime(pid).value_or(0);
+  p.status.handle = fmt::format("{}@{}", pid, util::processStartTime(pid).value_or(0));
 }
 
 void LocalBackend::killGroup(Proc& p, int sig) {
@@ -459,12 +458,16 @@ std::vector<ReplicaStatus> LocalBackend::reattach(const std::string& uid, int at
     Proc p;
     p.status = r;
     p.status.attempt = attempt;
-    p.pid = static_cast<pid_t>(r.pid);
+    // The handle is "pid@start time"; anything else is not one of ours.
+    long pid = 0;
+    unsigned long long started = 0;
+    if (std::sscanf(r.handle.c_str(), "%ld@%llu", &pid, &started) != 2 || pid <= 0 || pid > INT32_MAX) pid = 0, started = 0;
+    p.pid = static_cast<pid_t>(pid);
     p.adopted = true;
     p.status_file = exitStatusFile(r.log_ref);
     p.status.phase = ReplicaPhase::Running;  // until reapAdopted says how it ended
     // Our replica only if the pid still has the start time we recorded.
-    if (r.pid > 0 && r.pid_start != 0 && util::processStartTime(r.pid) == std::optional<uint64_t>(r.pid_start))
+    if (pid > 0 && started != 0 && util::processStartTime(pid) == std::optional<uint64_t>(started))
       p.pidfd = static_cast<int>(syscall(SYS_pidfd_open, p.pid, 0));
     reapAdopted(p, false);
     j.procs.push_back(std::move(p));

@@ -550,10 +550,10 @@ int cmdDescribeJob(const Globals& g, const std::string& name) {
     o << "\nAttempts:\n";
     rows.clear();
     for (const auto& a : st->attempts(job.id))
-      rows.push_back({"  " + std::to_string(a.attempt), a.replica, a.state, std::to_string(a.pid),
+      rows.push_back({"  " + std::to_string(a.attempt), a.replica, a.state, a.handle.empty() ? "-" : a.handle,
                       a.exit_code ? std::to_string(*a.exit_code) : "-", a.signal ? std::to_string(*a.signal) : "-",
                       a.reason, formatTime(a.started_at), formatTime(a.finished_at)});
-    printTable(o, {"  ATTEMPT", "REPLICA", "STATE", "PID", "EXIT", "SIGNAL", "REASON", "STARTED", "FINISHED"}, rows);
+    printTable(o, {"  ATTEMPT", "REPLICA", "STATE", "HANDLE", "EXIT", "SIGNAL", "REASON", "STARTED", "FINISHED"}, rows);
     o << "\nEvents:\n";
     rows.clear();
     for (const auto& e : st->events(job.id)) rows.push_back({"  " + formatTime(e.time), e.type, e.reason, e.message});

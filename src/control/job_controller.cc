@@ -267,10 +267,9 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
       a.attempt = attempt;
       a.replica = s.name;
       a.state = "Running";
-      a.pid = s.pid;
+      a.handle = s.handle;
       a.started_at = s.started_at;
       a.log_path = s.log_ref;
-      a.pid_start = s.pid_start;
       store_.upsertAttempt(a);
     }
     job.message.clear();
@@ -377,8 +376,7 @@ JobRecord JobController::adopt(int64_t job_id) {
     backend::ReplicaStatus r;
     r.name = a.replica;
     r.attempt = a.attempt;
-    r.pid = a.pid;
-    r.pid_start = a.pid_start;
+    r.handle = a.handle;
     r.started_at = a.started_at;
     r.log_ref = a.log_path;
     recorded.push_back(r);
@@ -478,14 +476,13 @@ void JobController::observe(JobRecord& job) {
       a.attempt = s.attempt;
       a.replica = s.name;
       a.state = "Exited";
-      a.pid = s.pid;
+      a.handle = s.handle;
       a.started_at = s.started_at;
       a.finished_at = s.finished_at;
       a.exit_code = s.exit_code;
       a.signal = s.signal;
       a.reason = t.node_lost.count(s.name) ? "NodeLost" : !t.stopping_reason.empty() && !ok ? t.stopping_reason : s.reason;
       a.log_path = s.log_ref;
-      a.pid_start = s.pid_start;
       store_.upsertAttempt(a);
     }
   }

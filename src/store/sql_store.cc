@@ -191,6 +191,8 @@ CREATE TABLE queues(
   PRIMARY KEY(kind, name));
 CREATE TABLE node_states(name TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', time REAL NOT NULL);
 CREATE TABLE leases(owner TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+ALTER TABLE attempts ADD COLUMN handle TEXT NOT NULL DEFAULT '';
+UPDATE attempts SET handle = pid || '@' || pid_start WHERE pid > 0;
 )sql",
 };
 
@@ -351,6 +353,8 @@ CREATE TABLE queues(
 CREATE TABLE node_states(name TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
   time DOUBLE PRECISION NOT NULL);
 CREATE TABLE leases(owner TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL);
+ALTER TABLE attempts ADD COLUMN handle TEXT NOT NULL DEFAULT '';
+UPDATE attempts SET handle = pid || '@' || pid_start WHERE pid > 0;
 )sql"
 };
 
@@ -601,23 +605,22 @@ bool SqlStore::deleteJob(int64_t job_id) {
 
 void SqlStore::upsertAttempt(const AttemptRecord& a) {
   auto s = db_->prepare(
-      "INSERT INTO attempts(job_id, attempt, replica, state, pid, started_at, finished_at, exit_code, signal, "
-      "reason, log_path, pid_start, log_offset, file_offset) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+      "INSERT INTO attempts(job_id, attempt, replica, state, handle, started_at, finished_at, exit_code, signal, "
+      "reason, log_path, log_offset, file_offset) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(job_id, attempt, replica) DO UPDATE SET "
-      "state=excluded.state, pid=excluded.pid, started_at=excluded.started_at, finished_at=excluded.finished_at, "
-      "exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, log_path=excluded.log_path, "
-      "pid_start=excluded.pid_start");
-  s->bind(1, a.job_id).bind(2, a.attempt).bind(3, a.replica).bind(4, a.state).bind(5, a.pid);
+      "state=excluded.state, handle=excluded.handle, started_at=excluded.started_at, finished_at=excluded.finished_at, "
+      "exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, log_path=excluded.log_path");
+  s->bind(1, a.job_id).bind(2, a.attempt).bind(3, a.replica).bind(4, a.state).bind(5, a.handle);
   s->bind(6, a.started_at).bind(7, a.finished_at).bindOpt(8, a.exit_code).bindOpt(9, a.signal);
-  s->bind(10, a.reason).bind(11, a.log_path).bind(12, static_cast<int64_t>(a.pid_start));
-  s->bind(13, static_cast<int64_t>(a.log_offset)).bind(14, static_cast<int64_t>(a.file_offset));
+  s->bind(10, a.reason).bind(11, a.log_path);
+  s->bind(12, static_cast<int64_t>(a.log_offset)).bind(13, static_cast<int64_t>(a.file_offset));
   s->step();
 }
 
 std::vector<AttemptRecord> SqlStore::attempts(int64_t job_id) {
   auto s = db_->prepare(
-      "SELECT attempt, replica, state, pid, started_at, finished_at, exit_code, signal, reason, log_path, "
-      "pid_start, log_offset, file_offset FROM attempts WHERE job_id=? ORDER BY attempt, replica");
+      "SELECT attempt, replica, state, handle, started_at, finished_at, exit_code, signal, reason, log_path, "
+      "log_offset, file_offset FROM attempts WHERE job_id=? ORDER BY attempt, replica");
   s->bind(1, job_id);
   std::vector<AttemptRecord> out;
   while (s->step()) {
@@ -626,16 +629,15 @@ std::vector<AttemptRecord> SqlStore::attempts(int64_t job_id) {
     a.attempt = static_cast<int>(s->i64(0));
     a.replica = s->text(1);
     a.state = s->text(2);
-    a.pid = s->i64(3);
+    a.handle = s->text(3);
     a.started_at = s->f64(4);
     a.finished_at = s->f64(5);
     if (!s->isNull(6)) a.exit_code = static_cast<int>(s->i64(6));
     if (!s->isNull(7)) a.signal = static_cast<int>(s->i64(7));
     a.reason = s->text(8);
     a.log_path = s->text(9);
-    a.pid_start = static_cast<uint64_t>(s->i64(10));
-    a.log_offset = static_cast<uint64_t>(s->i64(11));
-    a.file_offset = static_cast<uint64_t>(s->i64(12));
+    a.log_offset = static_cast<uint64_t>(s->i64(10));
+    a.file_offset = static_cast<uint64_t>(s->i64(11));
     out.push_back(std::move(a));
   }
   return out;

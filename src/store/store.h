@@ -64,14 +64,13 @@ struct AttemptRecord {
   int attempt = 0;  // 0-based
   std::string replica;  // "worker-0"
   std::string state = "Pending";  // Pending, Running, Exited
-  int64_t pid = 0;
+  std::string handle;  // the backend's name for the replica (backend::ReplicaStatus::handle)
   double started_at = 0;
   double finished_at = 0;
   std::optional<int> exit_code;
   std::optional<int> signal;
   std::string reason;  // Completed, Error, OOMKilled, Signaled, DeadlineExceeded, Cancelled, Lost
   std::string log_path;
-  uint64_t pid_start = 0;    // the process' start time (clock ticks): a recycled pid is not ours
   uint64_t log_offset = 0;   // metrics collected up to here (a restarted controller resumes there)
   uint64_t file_offset = 0;  // same, for the File collector
 };

@@ -141,7 +141,8 @@ TEST_P(BackendConformance, LaunchIsIdempotentPerUidAndAttempt) {
   auto second = be->observe("idem");
   ASSERT_EQ(first.size(), 1u);
   ASSERT_EQ(second.size(), 1u);
-  EXPECT_EQ(first[0].pid, second[0].pid);
+  EXPECT_FALSE(first[0].handle.empty());
+  EXPECT_EQ(first[0].handle, second[0].handle);
   EXPECT_EQ(second[0].phase, ReplicaPhase::Running);
 }
 
@@ -223,7 +224,7 @@ TEST_P(BackendConformance, AReplicaNobodyKnowsIsReportedLost) {
   ReplicaStatus ghost;
   ghost.name = "worker-0";
   ghost.attempt = 0;
-  ghost.pid = 999999999;  // not a process / not a handle of this cluster
+  ghost.handle = "999999999@1";  // not a process / not a handle of this cluster
   ghost.log_ref = env->dir + "/logs/ghost/worker-0.attempt-0.log";
   launched.push_back("ghost");
   auto s = be->reattach("ghost", 0, {ghost});

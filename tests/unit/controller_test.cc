@@ -80,7 +80,7 @@ TEST_F(Controller, SuccessRecordsConditionsAttemptAndMetrics) {
   ASSERT_EQ(attempts.size(), 1u);
   EXPECT_EQ(attempts[0].exit_code, 0);
   EXPECT_EQ(attempts[0].reason, "Completed");
-  EXPECT_GT(attempts[0].pid, 0);
+  EXPECT_NE(attempts[0].handle.find("@"), std::string::npos);  // pid@start time
   auto loss = st->metrics(job.id, "loss");
   ASSERT_EQ(loss.size(), 2u);
   EXPECT_EQ(loss[1].step, 2);

@@ -99,7 +99,7 @@ TEST_P(StoreTest, StatusAttemptsConditionsEventsSurviveReopen) {
     j.started_at = 1001;
     j.allocation = "{}";
     st->updateJobStatus(j);
-    AttemptRecord a{j.id, 0, "worker-0", "Running", 42, 1001, 0, std::nullopt, std::nullopt, "", "/log", 777};
+    AttemptRecord a{j.id, 0, "worker-0", "Running", "42@777", 1001, 0, std::nullopt, std::nullopt, "", "/log"};
     st->upsertAttempt(a);
     a.state = "Exited";
     a.exit_code = 3;
@@ -176,18 +176,18 @@ TEST_P(StoreTest, TransactionRollsBackOnError) {
   EXPECT_FALSE(st->getJob("x"));
 }
 
-TEST_P(StoreTest, AttemptKeepsPidStartAndCollectOffsets) {
+TEST_P(StoreTest, AttemptKeepsHandleAndCollectOffsets) {
   auto st = openStore(location());
   auto j = newJob("a");
   st->createJob(j);
-  AttemptRecord a{j.id, 0, "worker-0", "Running", 42, 1001, 0, std::nullopt, std::nullopt, "", "/log", 123456789012};
+  AttemptRecord a{j.id, 0, "worker-0", "Running", "42@123456789012", 1001, 0, std::nullopt, std::nullopt, "", "/log"};
   st->upsertAttempt(a);
   st->saveCollectOffsets(j.id, 0, "worker-0", 4096, 17);
   a.state = "Exited";
   a.exit_code = 0;
   st->upsertAttempt(a);  // an exit record keeps the offsets
   auto got = st->attempts(j.id).at(0);
-  EXPECT_EQ(got.pid_start, 123456789012u);
+  EXPECT_EQ(got.handle, "42@123456789012");
   EXPECT_EQ(got.log_offset, 4096u);
   EXPECT_EQ(got.file_offset, 17u);
   EXPECT_EQ(got.state, "Exited");
@@ -448,7 +448,8 @@ TEST(SqliteStoreOnly, OneNodeAllocationsMigrateToPlacements) {
   sqlite3* db;
   ASSERT_EQ(sqlite3_open((dir + "/trainyard.db").c_str(), &db), SQLITE_OK);
   // Back to schema 4 as an old release left it.
-  for (const char* sql : {"DROP TABLE placements", "DROP TABLE queues", "DROP TABLE node_states", "DROP TABLE leases",
+  for (const char* sql : {"DROP TABLE placements", "DROP TABLE queues", "DROP TABLE node_states", "DROP TABLE leases", "ALTER TABLE attempts DROP COLUMN handle",
+                          "INSERT INTO attempts(job_id, attempt, replica, state, pid, pid_start) VALUES(1, 0, 'worker-0', 'Running', 77, 88)",
                           "ALTER TABLE jobs DROP COLUMN request", "ALTER TABLE jobs DROP COLUMN preemptions",
                           "ALTER TABLE jobs DROP COLUMN preempt_requested", "UPDATE schema_version SET version = 4",
                           "UPDATE jobs SET phase = 'Running', node = 'host-a', "
@@ -465,4 +466,5 @@ TEST(SqliteStoreOnly, OneNodeAllocationsMigrateToPlacements) {
   EXPECT_EQ(p[0].held.gpu, 2);
   EXPECT_EQ(p[0].gpu_ids, (std::vector<int>{0, 1}));
   EXPECT_EQ(st->getJobById(id)->phase, "Running");
+  EXPECT_EQ(st->attempts(id).at(0).handle, "77@88");  // pid and start time become the local handle
 }
