@@ -53,6 +53,7 @@ void FakeCluster::exitReplica(const std::string& uid, const std::string& replica
 
 void FakeCluster::advance(Job& j) {
   for (auto& r : j.replicas) {
+    if (r.status.phase == ReplicaPhase::Pending && r.kill_at) end(r.status, std::nullopt, SIGTERM, "Signaled");
     if (r.status.phase != ReplicaPhase::Running) continue;
     const std::string& prog = r.argv.empty() ? "" : r.argv[0];
     if (r.kill_at) {
@@ -109,7 +110,11 @@ void FakeBackend::launch(const PlacedJob& job) {
     r.status.handle = fmt::format("fake-{}", c_->next_handle_++);
     r.status.started_at = now();
     r.status.log_ref = job.uid;  // the log's key; logs live in the cluster
-    if (r.argv.empty() || r.argv[0].rfind("fake:", 0) != 0) {
+    if (!r.argv.empty() && r.argv[0] == "fake:pending") {
+      r.status.phase = ReplicaPhase::Pending;
+      r.status.reason = r.argv.size() > 1 ? r.argv[1] : "Pending";
+      r.status.message = r.argv.size() > 2 ? r.argv[2] : "";
+    } else if (r.argv.empty() || r.argv[0].rfind("fake:", 0) != 0) {
       end(r.status, 127, std::nullopt, "StartError",
           fmt::format("cannot execute {}: No such file or directory", r.argv.empty() ? "(nothing)" : r.argv[0]));
       failed = true;

@@ -10,6 +10,7 @@
 //   fake:print TEXT N    writes TEXT to its log, then ends with N
 //   fake:run             runs until stopped (SIGTERM ends it at once)
 //   fake:ignore-term     runs until stopped; only the SIGKILL after the grace ends it
+//   fake:pending R M     never starts: Pending with reason R and message M (an image that cannot be pulled)
 //   anything else        cannot start: Exited, reason StartError, exit code 127
 #pragma once
 #include <chrono>

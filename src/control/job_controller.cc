@@ -40,10 +40,12 @@ struct JobController::Tracked {
   bool succeeded = false;                          // decided by the success policy
   std::optional<backend::ReplicaStatus> failure;   // the first replica that failed
   bool launch_pending = false;  // admitted by this controller's admission cycle, not launched yet
+  double launched_at = 0;       // this attempt handed to the backend (start timeout counts from here)
+  std::string pending_note;     // what the job's message says while a replica is Pending
   double launch_at = 0;         // not before (a transient launch error's backoff)
   int launch_failures = 0;
   std::vector<sched::Placement> placements;  // of the current attempt
-  std::set<std::string> node_lost;           // replicas whose node went down
+  std::map<std::string, std::string> forced;  // replica -> why the controller ended it (NodeLost, StartTimeout)
 };
 
 void failJob(store::Store& store, JobRecord& job, const std::string& reason, const std::string& message) {
@@ -234,7 +236,7 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
   if (opts_.run_uid >= 0 && chown(job.outputs_dir.c_str(), opts_.run_uid, opts_.run_gid) != 0)
     event(job, "Warning", "OutputsNotWritable", fmt::format("cannot hand {} to the job's user: {}", job.outputs_dir, std::strerror(errno)));
   t.placements = store_.placements(job.id);
-  t.node_lost.clear();
+  t.forced.clear();
   backend::PlacedJob placed = planAttempt(job, t.placements, attempt);
   try {
     if (job.spec.framework != "none")
@@ -257,6 +259,7 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
     return;
   }
   t.launch_failures = 0;
+  t.launched_at = nowSeconds();
   observed_.erase(job.uid);  // what this pass observed is the attempt before
   auto statuses = backend_.observe(job.uid);
   for (const auto& s : statuses) t.observed.insert(s.name);
@@ -437,11 +440,41 @@ void JobController::observe(JobRecord& job) {
           lost.reason = "NodeLost";
           lost.message = fmt::format("node {} is down{}", ns.name, ns.reason.empty() ? "" : " (" + ns.reason + ")");
           lost.finished_at = nowSeconds();
-          t.node_lost.insert(s.name);
+          t.forced[s.name] = "NodeLost";
           if (!t.failure) t.failure = lost;
         }
       }
     }
+  }
+
+  // A replica the backend has not started yet (an image pulled, a node
+  // found): its reason is the job's message, and past the start timeout the
+  // attempt has failed (StartTimeout), through the restart policy.
+  if (t.launched_at == 0) t.launched_at = nowSeconds();  // taken over: counted from now
+  std::string pending;
+  for (const auto& s : statuses) {
+    if (s.phase != backend::ReplicaPhase::Pending) continue;
+    pending = fmt::format("replica {} not started yet{}", s.name,
+                          s.reason.empty() ? "" : ": " + s.reason + (s.message.empty() ? "" : " (" + s.message + ")"));
+    double waited = nowSeconds() - t.launched_at;
+    if (t.stopping_reason.empty() && !t.failure && waited > static_cast<double>(job.spec.start_timeout_seconds)) {
+      backend::ReplicaStatus late = s;
+      late.phase = backend::ReplicaPhase::Exited;
+      late.signal = SIGKILL;
+      late.reason = "StartTimeout";
+      late.message = fmt::format("still not started after {} s (startTimeoutSeconds){}", job.spec.start_timeout_seconds,
+                                 s.reason.empty() ? "" : ": " + s.reason + (s.message.empty() ? "" : ": " + s.message));
+      late.finished_at = nowSeconds();
+      t.forced[s.name] = "StartTimeout";
+      t.failure = late;
+    }
+    break;
+  }
+  if (pending != t.pending_note) {
+    t.pending_note = pending;
+    job.message = pending;
+    store_.updateJobStatus(job);
+    if (!pending.empty()) event(job, "Normal", "Pending", pending);
   }
 
   // Deadline: counted from the first start, as Kubernetes' activeDeadlineSeconds.
@@ -481,7 +514,7 @@ void JobController::observe(JobRecord& job) {
       a.finished_at = s.finished_at;
       a.exit_code = s.exit_code;
       a.signal = s.signal;
-      a.reason = t.node_lost.count(s.name) ? "NodeLost" : !t.stopping_reason.empty() && !ok ? t.stopping_reason : s.reason;
+      a.reason = t.forced.count(s.name) ? t.forced.at(s.name) : !t.stopping_reason.empty() && !ok ? t.stopping_reason : s.reason;
       a.log_path = s.log_ref;
       store_.upsertAttempt(a);
     }
@@ -522,9 +555,10 @@ void JobController::observe(JobRecord& job) {
   }
   const backend::ReplicaStatus& failed = *t.failure;
   int code = effectiveExitCode(failed.exit_code, failed.signal);
-  std::string what = failed.signal ? fmt::format("replica {} was killed by signal {} ({})", failed.name,
-                                                 *failed.signal, strsignal(*failed.signal))
-                                   : fmt::format("replica {} exited with code {}", failed.name, code);
+  std::string what = failed.reason == "StartTimeout" ? fmt::format("replica {} did not start", failed.name)
+                     : failed.signal ? fmt::format("replica {} was killed by signal {} ({})", failed.name, *failed.signal,
+                                                   strsignal(*failed.signal))
+                                     : fmt::format("replica {} exited with code {}", failed.name, code);
   if (!failed.message.empty()) what += ": " + failed.message;
   if (failed.reason == "OOMKilled") what += " (out of memory: raise resources.memory)";
   // Preemptions are attempts too, but not failures: they do not count against backoffLimit.

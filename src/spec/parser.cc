@@ -140,7 +140,7 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
               {"command", "args", "env", "workingDir", "image", "framework", "replicas", "roles", "resources",
                "restartPolicy", "backoffLimit", "activeDeadlineSeconds", "priority", "queue",
                "metricsCollector", "outputs", "successPolicy", "slotsPerWorker", "placement", "nodeSelector",
-               "walltime"});
+               "walltime", "startTimeoutSeconds"});
 
   if (spec["framework"]) {
     job.framework = w.str(spec["framework"], "spec.framework");
@@ -203,6 +203,8 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
       w.fail(p, "spec.placement", fmt::format("expected pack or spread, got \"{}\"", job.placement));
   }
   if (spec["nodeSelector"]) job.node_selector = w.strMap(spec["nodeSelector"], "spec.nodeSelector");
+  if (spec["startTimeoutSeconds"])
+    job.start_timeout_seconds = w.integer(spec["startTimeoutSeconds"], "spec.startTimeoutSeconds", 1, int64_t{1} << 40);
   if (auto wt = spec["walltime"]) job.walltime_seconds = parseDuration(w, wt, "spec.walltime");
   if (auto sp = spec["successPolicy"]) {
     job.success_policy = w.str(sp, "spec.successPolicy");

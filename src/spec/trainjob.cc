@@ -80,6 +80,7 @@ void to_json(nlohmann::json& j, const TrainJobSpec& s) {
                      {"successPolicy", s.success_policy}, {"slotsPerWorker", s.slots_per_worker},
                      {"sourceFile", s.source_file}};
   if (s.active_deadline_seconds) j["activeDeadlineSeconds"] = *s.active_deadline_seconds;
+  if (s.start_timeout_seconds != 600) j["startTimeoutSeconds"] = s.start_timeout_seconds;
   if (s.placement != "pack") j["placement"] = s.placement;
   if (!s.node_selector.empty()) j["nodeSelector"] = s.node_selector;
   if (s.walltime_seconds) j["walltimeSeconds"] = *s.walltime_seconds;
@@ -103,6 +104,7 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
   s.source_file = j.value("sourceFile", s.source_file);
   if (j.contains("activeDeadlineSeconds"))
     s.active_deadline_seconds = j["activeDeadlineSeconds"].get<int64_t>();
+  s.start_timeout_seconds = j.value("startTimeoutSeconds", s.start_timeout_seconds);
   s.placement = j.value("placement", s.placement);
   s.node_selector = j.value("nodeSelector", s.node_selector);
   if (j.contains("walltimeSeconds")) s.walltime_seconds = j["walltimeSeconds"].get<int64_t>();

@@ -54,6 +54,10 @@ struct TrainJobSpec {
   RestartPolicy restart_policy = RestartPolicy::Never;
   int backoff_limit = 6;  // as Kubernetes Jobs
   std::optional<int64_t> active_deadline_seconds;
+  // How long a replica may stay Pending in its backend (an image pulled, a
+  // node found) before the attempt counts as failed (reason StartTimeout);
+  // as Kueue's waitForPodsReady.timeout.
+  int64_t start_timeout_seconds = 600;
   int priority = 0;
   std::string queue = "default";
   // Scheduling hints: "pack" (fewest nodes, the default) or "spread"; node

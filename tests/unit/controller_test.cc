@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "backend/cgroup.h"
+#include "backend/fake_backend.h"
 #include "control/admission.h"
 #include "control/owner.h"
 #include "util/proc.h"
@@ -632,4 +633,30 @@ TEST_F(Controller, ADamagedRequestRowFallsBackToTheSpec) {
   ASSERT_EQ(r.replicas.size(), 1u);
   EXPECT_EQ(r.replicas[0].name, "worker-0");
   EXPECT_EQ(r.replicas[0].need.cpu_millis, 1000);
+}
+
+// A replica its backend never starts (an image that cannot be pulled): the
+// reason shows while it waits, and past startTimeoutSeconds the attempt
+// fails as StartTimeout instead of waiting forever.
+TEST_F(Controller, AReplicaThatNeverStartsTimesOut) {
+  auto cluster = std::make_shared<backend::FakeCluster>(std::vector<sched::Node>{{"node-1", {4000, 8LL << 30, 0}, {}}});
+  backend::FakeBackend fake(cluster);
+  control::JobController c(*st, fake, co);
+  auto s = shellJob("stuck", "true", dir);
+  s.roles[0].command = {"fake:pending", "ImagePullFailed", "image registry.example/x:1 not found"};
+  s.start_timeout_seconds = 1;
+  auto job = c.submit(s);
+  store::JobRecord now;
+  bool saw_reason = false;
+  while (!store::isTerminal((now = c.reconcile(job.id)).phase)) {
+    saw_reason |= now.message.find("not started yet: ImagePullFailed") != std::string::npos;
+    c.wait(50ms);
+  }
+  EXPECT_TRUE(saw_reason);
+  EXPECT_EQ(now.phase, store::kFailed);
+  EXPECT_EQ(now.reason, "StartTimeout");
+  EXPECT_NE(now.message.find("replica worker-0 did not start: still not started after 1 s (startTimeoutSeconds): "
+                             "ImagePullFailed: image registry.example/x:1 not found"), std::string::npos)
+      << now.message;
+  EXPECT_EQ(st->attempts(job.id).at(0).reason, "StartTimeout");
 }

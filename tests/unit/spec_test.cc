@@ -189,6 +189,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{"cpu_zero", "@  command: [a]\n  resources: {cpu: 0}\n", 7, 20, "spec.resources.cpu", "positive"},
         BadSpec{"gpu_fraction", "@  command: [a]\n  resources: {gpu: 1.5}\n", 7, 20, "spec.resources.gpu", "a whole number of GPUs or a share of one below 1"},
         BadSpec{"placement", "@  command: [a]\n  placement: random\n", 7, 14, "spec.placement", "expected pack or spread"},
+        BadSpec{"start_timeout", "@  command: [a]\n  startTimeoutSeconds: 0\n", 7, 24, "spec.startTimeoutSeconds", "expected an integer in [1,"},
         BadSpec{"walltime", "@  command: [a]\n  walltime: soon\n", 7, 13, "spec.walltime", "a duration such as 90s"},
         BadSpec{"node_selector", "@  command: [a]\n  nodeSelector: [a]\n", 7, 17, "spec.nodeSelector", "expected a mapping"},
         BadSpec{"queue_unknown_resource", "apiVersion: trainyard.dev/v1\nkind: Queue\nmetadata: {name: q}\nspec:\n  quota: {cpu: 4, tpu: 2}\n", 5, 19, "spec.quota.tpu", "unknown resource \"tpu\""},
