@@ -18,13 +18,16 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
-from common import BIN
+from common import BIN, ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from hostile import peak_rss_mb, slow_clients  # noqa: E402
 
 
 def start(cmd, log):
@@ -57,25 +60,6 @@ def latencies(url, n=200):
 
 def p(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
-
-
-def slow_clients(url, n):
-    host, port = url.replace("http://", "").split(":")
-    socks = []
-    for _ in range(n):
-        s = socket.create_connection((host, int(port)))
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        socks.append(s)
-    for s in socks:
-        s.sendall(b"X-Slow: 1\r\n")
-    return socks
-
-
-def peak_rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
 
 
 def main():

@@ -135,7 +135,6 @@ json queuesJson(store::Store& db, const std::optional<std::string>& viewer) {
   auto rows = db.schedulingRows();
   auto placements = db.allPlacements();
   auto specs = control::queueSpecs(defs);
-  if (specs.empty()) specs.push_back(sched::QueueSpec{.name = "default"});
   std::map<std::string, sched::Resources> used;
   std::map<std::string, json> pending;
   std::map<std::string, int> running;

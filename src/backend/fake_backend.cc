@@ -51,7 +51,7 @@ void FakeCluster::exitReplica(const std::string& uid, const std::string& replica
   changed_.notify_all();
 }
 
-void FakeCluster::advance(Job& j) {
+void FakeCluster::advance(const std::string& uid, Job& j) {
   for (auto& r : j.replicas) {
     if (r.status.phase == ReplicaPhase::Pending && r.kill_at) end(r.status, std::nullopt, SIGTERM, "Signaled");
     if (r.status.phase != ReplicaPhase::Running) continue;
@@ -64,7 +64,7 @@ void FakeCluster::advance(Job& j) {
     auto code = [&](size_t i) { return r.argv.size() > i ? std::atoi(r.argv[i].c_str()) : 0; };
     if (prog == "fake:exit") end(r.status, code(1), std::nullopt, code(1) == 0 ? "Completed" : "Error");
     if (prog == "fake:print") {
-      logs_[logKey(r.status.log_ref, r.status.attempt, r.status.name)] += r.argv.size() > 1 ? r.argv[1] : "";
+      logs_[logKey(uid, r.status.attempt, r.status.name)] += r.argv.size() > 1 ? r.argv[1] : "";
       end(r.status, code(2), std::nullopt, code(2) == 0 ? "Completed" : "Error");
     }
   }
@@ -109,7 +109,8 @@ void FakeBackend::launch(const PlacedJob& job) {
     r.status.phase = ReplicaPhase::Running;
     r.status.handle = fmt::format("fake-{}", c_->next_handle_++);
     r.status.started_at = now();
-    r.status.log_ref = job.uid;  // the log's key; logs live in the cluster
+    r.status.log_ref = fmt::format("fake:{}", logKey(job.uid, job.attempt, rl.name));  // logs live in the cluster
+    if (!r.argv.empty() && r.argv[0] == "fake:ignore-term") c_->logs_[logKey(job.uid, job.attempt, rl.name)] += "ready\n";
     if (!r.argv.empty() && r.argv[0] == "fake:pending") {
       r.status.phase = ReplicaPhase::Pending;
       r.status.reason = r.argv.size() > 1 ? r.argv[1] : "Pending";
@@ -140,7 +141,7 @@ std::vector<ReplicaStatus> FakeBackend::observe(const std::string& uid) {
   std::lock_guard lk(c_->mu_);
   auto it = c_->jobs_.find(uid);
   if (it == c_->jobs_.end()) return {};
-  c_->advance(it->second);
+  c_->advance(uid, it->second);
   std::vector<ReplicaStatus> out;
   for (const auto& r : it->second.replicas) out.push_back(r.status);
   return out;

@@ -9,7 +9,7 @@
 //   fake:exit N          ends with exit code N at the next observation
 //   fake:print TEXT N    writes TEXT to its log, then ends with N
 //   fake:run             runs until stopped (SIGTERM ends it at once)
-//   fake:ignore-term     runs until stopped; only the SIGKILL after the grace ends it
+//   fake:ignore-term     writes "ready\n", runs until stopped; only the SIGKILL after the grace ends it
 //   fake:pending R M     never starts: Pending with reason R and message M (an image that cannot be pulled)
 //   anything else        cannot start: Exited, reason StartError, exit code 127
 #pragma once
@@ -50,7 +50,7 @@ class FakeCluster {
     int attempt = -1;
     std::vector<Replica> replicas;
   };
-  void advance(Job& j);  // applies scripts and deadlines
+  void advance(const std::string& uid, Job& j);  // applies scripts and deadlines
   std::mutex mu_;
   std::condition_variable changed_;
   std::vector<sched::Node> nodes_;

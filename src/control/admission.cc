@@ -83,9 +83,8 @@ std::vector<sched::QueueSpec> queueSpecs(const std::vector<spec::QueueDef>& defs
     q.users = d.users;
     out.push_back(std::move(q));
   }
-  // Jobs that name no queue land in "default"; declaring queues keeps it
-  // (without limits) unless it is declared too.
-  if (!out.empty() && std::none_of(out.begin(), out.end(), [](const auto& q) { return q.name == "default"; }))
+  // Jobs that name no queue land in "default": without limits unless declared.
+  if (std::none_of(out.begin(), out.end(), [](const auto& q) { return q.name == "default"; }))
     out.push_back(sched::QueueSpec{.name = "default"});
   return out;
 }
@@ -103,7 +102,6 @@ std::optional<Refusal> refuseAtSubmit(const spec::TrainJobSpec& spec, const std:
   sched::Request r = requestOf(spec);
   r.user = user;
   auto queues = queueSpecs(defs);
-  if (queues.empty()) queues.push_back(sched::QueueSpec{.name = "default"});
   auto q = std::find_if(queues.begin(), queues.end(), [&](const auto& x) { return x.name == r.queue; });
   if (q == queues.end()) {
     std::string known;
@@ -132,12 +130,11 @@ void applyQueue(store::Store& store, const spec::QueueDef& def, const std::strin
     defs.insert(defs.begin(), def);  // checked first: a problem it brings is reported as its own
     if (auto problem = spec::checkQueues(defs)) {
       const auto& d = *problem->def;
-      bool here = &d == &defs.front();
-      throw spec::SpecError(here ? d.source_file : def.source_file, here ? d.parent_line : 0, here ? d.parent_column : 0,
-                            here ? problem->field : "metadata.name",
-                            here ? problem->message
-                                 : fmt::format("applying {} {} would break {} {}: {}", def.kind, def.name, d.kind, d.name,
-                                               problem->message));
+      if (&d == &defs.front())  // its own cohort or parent: at the line that names it
+        throw spec::SpecError(d.source_file, d.parent_line, d.parent_column, problem->field, problem->message);
+      throw spec::SpecError(def.source_file, 0, 0, "metadata.name",
+                            fmt::format("applying {} {} would break {} {}: {}", def.kind, def.name, d.kind, d.name,
+                                        problem->message));
     }
     store.putQueue(def, user);
   });

@@ -24,7 +24,7 @@ sched::Request decodeRequest(const std::string& json);
 sched::Request requestOf(const spec::TrainJobSpec& spec);
 
 // Queue definitions as the scheduler takes them: a cohort tree shares one
-// pool, named by its root.
+// pool, named by its root; "default" (no limits) is always among them.
 std::vector<sched::QueueSpec> queueSpecs(const std::vector<spec::QueueDef>& defs);
 // Drained and Down nodes become unschedulable.
 std::vector<sched::Node> withNodeStates(std::vector<sched::Node> nodes, const std::vector<store::NodeStateRecord>& states);

@@ -16,6 +16,31 @@ bool covers(const Amounts& have, const Amounts& need) {
   return true;
 }
 
+// What a request asks for and where it may go. Exact, for verdicts kept
+// for good (never fits); hashed, for what is skipped for one cycle only
+// (a collision costs a skipped attempt, not a wrong refusal).
+std::string shapeKey(const Request& r) {
+  std::string key = fmt::format("{}|{}", static_cast<int>(r.policy), r.replicas.size());
+  for (const auto& rep : r.replicas)
+    key += fmt::format("|{},{},{},{}", rep.need.cpu_millis, rep.need.memory_bytes, rep.need.gpu, rep.need.gpu_share);
+  for (const auto& [k, v] : r.node_selector) key += "|" + k + "=" + v;
+  return key;
+}
+
+uint64_t shapeHash(const Request& r, int mode) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
+  mix(static_cast<uint64_t>(mode));
+  mix(static_cast<uint64_t>(r.policy));
+  for (const auto& rep : r.replicas) {
+    mix(static_cast<uint64_t>(rep.need.cpu_millis));
+    mix(static_cast<uint64_t>(rep.need.memory_bytes));
+    mix(static_cast<uint64_t>(rep.need.gpu) << 32 | static_cast<uint32_t>(rep.need.gpu_share));
+  }
+  for (const auto& [key, v] : r.node_selector) mix(std::hash<std::string>{}(key + "=" + v));
+  return h;
+}
+
 bool matches(const Node& n, const std::map<std::string, std::string>& selector) {
   for (const auto& [k, v] : selector) {
     auto it = n.labels.find(k);
@@ -218,10 +243,7 @@ std::optional<std::string> Scheduler::never(const Request& r) {
                          rep.name, rep.need.gpu_share / 1000.0);
   if (auto why = book_.neverAdmits(r.queue, amounts(r.total()))) return why;
   // Cached by shape: a stream of jobs of a few shapes costs one node scan each.
-  std::string key = fmt::format("{}|{}", static_cast<int>(r.policy), r.replicas.size());
-  for (const auto& rep : r.replicas)
-    key += fmt::format("|{},{},{},{}", rep.need.cpu_millis, rep.need.memory_bytes, rep.need.gpu, rep.need.gpu_share);
-  for (const auto& [k, v] : r.node_selector) key += "|" + k + "=" + v;
+  std::string key = shapeKey(r);
   auto hit = never_cache_.find(key);
   if (hit != never_cache_.end()) return hit->second;
   auto why = neverFitsOn(cluster_.nodes(), [](const NodeState& n) -> const Node& { return n.node; }, r);
@@ -387,19 +409,7 @@ Decision Scheduler::schedule(double now) {
   // Shapes that did not fit this cycle (free space only shrinks within it),
   // by a hash of what they ask for and where they may go.
   std::set<uint64_t> failed_shapes;
-  auto shape = [](const Request& r, int mode) {
-    uint64_t h = 1469598103934665603ULL;
-    auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
-    mix(static_cast<uint64_t>(mode));
-    mix(static_cast<uint64_t>(r.policy));
-    for (const auto& rep : r.replicas) {
-      mix(static_cast<uint64_t>(rep.need.cpu_millis));
-      mix(static_cast<uint64_t>(rep.need.memory_bytes));
-      mix(static_cast<uint64_t>(rep.need.gpu) << 32 | static_cast<uint32_t>(rep.need.gpu_share));
-    }
-    for (const auto& [key, v] : r.node_selector) mix(std::hash<std::string>{}(key + "=" + v));
-    return h;
-  };
+  auto shape = shapeHash;
   int tests = 0, examined = 0;
   std::vector<std::string> done;  // admitted this cycle: removed from the order after the loop
 

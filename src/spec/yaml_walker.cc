@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <filesystem>
+#include <optional>
 #include <regex>
 
 #include <fmt/format.h>
@@ -54,34 +55,38 @@ std::string Walker::str(const YAML::Node& n, const std::string& path) const {
   return n.Scalar();
 }
 
+namespace {
+// `s` as a whole read by `conv` (std::stoll, std::stod), or nothing.
+template <typename T, typename Conv>
+std::optional<T> whole(const std::string& s, Conv conv) {
+  size_t used = 0;
+  T v{};
+  try {
+    v = conv(s, &used);
+  } catch (...) {
+    return std::nullopt;
+  }
+  if (used == 0 || used != s.size()) return std::nullopt;
+  return v;
+}
+const auto kToInt = [](const std::string& s, size_t* used) { return std::stoll(s, used); };
+const auto kToDouble = [](const std::string& s, size_t* used) { return std::stod(s, used); };
+}  // namespace
+
 int64_t Walker::integer(const YAML::Node& n, const std::string& path, int64_t min, int64_t max) const {
   if (!n.IsScalar()) fail(n, path, fmt::format("expected an integer, got {}", typeName(n)));
-  const std::string& s = n.Scalar();
-  int64_t v = 0;
-  size_t used = 0;
-  try {
-    v = std::stoll(s, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used == 0 || used != s.size()) fail(n, path, fmt::format("expected an integer, got \"{}\"", s));
-  if (v < min || v > max) fail(n, path, fmt::format("expected an integer in [{}, {}], got {}", min, max, v));
-  return v;
+  auto v = whole<int64_t>(n.Scalar(), kToInt);
+  if (!v) fail(n, path, fmt::format("expected an integer, got \"{}\"", n.Scalar()));
+  if (*v < min || *v > max) fail(n, path, fmt::format("expected an integer in [{}, {}], got {}", min, max, *v));
+  return *v;
 }
 
 double Walker::number(const YAML::Node& n, const std::string& path, double min, double max) const {
   if (!n.IsScalar()) fail(n, path, fmt::format("expected a number, got {}", typeName(n)));
-  const std::string& s = n.Scalar();
-  double v = 0;
-  size_t used = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used == 0 || used != s.size() || !std::isfinite(v)) fail(n, path, fmt::format("expected a number, got \"{}\"", s));
-  if (v < min || v > max) fail(n, path, fmt::format("expected a number in [{:g}, {:g}], got {:g}", min, max, v));
-  return v;
+  auto v = whole<double>(n.Scalar(), kToDouble);
+  if (!v || !std::isfinite(*v)) fail(n, path, fmt::format("expected a number, got \"{}\"", n.Scalar()));
+  if (*v < min || *v > max) fail(n, path, fmt::format("expected a number in [{:g}, {:g}], got {:g}", min, max, *v));
+  return *v;
 }
 
 int64_t parseDuration(const Walker& w, const YAML::Node& n, const std::string& path) {
@@ -92,16 +97,10 @@ int64_t parseDuration(const Walker& w, const YAML::Node& n, const std::string& p
     unit = s.back() == 's' ? 1 : s.back() == 'm' ? 60 : s.back() == 'h' ? 3600 : 86400;
     s.pop_back();
   }
-  int64_t v = 0;
-  size_t used = 0;
-  try {
-    v = std::stoll(s, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used == 0 || used != s.size() || v < 1 || v > (int64_t{1} << 40) / unit)
+  auto v = whole<int64_t>(s, kToInt);
+  if (!v || *v < 1 || *v > (int64_t{1} << 40) / unit)
     w.fail(n, path, fmt::format("expected a duration such as 90s, 30m or 2h, got \"{}\"", n.Scalar()));
-  return v * unit;
+  return *v * unit;
 }
 
 std::vector<std::string> Walker::strList(const YAML::Node& n, const std::string& path) const {

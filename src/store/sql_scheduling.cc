@@ -22,8 +22,7 @@ void SqlStore::setPlacements(int64_t job_id, const std::vector<sched::Placement>
   });
 }
 
-std::vector<sched::Placement> SqlStore::readPlacements(SqlStmt& s, int c) {
-  std::vector<sched::Placement> out;
+sched::Placement SqlStore::readPlacement(SqlStmt& s, int c) {
   sched::Placement p;
   p.replica = s.text(c);
   p.node = s.text(c + 1);
@@ -35,8 +34,7 @@ std::vector<sched::Placement> SqlStore::readPlacements(SqlStmt& s, int c) {
   if (ids.is_array())
     for (const auto& id : ids)
       if (id.is_number_integer()) p.gpu_ids.push_back(id.get<int>());
-  out.push_back(std::move(p));
-  return out;
+  return p;
 }
 
 std::vector<sched::Placement> SqlStore::placements(int64_t job_id) {
@@ -45,7 +43,7 @@ std::vector<sched::Placement> SqlStore::placements(int64_t job_id) {
       "ORDER BY replica");
   s->bind(1, job_id);
   std::vector<sched::Placement> out;
-  while (s->step()) out.push_back(std::move(readPlacements(*s, 0).front()));
+  while (s->step()) out.push_back(readPlacement(*s, 0));
   return out;
 }
 
@@ -54,7 +52,7 @@ std::map<int64_t, std::vector<sched::Placement>> SqlStore::allPlacements() {
       "SELECT job_id, replica, node, cpu_millis, memory_bytes, gpu, gpu_share, gpu_ids FROM placements "
       "ORDER BY job_id, replica");
   std::map<int64_t, std::vector<sched::Placement>> out;
-  while (s->step()) out[s->i64(0)].push_back(std::move(readPlacements(*s, 1).front()));
+  while (s->step()) out[s->i64(0)].push_back(readPlacement(*s, 1));
   return out;
 }
 

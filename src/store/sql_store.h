@@ -78,7 +78,7 @@ class SqlStore final : public Store {
   std::vector<ExperimentRecord> selectExperiments(const std::string& where, const std::function<void(SqlStmt&)>& bind);
   void updateRollups(int64_t job_id, const std::vector<metrics::MetricPoint>& points);
 
-  std::vector<sched::Placement> readPlacements(SqlStmt& s, int first_column);
+  sched::Placement readPlacement(SqlStmt& s, int first_column);  // columns replica..gpu_ids
   std::unique_ptr<SqlDb> db_;
   int tx_depth_ = 0;
   void runTransaction(const std::function<void()>& fn, bool exclusive);

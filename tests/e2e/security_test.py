@@ -7,12 +7,12 @@ import json
 import os
 import pwd
 import signal
-import socket
 import subprocess
 import time
 import unittest
 import urllib.parse
 
+from hostile import peak_rss_mb, slow_clients
 from common import BIN, E2E, RUN_AS_SELF, job_yaml, start_listening
 
 
@@ -31,27 +31,6 @@ def call(url, method, path, body=None, headers=None, timeout=10):
     except ValueError:
         parsed = raw.decode(errors="replace")
     return r.status, {k.lower(): v for k, v in r.getheaders()}, parsed
-
-
-def peak_rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0
-
-
-def slow_clients(url, n):
-    """n connections that each send part of a request and one more header line (slowloris)."""
-    u = urllib.parse.urlparse(url)
-    socks = []
-    for i in range(n):
-        s = socket.create_connection((u.hostname, u.port), timeout=10)
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        socks.append(s)
-    for s in socks:
-        s.sendall(b"X-Slow: 1\r\n")
-    return socks
 
 
 class ServerSecurity(E2E):

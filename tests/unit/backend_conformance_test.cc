@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -54,7 +53,7 @@ struct LocalEnv : Env {
       case Program::ExitZero: return {"/bin/sh", "-c", "exit 0"};
       case Program::ExitOne: return {"/bin/sh", "-c", "exit 1"};
       case Program::Run: return {"/bin/sh", "-c", "while :; do sleep 0.05; done"};
-      case Program::IgnoreTerm: return {"/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"};
+      case Program::IgnoreTerm: return {"/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"};
       case Program::Missing: return {"/nonexistent/program"};
     }
     return {};
@@ -166,8 +165,8 @@ TEST_P(BackendConformance, ExitCodesAreReported) {
 TEST_P(BackendConformance, StopSendsTermThenKillsAfterTheGrace) {
   be->launch(job("polite", 0, {env->argv(Program::Run)}));
   be->launch(job("stubborn", 0, {env->argv(Program::IgnoreTerm)}));
-  until(*be, "stubborn", [](const auto& s) { return !s.empty() && s[0].phase == ReplicaPhase::Running; });
-  std::this_thread::sleep_for(200ms);  // let the shell install its trap (a real program's start-up)
+  // It says "ready" once its trap is installed (a real program's start-up).
+  until(*be, "stubborn", [&](const auto&) { return be->readLogAt("stubborn", 0, "worker-0", "", 64).bytes == "ready\n"; });
   be->stop("polite", 5000ms);
   be->stop("stubborn", 300ms);
   auto p = until(*be, "polite", allExited);
