@@ -14,7 +14,6 @@
 #include "control/control_plane.h"
 #include "http/server.h"
 #include "store/store.h"
-#include "util/files.h"
 
 namespace trainyard::api {
 namespace fs = std::filesystem;
@@ -157,75 +156,54 @@ class JobRoutes final : public RouteGroup, RouteContext {
     auto attempts = db().attempts(j.id);
     std::string replica = strParam(req, "replica", j.spec.primaryReplica());
     int attempt = static_cast<int>(intParam(req, "attempt", j.restarts, 0, 1 << 20));
-    std::string path;
-    for (const auto& a : attempts)
-      if (a.attempt == attempt && a.replica == replica) path = a.log_path;
-    if (path.empty() && j.phase != store::kQueued && !attempts.empty())
+    bool known = false;
+    for (const auto& a : attempts) known |= a.attempt == attempt && a.replica == replica;
+    if (!known && j.phase != store::kQueued && !attempts.empty())
       throw ApiError(404, "NotFound", fmt::format("job \"{}\" has no replica \"{}\" in attempt {}", j.name, replica, attempt), "replica");
-    uint64_t offset = static_cast<uint64_t>(intParam(req, "offset", 0, 0, INT64_MAX));
-    // The backend's log source when this server runs jobs (a cursor; locally a
-    // byte offset, so offset= and X-Next-Offset keep their meaning).
-    std::string cursor = std::to_string(offset);
-    if (req.has_param("tail") && !req.has_param("offset"))
+    // Only through the backend's log source, by its opaque cursor (locally
+    // a byte offset: offset= is the same parameter under its old name).
+    std::string cursor = strParam(req, "cursor", strParam(req, "offset", ""));
+    if (cursor.size() > 256) throw ApiError(400, "BadRequest", "cursor: at most 256 characters", "cursor");
+    if (req.has_param("offset") && !req.has_param("cursor")) intParam(req, "offset", 0, 0, INT64_MAX);  // still validated
+    if (req.has_param("tail") && !req.has_param("offset") && !req.has_param("cursor"))
       cursor = fmt::format("tail:{}", intParam(req, "tail", 0, 0, INT64_MAX));
-    auto viaBackend = [this, uid = j.uid, attempt, replica](std::string& at, size_t max) -> std::optional<std::string> {
-      if (!plane) return std::nullopt;
+    auto read = [this, uid = j.uid, attempt, replica](std::string& at, size_t max) -> std::string {
+      if (!plane) return "";  // a read-only API over a store serves no logs
       auto chunk = plane->readLog(uid, attempt, replica, at, max);
-      if (!chunk) return std::nullopt;
+      if (!chunk) return "";
       at = chunk->next;
       return chunk->bytes;
     };
-    // tail=N: start N bytes before the end (a long log's viewer wants its end).
-    if (req.has_param("tail") && !req.has_param("offset") && !path.empty() && !plane) {
-      std::error_code ec;
-      uint64_t size = fs::file_size(path, ec);
-      uint64_t tail = static_cast<uint64_t>(intParam(req, "tail", 0, 0, INT64_MAX));
-      if (!ec && size > tail) offset = size - tail;
-    }
     bool follow = strParam(req, "follow") == "true" || req.get_header_value("Accept") == "text/event-stream";
     if (!follow) {
       size_t limit = static_cast<size_t>(intParam(req, "limit", 1 << 20, 1, 16 << 20));
-      std::string bytes;
-      if (auto b = viaBackend(cursor, limit)) {
-        bytes = std::move(*b);
-        res.set_header("X-Next-Offset", cursor);
-      } else {
-        bytes = path.empty() ? "" : util::readFrom(path, offset, limit);
-        res.set_header("X-Next-Offset", std::to_string(offset + bytes.size()));
-      }
+      std::string bytes = read(cursor, limit);
+      res.set_header("X-Next-Cursor", cursor);
+      res.set_header("X-Next-Offset", cursor);
       res.status = 200;
       res.set_content(bytes, "text/plain; charset=utf-8");
       return;
     }
     std::string location = opts.store;
     int64_t id = j.id;
-    auto state = std::make_shared<std::tuple<uint64_t, std::string, std::string>>(offset, path, cursor);
+    auto at = std::make_shared<std::string>(cursor);
     res.set_header("Cache-Control", "no-cache");
     res.status = 200;
-    res.set_chunked_content_provider("text/event-stream", [this, location, id, replica, attempt, state, viaBackend](
-                                                                http::StreamSink& sink) {
-      auto& [off, file, at] = *state;
+    res.set_chunked_content_provider("text/event-stream", [this, location, id, at, read](http::StreamSink& sink) {
       for (int idle = 0; !stopping; ++idle) {
         if (!sink.is_writable()) return false;
-        std::string bytes;
-        std::string next;
-        if (auto b = viaBackend(at, 256 << 10)) {
-          bytes = std::move(*b);
-          next = at;
-        } else {
-          if (file.empty())
-            for (const auto& a : threadStore(location).attempts(id))
-              if (a.attempt == attempt && a.replica == replica) file = a.log_path;
-          bytes = file.empty() ? "" : util::readFrom(file, off, 256 << 10);
-          off += bytes.size();
-          next = std::to_string(off);
-        }
+        std::string bytes = read(*at, 256 << 10);
         if (!bytes.empty()) {
-          std::string ev = fmt::format("event: log\nid: {}\ndata: {}\n\n", next, json(bytes).dump(-1, ' ', false, json::error_handler_t::replace));
+          std::string ev = fmt::format("event: log\nid: {}\ndata: {}\n\n", *at, json(bytes).dump(-1, ' ', false, json::error_handler_t::replace));
           return sink.write(ev.data(), ev.size());
         }
         auto jr = threadStore(location).getJobById(id);
         if (!jr || store::isTerminal(jr->phase)) {
+          // What was written between the last read and the end.
+          if (std::string rest = read(*at, 256 << 10); !rest.empty()) {
+            std::string ev = fmt::format("event: log\nid: {}\ndata: {}\n\n", *at, json(rest).dump(-1, ' ', false, json::error_handler_t::replace));
+            return sink.write(ev.data(), ev.size());
+          }
           std::string ev = fmt::format("event: end\ndata: {}\n\n", json{{"phase", jr ? jr->phase : "Deleted"}}.dump());
           sink.write(ev.data(), ev.size());
           sink.done();

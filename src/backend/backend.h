@@ -1,14 +1,15 @@
 // The Backend contract: where replicas actually run. A backend receives a
 // *placed* job (replicas with roles, resources, env and their node) and is
 // asynchronous and idempotent by job UID + attempt. The controller never
-// assumes a PID or a local file exists: logs come through readLogAt(),
-// states through observe()/observeAll(). Local processes today (backend/
+// assumes a PID or a local file exists: logs come through readLogAt() and a
+// replica's files through readFileAt(), both by opaque cursor; states
+// through observe()/observeAll(). Local processes today (backend/
 // local_backend.h), an in-memory fake for tests (backend/fake_backend.h);
 // Kubernetes and Slurm implement the same interface.
 //
 // Threads: a backend is made and used by one thread (the control loop's),
-// except readLogAt(), which any thread may call at any time (the API serves
-// logs while the loop runs).
+// except readLogAt() and readFileAt(), which any thread may call at any
+// time (the API serves logs while the loop runs).
 //
 // Errors: launch() throws BackendError; transient() says whether trying the
 // same launch again later may succeed (an API server unreachable, a node
@@ -153,10 +154,13 @@ class Backend {
   virtual LogChunk readLogAt(const std::string& uid, int attempt, const std::string& replica,
                              const std::string& cursor, size_t max_bytes) = 0;
 
-  // Log bytes of a replica of the latest attempt, from `offset` (the
-  // controller's metric collection; a byte offset it stores).
-  virtual std::string readLog(const std::string& uid, const std::string& replica, uint64_t offset,
-                              size_t max_bytes) = 0;
+  // Up to `max_bytes` of a file that `replica` of `uid`'s `attempt` writes,
+  // at `path` as the replica sees it (absolute), from `cursor` as for
+  // logs: the File metrics collector reads a trial's metrics file this way,
+  // wherever the replica runs. Empty (and `next` == `cursor`) while the file
+  // does not exist. Thread-safe.
+  virtual LogChunk readFileAt(const std::string& uid, int attempt, const std::string& replica, const std::string& path,
+                              const std::string& cursor, size_t max_bytes) = 0;
 
   // Blocks until a replica may have changed state, or `timeout` passes.
   virtual void waitForChange(std::chrono::milliseconds timeout) = 0;

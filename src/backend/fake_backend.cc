@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "backend/byte_cursor.h"
+
 namespace trainyard::backend {
 namespace {
 
@@ -66,6 +68,11 @@ void FakeCluster::advance(const std::string& uid, Job& j) {
     if (prog == "fake:print") {
       logs_[logKey(uid, r.status.attempt, r.status.name)] += r.argv.size() > 1 ? r.argv[1] : "";
       end(r.status, code(2), std::nullopt, code(2) == 0 ? "Completed" : "Error");
+    }
+    if (prog == "fake:write") {
+      files_[logKey(uid, r.status.attempt, r.status.name) + "/" + (r.argv.size() > 1 ? r.argv[1] : "")] +=
+          r.argv.size() > 2 ? r.argv[2] : "";
+      end(r.status, code(3), std::nullopt, code(3) == 0 ? "Completed" : "Error");
     }
   }
 }
@@ -156,34 +163,29 @@ std::map<std::string, std::vector<ReplicaStatus>> FakeBackend::observeAll() {
   return out;
 }
 
-std::string FakeBackend::readLog(const std::string& uid, const std::string& replica, uint64_t offset, size_t max_bytes) {
-  int attempt = 0;
-  {
-    std::lock_guard lk(c_->mu_);
-    auto it = c_->jobs_.find(uid);
-    if (it == c_->jobs_.end()) return {};
-    attempt = it->second.attempt;
-  }
-  return readLogAt(uid, attempt, replica, std::to_string(offset), max_bytes).bytes;
+namespace {
+LogChunk readAt(const std::map<std::string, std::string>& streams, const std::string& key, const std::string& cursor,
+                size_t max_bytes) {
+  auto it = streams.find(key);
+  size_t size = it == streams.end() ? 0 : it->second.size();
+  auto offset = cursorOffset(cursor, size, "f");
+  if (!offset) return {"", cursor};
+  if (*offset >= size) return {"", offsetCursor(*offset, "f")};
+  std::string bytes = it->second.substr(*offset, max_bytes);
+  return {bytes, offsetCursor(*offset + bytes.size(), "f")};
 }
+}  // namespace
 
 LogChunk FakeBackend::readLogAt(const std::string& uid, int attempt, const std::string& replica,
                                 const std::string& cursor, size_t max_bytes) {
   std::lock_guard lk(c_->mu_);
-  auto it = c_->logs_.find(logKey(uid, attempt, replica));
-  size_t size = it == c_->logs_.end() ? 0 : it->second.size();
-  size_t offset = 0;
-  if (cursor.rfind("tail:", 0) == 0) {
-    size_t tail = std::strtoull(cursor.c_str() + 5, nullptr, 10);
-    offset = size > tail ? size - tail : 0;
-  } else if (!cursor.empty()) {
-    char* end = nullptr;
-    offset = std::strtoull(cursor.c_str(), &end, 10);
-    if (!end || *end) return {"", cursor};
-  }
-  if (it == c_->logs_.end() || offset >= it->second.size()) return {"", std::to_string(offset)};
-  std::string bytes = it->second.substr(offset, max_bytes);
-  return {bytes, std::to_string(offset + bytes.size())};
+  return readAt(c_->logs_, logKey(uid, attempt, replica), cursor, max_bytes);
+}
+
+LogChunk FakeBackend::readFileAt(const std::string& uid, int attempt, const std::string& replica,
+                                 const std::string& path, const std::string& cursor, size_t max_bytes) {
+  std::lock_guard lk(c_->mu_);
+  return readAt(c_->files_, logKey(uid, attempt, replica) + "/" + path, cursor, max_bytes);
 }
 
 void FakeBackend::waitForChange(std::chrono::milliseconds timeout) {

@@ -5,9 +5,11 @@
 // tested exactly. It passes the same conformance suite as every backend
 // (tests/unit/backend_conformance_test.cc).
 //
-// A replica's argv is its script:
+// A replica's argv is its script (cursors are "f<offset>", so a caller that
+// takes them for byte offsets fails here):
 //   fake:exit N          ends with exit code N at the next observation
 //   fake:print TEXT N    writes TEXT to its log, then ends with N
+//   fake:write PATH TEXT N  writes TEXT to its file PATH (read by readFileAt), then ends with N
 //   fake:run             runs until stopped (SIGTERM ends it at once)
 //   fake:ignore-term     writes "ready\n", runs until stopped; only the SIGKILL after the grace ends it
 //   fake:pending R M     never starts: Pending with reason R and message M (an image that cannot be pulled)
@@ -55,7 +57,8 @@ class FakeCluster {
   std::condition_variable changed_;
   std::vector<sched::Node> nodes_;
   std::map<std::string, Job> jobs_;
-  std::map<std::string, std::string> logs_;  // "uid/attempt/replica" -> bytes
+  std::map<std::string, std::string> logs_;   // "uid/attempt/replica" -> bytes
+  std::map<std::string, std::string> files_;  // "uid/attempt/replica/path" -> bytes
   int64_t next_handle_ = 1000;
 };
 
@@ -71,7 +74,8 @@ class FakeBackend final : public Backend {
   void stop(const std::string& uid, std::chrono::milliseconds grace) override;
   std::vector<ReplicaStatus> observe(const std::string& uid) override;
   std::map<std::string, std::vector<ReplicaStatus>> observeAll() override;
-  std::string readLog(const std::string& uid, const std::string& replica, uint64_t offset, size_t max_bytes) override;
+  LogChunk readFileAt(const std::string& uid, int attempt, const std::string& replica, const std::string& path,
+                      const std::string& cursor, size_t max_bytes) override;
   LogChunk readLogAt(const std::string& uid, int attempt, const std::string& replica, const std::string& cursor,
                      size_t max_bytes) override;
   void waitForChange(std::chrono::milliseconds timeout) override;

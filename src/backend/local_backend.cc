@@ -24,6 +24,7 @@
 
 #include <fmt/format.h>
 
+#include "backend/byte_cursor.h"
 #include "backend/node_probe.h"
 #include "backend/supervisor.h"
 #include "util/proc.h"
@@ -165,20 +166,19 @@ LogChunk LocalBackend::readLogAt(const std::string& uid, int attempt, const std:
     else if (!opts_.log_root.empty()) dir = (std::filesystem::path(opts_.log_root) / uid).string();
     else return {"", cursor};
   }
-  std::string path = (std::filesystem::path(dir) / fmt::format("{}.attempt-{}.log", replica, attempt)).string();
-  uint64_t offset = 0;
-  if (cursor.rfind("tail:", 0) == 0) {
-    uint64_t tail = std::strtoull(cursor.c_str() + 5, nullptr, 10);
-    std::error_code ec;
-    uint64_t size = std::filesystem::file_size(path, ec);
-    offset = !ec && size > tail ? size - tail : 0;
-  } else if (!cursor.empty()) {
-    char* end = nullptr;
-    offset = std::strtoull(cursor.c_str(), &end, 10);
-    if (!end || *end) return {"", cursor};  // not one of ours
-  }
-  std::string bytes = util::readFrom(path, offset, max_bytes);
-  return {bytes, std::to_string(offset + bytes.size())};
+  return readLocalLog(dir, replica, attempt, cursor, max_bytes);
+}
+
+LogChunk LocalBackend::readFileAt(const std::string&, int, const std::string&, const std::string& path,
+                                  const std::string& cursor, size_t max_bytes) {
+  // Replicas run on this machine and see its file system as it is. The
+  // reader may be root and the writer not: a path through a symlink (a job
+  // pointing its metrics file at a file only root may read) is not followed.
+  if (path.empty() || path[0] != '/') return {"", cursor};
+  std::error_code ec;
+  auto real = std::filesystem::canonical(path, ec);
+  if (ec || real != std::filesystem::path(path).lexically_normal()) return {"", cursor};
+  return readFileChunk(real.string(), cursor, max_bytes);
 }
 
 std::map<std::string, std::vector<ReplicaStatus>> LocalBackend::observeAll() {
@@ -232,7 +232,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   p.status.name = r.name;
   p.status.attempt = job.attempt;
   p.program = r.argv.empty() ? "" : r.argv[0];
-  p.status.log_ref = (std::filesystem::path(job.log_dir) / fmt::format("{}.attempt-{}.log", r.name, job.attempt)).string();
+  p.status.log_ref = (std::filesystem::path(job.log_dir) / logFileName(r.name, job.attempt)).string();
 
   std::string warning;
   p.cgroup = cgroups_.create(fmt::format("{}-{}-{}", job.uid, r.name, job.attempt), r.resources.memory_bytes,
@@ -512,15 +512,6 @@ std::vector<ReplicaStatus> LocalBackend::observe(const std::string& uid) {
       }
   for (auto& p : it->second.procs) out.push_back(p.status);
   return out;
-}
-
-std::string LocalBackend::readLog(const std::string& uid, const std::string& replica, uint64_t offset,
-                                  size_t max_bytes) {
-  auto it = jobs_.find(uid);
-  if (it == jobs_.end()) return {};
-  for (const auto& p : it->second.procs)
-    if (p.status.name == replica) return util::readFrom(p.status.log_ref, offset, max_bytes);
-  return {};
 }
 
 void LocalBackend::waitForChange(std::chrono::milliseconds timeout) {

@@ -30,7 +30,8 @@ class LocalBackend final : public Backend {
   std::map<std::string, std::vector<ReplicaStatus>> observeAll() override;
   LogChunk readLogAt(const std::string& uid, int attempt, const std::string& replica, const std::string& cursor,
                      size_t max_bytes) override;
-  std::string readLog(const std::string& uid, const std::string& replica, uint64_t offset, size_t max_bytes) override;
+  LogChunk readFileAt(const std::string& uid, int attempt, const std::string& replica, const std::string& path,
+                      const std::string& cursor, size_t max_bytes) override;
   void waitForChange(std::chrono::milliseconds timeout) override;
   std::vector<ReplicaStatus> reattach(const std::string& uid, int attempt,
                                       const std::vector<ReplicaStatus>& recorded) override;

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "backend/byte_cursor.h"
 #include "backend/backend.h"
 #include "api/views.h"
 #include "cli/output.h"
@@ -584,24 +585,25 @@ int cmdLogs(const Globals& g, const std::string& name, std::string replica, int 
   }
   if (!chosen)
     throw UserError(fmt::format("job {} has no replica \"{}\" in attempt {} (replicas:{})", name, replica, attempt, known));
-  std::string path = chosen->log_path;
-  uint64_t offset = 0;
+  // The local backend's log source, by cursor, as the server reads it.
+  std::string cursor;
+  auto read = [&] {
+    auto chunk = backend::readLocalLog(job.log_dir, replica, attempt, cursor, 1 << 20);
+    cursor = chunk.next;
+    std::cout << chunk.bytes << std::flush;
+    return !chunk.bytes.empty();
+  };
   for (;;) {
-    std::string chunk = util::readFrom(path, offset);
-    if (!chunk.empty()) {
-      std::cout << chunk << std::flush;
-      offset += chunk.size();
-      continue;
-    }
+    if (read()) continue;
     if (!follow) break;
     auto now = st->getJobById(job.id);
     if (!now || store::isTerminal(now->phase)) {
-      std::string rest = util::readFrom(path, offset);
-      std::cout << rest << std::flush;
+      while (read()) {
+      }
       break;
     }
-    if (now->restarts != attempt) break;  // a new attempt started; its log is another file
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // polling a file; not synchronisation
+    if (now->restarts != attempt) break;  // a new attempt started; its log is another one
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // polling a log; not synchronisation
   }
   return 0;
 }

@@ -15,7 +15,6 @@
 #include "control/owner.h"
 #include "control/restart_policy.h"
 #include "sched/scheduler.h"
-#include "util/files.h"
 
 namespace trainyard::control {
 namespace fs = std::filesystem;
@@ -24,10 +23,11 @@ using store::nowSeconds;
 
 struct JobController::Tracked {
   struct Replica {
-    uint64_t log_offset = 0;
-    uint64_t file_offset = 0;  // File collector
-    uint64_t saved_log_offset = 0;   // as last written to the store
-    uint64_t saved_file_offset = 0;
+    // The backend's read cursors (opaque) into the log and the File
+    // collector's file; what was last written to the store; and what an
+    // earlier controller had read but not parsed, for the collector.
+    std::string log_cursor, file_cursor;
+    std::string saved_log_cursor, saved_file_cursor, saved_carry;
     std::unique_ptr<metrics::Collector> collector;
     bool recorded_exit = false;
   };
@@ -302,50 +302,51 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
         // restart), so they never repeat.
         for (const auto& s : store_.seriesInfo(job.id))
           if (s.points > 0) r.collector->resumeAfter(s.name, s.last_step);
+        r.collector->restoreCarry(r.saved_carry);
       }
+      // Everything through the backend, by its cursors: the log and the
+      // metrics file may live on another machine or in a container.
       for (;;) {
-        std::string chunk = backend_.readLog(job.uid, name, r.log_offset, 1 << 20);
-        if (chunk.empty()) break;
-        r.log_offset += chunk.size();
-        if (on_log) on_log(name, chunk);
-        if (r.collector && mc.kind == spec::MetricsCollector::Kind::StdOut) r.collector->consume(chunk, now, points);
+        auto chunk = backend_.readLogAt(job.uid, t.attempt, name, r.log_cursor, 1 << 20);
+        if (chunk.bytes.empty()) break;
+        r.log_cursor = chunk.next;
+        if (on_log) on_log(name, chunk.bytes);
+        if (r.collector && mc.kind == spec::MetricsCollector::Kind::StdOut) r.collector->consume(chunk.bytes, now, points);
       }
       if (r.collector && mc.kind == spec::MetricsCollector::Kind::File) {
         fs::path file = mc.path;
         if (file.is_relative()) file = fs::path(role.working_dir) / file;
         for (;;) {
-          std::string chunk = util::readFrom(file.string(), r.file_offset, 1 << 20);
-          if (chunk.empty()) break;
-          r.file_offset += chunk.size();
-          r.collector->consume(chunk, now, points);
+          auto chunk = backend_.readFileAt(job.uid, t.attempt, name, file.lexically_normal().string(), r.file_cursor, 1 << 20);
+          if (chunk.bytes.empty()) break;
+          r.file_cursor = chunk.next;
+          r.collector->consume(chunk.bytes, now, points);
         }
       }
       if (final && r.collector) r.collector->finish(now, points);
     }
   }
-  // How far the primary's output is parsed: a controller taking over the
-  // job resumes there, so no point is stored twice or lost.
-  struct Offsets {
-    std::string replica;
-    uint64_t log, file;
+  // How far the primary's output is read, and what of it is not parsed
+  // yet: a controller taking over the job resumes there, so no point is
+  // stored twice or lost.
+  struct Cursors {
+    std::string replica, log, file, carry;
   };
-  std::vector<Offsets> moved;
+  std::vector<Cursors> moved;
   for (auto& [name, r] : t.replicas) {
     if (!r.collector) continue;
-    bool file = mc.kind == spec::MetricsCollector::Kind::File;
-    uint64_t pending = final ? 0 : r.collector->pendingBytes();
-    uint64_t log = file ? r.log_offset : r.log_offset - pending;
-    uint64_t fil = file ? r.file_offset - pending : r.file_offset;
-    if (log != r.saved_log_offset || fil != r.saved_file_offset) {
-      moved.push_back({name, log, fil});
-      r.saved_log_offset = log;
-      r.saved_file_offset = fil;
+    std::string carry = final ? "" : r.collector->carry();
+    if (r.log_cursor != r.saved_log_cursor || r.file_cursor != r.saved_file_cursor || carry != r.saved_carry) {
+      moved.push_back({name, r.log_cursor, r.file_cursor, carry});
+      r.saved_log_cursor = r.log_cursor;
+      r.saved_file_cursor = r.file_cursor;
+      r.saved_carry = carry;
     }
   }
   if (points.empty() && moved.empty()) return;
   store_.transaction([&] {
     store_.appendMetrics(job.id, points);
-    for (const auto& m : moved) store_.saveCollectOffsets(job.id, t.attempt, m.replica, m.log, m.file);
+    for (const auto& m : moved) store_.saveCollectCursors(job.id, t.attempt, m.replica, m.log, m.file, m.carry);
   });
   for (auto& p : points) t.latest[p.name] = p;
 }
@@ -384,8 +385,9 @@ JobRecord JobController::adopt(int64_t job_id) {
     r.log_ref = a.log_path;
     recorded.push_back(r);
     auto& tr = t.replicas[a.replica];
-    tr.log_offset = tr.saved_log_offset = a.log_offset;
-    tr.file_offset = tr.saved_file_offset = a.file_offset;
+    tr.log_cursor = tr.saved_log_cursor = a.log_cursor;
+    tr.file_cursor = tr.saved_file_cursor = a.file_cursor;
+    tr.saved_carry = a.collect_carry;
     tr.recorded_exit = a.state == "Exited";
   }
   if (recorded.empty()) {

@@ -18,7 +18,8 @@ class Collector {
   Collector(const std::string& kind, const std::string& format, const std::string& filter);
   void consume(std::string_view bytes, double now, std::vector<MetricPoint>& out) { parser_.feed(bytes, now, out); }
   void finish(double now, std::vector<MetricPoint>& out) { parser_.finish(now, out); }
-  size_t pendingBytes() const { return parser_.pendingBytes(); }
+  std::string carry() const { return parser_.carry(); }
+  void restoreCarry(const std::string& carry) { parser_.restoreCarry(carry); }
   void resumeAfter(const std::string& series, int64_t last_step) { parser_.resumeAfter(series, last_step); }
 
  private:

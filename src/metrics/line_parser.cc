@@ -144,15 +144,28 @@ void LineParser::parseLine(std::string_view line, double now, std::vector<Metric
 void LineParser::feed(std::string_view bytes, double now, std::vector<MetricPoint>& out) {
   while (!bytes.empty()) {
     size_t nl = bytes.find('\n');
+    if (skipping_) {
+      if (nl == std::string_view::npos) return;
+      skipping_ = false;
+      bytes.remove_prefix(nl + 1);
+      continue;
+    }
     if (nl == std::string_view::npos) {
+      if (partial_.size() + bytes.size() > kMaxLine) {
+        partial_.clear();
+        skipping_ = true;
+        return;
+      }
       partial_.append(bytes);
       return;
     }
     if (partial_.empty()) {
-      parseLine(bytes.substr(0, nl), now, out);
+      if (nl <= kMaxLine) parseLine(bytes.substr(0, nl), now, out);
     } else {
-      partial_.append(bytes.substr(0, nl));
-      parseLine(partial_, now, out);
+      if (partial_.size() + nl <= kMaxLine) {
+        partial_.append(bytes.substr(0, nl));
+        parseLine(partial_, now, out);
+      }
       partial_.clear();
     }
     bytes.remove_prefix(nl + 1);
@@ -160,8 +173,31 @@ void LineParser::feed(std::string_view bytes, double now, std::vector<MetricPoin
 }
 
 void LineParser::finish(double now, std::vector<MetricPoint>& out) {
-  if (!partial_.empty()) parseLine(partial_, now, out);
+  if (!partial_.empty() && !skipping_) parseLine(partial_, now, out);
   partial_.clear();
+  skipping_ = false;
+}
+
+// Stored as text in any database: "" (nothing pending), "skip" (inside an
+// overlong line) or "hex:" and the pending bytes in hex (log bytes need not
+// be UTF-8, which PostgreSQL's TEXT requires).
+std::string LineParser::carry() const {
+  if (skipping_) return "skip";
+  if (partial_.empty()) return "";
+  static const char* digits = "0123456789abcdef";
+  std::string out = "hex:";
+  out.reserve(4 + 2 * partial_.size());
+  for (unsigned char c : partial_) out += digits[c >> 4], out += digits[c & 15];
+  return out;
+}
+
+void LineParser::restoreCarry(const std::string& carry) {
+  partial_.clear();
+  skipping_ = carry == "skip";
+  if (carry.rfind("hex:", 0) != 0) return;
+  auto nibble = [](char c) { return c >= 'a' ? c - 'a' + 10 : c - '0'; };
+  for (size_t i = 4; i + 1 < carry.size() && partial_.size() < kMaxLine; i += 2)
+    partial_ += static_cast<char>(nibble(carry[i]) << 4 | nibble(carry[i + 1]));
 }
 
 }  // namespace trainyard::metrics

@@ -39,8 +39,14 @@ class LineParser {
   void feed(std::string_view bytes, double now, std::vector<MetricPoint>& out);
   // Parses a trailing line that had no newline (end of stream).
   void finish(double now, std::vector<MetricPoint>& out);
-  // Bytes fed but not parsed yet (a line still without its newline).
-  size_t pendingBytes() const { return partial_.size(); }
+  // Lines longer than this are skipped whole (up to their newline): a
+  // program printing without newlines must not grow the controller.
+  static constexpr size_t kMaxLine = 64 << 10;
+  // What was fed but not parsed yet (a line still without its newline),
+  // as text to store beside the read cursor, and to give back to a parser
+  // that resumes there (a controller taking over the job).
+  std::string carry() const;
+  void restoreCarry(const std::string& carry);
   // Lines without a step continue `name`'s series after `last_step` (a
   // controller taking over a job, or a new attempt, resumes the count).
   void resumeAfter(const std::string& name, int64_t last_step) { next_index_[name] = last_step + 1; }
@@ -53,6 +59,7 @@ class LineParser {
   struct CompiledRegex;
   std::unique_ptr<CompiledRegex> regex_;
   std::string partial_;
+  bool skipping_ = false;  // inside a line longer than kMaxLine
   std::vector<Pair> pairs_;
   std::vector<std::string> owned_;  // names from JSON lines, kept alive while emitting
   std::unordered_map<std::string, int64_t> next_index_;

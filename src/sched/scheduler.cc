@@ -10,6 +10,10 @@
 namespace trainyard::sched {
 namespace {
 
+// A failed preemption search is retried after a backoff doubling from 1 s
+// up to this (see failed_preemption_).
+constexpr double kMaxPreemptionBackoff = 4;
+
 bool covers(const Amounts& have, const Amounts& need) {
   for (int d = 0; d < kDims; ++d)
     if (need[d] > have[d]) return false;
@@ -139,12 +143,14 @@ void Scheduler::setNodes(std::vector<Node> nodes) {
   never_cache_.clear();
   reach_cache_.clear();
   ++version_;
+  ++topology_;
 }
 
 void Scheduler::setQueues(std::vector<QueueSpec> queues) {
   book_.setQueues(std::move(queues));
   for (const auto& [job, r] : pending_) unchecked_.insert(job);
   ++version_;
+  ++topology_;
 }
 
 void Scheduler::take(const Allocation& a) {
@@ -322,13 +328,16 @@ std::optional<std::vector<std::string>> Scheduler::victimsFor(const Request& r) 
       if (take[d] > 0 && vq && vq->nominal[d] < kUnlimited && use[d] - take[d] < vq->nominal[d]) return false;
     return true;
   };
+  // A placement is tried only once the free total covers the job: before
+  // that no arrangement of nodes can hold it, and a placement costs far
+  // more than a sum.
   std::vector<const Allocation*> removed;
   bool ok = false;
   for (const auto* a : cands) {
     if (!onlyBorrowed(*a)) continue;
     give(*a);
     removed.push_back(a);
-    if ((ok = fits(r))) break;
+    if (covers(cluster_.free(), need) && (ok = fits(r))) break;
   }
   if (!ok) {
     for (const auto* a : removed) take(*a);
@@ -337,7 +346,7 @@ std::optional<std::vector<std::string>> Scheduler::victimsFor(const Request& r) 
   // Keep every victim that turns out not to be needed.
   for (int i = static_cast<int>(removed.size()) - 2; i >= 0; --i) {
     take(*removed[i]);
-    if (fits(r)) removed[i] = nullptr;
+    if (covers(cluster_.free(), need) && fits(r)) removed[i] = nullptr;
     else give(*removed[i]);
   }
   std::vector<std::string> victims;
@@ -441,7 +450,7 @@ Decision Scheduler::schedule(double now) {
         return;
       }
       auto failed = failed_preemption_.find(r.job);
-      if ((failed == failed_preemption_.end() || failed->second != version_) &&
+      if ((failed == failed_preemption_.end() || failed->second.topology != topology_ || now >= failed->second.retry_at) &&
           preemption_tries++ < opts_.max_preemption_attempts) {
         if (auto victims = victimsFor(r)) {
           for (const auto& v : *victims) {
@@ -453,7 +462,10 @@ Decision Scheduler::schedule(double now) {
           if (!quota) reserve(r.job, now);
           return;
         }
-        failed_preemption_[r.job] = version_;
+        auto& b = failed_preemption_[r.job];
+        b.backoff = b.topology == topology_ ? std::min(kMaxPreemptionBackoff, std::max(1.0, b.backoff * 2)) : 1.0;
+        b.retry_at = now + b.backoff;
+        b.topology = topology_;
       }
     }
     if (quota) {

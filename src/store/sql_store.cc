@@ -194,6 +194,16 @@ CREATE TABLE leases(owner TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 ALTER TABLE attempts ADD COLUMN handle TEXT NOT NULL DEFAULT '';
 UPDATE attempts SET handle = pid || '@' || pid_start WHERE pid > 0;
 )sql",
+    // 6: metric collection resumes at the backend's opaque cursors (a
+    // byte offset is a local file's notion); the offsets stored so far were
+    // the local backend's cursors, so they carry over as they are.
+    R"sql(
+ALTER TABLE attempts ADD COLUMN log_cursor TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN file_cursor TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN collect_carry TEXT NOT NULL DEFAULT '';
+UPDATE attempts SET log_cursor = CAST(log_offset AS TEXT) WHERE log_offset > 0;
+UPDATE attempts SET file_cursor = CAST(file_offset AS TEXT) WHERE file_offset > 0;
+)sql",
 };
 
 // PostgreSQL: the same schema, created in one step (no PostgreSQL store
@@ -355,6 +365,14 @@ CREATE TABLE node_states(name TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT
 CREATE TABLE leases(owner TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL);
 ALTER TABLE attempts ADD COLUMN handle TEXT NOT NULL DEFAULT '';
 UPDATE attempts SET handle = pid || '@' || pid_start WHERE pid > 0;
+)sql",
+    // 4: opaque collection cursors (SQLite's 6).
+    R"sql(
+ALTER TABLE attempts ADD COLUMN log_cursor TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN file_cursor TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN collect_carry TEXT NOT NULL DEFAULT '';
+UPDATE attempts SET log_cursor = CAST(log_offset AS TEXT) WHERE log_offset > 0;
+UPDATE attempts SET file_cursor = CAST(file_offset AS TEXT) WHERE file_offset > 0;
 )sql"
 };
 
@@ -606,21 +624,21 @@ bool SqlStore::deleteJob(int64_t job_id) {
 void SqlStore::upsertAttempt(const AttemptRecord& a) {
   auto s = db_->prepare(
       "INSERT INTO attempts(job_id, attempt, replica, state, handle, started_at, finished_at, exit_code, signal, "
-      "reason, log_path, log_offset, file_offset) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) "
+      "reason, log_path, log_cursor, file_cursor, collect_carry) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(job_id, attempt, replica) DO UPDATE SET "
       "state=excluded.state, handle=excluded.handle, started_at=excluded.started_at, finished_at=excluded.finished_at, "
       "exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, log_path=excluded.log_path");
   s->bind(1, a.job_id).bind(2, a.attempt).bind(3, a.replica).bind(4, a.state).bind(5, a.handle);
   s->bind(6, a.started_at).bind(7, a.finished_at).bindOpt(8, a.exit_code).bindOpt(9, a.signal);
   s->bind(10, a.reason).bind(11, a.log_path);
-  s->bind(12, static_cast<int64_t>(a.log_offset)).bind(13, static_cast<int64_t>(a.file_offset));
+  s->bind(12, a.log_cursor).bind(13, a.file_cursor).bind(14, a.collect_carry);
   s->step();
 }
 
 std::vector<AttemptRecord> SqlStore::attempts(int64_t job_id) {
   auto s = db_->prepare(
       "SELECT attempt, replica, state, handle, started_at, finished_at, exit_code, signal, reason, log_path, "
-      "log_offset, file_offset FROM attempts WHERE job_id=? ORDER BY attempt, replica");
+      "log_cursor, file_cursor, collect_carry FROM attempts WHERE job_id=? ORDER BY attempt, replica");
   s->bind(1, job_id);
   std::vector<AttemptRecord> out;
   while (s->step()) {
@@ -636,18 +654,20 @@ std::vector<AttemptRecord> SqlStore::attempts(int64_t job_id) {
     if (!s->isNull(7)) a.signal = static_cast<int>(s->i64(7));
     a.reason = s->text(8);
     a.log_path = s->text(9);
-    a.log_offset = static_cast<uint64_t>(s->i64(10));
-    a.file_offset = static_cast<uint64_t>(s->i64(11));
+    a.log_cursor = s->text(10);
+    a.file_cursor = s->text(11);
+    a.collect_carry = s->text(12);
     out.push_back(std::move(a));
   }
   return out;
 }
 
-void SqlStore::saveCollectOffsets(int64_t job_id, int attempt, const std::string& replica, uint64_t log_offset,
-                                  uint64_t file_offset) {
-  auto s = db_->prepare("UPDATE attempts SET log_offset=?, file_offset=? WHERE job_id=? AND attempt=? AND replica=?");
-  s->bind(1, static_cast<int64_t>(log_offset)).bind(2, static_cast<int64_t>(file_offset)).bind(3, job_id);
-  s->bind(4, attempt).bind(5, replica);
+void SqlStore::saveCollectCursors(int64_t job_id, int attempt, const std::string& replica, const std::string& log_cursor,
+                                  const std::string& file_cursor, const std::string& carry) {
+  auto s = db_->prepare(
+      "UPDATE attempts SET log_cursor=?, file_cursor=?, collect_carry=? WHERE job_id=? AND attempt=? AND replica=?");
+  s->bind(1, log_cursor).bind(2, file_cursor).bind(3, carry).bind(4, job_id);
+  s->bind(5, attempt).bind(6, replica);
   s->step();
 }
 

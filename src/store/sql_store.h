@@ -43,8 +43,8 @@ class SqlStore final : public Store {
   std::vector<NodeStateRecord> nodeStates() override;
   void upsertAttempt(const AttemptRecord& a) override;
   std::vector<AttemptRecord> attempts(int64_t job_id) override;
-  void saveCollectOffsets(int64_t job_id, int attempt, const std::string& replica, uint64_t log_offset,
-                          uint64_t file_offset) override;
+  void saveCollectCursors(int64_t job_id, int attempt, const std::string& replica, const std::string& log_cursor,
+                          const std::string& file_cursor, const std::string& carry) override;
   void addCondition(int64_t job_id, const Condition& c) override;
   std::vector<Condition> conditions(int64_t job_id) override;
   void addEvent(int64_t job_id, const Event& e) override;

@@ -71,8 +71,12 @@ struct AttemptRecord {
   std::optional<int> signal;
   std::string reason;  // Completed, Error, OOMKilled, Signaled, DeadlineExceeded, Cancelled, Lost
   std::string log_path;
-  uint64_t log_offset = 0;   // metrics collected up to here (a restarted controller resumes there)
-  uint64_t file_offset = 0;  // same, for the File collector
+  // Metrics collected up to here (a restarted controller resumes there):
+  // the backend's opaque read cursors into the log and the File collector's
+  // file, and what was read but not parsed yet (metrics::LineParser::carry).
+  std::string log_cursor;
+  std::string file_cursor;
+  std::string collect_carry;
 };
 
 struct Condition {
@@ -258,8 +262,8 @@ class Store {
   virtual std::vector<AttemptRecord> attempts(int64_t job_id) = 0;
   // Records how far a replica's output has been collected into metrics
   // (written with the metrics it produced, in one transaction).
-  virtual void saveCollectOffsets(int64_t job_id, int attempt, const std::string& replica, uint64_t log_offset,
-                                  uint64_t file_offset) = 0;
+  virtual void saveCollectCursors(int64_t job_id, int attempt, const std::string& replica, const std::string& log_cursor,
+                                  const std::string& file_cursor, const std::string& carry) = 0;
 
   virtual void addCondition(int64_t job_id, const Condition& c) = 0;
   virtual std::vector<Condition> conditions(int64_t job_id) = 0;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -35,6 +36,8 @@ struct Env {
   virtual std::unique_ptr<Backend> make() = 0;
   virtual std::vector<std::string> argv(Program p) = 0;
   virtual std::vector<std::string> print(const std::string& text) = 0;
+  // Writes `text` to the file `path` (absolute, as the replica sees it).
+  virtual std::vector<std::string> write(const std::string& path, const std::string& text) = 0;
   virtual bool can_lose_nodes() const { return false; }
   virtual void loseNode(const std::string&) {}
   std::string dir = test::freshDir();
@@ -59,6 +62,9 @@ struct LocalEnv : Env {
     return {};
   }
   std::vector<std::string> print(const std::string& text) override { return {"/bin/printf", "%s", text}; }
+  std::vector<std::string> write(const std::string& path, const std::string& text) override {
+    return {"/bin/sh", "-c", "printf %s \"$1\" > \"$0\"", path, text};
+  }
 };
 
 struct FakeEnv : Env {
@@ -76,6 +82,9 @@ struct FakeEnv : Env {
     return {};
   }
   std::vector<std::string> print(const std::string& text) override { return {"fake:print", text, "0"}; }
+  std::vector<std::string> write(const std::string& path, const std::string& text) override {
+    return {"fake:write", path, text, "0"};
+  }
   bool can_lose_nodes() const override { return true; }
   void loseNode(const std::string& n) override { cluster->loseNode(n); }
 };
@@ -204,6 +213,28 @@ TEST_P(BackendConformance, LogsByCursorForEveryAttempt) {
   EXPECT_EQ(tail.bytes, "attempt\n");
   EXPECT_EQ(be->readLogAt("logs", 1, "worker-0", tail.next, 1 << 20).bytes, "");
   EXPECT_EQ(be->readLogAt("logs", 0, "../../etc", "", 100).bytes, "");
+}
+
+// The File metrics collector's way in: a file the replica writes, by the
+// path it has there, read by cursor from another thread than the loop's.
+TEST_P(BackendConformance, FilesAReplicaWritesByCursor) {
+  std::string path = env->dir + "/metrics.jsonl";
+  EXPECT_EQ(be->readFileAt("files", 0, "worker-0", path, "", 100).bytes, "");  // not written yet
+  be->launch(job("files", 0, {env->write(path, "{\"loss\": 0.5}\n{\"loss\": 0.25}\n")}));
+  until(*be, "files", allExited);
+  std::string text, cursor;
+  std::thread reader([&] {
+    for (int i = 0; i < 20; ++i) {
+      auto c = be->readFileAt("files", 0, "worker-0", path, cursor, 7);
+      if (c.bytes.empty()) break;
+      text += c.bytes;
+      cursor = c.next;
+    }
+  });
+  reader.join();
+  EXPECT_EQ(text, "{\"loss\": 0.5}\n{\"loss\": 0.25}\n");
+  EXPECT_EQ(be->readFileAt("files", 0, "worker-0", path, cursor, 100).bytes, "");
+  EXPECT_EQ(be->readFileAt("files", 0, "worker-0", path, "tail:5", 100).bytes, ".25}\n");
 }
 
 TEST_P(BackendConformance, AnotherBackendReattachesAfterARestart) {

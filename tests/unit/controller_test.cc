@@ -660,3 +660,26 @@ TEST_F(Controller, AReplicaThatNeverStartsTimesOut) {
       << now.message;
   EXPECT_EQ(st->attempts(job.id).at(0).reason, "StartTimeout");
 }
+
+// The File collector reads through the backend (readFileAt), never the
+// controller's own file system: on the fake backend the file exists only
+// in the fake cluster, and its metrics arrive all the same.
+TEST_F(Controller, TheFileCollectorReadsThroughTheBackend) {
+  auto cluster = std::make_shared<backend::FakeCluster>(std::vector<sched::Node>{{"node-1", {4000, 8LL << 30, 0}, {}}});
+  backend::FakeBackend fake(cluster);
+  control::JobController c(*st, fake, co);
+  auto s = shellJob("filed", "true", dir);
+  s.metrics.kind = spec::MetricsCollector::Kind::File;
+  s.metrics.path = "/nowhere/on/this/machine/metrics.json";
+  s.roles[0].command = {"fake:write", s.metrics.path, "{\"loss\": 0.5, \"step\": 1}\n{\"loss\": 0.25, \"step\": 2}\n", "0"};
+  auto job = c.submit(s);
+  store::JobRecord now;
+  while (!store::isTerminal((now = c.reconcile(job.id)).phase)) c.wait(50ms);
+  EXPECT_EQ(now.phase, store::kSucceeded);
+  auto last = st->lastMetrics(job.id);
+  auto loss = std::find_if(last.begin(), last.end(), [](const auto& m) { return m.name == "loss"; });
+  ASSERT_NE(loss, last.end());
+  EXPECT_EQ(loss->value, 0.25);
+  EXPECT_EQ(loss->step, 2);
+  EXPECT_FALSE(std::filesystem::exists(s.metrics.path));
+}

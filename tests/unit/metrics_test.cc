@@ -79,6 +79,51 @@ TEST(LineParser, LinesSplitAcrossChunks) {
   EXPECT_EQ(out[1].name, "acc");
 }
 
+// A controller taking over resumes from the stored cursor and carry: the
+// points are those one parser would have produced, none twice, none lost,
+// whatever bytes (not UTF-8 here) the half line holds.
+TEST(LineParser, CarryResumesAHalfLineInAnotherParser) {
+  std::string text = "step=1 loss=0.5\nstep=2 lo\xff\xfe=1 loss=0.25\nstep=3 loss=0.125\n";
+  for (size_t cut = 0; cut <= text.size(); ++cut) {
+    std::vector<MetricPoint> whole, split;
+    LineParser one(LineParser::Format::Katib);
+    one.feed(text, 0, whole);
+    LineParser a(LineParser::Format::Katib);
+    a.feed(std::string_view(text).substr(0, cut), 0, split);
+    std::string carry = a.carry();
+    EXPECT_TRUE(carry.empty() || carry.rfind("hex:", 0) == 0) << carry;
+    LineParser b(LineParser::Format::Katib);
+    b.restoreCarry(carry);
+    b.feed(std::string_view(text).substr(cut), 0, split);
+    ASSERT_EQ(split.size(), whole.size()) << "cut at " << cut;
+    for (size_t i = 0; i < whole.size(); ++i) {
+      EXPECT_EQ(split[i].name, whole[i].name);
+      EXPECT_EQ(split[i].step, whole[i].step);
+      EXPECT_EQ(split[i].value, whole[i].value);
+    }
+  }
+}
+
+// A program that prints without newlines does not grow the parser: the
+// overlong line is skipped whole, the next one parsed, and "skipping"
+// survives a takeover.
+TEST(LineParser, OverlongLinesAreSkippedWithBoundedMemory) {
+  LineParser p(LineParser::Format::Katib);
+  std::vector<MetricPoint> out;
+  std::string junk(LineParser::kMaxLine / 2, 'x');
+  p.feed("loss=9 " + junk, 0, out);
+  p.feed(junk, 0, out);
+  p.feed(junk, 0, out);
+  EXPECT_EQ(p.carry(), "skip");
+  LineParser q(LineParser::Format::Katib);
+  q.restoreCarry(p.carry());
+  q.feed(junk + "\nloss=0.5\n", 0, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].name, "loss");
+  EXPECT_EQ(out[0].value, 0.5);
+  EXPECT_EQ(q.carry(), "");
+}
+
 TEST(LineParser, JsonLines) {
   LineParser p(LineParser::Format::JsonLines);
   std::vector<MetricPoint> out;

@@ -182,14 +182,15 @@ TEST_P(StoreTest, AttemptKeepsHandleAndCollectOffsets) {
   st->createJob(j);
   AttemptRecord a{j.id, 0, "worker-0", "Running", "42@123456789012", 1001, 0, std::nullopt, std::nullopt, "", "/log"};
   st->upsertAttempt(a);
-  st->saveCollectOffsets(j.id, 0, "worker-0", 4096, 17);
+  st->saveCollectCursors(j.id, 0, "worker-0", "4096", "f17", "hex:6162");
   a.state = "Exited";
   a.exit_code = 0;
   st->upsertAttempt(a);  // an exit record keeps the offsets
   auto got = st->attempts(j.id).at(0);
   EXPECT_EQ(got.handle, "42@123456789012");
-  EXPECT_EQ(got.log_offset, 4096u);
-  EXPECT_EQ(got.file_offset, 17u);
+  EXPECT_EQ(got.log_cursor, "4096");
+  EXPECT_EQ(got.file_cursor, "f17");
+  EXPECT_EQ(got.collect_carry, "hex:6162");
   EXPECT_EQ(got.state, "Exited");
 }
 
@@ -434,7 +435,7 @@ TEST_P(StoreTest, PlacementsQueuesNodeStatesAndSchedulingRows) {
   EXPECT_TRUE(st->nodeStates().empty());
 }
 
-// A store written before schema 5 keeps working: a running job's one-node
+// A store written before schema 5 keeps working (and through schema 6's cursors): a running job's one-node
 // allocation becomes a "*" placement holding the same resources.
 TEST(SqliteStoreOnly, OneNodeAllocationsMigrateToPlacements) {
   auto dir = test::freshDir();
@@ -449,7 +450,10 @@ TEST(SqliteStoreOnly, OneNodeAllocationsMigrateToPlacements) {
   ASSERT_EQ(sqlite3_open((dir + "/trainyard.db").c_str(), &db), SQLITE_OK);
   // Back to schema 4 as an old release left it.
   for (const char* sql : {"DROP TABLE placements", "DROP TABLE queues", "DROP TABLE node_states", "DROP TABLE leases", "ALTER TABLE attempts DROP COLUMN handle",
-                          "INSERT INTO attempts(job_id, attempt, replica, state, pid, pid_start) VALUES(1, 0, 'worker-0', 'Running', 77, 88)",
+                          "ALTER TABLE attempts DROP COLUMN log_cursor", "ALTER TABLE attempts DROP COLUMN file_cursor",
+                          "ALTER TABLE attempts DROP COLUMN collect_carry",
+                          "INSERT INTO attempts(job_id, attempt, replica, state, pid, pid_start, log_offset, file_offset) "
+                          "VALUES(1, 0, 'worker-0', 'Running', 77, 88, 123, 0)",
                           "ALTER TABLE jobs DROP COLUMN request", "ALTER TABLE jobs DROP COLUMN preemptions",
                           "ALTER TABLE jobs DROP COLUMN preempt_requested", "UPDATE schema_version SET version = 4",
                           "UPDATE jobs SET phase = 'Running', node = 'host-a', "
@@ -457,7 +461,7 @@ TEST(SqliteStoreOnly, OneNodeAllocationsMigrateToPlacements) {
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql << ": " << sqlite3_errmsg(db);
   sqlite3_close(db);
   auto st = openStore(dir);
-  EXPECT_EQ(st->schemaVersion(), 5);
+  EXPECT_EQ(st->schemaVersion(), SqlStore::latestSchemaVersion(Dialect::SQLite));
   auto p = st->placements(id);
   ASSERT_EQ(p.size(), 1u);
   EXPECT_EQ(p[0].replica, "*");
@@ -467,4 +471,6 @@ TEST(SqliteStoreOnly, OneNodeAllocationsMigrateToPlacements) {
   EXPECT_EQ(p[0].gpu_ids, (std::vector<int>{0, 1}));
   EXPECT_EQ(st->getJobById(id)->phase, "Running");
   EXPECT_EQ(st->attempts(id).at(0).handle, "77@88");  // pid and start time become the local handle
+  EXPECT_EQ(st->attempts(id).at(0).log_cursor, "123");  // a byte offset was the local backend's cursor
+  EXPECT_EQ(st->attempts(id).at(0).file_cursor, "");
 }

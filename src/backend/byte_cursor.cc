@@ -1,0 +1,50 @@
+#include "backend/byte_cursor.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "util/files.h"
+
+namespace trainyard::backend {
+
+std::optional<uint64_t> cursorOffset(const std::string& cursor, uint64_t size, const std::string& prefix) {
+  if (cursor.empty()) return 0;
+  if (cursor.rfind("tail:", 0) == 0) {
+    char* end = nullptr;
+    uint64_t tail = std::strtoull(cursor.c_str() + 5, &end, 10);
+    if (!end || *end || cursor.size() == 5) return std::nullopt;
+    return size > tail ? size - tail : 0;
+  }
+  if (cursor.compare(0, prefix.size(), prefix) != 0 || cursor.size() == prefix.size()) return std::nullopt;
+  const char* digits = cursor.c_str() + prefix.size();
+  if (*digits < '0' || *digits > '9') return std::nullopt;
+  char* end = nullptr;
+  uint64_t offset = std::strtoull(digits, &end, 10);
+  if (!end || *end) return std::nullopt;
+  return offset;
+}
+
+std::string offsetCursor(uint64_t offset, const std::string& prefix) { return prefix + std::to_string(offset); }
+
+LogChunk readFileChunk(const std::string& path, const std::string& cursor, size_t max_bytes) {
+  uint64_t size = 0;
+  if (cursor.rfind("tail:", 0) == 0) {
+    std::error_code ec;
+    size = std::filesystem::file_size(path, ec);
+    if (ec) size = 0;
+  }
+  auto offset = cursorOffset(cursor, size);
+  if (!offset) return {"", cursor};  // not one of ours: nothing, and no progress
+  std::string bytes = util::readFrom(path, *offset, max_bytes);
+  return {bytes, offsetCursor(*offset + bytes.size())};
+}
+
+std::string logFileName(const std::string& replica, int attempt) { return fmt::format("{}.attempt-{}.log", replica, attempt); }
+
+LogChunk readLocalLog(const std::string& log_dir, const std::string& replica, int attempt, const std::string& cursor,
+                      size_t max_bytes) {
+  return readFileChunk((std::filesystem::path(log_dir) / logFileName(replica, attempt)).string(), cursor, max_bytes);
+}
+
+}  // namespace trainyard::backend
