@@ -7,6 +7,9 @@
 
 namespace trainyard::backend {
 
+std::string latePeerHostVar(size_t replica) { return "TRAINYARD_PEER_HOST_" + std::to_string(replica); }
+std::string latePeerHost(size_t replica) { return "$(" + latePeerHostVar(replica) + ")"; }
+
 LocalBackendOptions localBackendOptionsFromEnv() {
   LocalBackendOptions o;
   const char* quota = std::getenv("TRAINYARD_CPU_QUOTA");

@@ -84,6 +84,14 @@ class BackendError : public std::runtime_error {
   bool transient_;
 };
 
+// For a backend whose peers' addresses are known only once the allocation
+// starts (Capabilities::peers_before_launch false, as on Slurm): the host of
+// replica `i` as a $(VAR) reference that wiring puts wherever the address
+// goes, and the variable the backend sets on every node before the program
+// starts (`trainyard __supervise --bind-late` then expands them).
+std::string latePeerHostVar(size_t replica);  // TRAINYARD_PEER_HOST_<i>
+std::string latePeerHost(size_t replica);     // $(TRAINYARD_PEER_HOST_<i>)
+
 // A piece of a replica's log and where to continue (an opaque cursor: a
 // byte offset locally, a timestamp or a token elsewhere; "" = the start,
 // "tail:N" = the last N bytes).

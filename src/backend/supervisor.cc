@@ -13,14 +13,22 @@
 #include <string>
 #include <vector>
 
+#include "util/env.h"
+
 namespace trainyard::backend {
 
 int runSupervisor(int argc, char** argv) {
-  // argv: trainyard __supervise STATUS [--uid U --gid G --groups A,B] -- CMD...
+  // argv: trainyard __supervise STATUS [--bind-late] [--uid U --gid G --groups A,B] -- CMD...
   int cmd = 3;
   long uid = -1, gid = -1;
+  bool bind_late = false;
   std::vector<gid_t> groups;
   while (cmd + 1 < argc && std::strcmp(argv[cmd], "--") != 0) {
+    if (std::strcmp(argv[cmd], "--bind-late") == 0) {
+      bind_late = true;
+      ++cmd;
+      continue;
+    }
     std::string opt = argv[cmd], val = argv[cmd + 1];
     if (opt == "--uid") uid = std::strtol(val.c_str(), nullptr, 10);
     else if (opt == "--gid") gid = std::strtol(val.c_str(), nullptr, 10);
@@ -34,10 +42,29 @@ int runSupervisor(int argc, char** argv) {
     cmd += 2;
   }
   if (cmd + 1 >= argc || std::strcmp(argv[cmd], "--") != 0 || (uid >= 0) != (gid >= 0)) {
-    std::fprintf(stderr, "usage: trainyard __supervise STATUS_FILE [--uid U --gid G --groups A,B] -- COMMAND [ARGS...]\n");
+    std::fprintf(stderr, "usage: trainyard __supervise STATUS_FILE [--bind-late] [--uid U --gid G --groups A,B] -- COMMAND [ARGS...]\n");
     return 2;
   }
   char** command = argv + cmd + 1;
+  // Wiring bound on the node (Capabilities::peers_before_launch false): the
+  // $(VAR) references in the environment and the command, such as
+  // MASTER_ADDR=$(TRAINYARD_PEER_HOST_0), take the values this node was
+  // given when the allocation started.
+  std::vector<std::string> bound;
+  std::vector<char*> bound_argv;
+  if (bind_late) {
+    std::vector<std::pair<std::string, std::string>> env;
+    for (char** e = environ; *e; ++e) {
+      const char* eq = std::strchr(*e, '=');
+      if (eq) env.emplace_back(std::string(*e, static_cast<size_t>(eq - *e)), eq + 1);
+    }
+    for (const auto& [k, v] : env)
+      if (v.find("$(") != std::string::npos) setenv(k.c_str(), util::expandVars(v, env).c_str(), 1);
+    for (char** a = command; *a; ++a) bound.push_back(util::expandVars(*a, env));
+    for (auto& a : bound) bound_argv.push_back(a.data());
+    bound_argv.push_back(nullptr);
+    command = bound_argv.data();
+  }
   std::string status = argv[2];
   for (int s : {SIGTERM, SIGINT, SIGHUP}) signal(s, SIG_IGN);
   // An exec that fails says so through this pipe (closed by a successful exec).

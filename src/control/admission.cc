@@ -81,6 +81,7 @@ std::vector<sched::QueueSpec> queueSpecs(const std::vector<spec::QueueDef>& defs
     q.preempt_lower_priority = d.within_queue == "LowerPriority";
     q.reclaim_within_cohort = d.reclaim_within_cohort == "Any";
     q.users = d.users;
+    q.user_weights = d.user_weights;
     out.push_back(std::move(q));
   }
   // Jobs that name no queue land in "default": without limits unless declared.

@@ -24,6 +24,7 @@ struct QueueSpec {
   bool preempt_lower_priority = true;
   bool reclaim_within_cohort = true;
   std::vector<std::string> users;  // who may submit to it; empty = anyone
+  std::map<std::string, double> user_weights;  // DRF between its users; absent = 1
 };
 
 // Usage per queue and the quota rules over it.

@@ -10,10 +10,6 @@
 namespace trainyard::sched {
 namespace {
 
-// A failed preemption search is retried after a backoff doubling from 1 s
-// up to this (see failed_preemption_).
-constexpr double kMaxPreemptionBackoff = 4;
-
 bool covers(const Amounts& have, const Amounts& need) {
   for (int d = 0; d < kDims; ++d)
     if (need[d] > have[d]) return false;
@@ -143,14 +139,12 @@ void Scheduler::setNodes(std::vector<Node> nodes) {
   never_cache_.clear();
   reach_cache_.clear();
   ++version_;
-  ++topology_;
 }
 
 void Scheduler::setQueues(std::vector<QueueSpec> queues) {
   book_.setQueues(std::move(queues));
   for (const auto& [job, r] : pending_) unchecked_.insert(job);
   ++version_;
-  ++topology_;
 }
 
 void Scheduler::take(const Allocation& a) {
@@ -450,7 +444,7 @@ Decision Scheduler::schedule(double now) {
         return;
       }
       auto failed = failed_preemption_.find(r.job);
-      if ((failed == failed_preemption_.end() || failed->second.topology != topology_ || now >= failed->second.retry_at) &&
+      if ((failed == failed_preemption_.end() || failed->second != version_) &&
           preemption_tries++ < opts_.max_preemption_attempts) {
         if (auto victims = victimsFor(r)) {
           for (const auto& v : *victims) {
@@ -462,10 +456,7 @@ Decision Scheduler::schedule(double now) {
           if (!quota) reserve(r.job, now);
           return;
         }
-        auto& b = failed_preemption_[r.job];
-        b.backoff = b.topology == topology_ ? std::min(kMaxPreemptionBackoff, std::max(1.0, b.backoff * 2)) : 1.0;
-        b.retry_at = now + b.backoff;
-        b.topology = topology_;
+        failed_preemption_[r.job] = version_;
       }
     }
     if (quota) {
@@ -563,6 +554,7 @@ Decision Scheduler::schedule(double now) {
     struct UserCursor {
       std::set<std::pair<int64_t, std::string>>::iterator it, end;
       const Amounts* usage;
+      double weight;  // the queue's userWeights (DRF between its users)
     };
     struct Cursor {
       std::string queue;
@@ -573,8 +565,14 @@ Decision Scheduler::schedule(double now) {
     };
     auto enter = [&](Cursor& c) {
       c.users.clear();
-      if (c.level != c.levels->end())
-        for (auto& [user, jobs] : c.level->second) c.users.push_back({jobs.begin(), jobs.end(), &user_usage_[c.queue][user]});
+      if (c.level == c.levels->end()) return;
+      const QueueSpec* qs = book_.queue(c.queue);
+      for (auto& [user, jobs] : c.level->second) {
+        double weight = 1;
+        if (qs)
+          if (auto w = qs->user_weights.find(user); w != qs->user_weights.end()) weight = w->second;
+        c.users.push_back({jobs.begin(), jobs.end(), &user_usage_[c.queue][user], weight});
+      }
     };
     std::vector<Cursor> cursors;
     for (auto& [name, levels] : order_->queues) {
@@ -588,7 +586,7 @@ Decision Scheduler::schedule(double now) {
         double best_share = 0;
         for (auto& u : c.users) {
           if (u.it == u.end) continue;
-          double share = c.users.size() == 1 ? 0 : dominantShare(*u.usage, cap);
+          double share = c.users.size() == 1 ? 0 : dominantShare(*u.usage, cap, u.weight);
           if (!best || share < best_share || (share == best_share && u.it->first < best->it->first)) best = &u, best_share = share;
         }
         if (best) return best;

@@ -165,17 +165,10 @@ class Scheduler {
   std::vector<std::pair<std::string, std::optional<double>>> saved_reservations_;
   std::map<std::string, std::string> reasons_;
   uint64_t version_ = 0;  // bumped by anything that frees or changes capacity
-  // A job whose preemption search failed retries it after a backoff that
-  // doubles up to 4 s (kube-scheduler's pod backoff, shorter), or at once when the
-  // nodes or queues change: victims come and go every cycle on a busy
-  // cluster, and searching again each cycle is what made cycles slow.
-  struct PreemptionBackoff {
-    double retry_at = 0;
-    double backoff = 0;
-    uint64_t topology = 0;
-  };
-  std::map<std::string, PreemptionBackoff> failed_preemption_;
-  uint64_t topology_ = 0;  // bumped by setNodes and setQueues
+  // A preemption that found no victims is not tried again until something
+  // is released. (A backoff instead, as kube-scheduler's, made cycles 1.7x
+  // faster on sched_sim's backlog but fairness worse: Jain 0.915 -> 0.894.)
+  std::map<std::string, uint64_t> failed_preemption_;
   std::unique_ptr<Order> order_;
 };
 

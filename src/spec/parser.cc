@@ -449,7 +449,7 @@ QueueDef parseQueue(const Walker& w, const YAML::Node& root, const std::string& 
     if (q.parent == q.name) w.fail(spec["parent"], "spec.parent", "a cohort cannot be its own parent");
     return q;
   }
-  w.expectMap(spec, "spec", {"cohort", "weight", "quota", "borrowingLimit", "lendingLimit", "preemption", "users"});
+  w.expectMap(spec, "spec", {"cohort", "weight", "quota", "borrowingLimit", "lendingLimit", "preemption", "users", "userWeights"});
   if (auto c = spec["cohort"]) q.cohort = w.name(c, "spec.cohort"), mark(c);
   if (auto wt = spec["weight"]) {
     q.weight = w.number(wt, "spec.weight", 0, 1e6);
@@ -476,6 +476,16 @@ QueueDef parseQueue(const Walker& w, const YAML::Node& root, const std::string& 
     }
   }
   if (auto u = spec["users"]) q.users = w.strList(u, "spec.users");
+  if (auto uw = spec["userWeights"]) {
+    if (!uw.IsMap()) w.fail(uw, "spec.userWeights", "expected a map of user name to weight");
+    for (const auto& kv : uw) {
+      std::string user = w.str(kv.first, "spec.userWeights");
+      std::string path = "spec.userWeights." + user;
+      double weight = w.number(kv.second, path, 0, 1e6);
+      if (weight <= 0) w.fail(kv.second, path, "expected a weight above 0");
+      q.user_weights[user] = weight;
+    }
+  }
   return q;
 }
 

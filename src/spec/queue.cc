@@ -40,6 +40,7 @@ void to_json(nlohmann::json& j, const QueueDef& q) {
                      {"withinQueue", q.within_queue},
                      {"reclaimWithinCohort", q.reclaim_within_cohort},
                      {"users", q.users},
+                     {"userWeights", q.user_weights},
                      {"sourceFile", q.source_file}};
 }
 
@@ -55,6 +56,7 @@ void from_json(const nlohmann::json& j, QueueDef& q) {
   q.within_queue = j.value("withinQueue", q.within_queue);
   q.reclaim_within_cohort = j.value("reclaimWithinCohort", q.reclaim_within_cohort);
   q.users = j.value("users", q.users);
+  q.user_weights = j.value("userWeights", q.user_weights);
   q.source_file = j.value("sourceFile", q.source_file);
 }
 

@@ -15,8 +15,10 @@
 //     lendingLimit: {gpu: 1}          # at most this much lent to the cohort
 //     preemption: {withinQueue: LowerPriority, reclaimWithinCohort: Any}
 //     users: [alice, bob]             # who may submit to it (default: anyone)
+//     userWeights: {alice: 2}         # fair share between its users (default 1 each)
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +43,7 @@ struct QueueDef {
   std::string within_queue = "LowerPriority";  // or Never
   std::string reclaim_within_cohort = "Any";   // or Never
   std::vector<std::string> users;
+  std::map<std::string, double> user_weights;
   std::string source_file;
   int parent_line = 0, parent_column = 0;  // where `cohort`/`parent` is written, for errors found later
 };

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <filesystem>
 #include <functional>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -15,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "backend/fake_backend.h"
+#include "backend/supervisor.h"
 #include "test_util.h"
 
 using namespace trainyard;
@@ -283,3 +285,22 @@ TEST_P(BackendConformance, ReplicasOfALostNodeEnd) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, BackendConformance, ::testing::Values("local", "fake"),
                          [](const auto& info) { return info.param; });
+
+// The node's half of late binding: the supervisor expands $(VAR) in the
+// environment and the command from what the node was given.
+TEST(Supervisor, BindsLateReferencesOnTheNode) {
+  std::string dir = test::freshDir();
+  std::string sup = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "trainyard-supervise").string();
+  std::string cmd = fmt::format(
+      "env -i PATH=/usr/bin:/bin {}=10.1.2.3 'MASTER_ADDR={}' '{}' __supervise {}/status --bind-late -- "
+      "/bin/sh -c 'echo \"$MASTER_ADDR $0\" > {}/out' '{}:29500'",
+      backend::latePeerHostVar(0), backend::latePeerHost(0), sup, dir, dir, backend::latePeerHost(0));
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(dir + "/out");
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "10.1.2.3 10.1.2.3:29500");
+  auto rec = backend::readExitRecord(dir + "/status");
+  ASSERT_TRUE(rec && rec->exit_code);
+  EXPECT_EQ(*rec->exit_code, 0);
+}

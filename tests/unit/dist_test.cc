@@ -103,6 +103,35 @@ TEST(Wiring, MpiHostfileAndLauncherEnvironment) {
   EXPECT_TRUE(envOf(job.replicas[1]).empty());  // workers are slots, not processes
 }
 
+// Where peers are known only on the node (Slurm), wiring carries
+// $(TRAINYARD_PEER_HOST_<i>) references; bound there, every replica sees
+// what early wiring would have given it.
+TEST(Wiring, LateBoundWiringEqualsEarlyWiringOnceBound) {
+  std::vector<std::string> hosts = {"10.0.0.5", "10.0.0.5", "10.0.0.7"};
+  std::vector<std::pair<std::string, std::string>> node_env;
+  for (size_t i = 0; i < hosts.size(); ++i) node_env.emplace_back(backend::latePeerHostVar(i), hosts[i]);
+  for (std::string fw : {"pytorch", "tensorflow", "mpi"}) {
+    auto roles = fw == "mpi" ? std::vector<std::pair<std::string, int>>{{"launcher", 1}, {"worker", 2}}
+                             : std::vector<std::pair<std::string, int>>{{"worker", 3}};
+    auto early = placed(roles), late = placed(roles);
+    auto early_eps = endpoints(3), late_eps = endpoints(3);
+    for (size_t i = 0; i < 3; ++i) early_eps[i].host = hosts[i], late_eps[i].host = backend::latePeerHost(i);
+    dist::wire(specFor(fw), early, early_eps);
+    dist::wire(specFor(fw), late, late_eps);
+    for (size_t i = 0; i < 3; ++i) {
+      auto e = envOf(early.replicas[i]);
+      for (auto& [k, v] : late.replicas[i].env) EXPECT_EQ(util::expandVars(v, node_env), e[k]) << fw << " " << k;
+    }
+    ASSERT_EQ(late.files.size(), early.files.size());
+    if (fw == "mpi") {
+      // (Two workers on one node would be two lines until bound, where early
+      // wiring writes one with their slots added.)
+      EXPECT_EQ(util::expandVars(late.files[0].content, node_env), "10.0.0.5 slots=1\n10.0.0.7 slots=1\n");
+      EXPECT_EQ(early.files[0].content, "10.0.0.5 slots=1\n10.0.0.7 slots=1\n");
+    }
+  }
+}
+
 TEST(Wiring, NoneFrameworkAddsNothing) {
   auto job = placed({{"worker", 1}});
   dist::wire(specFor("none"), job, endpoints(1));

@@ -315,6 +315,26 @@ TEST(Scheduler, UsersShareAQueueByDominantShare) {
   EXPECT_EQ(admitted(s.schedule(0)), (std::vector<std::string>{"bob-1", "bob-2", "alice-2"}));
 }
 
+// userWeights: inside one queue, a user of weight 3 gets three times the share.
+TEST(Scheduler, UsersShareByWeightedDominantShare) {
+  Scheduler s;
+  s.setNodes(nodes(1, 8));
+  s.setQueues({QueueSpec{.name = "default", .user_weights = {{"alice", 3}}}});
+  for (int i = 0; i < 8; ++i) {
+    auto a = req("a" + std::to_string(i), 1, 1, 0, i);
+    a.user = "alice";
+    auto b = req("b" + std::to_string(i), 1, 1, 0, 100 + i);
+    b.user = "bob";
+    s.enqueue(a);
+    s.enqueue(b);
+  }
+  auto d = s.schedule(0);
+  int alice = 0;
+  for (const auto& a : d.admitted) alice += a.user == "alice";
+  EXPECT_EQ(d.admitted.size(), 8u);
+  EXPECT_EQ(alice, 6);  // 3:1
+}
+
 TEST(Scheduler, QueuesShareByWeightedDominantShare) {
   Scheduler s;
   s.setNodes(nodes(1, 6));

@@ -196,6 +196,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{"queue_negative_quota", "apiVersion: trainyard.dev/v1\nkind: Queue\nmetadata: {name: q}\nspec:\n  quota: {cpu: -4}\n", 5, 16, "spec.quota.cpu", "expected a positive CPU quantity"},
         BadSpec{"queue_negative_gpu", "apiVersion: trainyard.dev/v1\nkind: Queue\nmetadata: {name: q}\nspec:\n  quota: {gpu: -1}\n", 5, 16, "spec.quota.gpu", "expected a number in [0,"},
         BadSpec{"queue_borrow_without_cohort", "apiVersion: trainyard.dev/v1\nkind: Queue\nmetadata: {name: q}\nspec:\n  borrowingLimit: {cpu: 1}\n", 5, 19, "spec.borrowingLimit", "need a cohort"},
+        BadSpec{"queue_user_weight", "apiVersion: trainyard.dev/v1\nkind: Queue\nmetadata: {name: q}\nspec:\n  userWeights: {alice: 0}\n", 5, 24, "spec.userWeights.alice", "expected a weight above 0"},
+        BadSpec{"queue_user_weights_list", "apiVersion: trainyard.dev/v1\nkind: Queue\nmetadata: {name: q}\nspec:\n  userWeights: [alice]\n", 5, 16, "spec.userWeights", "expected a map"},
         BadSpec{"queue_preemption", "apiVersion: trainyard.dev/v1\nkind: Queue\nmetadata: {name: q}\nspec:\n  preemption: {withinQueue: Always}\n", 5, 29, "spec.preemption.withinQueue", "expected LowerPriority or Never"},
         BadSpec{"cohort_self_parent", "apiVersion: trainyard.dev/v1\nkind: Cohort\nmetadata: {name: c}\nspec: {parent: c}\n", 4, 16, "spec.parent", "its own parent"},
         BadSpec{"resources_unknown", "@  command: [a]\n  resources: {cpus: 1}\n", 7, 15, "spec.resources.cpus", "unknown field 'cpus'"},
