@@ -12,6 +12,7 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev libeigen3-dev python3-optuna
   libboost1.74-dev libpq-dev postgresql chromium libsimdjson-dev
   python3-fastapi python3-uvicorn wrk
+  libssl-dev etcd-server
 )
 # The dashboard is built with npm; use the machine's Node.js, else Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

@@ -12,7 +12,7 @@ int64_t sat(int64_t a, int64_t b) { return a >= kUnlimited || b >= kUnlimited ? 
 }  // namespace
 
 void QuotaBook::setQueues(std::vector<QueueSpec> queues) {
-  if (queues.empty()) queues.push_back(QueueSpec{.name = "default"});
+  if (queues.empty()) queues.emplace_back().name = "default";
   queues_ = std::move(queues);
   index_.clear();
   pools_.clear();

@@ -243,6 +243,9 @@ TEST_F(Controller, PriorityDecidesWhoGoesFirst) {
   auto high = ctl->submit(hs);
   std::ofstream(dir + "/release") << "go";
   runToEnd(blocker.id);
+  // A new pass, as the control loop starts one (runToEnd may not have
+  // waited at all if the blocker had already ended: still the first pass).
+  ctl->beginPass();
   EXPECT_EQ(ctl->reconcile(low.id).phase, store::kQueued);  // high was submitted later but outranks it
   EXPECT_EQ(ctl->reconcile(high.id).phase, store::kRunning);
   runToEnd(high.id);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The real Kubernetes control plane for the tests that need one (ctest
+# fixture "k8s"): started from the scripts TRAINYARD_TEST_K8S points at
+# (../shared/k8s on the project's machines; scripts/test.sh finds it), stopped after.
+#   tests/k8s/cluster.sh start DIR | stop DIR
+# Without TRAINYARD_TEST_K8S it says so loudly and writes DIR/skipped, so
+# every test that needs the cluster skips with that reason.
+set -euo pipefail
+cmd=$1 D=$2
+case "$cmd" in
+  start)
+    rm -rf "$D"; mkdir -p "$D"
+    if [ -z "${TRAINYARD_TEST_K8S:-}" ] || [ ! -x "${TRAINYARD_TEST_K8S}/cluster-up.sh" ]; then
+      msg="TRAINYARD_TEST_K8S is not set to a directory with cluster-up.sh (../shared/k8s): Kubernetes tests are SKIPPED"
+      echo "$msg" | tee "$D/skipped" >&2
+      exit 0
+    fi
+    if ! command -v etcd >/dev/null; then
+      msg="etcd not found (apt-get install etcd-server): Kubernetes tests are SKIPPED"
+      echo "$msg" | tee "$D/skipped" >&2
+      exit 0
+    fi
+    K8S_BIN_DIR="$D/bin" "$TRAINYARD_TEST_K8S/cluster-up.sh" "$D/cluster"
+    ;;
+  stop)
+    [ -n "${TRAINYARD_TEST_K8S:-}" ] && [ -d "$D/cluster" ] && "$TRAINYARD_TEST_K8S/cluster-down.sh" "$D/cluster"
+    exit 0
+    ;;
+esac
