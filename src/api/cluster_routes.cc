@@ -69,10 +69,13 @@ class ClusterRoutes final : public RouteGroup, RouteContext {
       json items = json::array();
       if (plane) {
         auto s = plane->status();
+        // States from the store (what an administrator said, at once), not
+        // from the control plane's last pass.
+        auto states = timed("node_states", [&] { return db().nodeStates(); });
         for (const auto& n : s.nodes) {
           auto u = s.used.count(n.name) ? s.used.at(n.name) : sched::Resources{};
           std::string state = "Ready", reason;
-          for (const auto& ns : s.node_states)
+          for (const auto& ns : states)
             if (ns.name == n.name) state = ns.state, reason = ns.reason;
           items.push_back({{"name", n.name},
                            {"state", state},
