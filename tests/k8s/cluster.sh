@@ -23,7 +23,14 @@ case "$cmd" in
     K8S_BIN_DIR="$D/bin" "$TRAINYARD_TEST_K8S/cluster-up.sh" "$D/cluster"
     ;;
   stop)
-    [ -n "${TRAINYARD_TEST_K8S:-}" ] && [ -d "$D/cluster" ] && "$TRAINYARD_TEST_K8S/cluster-down.sh" "$D/cluster"
+    # By the pids cluster-up wrote, whether or not TRAINYARD_TEST_K8S is still set.
+    for p in kube-controller-manager kube-scheduler kube-apiserver etcd; do
+      f="$D/cluster/$p.pid"
+      [ -f "$f" ] || continue
+      pid=$(cat "$f"); kill "$pid" 2>/dev/null || true
+      for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true; rm -f "$f"
+    done
     exit 0
     ;;
 esac
