@@ -3,7 +3,9 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "backend/kubernetes/kubernetes_backend.h"
 #include "backend/local_backend.h"
+#include "util/plugin.h"
 
 namespace trainyard::backend {
 
@@ -21,11 +23,18 @@ std::unique_ptr<Backend> makeLocalBackend(const LocalBackendOptions& opts) {
   return std::make_unique<LocalBackend>(opts);
 }
 
-BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local) {
+std::unique_ptr<Backend> makeKubernetesBackend(const KubernetesOptions& opts) {
+  auto make = reinterpret_cast<Backend* (*)(const KubernetesOptions*)>(
+      util::pluginSymbol("libtrainyard_k8s.so", "trainyard_kubernetes_backend", "the kubernetes backend"));
+  return std::unique_ptr<Backend>(make(&opts));
+}
+
+BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local, const KubernetesOptions& kube) {
   if (name == "local") return [local] { return makeLocalBackend(local); };
-  if (name == "kubernetes" || name == "slurm")
-    throw std::invalid_argument("--backend " + name + ": not available in this build yet (the local backend is: --backend local)");
-  throw std::invalid_argument("--backend " + name + ": expected local (kubernetes and slurm are coming)");
+  if (name == "kubernetes") return [kube] { return makeKubernetesBackend(kube); };
+  if (name == "slurm")
+    throw std::invalid_argument("--backend slurm: not available in this build yet (--backend local or kubernetes)");
+  throw std::invalid_argument("--backend " + name + ": expected local or kubernetes (slurm is coming)");
 }
 
 }  // namespace trainyard::backend

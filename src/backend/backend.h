@@ -227,8 +227,10 @@ std::unique_ptr<Backend> makeLocalBackend(const LocalBackendOptions& opts);
 // Makes the backend on the thread that will use it (a backend is used by one
 // thread: the control loop's). Injected into ControlPlane and `trainyard run`.
 using BackendFactory = std::function<std::unique_ptr<Backend>()>;
-// The backend named by --backend: "local" (this machine). Throws
-// std::invalid_argument naming the known and the not-yet-available ones.
-BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local);
+// The backend named by --backend: "local" (this machine) or "kubernetes"
+// (backend/kubernetes/kubernetes_backend.h). Throws std::invalid_argument
+// naming the known and the not-yet-available ones.
+struct KubernetesOptions;
+BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local, const KubernetesOptions& kube);
 
 }  // namespace trainyard::backend

@@ -104,7 +104,7 @@ struct ForegroundRuntime {
     backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
     bo.tie_to_parent = true;
     applyClusterFlags(o.cluster, bo, options);
-    backend = backend::backendFactory(o.backend, bo)();
+    backend = backend::backendFactory(o.backend, bo, o.cluster.kube)();
     options.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
     options.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   }
@@ -663,6 +663,10 @@ void addClusterFlags(CLI::App& cmd, ClusterFlags& f) {
   cmd.add_flag("--gpu-sharing", f.gpu_sharing, "Accept fractional GPU requests (gpu: 0.25) that share a device");
   cmd.add_flag("--no-preemption", f.no_preemption, "Never stop running jobs for higher-priority ones or to reclaim quota");
   cmd.add_flag("--no-backfill", f.no_backfill, "Never start a job ahead of a reserved larger one");
+  cmd.add_option("--kubeconfig", f.kube.kubeconfig, "--backend kubernetes: the kubeconfig (default: KUBECONFIG, ~/.kube/config, or the pod's service account)");
+  cmd.add_option("--context", f.kube.context, "--backend kubernetes: the kubeconfig context (default: its current-context)");
+  cmd.add_option("--namespace", f.kube.ns, "--backend kubernetes: where pods go (default: the context's namespace)");
+  cmd.add_flag("--host-network", f.kube.host_network, "--backend kubernetes: pods use their node's network (clusters without a pod network)");
 }
 
 // Local `apply`: a Queue or Cohort into the store of --data-dir.
@@ -725,7 +729,7 @@ int runMain(int argc, char** argv) {
   server->add_option("--grace", so.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping replicas")->capture_default_str();
   server->add_option("--models", so.models_dir, "Also serve this model repository (TF-Serving /v1 and KServe /v2 APIs)");
   addAccessOptions(*server, so.access);
-  server->add_option("--backend", so.backend, "Where replicas run: local (this machine)")->capture_default_str();
+  server->add_option("--backend", so.backend, "Where replicas run: local (this machine) or kubernetes (pods on the cluster of --kubeconfig)")->capture_default_str();
   addClusterFlags(*server, so.cluster);
   server->add_option("--run-as", so.run_as, "Run jobs as this Unix user (default when root: trainyard-jobs, made by scripts/setup.sh)");
 
@@ -765,7 +769,7 @@ int runMain(int argc, char** argv) {
   run->add_option("--set", ro.overrides, "Override a field, e.g. --set spec.args[1]=0.01 (repeatable)");
   run->add_flag("-q,--quiet", ro.quiet, "Do not echo the job's output");
   run->add_option("--grace", ro.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping")->capture_default_str();
-  run->add_option("--backend", ro.backend, "Where replicas run: local (this machine)")->capture_default_str();
+  run->add_option("--backend", ro.backend, "Where replicas run: local (this machine) or kubernetes (pods on the cluster of --kubeconfig)")->capture_default_str();
   addClusterFlags(*run, ro.cluster);
   run->add_flag("--resume", ro.resume, "Experiments: continue this experiment even if it had finished or was cancelled");
 

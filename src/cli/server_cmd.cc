@@ -185,7 +185,7 @@ int cmdServer(const ServerCliOptions& o) {
   hooks.on_pass = [&](double s) { metrics.observe("trainyard_reconcile_pass_seconds", {}, s); };
   backend::BackendFactory make_backend;
   try {
-    make_backend = backend::backendFactory(o.backend, bo);
+    make_backend = backend::backendFactory(o.backend, bo, o.cluster.kube);
   } catch (const std::invalid_argument& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;

@@ -8,6 +8,7 @@
 
 #include "api/request_guard.h"
 #include "backend/backend.h"
+#include "backend/kubernetes/options.h"
 #include "control/job_controller.h"
 
 namespace trainyard::cli {
@@ -30,6 +31,7 @@ struct ClusterFlags {
   bool gpu_sharing = false; // --gpu-sharing: accept `gpu: 0.25`
   bool no_preemption = false;
   bool no_backfill = false;
+  backend::KubernetesOptions kube;  // --kubeconfig, --context, --namespace, --host-network
 };
 void applyClusterFlags(const ClusterFlags& f, backend::LocalBackendOptions& bo, control::ControllerOptions& co);
 

@@ -1,0 +1,339 @@
+#include "backend/kubernetes/kubernetes_backend.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "backend/byte_cursor.h"
+#include "backend/kubernetes/pods.h"
+#include "k8s/api_client.h"
+#include "k8s/nodes.h"
+#include "spec/quantity.h"
+
+namespace trainyard::backend {
+namespace {
+using json = nlohmann::json;
+using trainyard::k8s::ApiClient;
+using trainyard::k8s::ApiError;
+
+std::string urlEncode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
+    else out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
+// Whether trying again later may work: the API server unreachable,
+// throttling or failing; not a request it refused.
+bool transient(const ApiError& e) { return e.status == 0 || e.status == 429 || e.status >= 500; }
+
+// What the loop and the watch thread share; outlives the backend while the
+// watch thread finishes its last request.
+struct Shared {
+  std::unique_ptr<ApiClient> api;
+  std::string ns;
+  std::mutex mu;
+  std::condition_variable changed;
+  uint64_t generation = 0;  // bumped on every pod event
+  std::atomic<bool> stopping{false};
+  // uid -> job name, attempt: for readLogAt from any thread
+  std::map<std::string, std::pair<std::string, int>> names;
+};
+
+class KubernetesBackend final : public Backend {
+ public:
+  explicit KubernetesBackend(const KubernetesOptions& o) : opts_(o), s_(std::make_shared<Shared>()) {
+    trainyard::k8s::KubeConfig config;
+    if (o.kubeconfig.empty()) {
+      if (auto in = trainyard::k8s::inClusterConfig()) config = *in;
+      else config = trainyard::k8s::loadKubeConfig("", o.context);
+    } else {
+      config = trainyard::k8s::loadKubeConfig(o.kubeconfig, o.context);
+    }
+    s_->ns = o.ns.empty() ? config.ns : o.ns;
+    s_->api = std::make_unique<ApiClient>(config);
+    pods_ = fmt::format("/api/v1/namespaces/{}/pods", s_->ns);
+    selector_ = urlEncode(std::string(k8s::kManagedBy) + "=trainyard");
+    std::thread([s = s_, path = pods_, sel = selector_] { watchPods(s, path, sel); }).detach();
+  }
+  ~KubernetesBackend() override {
+    s_->stopping = true;
+    s_->changed.notify_all();
+  }
+
+  std::string name() const override { return "kubernetes"; }
+  Capabilities capabilities() const override {
+    Capabilities c;
+    c.enforces_memory = true;
+    c.runs_images = true;
+    c.survives_restart = true;
+    return c;
+  }
+
+  std::vector<sched::Node> capacity() override {
+    auto nodes = trainyard::k8s::nodesFromList(call([&] { return s_->api->get("/api/v1/nodes"); }));
+    // What pods Trainyard does not run already hold on each node is not its to give.
+    auto pods = call([&] { return s_->api->get("/api/v1/pods?fieldSelector=" + urlEncode("status.phase!=Succeeded,status.phase!=Failed")); });
+    std::map<std::string, sched::Resources> held;
+    for (const auto& p : pods["items"]) {
+      const auto& labels = p["metadata"].value("labels", json::object());
+      if (labels.value(k8s::kManagedBy, "") == "trainyard") continue;
+      std::string node = p["spec"].value("nodeName", "");
+      if (node.empty()) continue;
+      for (const auto& c : p["spec"]["containers"]) {
+        json req = c.value("resources", json::object()).value("requests", json::object());
+        auto& h = held[node];
+        if (req.contains("cpu") && req["cpu"].is_string()) h.cpu_millis += spec::parseCpuMillis(req["cpu"].get<std::string>()).value_or(0);
+        if (req.contains("memory") && req["memory"].is_string())
+          h.memory_bytes += spec::parseMemoryBytes(req["memory"].get<std::string>()).value_or(0);
+      }
+    }
+    for (auto& n : nodes) {
+      auto it = held.find(n.name);
+      if (it == held.end()) continue;
+      n.allocatable.cpu_millis = std::max<int64_t>(0, n.allocatable.cpu_millis - it->second.cpu_millis);
+      n.allocatable.memory_bytes = std::max<int64_t>(0, n.allocatable.memory_bytes - it->second.memory_bytes);
+    }
+    return nodes;
+  }
+
+  std::vector<Endpoint> resolvePeers(const PlacedJob& job) override {
+    std::vector<Endpoint> out;
+    for (size_t i = 0; i < job.replicas.size(); ++i) out.push_back({k8s::serviceName(job, job.replicas[i]), k8s::peerPort(job.uid, i)});
+    return out;
+  }
+
+  void launch(const PlacedJob& job) override {
+    {
+      std::lock_guard lk(s_->mu);
+      auto it = s_->names.find(job.uid);
+      if (it != s_->names.end() && it->second.second == job.attempt) return;  // launched already
+    }
+    // Shapes first: a replica this backend cannot run fails before anything is created.
+    std::vector<json> pods;
+    for (size_t i = 0; i < job.replicas.size(); ++i)
+      if (job.replicas[i].run) pods.push_back(k8s::podFor(job, job.replicas[i], i, opts_));
+    std::vector<std::string> created;
+    try {
+      if (!job.files.empty()) createOrKeep(fmt::format("/api/v1/namespaces/{}/configmaps", s_->ns), k8s::configMapFor(job));
+      for (const auto& r : job.replicas) createOrKeep(fmt::format("/api/v1/namespaces/{}/services", s_->ns), k8s::serviceFor(job, r));
+      for (size_t i = 0, p = 0; i < job.replicas.size(); ++i) {
+        const auto& r = job.replicas[i];
+        if (!r.run) continue;
+        const json& pod = pods[p++];
+        std::string name = pod["metadata"]["name"];
+        createOrKeep(pods_, pod);
+        created.push_back(name);
+        // Bound where Trainyard's scheduler placed it (the gang's placement).
+        json binding = {{"apiVersion", "v1"},
+                        {"kind", "Binding"},
+                        {"metadata", {{"name", name}}},
+                        {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", r.node}}}};
+        auto res = s_->api->request("POST", pods_ + "/" + name + "/binding", binding.dump());
+        if (res.status >= 400 && res.status != 409)
+          throw ApiError(res.status, "", fmt::format("binding pod {} to node {}: {} {}", name, r.node, res.status, res.body.substr(0, 300)));
+      }
+    } catch (const ApiError& e) {
+      // All or none: what was created goes.
+      for (const auto& name : created) s_->api->remove(pods_ + "/" + name);
+      throw BackendError(e.what(), transient(e));
+    }
+    std::lock_guard lk(s_->mu);
+    s_->names[job.uid] = {job.name, job.attempt};
+  }
+
+  void stop(const std::string& uid, std::chrono::milliseconds grace) override {
+    int attempt = attemptOf(uid);
+    json opts = {{"kind", "DeleteOptions"},
+                 {"apiVersion", "v1"},
+                 {"gracePeriodSeconds", std::max<int64_t>(1, (grace.count() + 999) / 1000)},
+                 {"propagationPolicy", "Background"}};
+    std::string sel = urlEncode(fmt::format("{}={},{}={}", k8s::kJobUid, uid, k8s::kAttempt, attempt));
+    try {
+      s_->api->request("DELETE", pods_ + "?labelSelector=" + sel, opts.dump());
+    } catch (const ApiError&) {
+      // Unreachable now: the controller stops again (a stop is repeated until the replicas end).
+    }
+  }
+
+  std::vector<ReplicaStatus> observe(const std::string& uid) override {
+    auto all = observeAll();
+    auto it = all.find(uid);
+    return it == all.end() ? std::vector<ReplicaStatus>{} : it->second;
+  }
+
+  std::map<std::string, std::vector<ReplicaStatus>> observeAll() override {
+    std::map<std::string, std::vector<ReplicaStatus>> out;
+    json list;
+    try {
+      list = s_->api->get(pods_ + "?labelSelector=" + selector_);
+    } catch (const ApiError&) {
+      return last_;  // the API server unreachable for a moment: nothing changed as far as we know
+    }
+    std::map<std::string, int> attempts;
+    {
+      std::lock_guard lk(s_->mu);
+      for (const auto& [uid, na] : s_->names) attempts[uid] = na.second, out[uid];
+    }
+    for (const auto& pod : list["items"]) {
+      const auto& labels = pod["metadata"].value("labels", json::object());
+      std::string uid = labels.value(k8s::kJobUid, "");
+      auto it = attempts.find(uid);
+      if (it == attempts.end() || std::to_string(it->second) != labels.value(k8s::kAttempt, "")) continue;
+      out[uid].push_back(k8s::statusOf(pod));
+    }
+    last_ = out;
+    return out;
+  }
+
+  LogChunk readLogAt(const std::string& uid, int attempt, const std::string& replica, const std::string& cursor,
+                     size_t max_bytes) override {
+    std::string pod;
+    try {
+      std::string sel = urlEncode(fmt::format("{}={},{}={}", k8s::kJobUid, uid, k8s::kAttempt, attempt));
+      json list = s_->api->get(pods_ + "?labelSelector=" + sel);  // kept: a range-for over a temporary's member dangles
+      for (const auto& p : list["items"])
+        if (k8s::statusOf(p).name == replica) pod = p["metadata"]["name"];
+      if (pod.empty()) return {"", cursor};
+      // The log API has no byte offsets: read up to the cursor's offset plus
+      // what is asked for, and keep what lies beyond the cursor.
+      auto probe = cursorOffset(cursor, 0, "k");
+      uint64_t offset = probe.value_or(0);
+      bool tail = cursor.rfind("tail:", 0) == 0;
+      size_t limit = tail ? (16u << 20) : offset + max_bytes;
+      auto r = s_->api->request("GET", fmt::format("{}/{}/log?container=trainyard&limitBytes={}", pods_, pod, limit));
+      if (r.status != 200) return {"", cursor};
+      if (tail) offset = cursorOffset(cursor, r.body.size(), "k").value_or(0);
+      else if (!probe) return {"", cursor};
+      if (offset >= r.body.size()) return {"", offsetCursor(offset, "k")};
+      std::string bytes = r.body.substr(offset, max_bytes);
+      return {bytes, offsetCursor(offset + bytes.size(), "k")};
+    } catch (const ApiError&) {
+      return {"", cursor};
+    }
+  }
+
+  LogChunk readFileAt(const std::string&, int, const std::string&, const std::string&, const std::string& cursor,
+                      size_t) override {
+    // A file inside a pod's container is not reachable from here without
+    // exec; the File metrics collector needs a shared volume (not yet).
+    return {"", cursor};
+  }
+
+  void waitForChange(std::chrono::milliseconds timeout) override {
+    std::unique_lock lk(s_->mu);
+    uint64_t seen = s_->generation;
+    s_->changed.wait_for(lk, timeout, [&] { return s_->generation != seen || s_->stopping; });
+  }
+
+  std::vector<ReplicaStatus> reattach(const std::string& uid, int attempt, const std::vector<ReplicaStatus>& recorded) override {
+    {
+      std::lock_guard lk(s_->mu);
+      s_->names[uid] = {"", attempt};
+    }
+    auto live = observe(uid);
+    for (const auto& r : recorded)
+      if (std::none_of(live.begin(), live.end(), [&](const auto& s) { return s.name == r.name; })) {
+        ReplicaStatus lost = r;
+        lost.phase = ReplicaPhase::Exited;
+        lost.signal = 9;
+        lost.reason = "Lost";
+        lost.message = "its pod no longer exists";
+        live.push_back(lost);
+      }
+    return live;
+  }
+
+  void release(const std::string& uid) override {
+    std::string sel = urlEncode(fmt::format("{}={}", k8s::kJobUid, uid));
+    json now = {{"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"gracePeriodSeconds", 0}, {"propagationPolicy", "Background"}};
+    try {
+      s_->api->request("DELETE", pods_ + "?labelSelector=" + sel, now.dump());
+      s_->api->request("DELETE", fmt::format("/api/v1/namespaces/{}/configmaps?labelSelector={}", s_->ns, sel));
+      // Services have no deletecollection: one by one.
+      json services = s_->api->get(fmt::format("/api/v1/namespaces/{}/services?labelSelector={}", s_->ns, sel));
+      for (const auto& svc : services["items"])
+        s_->api->remove(fmt::format("/api/v1/namespaces/{}/services/{}", s_->ns, svc["metadata"]["name"].get<std::string>()));
+    } catch (const ApiError&) {
+      // Left for the garbage collector of a later release (labels say whose they are).
+    }
+    std::lock_guard lk(s_->mu);
+    s_->names.erase(uid);
+  }
+
+  std::vector<std::string> warnings() const override { return {}; }
+
+ private:
+  template <typename F>
+  json call(F f) {
+    try {
+      return f();
+    } catch (const ApiError& e) {
+      throw BackendError(e.what(), transient(e));
+    }
+  }
+  void createOrKeep(const std::string& collection, const json& object) {
+    auto r = s_->api->request("POST", collection, object.dump());
+    if (r.status == 409) return;  // launched before (idempotent by uid and attempt)
+    if (r.status >= 400) {
+      std::string message = r.body.substr(0, 300);
+      try {
+        message = json::parse(r.body).value("message", message);
+      } catch (const json::exception&) {
+      }
+      throw ApiError(r.status, "", fmt::format("creating {} {}: {}", object.value("kind", ""),
+                                               object["metadata"].value("name", ""), message));
+    }
+  }
+  int attemptOf(const std::string& uid) {
+    std::lock_guard lk(s_->mu);
+    auto it = s_->names.find(uid);
+    return it == s_->names.end() ? 0 : it->second.second;
+  }
+
+  // Wakes waitForChange on every change of Trainyard's pods: list for a
+  // resourceVersion, watch from it, again after the server ends the watch
+  // or a 410.
+  static void watchPods(std::shared_ptr<Shared> s, std::string path, std::string sel) {
+    std::string rv;
+    while (!s->stopping) {
+      try {
+        if (rv.empty()) rv = s->api->get(path + "?labelSelector=" + sel + "&limit=1")["metadata"].value("resourceVersion", "");
+        rv = s->api->watch(path + "?labelSelector=" + sel, rv, [&](const std::string& type, const json&) {
+          if (type != "BOOKMARK") {
+            std::lock_guard lk(s->mu);
+            ++s->generation;
+            s->changed.notify_all();
+          }
+          return !s->stopping.load();
+        }, 10);
+      } catch (const ApiError&) {
+        rv.clear();  // 410, or the server away: list again
+        std::unique_lock lk(s->mu);
+        s->changed.wait_for(lk, std::chrono::seconds(1), [&] { return s->stopping.load(); });
+      }
+    }
+  }
+
+  KubernetesOptions opts_;
+  std::shared_ptr<Shared> s_;
+  std::string pods_, selector_;
+  std::map<std::string, std::vector<ReplicaStatus>> last_;
+};
+
+}  // namespace
+}  // namespace trainyard::backend
+
+// The plugin's entry point (libtrainyard_k8s.so; see util/plugin.h).
+extern "C" __attribute__((visibility("default"))) trainyard::backend::Backend* trainyard_kubernetes_backend(
+    const trainyard::backend::KubernetesOptions* opts) {
+  return new trainyard::backend::KubernetesBackend(*opts);
+}

@@ -1,0 +1,17 @@
+// Options of the kubernetes backend (header only: no TLS library here; the
+// backend itself is the plugin libtrainyard_k8s.so).
+#pragma once
+#include <string>
+
+namespace trainyard::backend {
+
+struct KubernetesOptions {
+  std::string kubeconfig;  // "" = KUBECONFIG, ~/.kube/config, then the pod's service account
+  std::string context;     // "" = current-context
+  std::string ns;          // "" = the context's namespace
+  // Pods use the node's network (clusters without a pod network, such as
+  // the test clusters here). Peers then share the node's ports.
+  bool host_network = false;
+};
+
+}  // namespace trainyard::backend

@@ -1,0 +1,169 @@
+#include "backend/kubernetes/pods.h"
+
+#include <ctime>
+#include <functional>
+
+#include <fmt/format.h>
+
+namespace trainyard::backend::k8s {
+using json = nlohmann::json;
+
+namespace {
+
+// A DNS-1123 label (Service names must be one): lowercase alphanumerics and
+// '-', at most 63 characters; longer names keep a hash of the whole.
+std::string dnsLabel(const std::string& raw) {
+  std::string s;
+  for (char c : raw) {
+    unsigned char u = static_cast<unsigned char>(c);
+    s += std::isalnum(u) ? static_cast<char>(std::tolower(u)) : '-';
+  }
+  while (!s.empty() && s.front() == '-') s.erase(s.begin());
+  while (!s.empty() && s.back() == '-') s.pop_back();
+  if (s.empty()) s = "job";
+  if (s.size() > 63) {
+    s = s.substr(0, 54) + fmt::format("-{:08x}", static_cast<uint32_t>(std::hash<std::string>{}(raw)));
+  }
+  return s;
+}
+
+std::string quantityCpu(int64_t millis) { return millis % 1000 == 0 ? std::to_string(millis / 1000) : fmt::format("{}m", millis); }
+
+double parseTime(const json& t) {
+  if (!t.is_string()) return 0;
+  std::tm tm{};
+  const std::string s = t.get<std::string>();
+  if (!strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
+  return static_cast<double>(timegm(&tm));
+}
+
+json labelsFor(const PlacedJob& job, const ReplicaLaunch& r) {
+  json l = {{kManagedBy, "trainyard"},
+            {"trainyard.dev/job-name", dnsLabel(job.name)},
+            {kJobUid, job.uid},
+            {"trainyard.dev/replica-type", dnsLabel(r.role)},
+            {"trainyard.dev/replica-index", std::to_string(r.index)},
+            {kReplicaName, dnsLabel(r.name)},
+            {kAttempt, std::to_string(job.attempt)}};
+  if (r.role == "master" || (r.role == "worker" && r.index == 0)) l["trainyard.dev/job-role"] = "master";
+  return l;
+}
+
+}  // namespace
+
+std::string serviceName(const PlacedJob& job, const ReplicaLaunch& r) { return dnsLabel(job.name + "-" + r.name); }
+std::string podName(const PlacedJob& job, const ReplicaLaunch& r) {
+  return dnsLabel(fmt::format("{}-{}-{}", job.name, r.name, job.attempt));
+}
+std::string configMapName(const PlacedJob& job) { return dnsLabel(fmt::format("{}-config-{}", job.name, job.attempt)); }
+
+int peerPort(const std::string& uid, size_t index) {
+  return 20000 + static_cast<int>((std::hash<std::string>{}(uid) % 2000) * 10 + index % 10);
+}
+
+json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const KubernetesOptions& o) {
+  if (r.image.empty())
+    throw BackendError(fmt::format("replica {}: the kubernetes backend runs containers, and this replica has no image "
+                                   "(set spec.image, or the role's image)",
+                                   r.name),
+                       false);
+  json env = json::array();
+  // First, so that $(TRAINYARD_CONFIG_DIR) in later values expands (the
+  // kubelet expands references to variables defined before).
+  if (!job.files.empty()) env.push_back({{"name", "TRAINYARD_CONFIG_DIR"}, {"value", kConfigDir}});
+  env.push_back({{"name", "TRAINYARD_ATTEMPT"}, {"value", std::to_string(job.attempt)}});
+  for (const auto& [k, v] : r.env) env.push_back({{"name", k}, {"value", v}});
+  json resources = json::object();
+  json requests = json::object(), limits = json::object();
+  if (r.resources.cpu_millis > 0) requests["cpu"] = quantityCpu(r.resources.cpu_millis);
+  if (r.resources.memory_bytes > 0) requests["memory"] = limits["memory"] = std::to_string(r.resources.memory_bytes);
+  if (r.resources.gpu > 0) requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = std::to_string(r.resources.gpu);
+  if (!requests.empty()) resources["requests"] = requests;
+  if (!limits.empty()) resources["limits"] = limits;
+  json container = {{"name", "trainyard"}, {"image", r.image}, {"command", r.argv}, {"env", env}, {"resources", resources},
+                    {"imagePullPolicy", "IfNotPresent"}};
+  if (!r.working_dir.empty()) container["workingDir"] = r.working_dir;
+  (void)index;
+  json spec = {{"restartPolicy", "Never"},
+               // Trainyard places the gang and binds each pod (pods/binding):
+               // kube-scheduler leaves pods of another scheduler alone.
+               {"schedulerName", "trainyard"},
+               {"enableServiceLinks", false},
+               {"containers", json::array({container})}};
+  if (o.host_network) spec["hostNetwork"] = true, spec["dnsPolicy"] = "ClusterFirstWithHostNet";
+  if (!job.files.empty()) {
+    spec["volumes"] = json::array({{{"name", "trainyard-config"}, {"configMap", {{"name", configMapName(job)}}}}});
+    spec["containers"][0]["volumeMounts"] = json::array({{{"name", "trainyard-config"}, {"mountPath", kConfigDir}}});
+  }
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", podName(job, r)}, {"labels", labelsFor(job, r)},
+                        // The replica's own name (labels are DNS-shaped).
+                        {"annotations", {{"trainyard.dev/replica", r.name}}}}},
+          {"spec", spec}};
+}
+
+json serviceFor(const PlacedJob& job, const ReplicaLaunch& r) {
+  json labels = labelsFor(job, r);
+  labels.erase(kAttempt);  // one Service for every attempt of the replica
+  return {{"apiVersion", "v1"},
+          {"kind", "Service"},
+          {"metadata", {{"name", serviceName(job, r)}, {"labels", labels}}},
+          {"spec", {{"clusterIP", "None"}, {"selector", {{kJobUid, job.uid}, {kReplicaName, dnsLabel(r.name)}}}}}};
+}
+
+json configMapFor(const PlacedJob& job) {
+  json data = json::object();
+  for (const auto& f : job.files) data[f.name] = f.content;
+  json labels = {{kManagedBy, "trainyard"}, {kJobUid, job.uid}, {kAttempt, std::to_string(job.attempt)}};
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", configMapName(job)}, {"labels", labels}}},
+          {"data", data}};
+}
+
+ReplicaStatus statusOf(const json& pod) {
+  ReplicaStatus s;
+  const json& meta = pod.value("metadata", json::object());
+  const json& labels = meta.value("labels", json::object());
+  s.name = meta.value("annotations", json::object()).value("trainyard.dev/replica", labels.value(kReplicaName, ""));
+  s.attempt = std::atoi(labels.value(kAttempt, "0").c_str());
+  s.handle = meta.value("uid", "");
+  s.log_ref = fmt::format("pod:{}/{}", meta.value("namespace", ""), meta.value("name", ""));
+  const json& st = pod.value("status", json::object());
+  s.started_at = parseTime(st.value("startTime", json()));
+  std::string phase = st.value("phase", "Pending");
+  const json* container = nullptr;
+  if (st.contains("containerStatuses") && st["containerStatuses"].is_array() && !st["containerStatuses"].empty())
+    container = &st["containerStatuses"][0];
+  const json state = container ? container->value("state", json::object()) : json::object();
+  if (phase == "Succeeded" || phase == "Failed" || state.contains("terminated")) {
+    s.phase = ReplicaPhase::Exited;
+    const json term = state.value("terminated", json::object());
+    s.finished_at = parseTime(term.value("finishedAt", json()));
+    if (term.contains("exitCode")) s.exit_code = term["exitCode"].get<int>();
+    if (term.contains("signal")) s.signal = term["signal"].get<int>(), s.exit_code.reset();
+    s.reason = term.value("reason", phase == "Succeeded" ? "Completed" : "Error");
+    s.message = term.value("message", "");
+    if (st.value("reason", "") == "Evicted") s.reason = "Evicted", s.message = st.value("message", "");
+    if (!s.exit_code && !s.signal) s.exit_code = phase == "Succeeded" ? 0 : 1;
+    return s;
+  }
+  if (phase == "Running") {
+    s.phase = ReplicaPhase::Running;
+    return s;
+  }
+  s.phase = ReplicaPhase::Pending;
+  // Why: the container's waiting reason, else the scheduling condition.
+  if (state.contains("waiting")) {
+    s.reason = state["waiting"].value("reason", "");
+    s.message = state["waiting"].value("message", "");
+  }
+  if (s.reason.empty() && st.contains("conditions") && st["conditions"].is_array())
+    for (const auto& c : st["conditions"])
+      if (c.value("type", "") == "PodScheduled" && c.value("status", "") == "False")
+        s.reason = c.value("reason", "Unschedulable"), s.message = c.value("message", "");
+  return s;
+}
+
+}  // namespace trainyard::backend::k8s
