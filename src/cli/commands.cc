@@ -104,7 +104,9 @@ struct ForegroundRuntime {
     backend::LocalBackendOptions bo = backend::localBackendOptionsFromEnv();
     bo.tie_to_parent = true;
     applyClusterFlags(o.cluster, bo, options);
-    backend = backend::backendFactory(o.backend, bo, o.cluster.kube)();
+    auto kube = o.cluster.kube;
+    kube.log_root = (fs::absolute(g.data_dir) / "logs").string();
+    backend = backend::backendFactory(o.backend, bo, kube)();
     options.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
     options.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   }

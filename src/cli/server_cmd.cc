@@ -185,7 +185,9 @@ int cmdServer(const ServerCliOptions& o) {
   hooks.on_pass = [&](double s) { metrics.observe("trainyard_reconcile_pass_seconds", {}, s); };
   backend::BackendFactory make_backend;
   try {
-    make_backend = backend::backendFactory(o.backend, bo, o.cluster.kube);
+    auto kube = o.cluster.kube;
+    kube.log_root = bo.log_root;
+    make_backend = backend::backendFactory(o.backend, bo, kube);
   } catch (const std::invalid_argument& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;

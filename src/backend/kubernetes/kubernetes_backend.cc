@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -157,8 +159,10 @@ class KubernetesBackend final : public Backend {
                  {"gracePeriodSeconds", std::max<int64_t>(1, (grace.count() + 999) / 1000)},
                  {"propagationPolicy", "Background"}};
     std::string sel = urlEncode(fmt::format("{}={},{}={}", k8s::kJobUid, uid, k8s::kAttempt, attempt));
+    // Only pods still running: a finished one keeps its log for release().
+    std::string running = urlEncode("status.phase!=Succeeded,status.phase!=Failed");
     try {
-      s_->api->request("DELETE", pods_ + "?labelSelector=" + sel, opts.dump());
+      s_->api->request("DELETE", pods_ + "?labelSelector=" + sel + "&fieldSelector=" + running, opts.dump());
     } catch (const ApiError&) {
       // Unreachable now: the controller stops again (a stop is repeated until the replicas end).
     }
@@ -202,7 +206,13 @@ class KubernetesBackend final : public Backend {
       json list = s_->api->get(pods_ + "?labelSelector=" + sel);  // kept: a range-for over a temporary's member dangles
       for (const auto& p : list["items"])
         if (k8s::statusOf(p).name == replica) pod = p["metadata"]["name"];
-      if (pod.empty()) return {"", cursor};
+      if (pod.empty()) {
+        // Released: its log was kept where the local backend keeps logs.
+        if (opts_.log_root.empty()) return {"", cursor};
+        std::string local = cursor.rfind('k', 0) == 0 ? cursor.substr(1) : cursor;  // "" and tail:N as they are
+        auto c = readLocalLog(opts_.log_root + "/" + uid, replica, attempt, local, max_bytes);
+        return {c.bytes, c.next == local ? cursor : "k" + c.next};
+      }
       // The log API has no byte offsets: read up to the cursor's offset plus
       // what is asked for, and keep what lies beyond the cursor.
       auto probe = cursorOffset(cursor, 0, "k");
@@ -256,6 +266,21 @@ class KubernetesBackend final : public Backend {
     std::string sel = urlEncode(fmt::format("{}={}", k8s::kJobUid, uid));
     json now = {{"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"gracePeriodSeconds", 0}, {"propagationPolicy", "Background"}};
     try {
+      // Logs outlive pods: every attempt's log is kept before its pod goes.
+      if (!opts_.log_root.empty()) {
+        json pods = s_->api->get(pods_ + "?labelSelector=" + sel);
+        std::filesystem::path dir = std::filesystem::path(opts_.log_root) / uid;
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        for (const auto& p : pods["items"]) {
+          auto st = k8s::statusOf(p);
+          auto r = s_->api->request("GET", fmt::format("{}/{}/log?container=trainyard&limitBytes={}", pods_,
+                                                       p["metadata"]["name"].get<std::string>(), 64u << 20));
+          if (r.status != 200) continue;
+          std::ofstream out(dir / logFileName(st.name, st.attempt), std::ios::binary | std::ios::trunc);
+          out << r.body;
+        }
+      }
       s_->api->request("DELETE", pods_ + "?labelSelector=" + sel, now.dump());
       s_->api->request("DELETE", fmt::format("/api/v1/namespaces/{}/configmaps?labelSelector={}", s_->ns, sel));
       // Services have no deletecollection: one by one.

@@ -12,6 +12,9 @@ struct KubernetesOptions {
   // Pods use the node's network (clusters without a pod network, such as
   // the test clusters here). Peers then share the node's ports.
   bool host_network = false;
+  // Where a finished job's pod logs are kept (<log_root>/<uid>, the local
+  // backend's layout) when its pods are removed: logs outlive pods.
+  std::string log_root;
 };
 
 }  // namespace trainyard::backend

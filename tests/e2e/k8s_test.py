@@ -1,0 +1,201 @@
+"""End-to-end: `trainyard run --backend kubernetes` on a real control plane (the ctest fixture
+"k8s": etcd, kube-apiserver, scheduler and controller-manager v1.28.7) with kubelet stand-ins
+(tests/k8s/kubelet_standin.py) as its nodes. Skipped, saying why, where there is no cluster."""
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+from common import E2E, SOURCE_DIR
+
+CLUSTER = os.environ.get("TRAINYARD_TEST_K8S_DIR", "")
+
+
+def skip_reason():
+    if not CLUSTER:
+        return "TRAINYARD_TEST_K8S_DIR not set: run through ctest (fixture k8s)"
+    skipped = os.path.join(CLUSTER, "skipped")
+    if os.path.exists(skipped):
+        with open(skipped) as f:
+            return f.read().strip()
+    return ""
+
+
+class KubernetesE2E(E2E):
+    """Each test class gets its own namespace and its own stand-in nodes, labelled with a pool of
+    its own, and its jobs select that pool: tests running beside it on the same cluster (and their
+    nodes) do not meet."""
+    pool = "e2e"
+    nodes = ("e2e-a", "e2e-b")
+
+    @classmethod
+    def setUpClass(cls):
+        why = skip_reason()
+        if why:
+            raise unittest.SkipTest("SKIPPED, no Kubernetes: " + why)
+        cls.cluster = os.path.join(CLUSTER, "cluster")
+        env = {}
+        with open(os.path.join(cls.cluster, "env")) as f:
+            for line in f:
+                if line.startswith("export ") and "=" in line:
+                    k, v = line[7:].strip().split("=", 1)
+                    env[k] = v.strip('"')
+        cls.api, cls.token = env["KUBE_API"], env["KUBE_TOKEN"]
+        cls.kubeconfig = os.path.join(cls.cluster, "kubeconfig")
+        cls.ns = f"ty-{cls.pool}-{os.getpid()}"  # a namespace being deleted by an earlier run refuses new pods
+        cls.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cls.ns}})
+        cls.standins = []
+        for n in cls.nodes:
+            state = os.path.join(CLUSTER, "standin-" + n)
+            os.makedirs(state, exist_ok=True)
+            ready = os.path.join(state, "ready")
+            if os.path.exists(ready):
+                os.remove(ready)
+            with open(os.path.join(state, "log"), "w") as log:
+                p = subprocess.Popen([sys.executable, os.path.join(SOURCE_DIR, "tests/k8s/kubelet_standin.py"), "--cluster",
+                                      cls.cluster, "--node", n, "--state", state, "--cpu", "2", "--memory", "4Gi",
+                                      "--labels", f"pool={cls.pool}"], stdout=log, stderr=subprocess.STDOUT)
+            cls.standins.append(p)
+            cls.poll(f"stand-in {n} ready", lambda: os.path.exists(ready), timeout=60)
+        # A new node is schedulable once the node lifecycle controller lifts its not-ready taint.
+        def schedulable():
+            st, nodes = cls.call("GET", f"/api/v1/nodes?labelSelector=pool%3D{cls.pool}")
+            return st == 200 and len(nodes["items"]) == len(cls.nodes) and all(
+                not any(t["effect"] in ("NoSchedule", "NoExecute") for t in n["spec"].get("taints", [])) and
+                any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+                for n in nodes["items"])
+        cls.poll("stand-in nodes schedulable", schedulable, timeout=90)
+
+    @staticmethod
+    def poll(what, predicate, timeout):
+        """Polls an observable condition (a file, the API's view of a node)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in getattr(cls, "standins", []):
+            p.terminate()
+            p.wait(timeout=30)
+        for n in getattr(cls, "nodes", ()):
+            if hasattr(cls, "api"):
+                cls.call("DELETE", f"/api/v1/nodes/{n}")
+        if hasattr(cls, "api"):
+            cls.call("DELETE", f"/api/v1/namespaces/{cls.ns}")
+
+    @classmethod
+    def call(cls, method, path, body=None):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        req = urllib.request.Request(cls.api + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode())
+        req.add_header("Authorization", "Bearer " + cls.token)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def run_k8s(self, spec_file, check=0, timeout=300):
+        p = self.ty("run", "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
+                    "--host-network", spec_file, check=check, timeout=timeout)
+        return p.stdout + p.stderr if check == 0 else p
+
+    def pods(self, job):
+        st, pods = self.call("GET", f"/api/v1/namespaces/{self.ns}/pods?labelSelector=trainyard.dev%2Fjob-name%3D{job}")
+        return pods.get("items", [])
+
+
+class Jobs(KubernetesE2E):
+    def test_a_job_runs_in_a_pod_and_its_metrics_come_through_pods_log(self):
+        spec = self.write("job.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: k8s-hello}}
+            spec:
+              image: debian:12
+              nodeSelector: {{pool: {self.pool}}}
+              command: [/bin/sh, -c, 'for i in 1 2 3; do echo "epoch=$i loss=0.$i"; done; echo "pod $HOSTNAME"']
+              resources: {{cpu: 1, memory: 128Mi}}
+            """)
+        out = self.run_k8s(spec)
+        self.assertIn("k8s-hello Succeeded", out)
+        self.assertIn("pod k8s-hello-worker-0-0", out)  # the log, read through the pods/log API
+        self.assertIn("loss=0.3", out)
+        d = self.job("k8s-hello")
+        self.assertEqual(d["attempts"][0]["reason"], "Completed")
+        self.assertRegex(d["attempts"][0]["handle"], r"^[0-9a-f-]{36}$")  # the pod's UID
+        self.assertEqual(self.pods("k8s-hello"), [], "the job's pods were not released")
+        # Its log outlives the pod: kept in the data dir when the job was released.
+        self.assertIn("pod k8s-hello-worker-0-0", self.ty("logs", "k8s-hello", check=0).stdout)
+        metrics = self.tyjson("get", "metrics", "k8s-hello", "--all")
+        self.assertIn("loss", json.dumps(metrics))
+
+    def test_a_gang_spreads_over_nodes_and_peers_reach_each_other_by_service_name(self):
+        script = ("import os, socket\n"
+                  "rank = int(os.environ['RANK'])\n"
+                  "addr, port = os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT'])\n"
+                  "if rank == 0:\n"
+                  "    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                  "    s.bind(('0.0.0.0', port)); s.listen(1); c, _ = s.accept()\n"
+                  "    print('master got', c.recv(64).decode(), 'on', os.environ['WORLD_SIZE'], 'ranks', flush=True)\n"
+                  "else:\n"
+                  "    import time\n"
+                  "    for _ in range(300):\n"
+                  "        try:\n"
+                  "            c = socket.create_connection((addr, port)); break\n"
+                  "        except OSError: time.sleep(0.1)\n"
+                  "    c.sendall(b'hello from rank %d via %s' % (rank, addr.encode())); print('sent', flush=True)\n")
+        self.write("peer.py", script)
+        spec = self.write("gang.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: k8s-gang}}
+            spec:
+              framework: pytorch
+              replicas: 2
+              placement: spread
+              image: debian:12
+              nodeSelector: {{pool: {self.pool}}}
+              workingDir: {self.dir}
+              command: [/usr/bin/python3, peer.py]
+              resources: {{cpu: 1, memory: 128Mi}}
+            """)
+        out = self.run_k8s(spec)
+        self.assertIn("k8s-gang Succeeded", out)
+        # MASTER_ADDR is rank 0's Service name, resolved on the other node.
+        self.assertIn("master got hello from rank 1 via k8s-gang-master-0 on 2 ranks", out)
+        d = self.job("k8s-gang")
+        scheduled = [e["message"] for e in d["events"] if e["reason"] == "Scheduled"]
+        self.assertTrue(scheduled and all(n in scheduled[0] for n in self.nodes), scheduled)  # spread: one per node
+        for n in self.nodes:  # and each pod was bound to its node (its stand-in ran it)
+            self.assertTrue(any(f.startswith(f"{self.ns}_k8s-gang-") for f in os.listdir(os.path.join(CLUSTER, "standin-" + n))), n)
+
+    def test_a_replica_without_an_image_fails_clearly(self):
+        spec = self.write("noimage.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: k8s-noimage}}
+            spec:
+              nodeSelector: {{pool: {self.pool}}}
+              command: [/bin/true]
+            """)
+        p = self.run_k8s(spec, check=None)
+        self.assertNotEqual(p.returncode, 0)
+        d = self.job("k8s-noimage")
+        self.assertEqual(d["phase"], "Failed")
+        self.assertIn("has no image", d["message"])
+
+
+if __name__ == "__main__":
+    unittest.main()
