@@ -669,6 +669,9 @@ void addClusterFlags(CLI::App& cmd, ClusterFlags& f) {
   cmd.add_option("--context", f.kube.context, "--backend kubernetes: the kubeconfig context (default: its current-context)");
   cmd.add_option("--namespace", f.kube.ns, "--backend kubernetes: where pods go (default: the context's namespace)");
   cmd.add_flag("--host-network", f.kube.host_network, "--backend kubernetes: pods use their node's network (clusters without a pod network)");
+  cmd.add_option("--eviction-seconds", f.kube.eviction_seconds,
+                 "--backend kubernetes: how long a replica stays on a node that stopped answering before it is evicted and its gang restarts")
+      ->check(CLI::Range(0, 86400))->capture_default_str();
 }
 
 // Local `apply`: a Queue or Cohort into the store of --data-dir.

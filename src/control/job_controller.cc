@@ -586,10 +586,11 @@ void JobController::observe(JobRecord& job) {
                           job.spec.backoff_limit));
   });
   event(job, "Warning", "Restarting", what);
-  // A gang with a replica on a node that is gone, down or drained is placed again.
+  // A gang with a replica on a node that is gone, down or drained (by an
+  // administrator, or by its backend: a Kubernetes node NotReady) is placed again.
   nodeStates();
   for (const auto& p : t.placements) {
-    bool usable = std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& n) { return n.name == p.node; }) &&
+    bool usable = std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& n) { return n.name == p.node && n.schedulable; }) &&
                   std::none_of(node_states_.begin(), node_states_.end(), [&](const auto& s) { return s.name == p.node; });
     if (!usable) {
       requeue(job, "Restarting", fmt::format("{}; node {} cannot be used, so the gang is placed again", what, p.node), false);

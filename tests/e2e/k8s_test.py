@@ -197,5 +197,52 @@ class Jobs(KubernetesE2E):
         self.assertIn("has no image", d["message"])
 
 
+class NodeLoss(KubernetesE2E):
+    pool = "loss"
+    nodes = ("loss-a", "loss-b", "loss-c")
+
+    def test_a_node_that_stops_answering_loses_its_replicas_and_the_gang_restarts_elsewhere(self):
+        spec = self.write("gang.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: k8s-loss}}
+            spec:
+              framework: pytorch
+              replicas: 2
+              placement: spread
+              image: debian:12
+              nodeSelector: {{pool: {self.pool}}}
+              restartPolicy: OnFailure
+              backoffLimit: 2
+              command: [/bin/sh, -c, 'if [ "$TRAINYARD_ATTEMPT" = 0 ]; then exec sleep 600; fi; echo "rank $RANK done on attempt $TRAINYARD_ATTEMPT"']
+              resources: {{cpu: 1, memory: 128Mi}}
+            """)
+        run = self.popen("run", "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
+                         "--host-network", "--eviction-seconds", "3", spec)
+        try:
+            def running():
+                pods = self.pods("k8s-loss")
+                return len(pods) == 2 and all(p.get("status", {}).get("phase") == "Running" for p in pods)
+            self.poll("both replicas running", running, timeout=60)
+            lost = self.pods("k8s-loss")[0]["spec"]["nodeName"]
+            # The node dies: its kubelet stops answering, its processes with it.
+            i = self.nodes.index(lost)
+            self.standins[i].terminate()
+            self.standins[i].wait(timeout=30)
+            out, err = run.communicate(timeout=240)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        self.assertEqual(run.returncode, 0, out + err)
+        self.assertIn("k8s-loss Succeeded", out + err)
+        d = self.job("k8s-loss")
+        self.assertEqual(d["restarts"], 1)
+        first = [a for a in d["attempts"] if a["attempt"] == 0]
+        self.assertIn("NodeLost", {a["reason"] for a in first}, first)
+        scheduled = [e["message"] for e in d["events"] if e["reason"] == "Scheduled"]
+        self.assertEqual(len(scheduled), 2, scheduled)
+        self.assertNotIn(lost, scheduled[1], "the restarted gang went back to the node that is gone")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -15,6 +15,11 @@ struct KubernetesOptions {
   // Where a finished job's pod logs are kept (<log_root>/<uid>, the local
   // backend's layout) when its pods are removed: logs outlive pods.
   std::string log_root;
+  // How long a pod stays on a node that stopped answering before it is
+  // evicted (its NoExecute toleration of not-ready/unreachable). A gang
+  // missing a member cannot progress, so much shorter than Kubernetes'
+  // default of 300 s for services.
+  int eviction_seconds = 30;
 };
 
 }  // namespace trainyard::backend

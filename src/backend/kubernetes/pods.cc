@@ -91,6 +91,10 @@ json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const Ku
                {"enableServiceLinks", false},
                {"containers", json::array({container})}};
   if (o.host_network) spec["hostNetwork"] = true, spec["dnsPolicy"] = "ClusterFirstWithHostNet";
+  spec["tolerations"] = json::array();
+  for (const char* taint : {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
+    spec["tolerations"].push_back(
+        {{"key", taint}, {"operator", "Exists"}, {"effect", "NoExecute"}, {"tolerationSeconds", o.eviction_seconds}});
   if (!job.files.empty()) {
     spec["volumes"] = json::array({{{"name", "trainyard-config"}, {"configMap", {{"name", configMapName(job)}}}}});
     spec["containers"][0]["volumeMounts"] = json::array({{{"name", "trainyard-config"}, {"mountPath", kConfigDir}}});
@@ -132,6 +136,17 @@ ReplicaStatus statusOf(const json& pod) {
   s.log_ref = fmt::format("pod:{}/{}", meta.value("namespace", ""), meta.value("name", ""));
   const json& st = pod.value("status", json::object());
   s.started_at = parseTime(st.value("startTime", json()));
+  // Evicted from a node that stopped answering (the taint manager marks it
+  // DisruptionTarget): no kubelet will ever report its end, so it ends here.
+  if (meta.contains("deletionTimestamp") && st.contains("conditions") && st["conditions"].is_array())
+    for (const auto& c : st["conditions"])
+      if (c.value("type", "") == "DisruptionTarget" && c.value("status", "") == "True") {
+        s.phase = ReplicaPhase::Exited;
+        s.signal = 9;
+        s.reason = c.value("reason", "") == "DeletionByTaintManager" ? "NodeLost" : c.value("reason", "Evicted");
+        s.message = c.value("message", "evicted");
+        return s;
+      }
   std::string phase = st.value("phase", "Pending");
   const json* container = nullptr;
   if (st.contains("containerStatuses") && st["containerStatuses"].is_array() && !st["containerStatuses"].empty())
