@@ -25,6 +25,7 @@ import datetime
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -192,6 +193,18 @@ class Node:
         log = self.log_path(ns, name, c["name"])
         hosts = self.hosts_file(ns)
         started = now_rfc3339()
+        # A program that is not there fails to start, as containerd reports it.
+        prog = argv[0] if argv else ""
+        if not prog or (os.path.isabs(prog) and not os.access(prog, os.X_OK)) or (
+                not os.path.isabs(prog) and shutil.which(prog, path=env["PATH"]) is None):
+            self.patch_status(pod, {"phase": "Failed", "containerStatuses": [
+                {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 128, "reason": "StartError",
+                                          "message": f'exec: "{prog}": stat {prog}: no such file or directory',
+                                          "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}}}]})
+            self.pods[uid] = {"proc": None, "pod": pod, "container": c["name"], "started": now_rfc3339(),
+                              "deleting": None, "image": c.get("image", "")}
+            return
         wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                    'mount --bind "$0" /etc/hosts && cd "$1" && shift && exec "$@"', hosts, wd] + argv
         out = open(log, "ab")
@@ -261,6 +274,8 @@ class Node:
                 self.start(pod)
                 continue
             entry["pod"] = pod
+            if entry["proc"] is None:
+                continue
             if deleting and entry["deleting"] is None and entry["proc"].poll() is None:
                 grace = pod["metadata"].get("deletionGracePeriodSeconds", 30)
                 entry["deleting"] = time.monotonic() + grace
@@ -272,6 +287,14 @@ class Node:
                 entry["deleting"] = time.monotonic()
         for uid, entry in list(self.pods.items()):
             proc = entry["proc"]
+            if proc is None:  # never started: its status is final; removed when deleted
+                if entry["pod"]["metadata"].get("deletionTimestamp") or uid not in seen:
+                    if uid in seen:
+                        ns, name = entry["pod"]["metadata"]["namespace"], entry["pod"]["metadata"]["name"]
+                        self.api.call("DELETE", f"/api/v1/namespaces/{ns}/pods/{name}",
+                                      {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})
+                    del self.pods[uid]
+                continue
             if proc.poll() is None:
                 if entry["deleting"] is not None and time.monotonic() >= entry["deleting"]:
                     try:
@@ -299,6 +322,8 @@ class Node:
     def stop(self):
         self.stopping = True
         for entry in self.pods.values():
+            if entry["proc"] is None:
+                continue
             try:
                 os.killpg(entry["proc"].pid, signal.SIGKILL)
             except ProcessLookupError:

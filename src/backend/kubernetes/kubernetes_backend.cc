@@ -148,11 +148,15 @@ class KubernetesBackend final : public Backend {
       for (const auto& name : created) s_->api->remove(pods_ + "/" + name);
       throw BackendError(e.what(), transient(e));
     }
+    seen_.erase(job.uid);
+    stopping_.erase(job.uid);
+    gang_ended_.erase(job.uid);
     std::lock_guard lk(s_->mu);
     s_->names[job.uid] = {job.name, job.attempt};
   }
 
   void stop(const std::string& uid, std::chrono::milliseconds grace) override {
+    stopping_.insert(uid);
     int attempt = attemptOf(uid);
     json opts = {{"kind", "DeleteOptions"},
                  {"apiVersion", "v1"},
@@ -193,6 +197,31 @@ class KubernetesBackend final : public Backend {
       auto it = attempts.find(uid);
       if (it == attempts.end() || std::to_string(it->second) != labels.value(k8s::kAttempt, "")) continue;
       out[uid].push_back(k8s::statusOf(pod));
+    }
+    for (auto& [uid, statuses] : out) {
+      auto& seen = seen_[uid];
+      for (const auto& [name, last] : seen) {
+        if (std::any_of(statuses.begin(), statuses.end(), [&](const auto& r) { return r.name == name; })) continue;
+        if (last.phase == ReplicaPhase::Exited) {
+          statuses.push_back(last);
+        } else if (stopping_.count(uid)) {
+          ReplicaStatus ended = last;  // deleted by this backend: ended by its signal
+          ended.phase = ReplicaPhase::Exited;
+          ended.signal = 15;
+          ended.exit_code.reset();
+          ended.reason = "Signaled";
+          statuses.push_back(ended);
+        }
+      }
+      for (const auto& r : statuses) seen[r.name] = r;
+      // A member that could not start: the others must not run alone.
+      bool start_error = std::any_of(statuses.begin(), statuses.end(), [](const auto& r) {
+        return r.reason == "StartError" || r.reason == "ContainerCannotRun" || r.reason == "RunContainerError";
+      });
+      if (start_error && !gang_ended_.count(uid)) {
+        gang_ended_.insert(uid);
+        stop(uid, std::chrono::milliseconds(0));
+      }
     }
     last_ = out;
     return out;
@@ -290,6 +319,9 @@ class KubernetesBackend final : public Backend {
     } catch (const ApiError&) {
       // Left for the garbage collector of a later release (labels say whose they are).
     }
+    seen_.erase(uid);
+    stopping_.erase(uid);
+    gang_ended_.erase(uid);
     std::lock_guard lk(s_->mu);
     s_->names.erase(uid);
   }
@@ -352,6 +384,12 @@ class KubernetesBackend final : public Backend {
   std::shared_ptr<Shared> s_;
   std::string pods_, selector_;
   std::map<std::string, std::vector<ReplicaStatus>> last_;
+  // Per job, the last status of each replica of its current attempt: a pod
+  // this backend deleted (stop, or a gang whose member could not start)
+  // vanishes, and its replica is then reported ended, not lost.
+  std::map<std::string, std::map<std::string, ReplicaStatus>> seen_;
+  std::set<std::string> stopping_;    // jobs asked to stop (this attempt)
+  std::set<std::string> gang_ended_;  // jobs whose gang was stopped after a member could not start
 };
 
 }  // namespace
