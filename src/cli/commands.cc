@@ -106,7 +106,13 @@ struct ForegroundRuntime {
     applyClusterFlags(o.cluster, bo, options);
     auto kube = o.cluster.kube;
     kube.log_root = (fs::absolute(g.data_dir) / "logs").string();
-    backend = backend::backendFactory(o.backend, bo, kube)();
+    try {
+      backend = backend::backendFactory(o.backend, bo, kube)();
+    } catch (const std::invalid_argument&) {
+      throw;
+    } catch (const std::exception& e) {  // a kubeconfig that cannot be read, a plugin missing
+      throw UserError(fmt::format("--backend {}: {}", o.backend, e.what()));
+    }
     options.data_dir = fs::absolute(g.data_dir).lexically_normal().string();
     options.grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   }

@@ -188,8 +188,14 @@ int cmdServer(const ServerCliOptions& o) {
     auto kube = o.cluster.kube;
     kube.log_root = bo.log_root;
     make_backend = backend::backendFactory(o.backend, bo, kube);
+    // A backend that cannot be made (a kubeconfig that cannot be read, its
+    // plugin missing) is the user's to fix, said now rather than by the loop.
+    if (o.backend != "local") make_backend();
   } catch (const std::invalid_argument& e) {
     std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "error: --backend " << o.backend << ": " << e.what() << "\n";
     return 2;
   }
   control::ControlPlane plane(so.store, co, make_backend, hooks);

@@ -151,6 +151,10 @@ class KubernetesBackend final : public Backend {
     seen_.erase(job.uid);
     stopping_.erase(job.uid);
     gang_ended_.erase(job.uid);
+    auto& order = order_[job.uid];
+    order.clear();
+    for (const auto& r : job.replicas)
+      if (r.run) order.push_back(r.name);
     std::lock_guard lk(s_->mu);
     s_->names[job.uid] = {job.name, job.attempt};
   }
@@ -214,6 +218,13 @@ class KubernetesBackend final : public Backend {
         }
       }
       for (const auto& r : statuses) seen[r.name] = r;
+      // In the job's replica order (as launched), whatever order the API listed them in.
+      if (auto o = order_.find(uid); o != order_.end()) {
+        auto rank = [&](const ReplicaStatus& r) {
+          return std::find(o->second.begin(), o->second.end(), r.name) - o->second.begin();
+        };
+        std::stable_sort(statuses.begin(), statuses.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+      }
       // A member that could not start: the others must not run alone.
       bool start_error = std::any_of(statuses.begin(), statuses.end(), [](const auto& r) {
         return r.reason == "StartError" || r.reason == "ContainerCannotRun" || r.reason == "RunContainerError";
@@ -322,6 +333,7 @@ class KubernetesBackend final : public Backend {
     seen_.erase(uid);
     stopping_.erase(uid);
     gang_ended_.erase(uid);
+    order_.erase(uid);
     std::lock_guard lk(s_->mu);
     s_->names.erase(uid);
   }
@@ -390,6 +402,7 @@ class KubernetesBackend final : public Backend {
   std::map<std::string, std::map<std::string, ReplicaStatus>> seen_;
   std::set<std::string> stopping_;    // jobs asked to stop (this attempt)
   std::set<std::string> gang_ended_;  // jobs whose gang was stopped after a member could not start
+  std::map<std::string, std::vector<std::string>> order_;  // replica names as launched
 };
 
 }  // namespace
