@@ -10,7 +10,7 @@ import time
 import unittest
 import urllib.request
 
-from common import E2E, SOURCE_DIR
+from common import BIN, E2E, SOURCE_DIR
 
 CLUSTER = os.environ.get("TRAINYARD_TEST_K8S_DIR", "")
 
@@ -242,6 +242,47 @@ class NodeLoss(KubernetesE2E):
         scheduled = [e["message"] for e in d["events"] if e["reason"] == "Scheduled"]
         self.assertEqual(len(scheduled), 2, scheduled)
         self.assertNotIn(lost, scheduled[1], "the restarted gang went back to the node that is gone")
+
+
+class ServerRestart(KubernetesE2E):
+    pool = "srv"
+    nodes = ("srv-a",)
+
+    def test_a_server_killed_mid_job_reattaches_to_its_pod_and_loses_no_metric(self):
+        from server_test import Server
+        go = os.path.join(self.dir, "go")
+        spec = self.write("long.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: k8s-restart}}
+            spec:
+              image: debian:12
+              nodeSelector: {{pool: {self.pool}}}
+              workingDir: {self.dir}
+              command: [/bin/sh, -c, 'for i in 1 2 3 4 5 6; do echo "step=$i loss=0.$i"; if [ $i = 3 ]; then while [ ! -e go ]; do sleep 0.05; done; fi; done']
+              resources: {{cpu: 1, memory: 128Mi}}
+            """)
+        args = ["--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns, "--host-network"]
+        server = Server(self, *args)
+        env = dict(self.env, TRAINYARD_SERVER=server.url)
+        p = subprocess.run([BIN, "--data-dir", self.data, "submit", spec], capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+        def steps():
+            got = self.tyjson("get", "metrics", "k8s-restart", "--all")["metrics"]
+            return sorted(m["step"] for m in got if m["name"] == "loss")
+        self.poll("three points stored", lambda: steps() == [1, 2, 3], timeout=60)
+        handle = self.job("k8s-restart")["attempts"][0]["handle"]
+        server.proc.kill()  # kill -9: no goodbye
+        server.proc.wait(timeout=30)
+        with open(go, "w"):
+            pass  # the job goes on while no server watches it
+        Server(self, *args)
+        self.poll("the job to succeed", lambda: self.job("k8s-restart")["phase"] == "Succeeded", timeout=120)
+        self.assertEqual(steps(), [1, 2, 3, 4, 5, 6])  # each point exactly once
+        d = self.job("k8s-restart")
+        self.assertEqual(d["restarts"], 0)
+        self.assertEqual(d["attempts"][0]["handle"], handle)  # the same pod, re-attached by its labels
 
 
 if __name__ == "__main__":
