@@ -181,6 +181,37 @@ class Jobs(KubernetesE2E):
         for n in self.nodes:  # and each pod was bound to its node (its stand-in ran it)
             self.assertTrue(any(f.startswith(f"{self.ns}_k8s-gang-") for f in os.listdir(os.path.join(CLUSTER, "standin-" + n))), n)
 
+    def test_an_experiment_runs_its_trials_as_pods_in_parallel(self):
+        spec = self.write("sweep.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: Experiment
+            metadata: {{name: k8s-sweep}}
+            spec:
+              objective: {{metric: score, goal: maximize}}
+              algorithm: {{name: random}}
+              parameters:
+                - {{name: x, type: double, min: 0, max: 1}}
+              parallelTrials: 2
+              maxTrials: 4
+              seed: 3
+              trialTemplate:
+                spec:
+                  image: debian:12
+                  nodeSelector: {{pool: {self.pool}}}
+                  command: [/bin/sh, -c, 'echo "epoch=1 score=${{trialParameters.x}}"']
+                  resources: {{cpu: 500m, memory: 64Mi}}
+            """)
+        out = self.run_k8s(spec)
+        self.assertIn("k8s-sweep", out)
+        trials = self.tyjson("get", "trials", "k8s-sweep")
+        items = trials["items"] if isinstance(trials, dict) else trials
+        self.assertEqual(len(items), 4, items)
+        self.assertTrue(all(t["state"] == "Succeeded" for t in items), items)
+        # Each trial ran as a pod on the pool's nodes (its stand-ins kept their logs).
+        ran = [f for n in self.nodes for f in os.listdir(os.path.join(CLUSTER, "standin-" + n))
+               if f.startswith(f"{self.ns}_k8s-sweep")]
+        self.assertEqual(len(ran), 4, ran)
+
     def test_a_replica_without_an_image_fails_clearly(self):
         spec = self.write("noimage.yaml", f"""\
             apiVersion: trainyard.dev/v1
