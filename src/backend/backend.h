@@ -41,6 +41,10 @@ struct ReplicaLaunch {
   std::vector<std::pair<std::string, std::string>> env;  // added to the backend's base environment
   std::string working_dir;
   std::string image;  // ignored by the local backend
+  // Kubeflow's pod template (JSON) and its main container's index: the
+  // Kubernetes backend builds the pod from it; others ignore it.
+  std::string pod_template;
+  int main_container = 0;
   sched::Resources resources;
   std::vector<int> gpu_ids;
   // False for replicas that are only slots (MPI workers: the launcher's

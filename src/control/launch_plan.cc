@@ -41,6 +41,8 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
       r.argv.insert(r.argv.end(), role.args.begin(), role.args.end());
       r.working_dir = role.working_dir;
       r.image = role.image;
+      r.pod_template = role.pod_template;
+      r.main_container = role.main_container;
       r.resources = {role.resources.cpu_millis, role.resources.memory_bytes, role.resources.gpu};
       r.resources.gpu_share = role.resources.gpu_share;
       r.run = spec::launchesProcesses(job.spec.framework, role.name);

@@ -3,13 +3,50 @@
 #include <algorithm>
 #include <cctype>
 
+#include <cerrno>
+#include <cstdlib>
+
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "spec/parser.h"
 #include "spec/yaml_walker.h"
 
 namespace trainyard::spec {
 namespace {
+
+// YAML as Kubernetes reads it into JSON: a plain (unquoted) scalar that is
+// a number, a boolean or null is one; a quoted one is a string.
+nlohmann::json yamlToJson(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json j = nlohmann::json::object();
+      for (const auto& kv : n) j[kv.first.Scalar()] = yamlToJson(kv.second);
+      return j;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& item : n) j.push_back(yamlToJson(item));
+      return j;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& s = n.Scalar();
+      if (n.Tag() == "!") return s;  // quoted
+      if (s == "true" || s == "True" || s == "TRUE") return true;
+      if (s == "false" || s == "False" || s == "FALSE") return false;
+      if (s == "null" || s == "~" || s.empty()) return nullptr;
+      char* end = nullptr;
+      errno = 0;
+      long long i = std::strtoll(s.c_str(), &end, 10);
+      if (end && !*end && errno == 0) return i;
+      double d = std::strtod(s.c_str(), &end);
+      if (end && !*end && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.')) return d;
+      return s;
+    }
+    default:
+      return nullptr;
+  }
+}
 
 struct Flavor {
   const char* kind;
@@ -133,6 +170,9 @@ class Translator {
                          containers[main]["name"] ? containers[main]["name"].Scalar() : "first"));
     std::string cpath = fmt::format("{}.containers[{}]", ppath, main);
     const YAML::Node& c = containers[main];
+    // The whole template goes to the Kubernetes backend as written.
+    role.pod_template = yamlToJson(tmpl).dump();
+    role.main_container = static_cast<int>(main);
     if (!c.IsMap()) w_.fail(c, cpath, fmt::format("expected a container mapping, got {}", typeName(c)));
     if (!launched) {
       warn(c, cpath, "MPI workers are slots for the launcher's mpirun on the local backend; their containers are not started");

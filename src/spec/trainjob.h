@@ -42,6 +42,11 @@ struct ReplicaRole {
   std::string working_dir;
   std::string image;  // used by the Kubernetes backend only
   Resources resources;
+  // Kubeflow's pod template as written (JSON), and which of its containers
+  // is the one above: the Kubernetes backend builds the pods from it
+  // (volumes, tolerations, affinity, sidecars...); locally it is unused.
+  std::string pod_template;
+  int main_container = 0;
 };
 
 struct TrainJobSpec {

@@ -212,6 +212,69 @@ class Jobs(KubernetesE2E):
                if f.startswith(f"{self.ns}_k8s-sweep")]
         self.assertEqual(len(ran), 4, ran)
 
+    def test_kubeflow_pod_templates_reach_the_pods(self):
+        go = os.path.join(self.dir, "go")
+        spec = self.write("pytorchjob.yaml", f"""\
+            apiVersion: kubeflow.org/v1
+            kind: PyTorchJob
+            metadata: {{name: k8s-kubeflow}}
+            spec:
+              pytorchReplicaSpecs:
+                Master:
+                  replicas: 1
+                  restartPolicy: Never
+                  template:
+                    metadata:
+                      labels: {{team: vision}}
+                      annotations: {{sidecar.istio.io/inject: "false"}}
+                    spec:
+                      nodeSelector: {{pool: {self.pool}}}
+                      serviceAccountName: default
+                      securityContext: {{runAsNonRoot: false}}
+                      tolerations: [{{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}}]
+                      volumes: [{{name: data, hostPath: {{path: {self.dir}}}}}]
+                      containers:
+                        - name: log-shipper
+                          image: busybox:1
+                          command: [/bin/sh, -c, "sleep 3600"]
+                        - name: pytorch
+                          image: debian:12
+                          command: [/bin/sh, -c]
+                          args: ["while [ ! -e {go} ]; do sleep 0.05; done; echo rank $RANK of $WORLD_SIZE"]
+                          volumeMounts: [{{name: data, mountPath: /data}}]
+                          env:
+                            - {{name: MY_POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+                          resources: {{limits: {{cpu: "1", memory: 128Mi}}}}
+            """)
+        run = self.popen("run", "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
+                         "--host-network", spec)
+        try:
+            self.poll("the master's pod", lambda: len(self.pods("k8s-kubeflow")) == 1, timeout=60)
+            pod = self.pods("k8s-kubeflow")[0]
+            with open(go, "w"):
+                pass
+            out, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        self.assertEqual(run.returncode, 0, out + err)
+        self.assertIn("rank 0 of 1", out)
+        meta, podspec = pod["metadata"], pod["spec"]
+        self.assertEqual(meta["labels"]["team"], "vision")
+        self.assertEqual(meta["labels"]["trainyard.dev/job-role"], "master")
+        self.assertEqual(meta["annotations"]["sidecar.istio.io/inject"], "false")
+        self.assertEqual([c["name"] for c in podspec["containers"]], ["log-shipper", "pytorch"])  # the sidecar kept
+        main = podspec["containers"][1]
+        self.assertIn({"name": "data", "mountPath": "/data"}, main["volumeMounts"])
+        self.assertIn("MY_POD", [e["name"] for e in main["env"]])          # valueFrom kept
+        self.assertIn("MASTER_ADDR", [e["name"] for e in main["env"]])     # and the wiring added
+        self.assertEqual(main["resources"]["limits"]["memory"], str(128 << 20))
+        self.assertIn({"name": "data", "hostPath": {"path": self.dir, "type": ""}}, podspec["volumes"])
+        self.assertIn("dedicated", [t["key"] for t in podspec["tolerations"]])
+        self.assertIn("node.kubernetes.io/unreachable", [t["key"] for t in podspec["tolerations"]])
+        self.assertEqual(podspec["serviceAccountName"], "default")
+        self.assertEqual(podspec["restartPolicy"], "Never")
+
     def test_a_replica_without_an_image_fails_clearly(self):
         spec = self.write("noimage.yaml", f"""\
             apiVersion: trainyard.dev/v1

@@ -7,8 +7,8 @@ It does for its node what a kubelet does, with local processes instead of
 containers:
 - registers the Node (capacity, allocatable, labels, addresses, the kubelet
   port) and keeps it Ready: its Lease in kube-node-lease renewed every 2 s;
-- runs each pod bound to the node (spec.nodeName): the first container's
-  command and args with the pod's env and workingDir, in its own mount
+- runs each pod bound to the node (spec.nodeName): its main container's
+  (sidecars are not started) command and args with the pod's env and workingDir, in its own mount
   namespace whose /etc/hosts resolves the namespace's Service names to
   127.0.0.1 (there is no cluster DNS; pods use the host network);
 - patches the pod's status as a kubelet would: Running with a running
@@ -175,7 +175,10 @@ class Node:
     def start(self, pod):
         meta, spec = pod["metadata"], pod["spec"]
         ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        c = spec["containers"][0]
+        # The main container (Trainyard's annotation names it); sidecars are
+        # not started by this stand-in.
+        main = meta.get("annotations", {}).get("trainyard.dev/container")
+        c = next((x for x in spec["containers"] if x.get("name") == main), spec["containers"][0])
         argv = (c.get("command") or []) + (c.get("args") or [])
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "HOSTNAME": name}
         for e in c.get("env", []):

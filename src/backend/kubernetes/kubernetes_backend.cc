@@ -244,8 +244,12 @@ class KubernetesBackend final : public Backend {
     try {
       std::string sel = urlEncode(fmt::format("{}={},{}={}", k8s::kJobUid, uid, k8s::kAttempt, attempt));
       json list = s_->api->get(pods_ + "?labelSelector=" + sel);  // kept: a range-for over a temporary's member dangles
+      std::string container = "trainyard";
       for (const auto& p : list["items"])
-        if (k8s::statusOf(p).name == replica) pod = p["metadata"]["name"];
+        if (k8s::statusOf(p).name == replica) {
+          pod = p["metadata"]["name"];
+          container = p["metadata"].value("annotations", json::object()).value("trainyard.dev/container", "trainyard");
+        }
       if (pod.empty()) {
         // Released: its log was kept where the local backend keeps logs.
         if (opts_.log_root.empty()) return {"", cursor};
@@ -259,7 +263,7 @@ class KubernetesBackend final : public Backend {
       uint64_t offset = probe.value_or(0);
       bool tail = cursor.rfind("tail:", 0) == 0;
       size_t limit = tail ? (16u << 20) : offset + max_bytes;
-      auto r = s_->api->request("GET", fmt::format("{}/{}/log?container=trainyard&limitBytes={}", pods_, pod, limit));
+      auto r = s_->api->request("GET", fmt::format("{}/{}/log?container={}&limitBytes={}", pods_, pod, urlEncode(container), limit));
       if (r.status != 200) return {"", cursor};
       if (tail) offset = cursorOffset(cursor, r.body.size(), "k").value_or(0);
       else if (!probe) return {"", cursor};
@@ -314,8 +318,9 @@ class KubernetesBackend final : public Backend {
         std::filesystem::create_directories(dir, ec);
         for (const auto& p : pods["items"]) {
           auto st = k8s::statusOf(p);
-          auto r = s_->api->request("GET", fmt::format("{}/{}/log?container=trainyard&limitBytes={}", pods_,
-                                                       p["metadata"]["name"].get<std::string>(), 64u << 20));
+          std::string container = p["metadata"].value("annotations", json::object()).value("trainyard.dev/container", "trainyard");
+          auto r = s_->api->request("GET", fmt::format("{}/{}/log?container={}&limitBytes={}", pods_,
+                                                       p["metadata"]["name"].get<std::string>(), urlEncode(container), 64u << 20));
           if (r.status != 200) continue;
           std::ofstream out(dir / logFileName(st.name, st.attempt), std::ios::binary | std::ios::trunc);
           out << r.body;

@@ -1,5 +1,6 @@
 #include "backend/kubernetes/pods.h"
 
+#include <algorithm>
 #include <ctime>
 #include <functional>
 
@@ -80,30 +81,66 @@ json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const Ku
   if (r.resources.gpu > 0) requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = std::to_string(r.resources.gpu);
   if (!requests.empty()) resources["requests"] = requests;
   if (!limits.empty()) resources["limits"] = limits;
-  json container = {{"name", "trainyard"}, {"image", r.image}, {"command", r.argv}, {"env", env}, {"resources", resources},
-                    {"imagePullPolicy", "IfNotPresent"}};
-  if (!r.working_dir.empty()) container["workingDir"] = r.working_dir;
   (void)index;
-  json spec = {{"restartPolicy", "Never"},
-               // Trainyard places the gang and binds each pod (pods/binding):
-               // kube-scheduler leaves pods of another scheduler alone.
-               {"schedulerName", "trainyard"},
-               {"enableServiceLinks", false},
-               {"containers", json::array({container})}};
+  // Kubeflow's pod template as written (volumes, tolerations, affinity,
+  // securityContext, sidecars...), else a pod of one container.
+  json tmpl = json::object();
+  if (!r.pod_template.empty()) {
+    try {
+      tmpl = json::parse(r.pod_template);
+    } catch (const json::exception&) {
+      tmpl = json::object();
+    }
+  }
+  json spec = tmpl.contains("spec") && tmpl["spec"].is_object() ? tmpl["spec"] : json::object();
+  if (!spec.contains("containers") || !spec["containers"].is_array() || spec["containers"].empty())
+    spec["containers"] = json::array({json::object()});
+  size_t main = static_cast<size_t>(std::max(0, r.main_container));
+  if (main >= spec["containers"].size()) main = 0;
+  json& container = spec["containers"][main];
+  // The main container as Trainyard resolved it: command and args, the
+  // environment (wiring included; the template's valueFrom entries kept),
+  // resources, working directory.
+  json kept_env = json::array();
+  if (container.contains("env") && container["env"].is_array())
+    for (const auto& e : container["env"])
+      if (e.contains("valueFrom")) kept_env.push_back(e);
+  for (auto& e : kept_env) env.push_back(e);
+  if (!container.contains("name")) container["name"] = "trainyard";
+  container["image"] = r.image;
+  container["command"] = r.argv;
+  container.erase("args");
+  container["env"] = env;
+  container["resources"] = resources;
+  if (!container.contains("imagePullPolicy")) container["imagePullPolicy"] = "IfNotPresent";
+  if (!r.working_dir.empty()) container["workingDir"] = r.working_dir;
+  spec["restartPolicy"] = "Never";  // restarts are the controller's: a new attempt is new pods
+  // Trainyard places the gang and binds each pod (pods/binding):
+  // kube-scheduler leaves pods of another scheduler alone.
+  spec["schedulerName"] = "trainyard";
+  if (!spec.contains("enableServiceLinks")) spec["enableServiceLinks"] = false;
   if (o.host_network) spec["hostNetwork"] = true, spec["dnsPolicy"] = "ClusterFirstWithHostNet";
-  spec["tolerations"] = json::array();
+  if (!spec.contains("tolerations") || !spec["tolerations"].is_array()) spec["tolerations"] = json::array();
   for (const char* taint : {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
     spec["tolerations"].push_back(
         {{"key", taint}, {"operator", "Exists"}, {"effect", "NoExecute"}, {"tolerationSeconds", o.eviction_seconds}});
   if (!job.files.empty()) {
-    spec["volumes"] = json::array({{{"name", "trainyard-config"}, {"configMap", {{"name", configMapName(job)}}}}});
-    spec["containers"][0]["volumeMounts"] = json::array({{{"name", "trainyard-config"}, {"mountPath", kConfigDir}}});
+    if (!spec.contains("volumes") || !spec["volumes"].is_array()) spec["volumes"] = json::array();
+    spec["volumes"].push_back({{"name", "trainyard-config"}, {"configMap", {{"name", configMapName(job)}}}});
+    json& c = spec["containers"][main];
+    if (!c.contains("volumeMounts") || !c["volumeMounts"].is_array()) c["volumeMounts"] = json::array();
+    c["volumeMounts"].push_back({{"name", "trainyard-config"}, {"mountPath", kConfigDir}});
   }
+  // The template's labels and annotations, with Trainyard's over them.
+  json meta = tmpl.contains("metadata") && tmpl["metadata"].is_object() ? tmpl["metadata"] : json::object();
+  json labels = meta.contains("labels") && meta["labels"].is_object() ? meta["labels"] : json::object();
+  labels.update(labelsFor(job, r));
+  json annotations = meta.contains("annotations") && meta["annotations"].is_object() ? meta["annotations"] : json::object();
+  annotations["trainyard.dev/replica"] = r.name;  // the replica's own name (labels are DNS-shaped)
+  annotations["trainyard.dev/container"] = spec["containers"][main].value("name", "trainyard");
   return {{"apiVersion", "v1"},
           {"kind", "Pod"},
-          {"metadata", {{"name", podName(job, r)}, {"labels", labelsFor(job, r)},
-                        // The replica's own name (labels are DNS-shaped).
-                        {"annotations", {{"trainyard.dev/replica", r.name}}}}},
+          {"metadata", {{"name", podName(job, r)}, {"labels", labels}, {"annotations", annotations}}},
           {"spec", spec}};
 }
 
@@ -148,9 +185,12 @@ ReplicaStatus statusOf(const json& pod) {
         return s;
       }
   std::string phase = st.value("phase", "Pending");
+  // The main container's status (a pod may have sidecars).
+  std::string main_name = meta.value("annotations", json::object()).value("trainyard.dev/container", "trainyard");
   const json* container = nullptr;
-  if (st.contains("containerStatuses") && st["containerStatuses"].is_array() && !st["containerStatuses"].empty())
-    container = &st["containerStatuses"][0];
+  if (st.contains("containerStatuses") && st["containerStatuses"].is_array())
+    for (const auto& c : st["containerStatuses"])
+      if (!container || c.value("name", "") == main_name) container = &c;
   const json state = container ? container->value("state", json::object()) : json::object();
   if (phase == "Succeeded" || phase == "Failed" || state.contains("terminated")) {
     s.phase = ReplicaPhase::Exited;
