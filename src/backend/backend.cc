@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "backend/kubernetes/kubernetes_backend.h"
+#include "backend/kubernetes/operator.h"
 #include "backend/local_backend.h"
 #include "util/plugin.h"
 
@@ -27,6 +28,12 @@ std::unique_ptr<Backend> makeKubernetesBackend(const KubernetesOptions& opts) {
   auto make = reinterpret_cast<Backend* (*)(const KubernetesOptions*)>(
       util::pluginSymbol("libtrainyard_k8s.so", "trainyard_kubernetes_backend", "the kubernetes backend"));
   return std::unique_ptr<Backend>(make(&opts));
+}
+
+std::unique_ptr<Operator> startOperator(const KubernetesOptions& opts, OperatorHooks hooks) {
+  auto start = reinterpret_cast<Operator* (*)(const KubernetesOptions*, OperatorHooks*)>(
+      util::pluginSymbol("libtrainyard_k8s.so", "trainyard_kubernetes_operator", "the kubernetes operator"));
+  return std::unique_ptr<Operator>(start(&opts, &hooks));
 }
 
 BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local, const KubernetesOptions& kube) {

@@ -18,6 +18,8 @@
 #include <spdlog/spdlog.h>
 
 #include "api/server.h"
+#include "backend/kubernetes/operator.h"
+#include "spec/parser.h"
 #include "cli/serve_cmd.h"
 #include "control/control_plane.h"
 #include "http/server.h"
@@ -205,6 +207,41 @@ int cmdServer(const ServerCliOptions& o) {
     std::cerr << "error: cannot start the control plane: " << e.what() << "\n";
     return 3;
   }
+  // Operator mode: TrainJob resources applied with kubectl become jobs.
+  std::unique_ptr<backend::Operator> op;
+  if (o.backend == "kubernetes") {
+    auto store = std::make_shared<std::unique_ptr<store::Store>>();  // the operator thread's own
+    auto db = [store, location = so.store]() -> store::Store& {
+      if (!*store) *store = store::openStore(location);
+      return **store;
+    };
+    backend::OperatorHooks hooks;
+    hooks.submit = [db, &plane](const std::string& name, const std::string& text) -> std::string {
+      try {
+        auto loaded = spec::loadSpecString(text, "trainjobs.trainyard.dev/" + name, "");
+        if (loaded.experiment || loaded.queue) return "expected a TrainJob";
+        control::submitJob(db(), loaded.job, plane.options(), "");
+        plane.wake();
+        return "";
+      } catch (const std::exception& e) {
+        return e.what();
+      }
+    };
+    hooks.state = [db](const std::string& name) -> std::optional<backend::JobState> {
+      auto j = db().getJob(name);
+      if (!j) return std::nullopt;
+      return backend::JobState{j->phase, j->reason, j->message, j->restarts};
+    };
+    hooks.cancel = [db, &plane](const std::string& name) {
+      if (auto j = db().getJob(name)) db().requestCancel(j->id), plane.wake();
+    };
+    try {
+      auto kube = o.cluster.kube;
+      op = backend::startOperator(kube, std::move(hooks));
+    } catch (const std::exception& e) {
+      spdlog::warn("operator mode off: {}", e.what());
+    }
+  }
   if (!o.models_dir.empty()) {
     std::string dir = o.models_dir;
     so.extra_routes = [dir, &metrics](http::Server& http) { hostModels(http, dir, 2, metrics); };
@@ -231,6 +268,7 @@ int cmdServer(const ServerCliOptions& o) {
                            so.access.auth ? fmt::format(", {} tokens", so.access.auth->size()) : ", no authentication",
                            run_as.switch_user ? ", jobs run as " + run_as.name : "");
   server.serve();
+  op.reset();  // before the control plane it submits to
   plane.stop();
   return 0;
 }

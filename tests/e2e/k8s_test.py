@@ -379,5 +379,74 @@ class ServerRestart(KubernetesE2E):
         self.assertEqual(d["attempts"][0]["handle"], handle)  # the same pod, re-attached by its labels
 
 
+class OperatorMode(KubernetesE2E):
+    pool = "op"
+    nodes = ("op-a",)
+
+    def kubectl(self, *args, check=True):
+        p = subprocess.run([os.path.join(CLUSTER, "bin", "kubectl"), "--kubeconfig", self.kubeconfig, "-n", self.ns, *args],
+                           capture_output=True, text=True, timeout=60)
+        if check:
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return p.stdout
+
+    def resource(self, name):
+        st, obj = self.call("GET", f"/apis/trainyard.dev/v1/namespaces/{self.ns}/trainjobs/{name}")
+        return obj if st == 200 else None
+
+    def test_kubectl_apply_runs_a_trainjob_and_its_status_is_written_back(self):
+        from server_test import Server
+        self.kubectl("apply", "-f", os.path.join(SOURCE_DIR, "deploy/crds/trainyard.dev_trainjobs.yaml"))
+        self.kubectl("wait", "--for", "condition=established", "crd/trainjobs.trainyard.dev", "--timeout=60s")
+        Server(self, "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns, "--host-network")
+        job = self.write("tj.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: applied}}
+            spec:
+              image: debian:12
+              nodeSelector: {{pool: {self.pool}}}
+              command: [/bin/sh, -c, 'echo "epoch=1 loss=0.5"']
+              resources: {{cpu: 500m, memory: 64Mi}}
+            """)
+        self.kubectl("apply", "-f", job)
+        self.poll("the resource to succeed",
+                  lambda: (self.resource("applied") or {}).get("status", {}).get("phase") == "Succeeded", timeout=120)
+        table = self.kubectl("get", "trainjobs")
+        self.assertRegex(table, r"applied\s+Succeeded\s+0")  # the printer columns: phase, restarts
+        self.assertEqual(self.job("applied")["phase"], "Succeeded")  # the same job in Trainyard
+
+        bad = self.write("bad.yaml", """\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {name: broken}
+            spec:
+              image: debian:12
+              command: [/bin/true]
+              resources: {memory: 2Gx}
+            """)
+        self.kubectl("apply", "-f", bad)
+        self.poll("the invalid resource's status",
+                  lambda: (self.resource("broken") or {}).get("status", {}).get("phase") == "Invalid", timeout=60)
+        self.assertIn("spec.resources.memory", self.resource("broken")["status"]["message"])
+
+        long = self.write("long.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: stopped}}
+            spec:
+              image: debian:12
+              nodeSelector: {{pool: {self.pool}}}
+              command: [/bin/sleep, "600"]
+              resources: {{cpu: 500m, memory: 64Mi}}
+            """)
+        self.kubectl("apply", "-f", long)
+        self.poll("the long job running",
+                  lambda: (self.resource("stopped") or {}).get("status", {}).get("phase") == "Running", timeout=60)
+        self.kubectl("delete", "trainjob", "stopped")
+        self.poll("the job cancelled", lambda: self.job("stopped")["phase"] == "Failed", timeout=60)
+        self.assertEqual(self.job("stopped")["reason"], "Cancelled")
+
+
 if __name__ == "__main__":
     unittest.main()
