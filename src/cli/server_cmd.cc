@@ -15,13 +15,16 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "api/server.h"
+#include "api/views.h"
 #include "backend/kubernetes/operator.h"
 #include "spec/parser.h"
 #include "cli/serve_cmd.h"
 #include "control/control_plane.h"
+#include "control/experiment_controller.h"
 #include "http/server.h"
 #include "store/store.h"
 
@@ -216,24 +219,44 @@ int cmdServer(const ServerCliOptions& o) {
       return **store;
     };
     backend::OperatorHooks hooks;
-    hooks.submit = [db, &plane](const std::string& name, const std::string& text) -> std::string {
+    hooks.submit = [db, &plane](const std::string& kind, const std::string& name, const std::string& text) -> std::string {
       try {
-        auto loaded = spec::loadSpecString(text, "trainjobs.trainyard.dev/" + name, "");
-        if (loaded.experiment || loaded.queue) return "expected a TrainJob";
-        control::submitJob(db(), loaded.job, plane.options(), "");
+        auto loaded = spec::loadSpecString(text, fmt::format("{}/{}", kind, name), "");
+        if (loaded.queue || (kind == "Experiment") != loaded.experiment.has_value()) return "expected a " + kind;
+        if (loaded.experiment) control::submitExperiment(db(), *loaded.experiment, plane.options(), "");
+        else control::submitJob(db(), loaded.job, plane.options(), "");
         plane.wake();
         return "";
       } catch (const std::exception& e) {
         return e.what();
       }
     };
-    hooks.state = [db](const std::string& name) -> std::optional<backend::JobState> {
+    // The status a resource shows: the job's phase and restarts; an
+    // experiment's phase, trial counts and best trial.
+    hooks.status = [db](const std::string& kind, const std::string& name) -> std::optional<std::string> {
+      if (kind == "Experiment") {
+        auto e = db().getExperiment(name);
+        if (!e) return std::nullopt;
+        auto v = api::experimentJson(db(), *e, false);
+        nlohmann::json st = {{"phase", e->phase}, {"reason", e->reason}, {"message", e->message},
+                             {"trials", v["trials"]}, {"trialCounts", v["counts"]}};
+        if (v.contains("best")) {
+          std::string best = fmt::format("trial {}", v["best"]["trial"].get<int>());
+          for (const auto& [metric, value] : v["best"]["objective"].items()) best += fmt::format(" {}={}", metric, value.dump());
+          st["best"] = best;
+        }
+        return st.dump();
+      }
       auto j = db().getJob(name);
       if (!j) return std::nullopt;
-      return backend::JobState{j->phase, j->reason, j->message, j->restarts};
+      return nlohmann::json{{"phase", j->phase}, {"reason", j->reason}, {"message", j->message}, {"restarts", j->restarts}}.dump();
     };
-    hooks.cancel = [db, &plane](const std::string& name) {
-      if (auto j = db().getJob(name)) db().requestCancel(j->id), plane.wake();
+    hooks.cancel = [db, &plane](const std::string& kind, const std::string& name) {
+      if (kind == "Experiment") {
+        if (auto e = db().getExperiment(name); e && e->phase == store::kRunning) db().requestExperimentCancel(e->id), plane.wake();
+      } else if (auto j = db().getJob(name); j && !store::isTerminal(j->phase)) {
+        db().requestCancel(j->id), plane.wake();
+      }
     };
     try {
       auto kube = o.cluster.kube;

@@ -447,6 +447,37 @@ class OperatorMode(KubernetesE2E):
         self.poll("the job cancelled", lambda: self.job("stopped")["phase"] == "Failed", timeout=60)
         self.assertEqual(self.job("stopped")["reason"], "Cancelled")
 
+        # An Experiment resource: its trials run as pods; trials and the best trial in its status.
+        self.kubectl("apply", "-f", os.path.join(SOURCE_DIR, "deploy/crds/trainyard.dev_experiments.yaml"))
+        self.kubectl("wait", "--for", "condition=established", "crd/experiments.trainyard.dev", "--timeout=60s")
+        exp = self.write("exp.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: Experiment
+            metadata: {{name: swept}}
+            spec:
+              objective: {{metric: score, goal: maximize}}
+              algorithm: {{name: grid}}
+              parameters:
+                - {{name: x, type: discrete, values: [1, 2, 3]}}
+              parallelTrials: 3
+              maxTrials: 3
+              trialTemplate:
+                spec:
+                  image: debian:12
+                  nodeSelector: {{pool: {self.pool}}}
+                  command: [/bin/sh, -c, 'echo "epoch=1 score=${{trialParameters.x}}"']
+                  resources: {{cpu: 100m, memory: 32Mi}}
+            """)
+        self.kubectl("apply", "-f", exp)
+        def experiment(name):
+            st, obj = self.call("GET", f"/apis/trainyard.dev/v1/namespaces/{self.ns}/experiments/{name}")
+            return obj.get("status", {}) if st == 200 else {}
+        self.poll("the experiment to succeed", lambda: experiment("swept").get("phase") == "Succeeded", timeout=120)
+        status = experiment("swept")
+        self.assertEqual(status["trials"], 3)
+        self.assertEqual(status["best"], "trial 2 score=3.0")
+        self.assertRegex(self.kubectl("get", "experiments.trainyard.dev"), r"swept\s+Succeeded\s+3\s+trial 2 score=3.0")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -41,71 +41,81 @@ class KubernetesOperator final : public Operator {
   bool serving() const override { return serving_; }
 
  private:
-  std::string path() const { return fmt::format("/apis/trainyard.dev/v1/namespaces/{}/trainjobs", ns_); }
+  struct Kind {
+    const char* kind;
+    const char* plural;
+  };
+  static constexpr Kind kKinds[] = {{"TrainJob", "trainjobs"}, {"Experiment", "experiments"}};
+
+  std::string path(const Kind& k) const { return fmt::format("/apis/trainyard.dev/v1/namespaces/{}/{}", ns_, k.plural); }
 
   void loop() {
     std::unique_lock lk(mu_);
     while (!stopping_) {
       lk.unlock();
-      try {
-        pass();
-      } catch (const std::exception&) {
-        // The API server away for a moment: the next pass tries again.
+      bool any = false;
+      for (const auto& k : kKinds) {
+        try {
+          any |= pass(k);
+        } catch (const std::exception&) {
+          // The API server away for a moment: the next pass tries again.
+        }
       }
+      serving_ = any;
       lk.lock();
       cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_; });
     }
   }
 
-  void pass() {
-    auto r = api_->request("GET", path());
-    serving_ = r.status == 200;
-    if (!serving_) return;  // the CRD is not installed (404): nothing to serve
+  // One kind's resources against what the server has; false when its CRD is not installed.
+  bool pass(const Kind& k) {
+    auto r = api_->request("GET", path(k));
+    if (r.status != 200) return false;  // the CRD is not installed (404): nothing to serve
     json list = json::parse(r.body);
     std::set<std::string> present;
+    auto& submitted = submitted_[k.kind];
     for (const auto& item : list["items"]) {
       std::string name = item["metadata"]["name"];
       present.insert(name);
-      json status = item.value("status", json::object());
-      auto state = hooks_.state(name);
-      if (!state && status.value("phase", "") != "Invalid") {
-        // New: submitted as the Trainyard spec it is (a TrainJob resource
-        // is one), marked as coming from the resource.
+      json current = item.value("status", json::object());
+      auto now = hooks_.status(k.kind, name);
+      if (!now && current.value("phase", "") != "Invalid") {
+        // New: submitted as the Trainyard spec it is (the resource is one).
         json spec = {{"apiVersion", "trainyard.dev/v1"},
-                     {"kind", "TrainJob"},
+                     {"kind", k.kind},
                      {"metadata", {{"name", name}, {"labels", {{kFromResource, "true"}}}}},
                      {"spec", item.value("spec", json::object())}};
-        std::string why = hooks_.submit(name, spec.dump(2));
-        if (!why.empty()) writeStatus(name, status, {"Invalid", "Invalid", why, 0});
+        std::string why = hooks_.submit(k.kind, name, spec.dump(2));
+        if (!why.empty()) writeStatus(k, name, current, {{"phase", "Invalid"}, {"reason", "Invalid"}, {"message", why}});
         continue;
       }
-      if (state) writeStatus(name, status, *state);
-      submitted_.insert(name);
+      if (now) writeStatus(k, name, current, json::parse(*now));
+      submitted.insert(name);
     }
-    // Resources deleted: their jobs are cancelled.
-    for (auto it = submitted_.begin(); it != submitted_.end();) {
+    // Resources deleted: what they started is cancelled.
+    for (auto it = submitted.begin(); it != submitted.end();) {
       if (present.count(*it)) {
         ++it;
         continue;
       }
-      if (auto s = hooks_.state(*it); s && s->phase != "Succeeded" && s->phase != "Failed") hooks_.cancel(*it);
-      it = submitted_.erase(it);
+      hooks_.cancel(k.kind, *it);
+      it = submitted.erase(it);
     }
+    return true;
   }
 
-  void writeStatus(const std::string& name, const json& current, const JobState& s) {
-    if (current.value("phase", "") == s.phase && current.value("message", "") == s.message &&
-        current.value("restarts", -1) == s.restarts)
-      return;  // unchanged: no write
-    json status = {{"phase", s.phase}, {"reason", s.reason}, {"message", s.message}, {"restarts", s.restarts}};
-    api_->request("PATCH", path() + "/" + name + "/status", json{{"status", status}}.dump(), "application/merge-patch+json");
+  void writeStatus(const Kind& k, const std::string& name, const json& current, const json& status) {
+    bool same = true;
+    for (const auto& [key, v] : status.items()) same = same && current.contains(key) && current[key] == v;
+    if (same) return;  // unchanged: no write
+    api_->request("PATCH", path(k) + "/" + name + "/status", json{{"status", status}}.dump(), "application/merge-patch+json");
   }
 
   OperatorHooks hooks_;
   std::string ns_;
   std::unique_ptr<ApiClient> api_;
   std::atomic<bool> serving_{false};
-  std::set<std::string> submitted_;  // resources seen with a job (this process)
+  std::map<std::string, std::set<std::string>> submitted_;  // per kind, resources seen started (this process)
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

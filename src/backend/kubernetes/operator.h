@@ -1,9 +1,10 @@
 // Operator mode: `trainyard server --backend kubernetes` serves TrainJob
-// custom resources (trainjobs.trainyard.dev, deploy/crds/) when their CRD
-// is installed. A TrainJob applied with kubectl is submitted as a job of
-// the same name; its phase, reason, message and restarts are written back
-// to the resource's status subresource (so `kubectl get trainjobs` shows
-// them); deleting the resource cancels the job.
+// and Experiment custom resources (trainjobs/experiments.trainyard.dev,
+// deploy/crds/) whose CRDs are installed. A resource applied with kubectl
+// is submitted under the same name; its status (phase, reason, message,
+// restarts; trials and the best trial for experiments) is written back to
+// the status subresource, so `kubectl get` shows it; deleting the resource
+// cancels what it started.
 //
 // Reconciled like a Kubernetes controller: each pass lists the resources
 // and compares them with the jobs (desired state stored, observed state
@@ -19,19 +20,16 @@
 
 namespace trainyard::backend {
 
-struct JobState {
-  std::string phase, reason, message;
-  int restarts = 0;
-};
-
+// What the server does for the operator. `kind` is "TrainJob" or "Experiment".
 struct OperatorHooks {
   // Submits the resource (its JSON, which the spec parser reads as YAML);
   // returns "" or why it was refused (written to the status as Invalid).
-  std::function<std::string(const std::string& name, const std::string& spec_json)> submit;
-  // The job's state, or nullopt when there is no job of that name.
-  std::function<std::optional<JobState>(const std::string& name)> state;
-  // The resource is gone: cancel the job.
-  std::function<void(const std::string& name)> cancel;
+  std::function<std::string(const std::string& kind, const std::string& name, const std::string& spec_json)> submit;
+  // The status to write back (a JSON object with at least "phase"), or
+  // nullopt when there is nothing of that name.
+  std::function<std::optional<std::string>(const std::string& kind, const std::string& name)> status;
+  // The resource is gone: cancel what it started.
+  std::function<void(const std::string& kind, const std::string& name)> cancel;
 };
 
 class Operator {
