@@ -14,6 +14,7 @@
 #include <atomic>
 #include <thread>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -238,18 +239,37 @@ int cmdServer(const ServerCliOptions& o) {
         auto e = db().getExperiment(name);
         if (!e) return std::nullopt;
         auto v = api::experimentJson(db(), *e, false);
+        nlohmann::json counts = v["counts"];
         nlohmann::json st = {{"phase", e->phase}, {"reason", e->reason}, {"message", e->message},
-                             {"trials", v["trials"]}, {"trialCounts", v["counts"]}};
+                             {"trials", v["trials"]}, {"trialCounts", counts},
+                             // Katib's names for the same counts
+                             {"trialsSucceeded", counts.value("Succeeded", 0)}, {"trialsFailed", counts.value("Failed", 0)},
+                             {"trialsRunning", counts.value("Running", 0)}};
         if (v.contains("best")) {
-          std::string best = fmt::format("trial {}", v["best"]["trial"].get<int>());
-          for (const auto& [metric, value] : v["best"]["objective"].items()) best += fmt::format(" {}={}", metric, value.dump());
+          const auto& b = v["best"];
+          std::string best = fmt::format("trial {}", b["trial"].get<int>());
+          nlohmann::json assignments = nlohmann::json::array(), metrics = nlohmann::json::array();
+          for (const auto& [metric, value] : b["objective"].items()) {
+            best += fmt::format(" {}={}", metric, value.dump());
+            metrics.push_back({{"name", metric}, {"latest", value.dump()}});
+          }
+          for (const auto& [param, value] : b["parameters"].items())
+            assignments.push_back({{"name", param}, {"value", value.is_string() ? value.get<std::string>() : value.dump()}});
           st["best"] = best;
+          st["currentOptimalTrial"] = {{"bestTrialName", b["job"]}, {"parameterAssignments", assignments},
+                                       {"observation", {{"metrics", metrics}}}};
         }
         return st.dump();
       }
       auto j = db().getJob(name);
       if (!j) return std::nullopt;
-      return nlohmann::json{{"phase", j->phase}, {"reason", j->reason}, {"message", j->message}, {"restarts", j->restarts}}.dump();
+      // Conditions as Kubeflow's training operator writes them.
+      nlohmann::json conditions = nlohmann::json::array();
+      for (const auto& c : db().conditions(j->id))
+        conditions.push_back({{"type", c.type}, {"status", c.status}, {"reason", c.reason}, {"message", c.message},
+                              {"lastTransitionTime", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(c.time)))}});
+      return nlohmann::json{{"phase", j->phase}, {"reason", j->reason}, {"message", j->message}, {"restarts", j->restarts},
+                            {"conditions", conditions}}.dump();
     };
     hooks.cancel = [db, &plane](const std::string& kind, const std::string& name) {
       if (kind == "Experiment") {

@@ -479,5 +479,39 @@ class OperatorMode(KubernetesE2E):
         self.assertRegex(self.kubectl("get", "experiments.trainyard.dev"), r"swept\s+Succeeded\s+3\s+trial 2 score=3.0")
 
 
+    def test_kubeflow_yaml_applied_with_kubectl_runs_without_kubeflow(self):
+        from server_test import Server
+        compat = os.path.join(SOURCE_DIR, "deploy/kubeflow-compat")
+        self.kubectl("apply", "-f", compat)
+        for crd in ("pytorchjobs", "tfjobs", "mpijobs", "experiments"):
+            self.kubectl("wait", "--for", "condition=established", f"crd/{crd}.kubeflow.org", "--timeout=60s")
+        Server(self, "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns, "--host-network")
+        replica = lambda role: f"""\
+                {role}:
+                  replicas: 1
+                  restartPolicy: OnFailure
+                  template:
+                    spec:
+                      nodeSelector: {{pool: {self.pool}}}
+                      containers:
+                        - name: pytorch
+                          image: docker.io/kubeflow/pytorch-example:latest
+                          command: [/bin/sh, -c, 'echo "rank $RANK of $WORLD_SIZE, master $MASTER_ADDR"']
+                          resources: {{limits: {{cpu: 200m, memory: 64Mi}}}}
+"""
+        job = self.write("pytorchjob.yaml", "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {name: kf-ddp}\n"
+                         "spec:\n  pytorchReplicaSpecs:\n" + replica("Master") + replica("Worker"))
+        self.kubectl("apply", "-f", job)
+
+        def conditions():
+            st, obj = self.call("GET", f"/apis/kubeflow.org/v1/namespaces/{self.ns}/pytorchjobs/kf-ddp")
+            return [c["type"] for c in obj.get("status", {}).get("conditions", [])] if st == 200 else []
+        self.poll("the PyTorchJob to succeed", lambda: "Succeeded" in conditions(), timeout=120)
+        self.assertEqual(conditions()[0], "Created")  # as Kubeflow's training operator writes them
+        self.assertIn("Running", conditions())
+        self.assertEqual(self.job("kf-ddp")["phase"], "Succeeded")
+        self.assertRegex(self.kubectl("get", "pytorchjobs"), r"kf-ddp\s+Succeeded")
+
+
 if __name__ == "__main__":
     unittest.main()

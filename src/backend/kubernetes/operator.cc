@@ -41,13 +41,25 @@ class KubernetesOperator final : public Operator {
   bool serving() const override { return serving_; }
 
  private:
+  // The resources served: Trainyard's own, and (when deploy/kubeflow-compat
+  // is installed) Kubeflow's and Katib's, whose YAML the spec parser reads
+  // as it is. `category` is what the server makes of them.
   struct Kind {
+    const char* api_version;
     const char* kind;
     const char* plural;
+    const char* category;  // TrainJob or Experiment
   };
-  static constexpr Kind kKinds[] = {{"TrainJob", "trainjobs"}, {"Experiment", "experiments"}};
+  static constexpr Kind kKinds[] = {
+      {"trainyard.dev/v1", "TrainJob", "trainjobs", "TrainJob"},
+      {"trainyard.dev/v1", "Experiment", "experiments", "Experiment"},
+      {"kubeflow.org/v1", "PyTorchJob", "pytorchjobs", "TrainJob"},
+      {"kubeflow.org/v1", "TFJob", "tfjobs", "TrainJob"},
+      {"kubeflow.org/v1", "MPIJob", "mpijobs", "TrainJob"},
+      {"kubeflow.org/v1beta1", "Experiment", "experiments", "Experiment"},
+  };
 
-  std::string path(const Kind& k) const { return fmt::format("/apis/trainyard.dev/v1/namespaces/{}/{}", ns_, k.plural); }
+  std::string path(const Kind& k) const { return fmt::format("/apis/{}/namespaces/{}/{}", k.api_version, ns_, k.plural); }
 
   void loop() {
     std::unique_lock lk(mu_);
@@ -73,19 +85,19 @@ class KubernetesOperator final : public Operator {
     if (r.status != 200) return false;  // the CRD is not installed (404): nothing to serve
     json list = json::parse(r.body);
     std::set<std::string> present;
-    auto& submitted = submitted_[k.kind];
+    auto& submitted = submitted_[std::string(k.api_version) + "/" + k.kind];
     for (const auto& item : list["items"]) {
       std::string name = item["metadata"]["name"];
       present.insert(name);
       json current = item.value("status", json::object());
-      auto now = hooks_.status(k.kind, name);
+      auto now = hooks_.status(k.category, name);
       if (!now && current.value("phase", "") != "Invalid") {
         // New: submitted as the Trainyard spec it is (the resource is one).
-        json spec = {{"apiVersion", "trainyard.dev/v1"},
+        json spec = {{"apiVersion", k.api_version},
                      {"kind", k.kind},
                      {"metadata", {{"name", name}, {"labels", {{kFromResource, "true"}}}}},
                      {"spec", item.value("spec", json::object())}};
-        std::string why = hooks_.submit(k.kind, name, spec.dump(2));
+        std::string why = hooks_.submit(k.category, name, spec.dump(2));
         if (!why.empty()) writeStatus(k, name, current, {{"phase", "Invalid"}, {"reason", "Invalid"}, {"message", why}});
         continue;
       }
@@ -98,7 +110,7 @@ class KubernetesOperator final : public Operator {
         ++it;
         continue;
       }
-      hooks_.cancel(k.kind, *it);
+      hooks_.cancel(k.category, *it);
       it = submitted.erase(it);
     }
     return true;
