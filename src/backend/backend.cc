@@ -5,6 +5,7 @@
 
 #include "backend/kubernetes/kubernetes_backend.h"
 #include "backend/kubernetes/operator.h"
+#include "backend/kubernetes/token_review.h"
 #include "backend/local_backend.h"
 #include "util/plugin.h"
 
@@ -34,6 +35,13 @@ std::unique_ptr<Operator> startOperator(const KubernetesOptions& opts, OperatorH
   auto start = reinterpret_cast<Operator* (*)(const KubernetesOptions*, OperatorHooks*)>(
       util::pluginSymbol("libtrainyard_k8s.so", "trainyard_kubernetes_operator", "the kubernetes operator"));
   return std::unique_ptr<Operator>(start(&opts, &hooks));
+}
+
+TokenReviewer kubernetesTokenReviewer(const KubernetesOptions& opts) {
+  auto make = reinterpret_cast<TokenReviewer* (*)(const KubernetesOptions*)>(
+      util::pluginSymbol("libtrainyard_k8s.so", "trainyard_kubernetes_token_reviewer", "Kubernetes authentication"));
+  std::unique_ptr<TokenReviewer> r(make(&opts));
+  return *r;
 }
 
 BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local, const KubernetesOptions& kube) {

@@ -709,7 +709,9 @@ int cmdNode(const Globals& g, const std::string& action, const std::string& name
 }
 
 void addAccessOptions(CLI::App& cmd, AccessOptions& a) {
-  cmd.add_option("--auth", a.auth_file, "Token file (tokens: [{token, user, admin}], chmod 600); every request then needs a token");
+  cmd.add_option("--auth", a.auth_file,
+                 "Token file (tokens: [{token, user, admin}], chmod 600), or `kubernetes` (server with --backend kubernetes: "
+                 "the cluster's tokens, checked by TokenReview and SubjectAccessReview); every request then needs a token");
   cmd.add_option("--public-url", a.public_url, "The URL browsers reach this server at (behind a proxy); its host is accepted in Host");
   cmd.add_option("--allowed-origins", a.allowed_origins, "Other origins whose pages may send state-changing requests (repeatable)");
 }

@@ -54,6 +54,7 @@ void hostModels(http::Server& http, const std::string& models_dir, double poll_s
 int cmdServe(const ServeOptions& o) {
   std::unique_ptr<api::RequestGuard> guard;
   try {
+    if (o.access.auth_file == "kubernetes") throw std::runtime_error("--auth kubernetes is for `trainyard server --backend kubernetes`");
     guard = std::make_unique<api::RequestGuard>(guardOptions(o.access, o.address));
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

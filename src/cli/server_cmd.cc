@@ -22,6 +22,7 @@
 #include "api/server.h"
 #include "api/views.h"
 #include "backend/kubernetes/operator.h"
+#include "backend/kubernetes/token_review.h"
 #include "spec/parser.h"
 #include "cli/serve_cmd.h"
 #include "control/control_plane.h"
@@ -48,7 +49,10 @@ void stopOnSignal(std::function<void(int)> on_stop) {
 
 api::GuardOptions guardOptions(const AccessOptions& a, const std::string& address) {
   api::GuardOptions g;
-  if (!a.auth_file.empty()) {
+  if (a.auth_file == "kubernetes") {
+    // The cluster checks tokens; the server sets the verifier (it knows the cluster).
+    g.auth = api::TokenAuth::external([](const std::string&) { return std::optional<api::User>(); });
+  } else if (!a.auth_file.empty()) {
     // Like ssh with a private key: tokens others can read are not secrets.
     struct stat st{};
     if (::stat(a.auth_file.c_str(), &st) == 0 && (st.st_mode & 077))
@@ -126,6 +130,15 @@ int cmdServer(const ServerCliOptions& o) {
   so.store = o.store.empty() ? data_dir : o.store;
   try {
     so.access = guardOptions(o.access, o.address);
+    if (o.access.auth_file == "kubernetes") {
+      if (o.backend != "kubernetes") throw std::runtime_error("--auth kubernetes needs --backend kubernetes (the cluster checks the tokens)");
+      auto review = backend::kubernetesTokenReviewer(o.cluster.kube);
+      so.access.auth = api::TokenAuth::external([review](const std::string& token) -> std::optional<api::User> {
+        auto u = review(token);
+        if (!u) return std::nullopt;
+        return api::User{u->name, u->admin};
+      });
+    }
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from common import BIN, E2E, SOURCE_DIR
@@ -511,6 +512,57 @@ class OperatorMode(KubernetesE2E):
         self.assertIn("Running", conditions())
         self.assertEqual(self.job("kf-ddp")["phase"], "Succeeded")
         self.assertRegex(self.kubectl("get", "pytorchjobs"), r"kf-ddp\s+Succeeded")
+
+
+    def test_auth_kubernetes_takes_the_clusters_tokens_and_rbac(self):
+        from server_test import Server
+        server = Server(self, "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
+                        "--host-network", "--auth", "kubernetes")
+
+        def call(method, path, token=None, body=None):
+            req = urllib.request.Request(server.url + path, method=method,
+                                         data=None if body is None else body.encode())
+            if token:
+                req.add_header("Authorization", "Bearer " + token)
+            if body is not None:
+                req.add_header("Content-Type", "application/yaml")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status, json.loads(r.read() or b"{}")
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read() or b"{}")
+
+        # The cluster's admin (system:masters) is the server's administrator.
+        self.assertEqual(call("GET", "/api/v1/jobs", "admin-token")[0], 200)
+        self.assertEqual(call("POST", "/api/v1/nodes/no-such-node/drain", "admin-token")[0], 404)  # allowed, and no such node
+        # alice may use it once RBAC lets her create TrainJobs in the namespace; she is not an administrator.
+        self.kubectl("apply", "-f", self.write("rbac.yaml", f"""\
+            apiVersion: rbac.authorization.k8s.io/v1
+            kind: Role
+            metadata: {{name: trainjob-user, namespace: {self.ns}}}
+            rules: [{{apiGroups: [trainyard.dev], resources: [trainjobs], verbs: [create, get, list]}}]
+            ---
+            apiVersion: rbac.authorization.k8s.io/v1
+            kind: RoleBinding
+            metadata: {{name: alice-trains, namespace: {self.ns}}}
+            subjects: [{{kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}}]
+            roleRef: {{kind: Role, name: trainjob-user, apiGroup: rbac.authorization.k8s.io}}
+            """))
+        st, made = call("POST", "/api/v1/jobs", "alice-token", f"""apiVersion: trainyard.dev/v1
+kind: TrainJob
+metadata: {{name: alices}}
+spec:
+  image: debian:12
+  nodeSelector: {{pool: {self.pool}}}
+  command: [/bin/true]
+""")
+        self.assertEqual(st, 201, made)
+        self.assertEqual(call("GET", "/api/v1/jobs/alices", "alice-token")[1].get("user"), "alice")
+        self.assertEqual(call("POST", "/api/v1/nodes/no-such-node/drain", "alice-token")[0], 403)
+        # bob has no Role here: refused, as is a token the cluster does not know, and no token at all.
+        self.assertEqual(call("GET", "/api/v1/jobs", "bob-token")[0], 401)
+        self.assertEqual(call("GET", "/api/v1/jobs", "not-a-token")[0], 401)
+        self.assertEqual(call("GET", "/api/v1/jobs")[0], 401)
 
 
 if __name__ == "__main__":
