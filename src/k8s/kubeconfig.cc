@@ -121,4 +121,10 @@ std::optional<KubeConfig> inClusterConfig() {
   return c;
 }
 
+KubeConfig resolveKubeConfig(const std::string& path, const std::string& context) {
+  if (path.empty())
+    if (auto in = inClusterConfig()) return *in;
+  return loadKubeConfig(path, context);
+}
+
 }  // namespace trainyard::k8s

@@ -27,4 +27,8 @@ KubeConfig loadKubeConfig(const std::string& path = "", const std::string& conte
 // /var/run/secrets/kubernetes.io/serviceaccount), or nullopt outside one.
 std::optional<KubeConfig> inClusterConfig();
 
+// What a Trainyard command uses: `path` when given; else the pod's service
+// account when running in one; else KUBECONFIG or ~/.kube/config.
+KubeConfig resolveKubeConfig(const std::string& path, const std::string& context);
+
 }  // namespace trainyard::k8s

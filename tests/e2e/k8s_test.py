@@ -384,8 +384,8 @@ class OperatorMode(KubernetesE2E):
     pool = "op"
     nodes = ("op-a",)
 
-    def kubectl(self, *args, check=True):
-        p = subprocess.run([os.path.join(CLUSTER, "bin", "kubectl"), "--kubeconfig", self.kubeconfig, "-n", self.ns, *args],
+    def kubectl(self, *args, check=True, ns=None):
+        p = subprocess.run([os.path.join(CLUSTER, "bin", "kubectl"), "--kubeconfig", self.kubeconfig, "-n", ns or self.ns, *args],
                            capture_output=True, text=True, timeout=60)
         if check:
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -563,6 +563,52 @@ spec:
         self.assertEqual(call("GET", "/api/v1/jobs", "bob-token")[0], 401)
         self.assertEqual(call("GET", "/api/v1/jobs", "not-a-token")[0], 401)
         self.assertEqual(call("GET", "/api/v1/jobs")[0], 401)
+
+
+    def test_deploy_rbac_is_enough_for_the_operator_and_no_wider(self):
+        """The server runs with deploy/'s service account token (TokenRequest), not the admin's."""
+        from server_test import Server
+        deploy = os.path.join(SOURCE_DIR, "deploy")
+        for f in ("namespace.yaml", "crds/trainyard.dev_trainjobs.yaml", "crds/trainyard.dev_experiments.yaml", "rbac.yaml"):
+            self.kubectl("apply", "--server-side", "-f", os.path.join(deploy, f), ns="trainyard")
+        self.kubectl("wait", "--for", "condition=established", "crd/trainjobs.trainyard.dev", "--timeout=60s")
+        token = self.kubectl("create", "token", "trainyard", ns="trainyard").strip()
+        kubeconfig = self.write("sa.kubeconfig", f"""\
+            apiVersion: v1
+            kind: Config
+            current-context: sa
+            clusters: [{{name: c, cluster: {{server: "{self.api}", insecure-skip-tls-verify: true}}}}]
+            users: [{{name: sa, user: {{token: "{token}"}}}}]
+            contexts: [{{name: sa, context: {{cluster: c, user: sa, namespace: trainyard}}}}]
+            """)
+        sa = "system:serviceaccount:trainyard:trainyard"
+        for verb, what in (("delete", "nodes"), ("get", "secrets"), ("create", "pods -n default"), ("patch", "nodes")):
+            self.assertEqual(self.kubectl("auth", "can-i", verb, *what.split(), "--as", sa, check=False).strip(), "no",
+                             f"{sa} may {verb} {what}")
+        # A cluster used before (before the server starts and sees them): no resource or pod of that name left.
+        self.kubectl("delete", "trainjob", "by-sa", "--ignore-not-found", ns="trainyard")
+        self.kubectl("delete", "pods,services", "-l", "trainyard.dev/job-name=by-sa", "--grace-period=0", "--force",
+                     "--ignore-not-found", ns="trainyard", check=False)
+        Server(self, "--backend", "kubernetes", "--kubeconfig", kubeconfig, "--host-network")
+        job = self.write("sa-job.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: by-sa, namespace: trainyard}}
+            spec:
+              image: debian:12
+              nodeSelector: {{pool: {self.pool}}}
+              command: [/bin/sh, -c, 'echo "epoch=1 loss=0.25"']
+              resources: {{cpu: 100m, memory: 32Mi}}
+            """)
+        self.kubectl("apply", "-f", job, ns="trainyard")
+
+        def phase():
+            st, obj = self.call("GET", "/apis/trainyard.dev/v1/namespaces/trainyard/trainjobs/by-sa")
+            return obj.get("status", {}).get("phase") if st == 200 else None
+        self.poll("the service account's operator to run it",
+                  lambda: phase() == "Succeeded" and self.phase("by-sa") == "Succeeded", timeout=120)
+        # pods/log allowed: the log is kept in the data dir when the job is released (just after it ends).
+        self.poll("the job's log kept", lambda: "loss=0.25" in self.ty("logs", "by-sa").stdout, timeout=60)
 
 
 if __name__ == "__main__":

@@ -53,13 +53,7 @@ struct Shared {
 class KubernetesBackend final : public Backend {
  public:
   explicit KubernetesBackend(const KubernetesOptions& o) : opts_(o), s_(std::make_shared<Shared>()) {
-    trainyard::k8s::KubeConfig config;
-    if (o.kubeconfig.empty()) {
-      if (auto in = trainyard::k8s::inClusterConfig()) config = *in;
-      else config = trainyard::k8s::loadKubeConfig("", o.context);
-    } else {
-      config = trainyard::k8s::loadKubeConfig(o.kubeconfig, o.context);
-    }
+    auto config = trainyard::k8s::resolveKubeConfig(o.kubeconfig, o.context);
     s_->ns = o.ns.empty() ? config.ns : o.ns;
     s_->api = std::make_unique<ApiClient>(config);
     pods_ = fmt::format("/api/v1/namespaces/{}/pods", s_->ns);
@@ -356,7 +350,21 @@ class KubernetesBackend final : public Backend {
   }
   void createOrKeep(const std::string& collection, const json& object) {
     auto r = s_->api->request("POST", collection, object.dump());
-    if (r.status == 409) return;  // launched before (idempotent by uid and attempt)
+    if (r.status == 409) {
+      // Launched before (idempotent by uid and attempt), unless it is
+      // another job's: a pod or Service of the same name left by a job of
+      // the same name from another store. Not ours to delete.
+      std::string name = object["metadata"].value("name", "");
+      json existing = s_->api->get(collection + "/" + name);
+      std::string uid = object["metadata"]["labels"].value(k8s::kJobUid, "");
+      std::string theirs = existing["metadata"].value("labels", json::object()).value(k8s::kJobUid, "");
+      if (theirs != uid)
+        throw ApiError(409, "AlreadyExists",
+                       fmt::format("{} {} already exists and belongs to another job ({}={}); delete it, or name this job "
+                                   "differently",
+                                   object.value("kind", ""), name, k8s::kJobUid, theirs.empty() ? "none" : theirs));
+      return;
+    }
     if (r.status >= 400) {
       std::string message = r.body.substr(0, 300);
       try {

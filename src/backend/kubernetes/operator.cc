@@ -24,8 +24,7 @@ constexpr const char* kFromResource = "trainyard.dev/from-resource";
 class KubernetesOperator final : public Operator {
  public:
   KubernetesOperator(const KubernetesOptions& o, OperatorHooks hooks) : hooks_(std::move(hooks)) {
-    auto config = o.kubeconfig.empty() ? trainyard::k8s::loadKubeConfig("", o.context)
-                                       : trainyard::k8s::loadKubeConfig(o.kubeconfig, o.context);
+    auto config = trainyard::k8s::resolveKubeConfig(o.kubeconfig, o.context);
     ns_ = o.ns.empty() ? config.ns : o.ns;
     api_ = std::make_unique<ApiClient>(config);
     thread_ = std::thread([this] { loop(); });

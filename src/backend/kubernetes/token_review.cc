@@ -49,8 +49,7 @@ struct Reviewer {
 extern "C" __attribute__((visibility("default"))) trainyard::backend::TokenReviewer* trainyard_kubernetes_token_reviewer(
     const trainyard::backend::KubernetesOptions* o) {
   auto r = std::make_shared<trainyard::backend::Reviewer>();
-  auto config = o->kubeconfig.empty() ? trainyard::k8s::loadKubeConfig("", o->context)
-                                      : trainyard::k8s::loadKubeConfig(o->kubeconfig, o->context);
+  auto config = trainyard::k8s::resolveKubeConfig(o->kubeconfig, o->context);
   r->ns = o->ns.empty() ? config.ns : o->ns;
   r->api = std::make_unique<trainyard::k8s::ApiClient>(config);
   return new trainyard::backend::TokenReviewer([r](const std::string& token) { return r->review(token); });
