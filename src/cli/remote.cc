@@ -14,6 +14,7 @@
 #include "cli/output.h"
 #include "http/client.h"
 #include "util/files.h"
+#include "util/format.h"
 
 namespace trainyard::cli {
 namespace {
@@ -30,15 +31,7 @@ struct RemoteError : std::runtime_error {
   int exit_code;
 };
 
-// Percent-encodes a path segment or query value.
-std::string enc(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
-    else out += fmt::format("%{:02X}", c);
-  }
-  return out;
-}
+std::string enc(const std::string& s) { return util::percentEncode(s); }
 
 class Client {
  public:

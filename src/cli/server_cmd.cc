@@ -26,6 +26,7 @@
 #include "spec/parser.h"
 #include "cli/serve_cmd.h"
 #include "control/control_plane.h"
+#include "control/admission.h"
 #include "control/experiment_controller.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -237,6 +238,10 @@ int cmdServer(const ServerCliOptions& o) {
       try {
         auto loaded = spec::loadSpecString(text, fmt::format("{}/{}", kind, name), "");
         if (loaded.queue || (kind == "Experiment") != loaded.experiment.has_value()) return "expected a " + kind;
+        // Refused as the API refuses it (what no node could ever hold, a queue that does not exist).
+        auto runs = loaded.experiment ? loaded.experiment->sampleTrial() : loaded.job;
+        if (auto no = control::refuseAtSubmit(runs, "", plane.status().nodes, db().queueDefs(), plane.options().scheduling))
+          return fmt::format("{}: {}", no->field, no->message);
         if (loaded.experiment) control::submitExperiment(db(), *loaded.experiment, plane.options(), "");
         else control::submitJob(db(), loaded.job, plane.options(), "");
         plane.wake();

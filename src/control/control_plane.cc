@@ -109,7 +109,9 @@ void ControlPlane::run(const std::function<void()>& ready) {
     auto t0 = std::chrono::steady_clock::now();
     jobs.beginPass();
     ControlPlaneStatus st;
-    st.nodes = backend->capacity();
+    // Read once per pass, by the controller (a Kubernetes backend lists
+    // nodes and pods for it: not twice).
+    st.nodes = jobs.nodes();
     try {
       for (const auto& e : store->listActiveExperiments()) {
         try {
@@ -153,7 +155,6 @@ void ControlPlane::run(const std::function<void()>& ready) {
       }
       for (const auto& [id, placements] : store->allPlacements())
         for (const auto& p : placements) st.used[p.node] += p.held;
-      st.node_states = store->nodeStates();
     } catch (const std::exception& e) {
       // A store hiccup (locked, connection reset) must not end the server:
       // the next pass reconciles again from the stored state.

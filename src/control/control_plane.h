@@ -28,7 +28,6 @@ namespace trainyard::control {
 struct ControlPlaneStatus {
   std::vector<sched::Node> nodes;
   std::map<std::string, sched::Resources> used;  // per node
-  std::vector<store::NodeStateRecord> node_states;  // drained or down nodes
   std::map<std::string, int> jobs_by_phase;       // active jobs
   int queued = 0;
   std::vector<std::string> warnings;

@@ -62,6 +62,12 @@ class JobController {
   // (control/admission.h); the others it admitted launch when reconciled.
   store::JobRecord reconcile(int64_t job_id);
 
+  // The backend's nodes as read in this pass (read at most once per pass).
+  const std::vector<sched::Node>& nodes() {
+    nodeStates();
+    return nodes_;
+  }
+
   // A new pass: the next queued job runs admission again, nodes are read again.
   // Also renews this controller's lease on its jobs (control/owner.h).
   void beginPass();
@@ -78,7 +84,7 @@ class JobController {
   std::function<void(const std::string& replica, std::string_view bytes)> on_log;
 
  private:
-  struct Tracked;  // per-job state that lives only in memory (log offsets, parsers)
+  struct Tracked;  // per-job state that lives only in memory (read cursors, parsers)
   Tracked& tracked(const store::JobRecord& job);
   void admitQueuedJobs();
   // The backend's state of `uid`, from one observeAll() per pass.

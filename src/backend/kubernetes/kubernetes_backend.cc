@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -17,6 +18,7 @@
 #include "k8s/api_client.h"
 #include "k8s/nodes.h"
 #include "spec/quantity.h"
+#include "util/format.h"
 
 namespace trainyard::backend {
 namespace {
@@ -24,14 +26,6 @@ using json = nlohmann::json;
 using trainyard::k8s::ApiClient;
 using trainyard::k8s::ApiError;
 
-std::string urlEncode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
-    else out += fmt::format("%{:02X}", c);
-  }
-  return out;
-}
 
 // Whether trying again later may work: the API server unreachable,
 // throttling or failing; not a request it refused.
@@ -48,6 +42,8 @@ struct Shared {
   std::atomic<bool> stopping{false};
   // uid -> job name, attempt: for readLogAt from any thread
   std::map<std::string, std::pair<std::string, int>> names;
+  // "uid/attempt/replica" -> (pod, container), found once: logs are read every pass
+  std::map<std::string, std::pair<std::string, std::string>> log_pods;
 };
 
 class KubernetesBackend final : public Backend {
@@ -57,7 +53,7 @@ class KubernetesBackend final : public Backend {
     s_->ns = o.ns.empty() ? config.ns : o.ns;
     s_->api = std::make_unique<ApiClient>(config);
     pods_ = fmt::format("/api/v1/namespaces/{}/pods", s_->ns);
-    selector_ = urlEncode(std::string(k8s::kManagedBy) + "=trainyard");
+    selector_ = util::percentEncode(std::string(k8s::kManagedBy) + "=trainyard");
     std::thread([s = s_, path = pods_, sel = selector_] { watchPods(s, path, sel); }).detach();
   }
   ~KubernetesBackend() override {
@@ -77,7 +73,7 @@ class KubernetesBackend final : public Backend {
   std::vector<sched::Node> capacity() override {
     auto nodes = trainyard::k8s::nodesFromList(call([&] { return s_->api->get("/api/v1/nodes"); }));
     // What pods Trainyard does not run already hold on each node is not its to give.
-    auto pods = call([&] { return s_->api->get("/api/v1/pods?fieldSelector=" + urlEncode("status.phase!=Succeeded,status.phase!=Failed")); });
+    auto pods = call([&] { return s_->api->get("/api/v1/pods?fieldSelector=" + util::percentEncode("status.phase!=Succeeded,status.phase!=Failed")); });
     std::map<std::string, sched::Resources> held;
     for (const auto& p : pods["items"]) {
       const auto& labels = p["metadata"].value("labels", json::object());
@@ -160,9 +156,9 @@ class KubernetesBackend final : public Backend {
                  {"apiVersion", "v1"},
                  {"gracePeriodSeconds", std::max<int64_t>(1, (grace.count() + 999) / 1000)},
                  {"propagationPolicy", "Background"}};
-    std::string sel = urlEncode(fmt::format("{}={},{}={}", k8s::kJobUid, uid, k8s::kAttempt, attempt));
+    std::string sel = util::percentEncode(fmt::format("{}={},{}={}", k8s::kJobUid, uid, k8s::kAttempt, attempt));
     // Only pods still running: a finished one keeps its log for release().
-    std::string running = urlEncode("status.phase!=Succeeded,status.phase!=Failed");
+    std::string running = util::percentEncode("status.phase!=Succeeded,status.phase!=Failed");
     try {
       s_->api->request("DELETE", pods_ + "?labelSelector=" + sel + "&fieldSelector=" + running, opts.dump());
     } catch (const ApiError&) {
@@ -234,16 +230,26 @@ class KubernetesBackend final : public Backend {
 
   LogChunk readLogAt(const std::string& uid, int attempt, const std::string& replica, const std::string& cursor,
                      size_t max_bytes) override {
-    std::string pod;
+    std::string pod, container;
+    const std::string key = fmt::format("{}/{}/{}", uid, attempt, replica);
     try {
-      std::string sel = urlEncode(fmt::format("{}={},{}={}", k8s::kJobUid, uid, k8s::kAttempt, attempt));
-      json list = s_->api->get(pods_ + "?labelSelector=" + sel);  // kept: a range-for over a temporary's member dangles
-      std::string container = "trainyard";
-      for (const auto& p : list["items"])
-        if (k8s::statusOf(p).name == replica) {
-          pod = p["metadata"]["name"];
-          container = p["metadata"].value("annotations", json::object()).value("trainyard.dev/container", "trainyard");
+      {
+        std::lock_guard lk(s_->mu);
+        if (auto it = s_->log_pods.find(key); it != s_->log_pods.end()) std::tie(pod, container) = it->second;
+      }
+      if (pod.empty()) {
+        std::string sel = util::percentEncode(fmt::format("{}={},{}={}", k8s::kJobUid, uid, k8s::kAttempt, attempt));
+        json list = s_->api->get(pods_ + "?labelSelector=" + sel);  // kept: a range-for over a temporary's member dangles
+        for (const auto& p : list["items"])
+          if (k8s::statusOf(p).name == replica) {
+            pod = p["metadata"]["name"];
+            container = p["metadata"].value("annotations", json::object()).value("trainyard.dev/container", "trainyard");
+          }
+        if (!pod.empty()) {
+          std::lock_guard lk(s_->mu);
+          s_->log_pods[key] = {pod, container};
         }
+      }
       if (pod.empty()) {
         // Released: its log was kept where the local backend keeps logs.
         if (opts_.log_root.empty()) return {"", cursor};
@@ -257,8 +263,14 @@ class KubernetesBackend final : public Backend {
       uint64_t offset = probe.value_or(0);
       bool tail = cursor.rfind("tail:", 0) == 0;
       size_t limit = tail ? (16u << 20) : offset + max_bytes;
-      auto r = s_->api->request("GET", fmt::format("{}/{}/log?container={}&limitBytes={}", pods_, pod, urlEncode(container), limit));
-      if (r.status != 200) return {"", cursor};
+      auto r = s_->api->request("GET", fmt::format("{}/{}/log?container={}&limitBytes={}", pods_, pod, util::percentEncode(container), limit));
+      if (r.status != 200) {
+        if (r.status == 404) {  // released since: its log is kept locally (read on the next call)
+          std::lock_guard lk(s_->mu);
+          s_->log_pods.erase(key);
+        }
+        return {"", cursor};
+      }
       if (tail) offset = cursorOffset(cursor, r.body.size(), "k").value_or(0);
       else if (!probe) return {"", cursor};
       if (offset >= r.body.size()) return {"", offsetCursor(offset, "k")};
@@ -301,7 +313,7 @@ class KubernetesBackend final : public Backend {
   }
 
   void release(const std::string& uid) override {
-    std::string sel = urlEncode(fmt::format("{}={}", k8s::kJobUid, uid));
+    std::string sel = util::percentEncode(fmt::format("{}={}", k8s::kJobUid, uid));
     json now = {{"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"gracePeriodSeconds", 0}, {"propagationPolicy", "Background"}};
     try {
       // Logs outlive pods: every attempt's log is kept before its pod goes.
@@ -314,7 +326,7 @@ class KubernetesBackend final : public Backend {
           auto st = k8s::statusOf(p);
           std::string container = p["metadata"].value("annotations", json::object()).value("trainyard.dev/container", "trainyard");
           auto r = s_->api->request("GET", fmt::format("{}/{}/log?container={}&limitBytes={}", pods_,
-                                                       p["metadata"]["name"].get<std::string>(), urlEncode(container), 64u << 20));
+                                                       p["metadata"]["name"].get<std::string>(), util::percentEncode(container), 64u << 20));
           if (r.status != 200) continue;
           std::ofstream out(dir / logFileName(st.name, st.attempt), std::ios::binary | std::ios::trunc);
           out << r.body;
@@ -335,6 +347,7 @@ class KubernetesBackend final : public Backend {
     order_.erase(uid);
     std::lock_guard lk(s_->mu);
     s_->names.erase(uid);
+    std::erase_if(s_->log_pods, [&](const auto& kv) { return kv.first.rfind(uid + "/", 0) == 0; });
   }
 
   std::vector<std::string> warnings() const override { return {}; }
