@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -150,7 +151,8 @@ class KubernetesBackend final : public Backend {
   }
 
   void stop(const std::string& uid, std::chrono::milliseconds grace) override {
-    stopping_.insert(uid);
+    // The first stop sets when the grace ends (a repeated stop does not extend it).
+    stopping_.emplace(uid, std::chrono::steady_clock::now() + grace);
     int attempt = attemptOf(uid);
     json opts = {{"kind", "DeleteOptions"},
                  {"apiVersion", "v1"},
@@ -198,10 +200,12 @@ class KubernetesBackend final : public Backend {
         if (std::any_of(statuses.begin(), statuses.end(), [&](const auto& r) { return r.name == name; })) continue;
         if (last.phase == ReplicaPhase::Exited) {
           statuses.push_back(last);
-        } else if (stopping_.count(uid)) {
-          ReplicaStatus ended = last;  // deleted by this backend: ended by its signal
+        } else if (auto stop = stopping_.find(uid); stop != stopping_.end()) {
+          // Deleted by this backend before its end was seen: ended by the
+          // signal its kubelet sends at this point of the grace period.
+          ReplicaStatus ended = last;
           ended.phase = ReplicaPhase::Exited;
-          ended.signal = 15;
+          ended.signal = std::chrono::steady_clock::now() < stop->second ? SIGTERM : SIGKILL;
           ended.exit_code.reset();
           ended.reason = "Signaled";
           statuses.push_back(ended);
@@ -426,7 +430,7 @@ class KubernetesBackend final : public Backend {
   // this backend deleted (stop, or a gang whose member could not start)
   // vanishes, and its replica is then reported ended, not lost.
   std::map<std::string, std::map<std::string, ReplicaStatus>> seen_;
-  std::set<std::string> stopping_;    // jobs asked to stop (this attempt)
+  std::map<std::string, std::chrono::steady_clock::time_point> stopping_;  // jobs asked to stop: when their grace ends
   std::set<std::string> gang_ended_;  // jobs whose gang was stopped after a member could not start
   std::map<std::string, std::vector<std::string>> order_;  // replica names as launched
 };
