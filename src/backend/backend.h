@@ -32,6 +32,13 @@
 
 namespace trainyard::backend {
 
+// A node directory mounted into a replica's container (spec `volumes:`).
+struct Mount {
+  std::string host_path;
+  std::string mount_path;
+  bool read_only = false;
+};
+
 struct ReplicaLaunch {
   std::string name;  // "worker-0": role and index
   std::string node;  // where the scheduler placed it
@@ -41,6 +48,7 @@ struct ReplicaLaunch {
   std::vector<std::pair<std::string, std::string>> env;  // added to the backend's base environment
   std::string working_dir;
   std::string image;  // ignored by the local backend
+  std::vector<Mount> mounts;  // for images; a process sees the node's files anyway
   // Kubeflow's pod template (JSON) and its main container's index: the
   // Kubernetes backend builds the pod from it; others ignore it.
   std::string pod_template;

@@ -41,6 +41,7 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
       r.argv.insert(r.argv.end(), role.args.begin(), role.args.end());
       r.working_dir = role.working_dir;
       r.image = role.image;
+      for (const auto& v : role.volumes) r.mounts.push_back({v.host_path, v.mount_path, v.read_only});
       r.pod_template = role.pod_template;
       r.main_container = role.main_container;
       r.resources = {role.resources.cpu_millis, role.resources.memory_bytes, role.resources.gpu};

@@ -58,6 +58,36 @@ MetricsCollector parseCollector(const Walker& w, const YAML::Node& n, const std:
   return mc;
 }
 
+constexpr size_t kMaxVolumes = 64;
+
+// `volumes: [{hostPath, mountPath, readOnly}]`; a relative hostPath is
+// relative to the spec's file, as workingDir.
+std::vector<Volume> parseVolumes(const Walker& w, const YAML::Node& n, const std::string& path,
+                                 const std::string& base_dir) {
+  if (!n.IsSequence()) w.fail(n, path, fmt::format("expected a list of {{hostPath, mountPath, readOnly}}, got {}", typeName(n)));
+  if (n.size() > kMaxVolumes) w.fail(n, path, fmt::format("at most {} volumes per replica", kMaxVolumes));
+  std::vector<Volume> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    std::string at = fmt::format("{}[{}]", path, i);
+    const YAML::Node& v = n[i];
+    w.expectMap(v, at, {"name", "hostPath", "mountPath", "readOnly"});
+    if (!v["hostPath"]) w.fail(v, at + ".hostPath", "missing required field 'hostPath' (a directory of the node)");
+    Volume vol;
+    vol.host_path = resolveDir(base_dir, w.str(v["hostPath"], at + ".hostPath"));
+    vol.mount_path = vol.host_path;
+    if (auto m = v["mountPath"]) {
+      vol.mount_path = w.str(m, at + ".mountPath");
+      if (vol.mount_path.empty() || vol.mount_path[0] != '/')
+        w.fail(m, at + ".mountPath", fmt::format("expected an absolute path, got \"{}\"", vol.mount_path));
+    }
+    if (auto r = v["readOnly"]) vol.read_only = w.boolean(r, at + ".readOnly");
+    for (const auto& o : out)
+      if (o.mount_path == vol.mount_path) w.fail(v, at + ".mountPath", fmt::format("{} is mounted twice", vol.mount_path));
+    out.push_back(std::move(vol));
+  }
+  return out;
+}
+
 // The per-role fields; at spec level they are the defaults of every role.
 void parseRoleFields(const Walker& w, const YAML::Node& n, const std::string& path, ReplicaRole& role,
                      const std::string& base_dir) {
@@ -72,6 +102,11 @@ void parseRoleFields(const Walker& w, const YAML::Node& n, const std::string& pa
   }
   if (n["workingDir"]) role.working_dir = resolveDir(base_dir, w.str(n["workingDir"], path + ".workingDir"));
   if (n["image"]) role.image = w.str(n["image"], path + ".image");
+  if (auto v = n["volumes"]) {
+    for (auto& vol : parseVolumes(w, v, path + ".volumes", base_dir)) role.volumes.push_back(std::move(vol));
+    if (role.volumes.size() > kMaxVolumes)
+      w.fail(v, path + ".volumes", fmt::format("at most {} volumes per replica", kMaxVolumes));
+  }
   if (n["resources"]) {
     auto r = n["resources"];
     Resources parsed = parseResources(w, r, path + ".resources");
@@ -137,8 +172,8 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
   YAML::Node spec = root["spec"];
   if (!spec) w.fail(root, "spec", "missing required field 'spec'");
   w.expectMap(spec, "spec",
-              {"command", "args", "env", "workingDir", "image", "framework", "replicas", "roles", "resources",
-               "restartPolicy", "backoffLimit", "activeDeadlineSeconds", "priority", "queue",
+              {"command", "args", "env", "workingDir", "image", "volumes", "framework", "replicas", "roles",
+               "resources", "restartPolicy", "backoffLimit", "activeDeadlineSeconds", "priority", "queue",
                "metricsCollector", "outputs", "successPolicy", "slotsPerWorker", "placement", "nodeSelector",
                "walltime", "startTimeoutSeconds"});
 
@@ -169,7 +204,7 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
                                             job.framework, list));
       }
       const YAML::Node& rn = it->second;
-      w.expectMap(rn, path, {"replicas", "command", "args", "env", "workingDir", "image", "resources"});
+      w.expectMap(rn, path, {"replicas", "command", "args", "env", "workingDir", "image", "volumes", "resources"});
       ReplicaRole role = base;
       role.name = name;
       role.replicas = rn["replicas"] ? static_cast<int>(w.integer(rn["replicas"], path + ".replicas", 1, 1024)) : 1;

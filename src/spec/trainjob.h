@@ -32,6 +32,15 @@ struct MetricsCollector {
   std::string filter;  // StdOut: custom regex; empty = Katib's default format
 };
 
+// A directory of the node mounted into a replica's container: hostPath
+// volumes on Kubernetes, bind mounts for local containers. A process sees
+// the node's filesystem anyway, so locally only mount_path != host_path matters.
+struct Volume {
+  std::string host_path;
+  std::string mount_path;  // defaults to host_path
+  bool read_only = false;
+};
+
 // One role of a job (a single-replica TrainJob has one role, "worker").
 struct ReplicaRole {
   std::string name = "worker";
@@ -41,6 +50,7 @@ struct ReplicaRole {
   std::vector<std::pair<std::string, std::string>> env;  // order kept for $(VAR) expansion
   std::string working_dir;
   std::string image;  // used by the Kubernetes backend only
+  std::vector<Volume> volumes;  // the spec's, then the role's
   Resources resources;
   // Kubeflow's pod template as written (JSON), and which of its containers
   // is the one above: the Kubernetes backend builds the pods from it

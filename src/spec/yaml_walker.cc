@@ -81,6 +81,15 @@ int64_t Walker::integer(const YAML::Node& n, const std::string& path, int64_t mi
   return *v;
 }
 
+bool Walker::boolean(const YAML::Node& n, const std::string& path) const {
+  if (n.IsScalar() && n.Tag() != "!") {
+    const std::string& s = n.Scalar();
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+  }
+  fail(n, path, fmt::format("expected true or false, got {}", n.IsScalar() ? "\"" + n.Scalar() + "\"" : typeName(n)));
+}
+
 double Walker::number(const YAML::Node& n, const std::string& path, double min, double max) const {
   if (!n.IsScalar()) fail(n, path, fmt::format("expected a number, got {}", typeName(n)));
   auto v = whole<double>(n.Scalar(), kToDouble);

@@ -31,6 +31,7 @@ class Walker {
   std::string str(const YAML::Node& n, const std::string& path) const;
   int64_t integer(const YAML::Node& n, const std::string& path, int64_t min, int64_t max) const;
   double number(const YAML::Node& n, const std::string& path, double min, double max) const;
+  bool boolean(const YAML::Node& n, const std::string& path) const;  // YAML 1.2 core: true/false
   std::vector<std::string> strList(const YAML::Node& n, const std::string& path) const;
   std::map<std::string, std::string> strMap(const YAML::Node& n, const std::string& path) const;
   // A command: a list of strings, or one string; never empty.

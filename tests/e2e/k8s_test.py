@@ -38,6 +38,9 @@ class KubernetesE2E(E2E):
         why = skip_reason()
         if why:
             raise unittest.SkipTest("SKIPPED, no Kubernetes: " + why)
+        why = cls.nodes_missing()
+        if why:
+            raise unittest.SkipTest("SKIPPED: " + why)
         cls.cluster = os.path.join(CLUSTER, "cluster")
         env = {}
         with open(os.path.join(cls.cluster, "env")) as f:
@@ -49,6 +52,24 @@ class KubernetesE2E(E2E):
         cls.kubeconfig = os.path.join(cls.cluster, "kubeconfig")
         cls.ns = f"ty-{cls.pool}-{os.getpid()}"  # a namespace being deleted by an earlier run refuses new pods
         cls.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cls.ns}})
+        cls.start_nodes()
+        # A new node is schedulable once the node lifecycle controller lifts its not-ready taint.
+        def schedulable():
+            st, nodes = cls.call("GET", f"/api/v1/nodes?labelSelector=pool%3D{cls.pool}")
+            return st == 200 and len(nodes["items"]) == len(cls.nodes) and all(
+                not any(t["effect"] in ("NoSchedule", "NoExecute") for t in n["spec"].get("taints", [])) and
+                any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+                for n in nodes["items"])
+        cls.poll("stand-in nodes schedulable", schedulable, timeout=90)
+
+    @classmethod
+    def nodes_missing(cls):
+        """Why this class's nodes cannot be started here (empty: they can)."""
+        return ""
+
+    @classmethod
+    def start_nodes(cls):
+        """Kubelet stand-ins (tests/k8s/kubelet_standin.py), one per name in `nodes`."""
         cls.standins = []
         for n in cls.nodes:
             state = os.path.join(CLUSTER, "standin-" + n)
@@ -62,14 +83,12 @@ class KubernetesE2E(E2E):
                                       "--labels", f"pool={cls.pool}"], stdout=log, stderr=subprocess.STDOUT)
             cls.standins.append(p)
             cls.poll(f"stand-in {n} ready", lambda: os.path.exists(ready), timeout=60)
-        # A new node is schedulable once the node lifecycle controller lifts its not-ready taint.
-        def schedulable():
-            st, nodes = cls.call("GET", f"/api/v1/nodes?labelSelector=pool%3D{cls.pool}")
-            return st == 200 and len(nodes["items"]) == len(cls.nodes) and all(
-                not any(t["effect"] in ("NoSchedule", "NoExecute") for t in n["spec"].get("taints", [])) and
-                any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
-                for n in nodes["items"])
-        cls.poll("stand-in nodes schedulable", schedulable, timeout=90)
+
+    @classmethod
+    def stop_nodes(cls):
+        for p in getattr(cls, "standins", []):
+            p.terminate()
+            p.wait(timeout=30)
 
     @staticmethod
     def poll(what, predicate, timeout):
@@ -83,9 +102,7 @@ class KubernetesE2E(E2E):
 
     @classmethod
     def tearDownClass(cls):
-        for p in getattr(cls, "standins", []):
-            p.terminate()
-            p.wait(timeout=30)
+        cls.stop_nodes()
         for n in getattr(cls, "nodes", ()):
             if hasattr(cls, "api"):
                 cls.call("DELETE", f"/api/v1/nodes/{n}")
@@ -93,14 +110,14 @@ class KubernetesE2E(E2E):
             cls.call("DELETE", f"/api/v1/namespaces/{cls.ns}")
 
     @classmethod
-    def call(cls, method, path, body=None):
+    def call(cls, method, path, body=None, content_type="application/json"):
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         req = urllib.request.Request(cls.api + path, method=method,
                                      data=None if body is None else json.dumps(body).encode())
         req.add_header("Authorization", "Bearer " + cls.token)
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
                 return r.status, json.loads(r.read() or b"{}")

@@ -110,6 +110,54 @@ TEST(Spec, JsonRoundTrip) {
   EXPECT_EQ(back.roles[0].resources.gpu, 1);
 }
 
+TEST(Spec, VolumesAtSpecAndRoleLevel) {
+  auto s = load(std::string(R"(apiVersion: trainyard.dev/v1
+kind: TrainJob
+metadata: {name: v}
+spec:
+  framework: pytorch
+  command: [python3, t.py]
+  image: localhost/img:1
+  volumes:
+    - {hostPath: /usr, readOnly: true}
+    - {hostPath: data, mountPath: /data}
+  roles:
+    master: {}
+    worker:
+      replicas: 2
+      volumes: [{hostPath: /scratch, mountPath: /scratch}]
+)")).job;
+  ASSERT_EQ(s.roles.size(), 2u);
+  const auto& m = s.roles[0].volumes;
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].host_path, "/usr");
+  EXPECT_EQ(m[0].mount_path, "/usr");
+  EXPECT_TRUE(m[0].read_only);
+  EXPECT_EQ(m[1].host_path, "/base/data");  // relative to the spec's file
+  EXPECT_EQ(m[1].mount_path, "/data");
+  EXPECT_FALSE(m[1].read_only);
+  ASSERT_EQ(s.roles[1].volumes.size(), 3u);  // the spec's, then the role's
+  EXPECT_EQ(s.roles[1].volumes[2].mount_path, "/scratch");
+  nlohmann::json j = s;
+  EXPECT_EQ(nlohmann::json(j.get<TrainJobSpec>()), j);
+
+  auto error = [&](const std::string& volumes) {
+    try {
+      load(std::string("apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: v}\nspec:\n  command: [a]\n"
+                       "  volumes: ") + volumes + "\n");
+    } catch (const SpecError& e) {
+      return e.field + ": " + e.what();
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(error("[{mountPath: /x}]").find("spec.volumes[0].hostPath"), std::string::npos);
+  EXPECT_NE(error("[{hostPath: /x, mountPath: rel}]").find("expected an absolute path"), std::string::npos);
+  EXPECT_NE(error("[{hostPath: /x, readOnly: maybe}]").find("expected true or false"), std::string::npos);
+  EXPECT_NE(error("[{hostPath: /x}, {hostPath: /y, mountPath: /x}]").find("mounted twice"), std::string::npos);
+  EXPECT_NE(error("{hostPath: /x}").find("expected a list"), std::string::npos);
+  EXPECT_NE(error("[{hostPath: /x, subPath: a}]").find("subPath"), std::string::npos);
+}
+
 const char* kHeadForSize = "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata:\n  name: a\nspec:\n";
 
 TEST(Spec, TooLargeIsRefusedBeforeParsing) {

@@ -124,13 +124,25 @@ json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const Ku
   for (const char* taint : {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
     spec["tolerations"].push_back(
         {{"key", taint}, {"operator", "Exists"}, {"effect", "NoExecute"}, {"tolerationSeconds", o.eviction_seconds}});
-  if (!job.files.empty()) {
+  auto addVolume = [&](json volume, json mount) {
     if (!spec.contains("volumes") || !spec["volumes"].is_array()) spec["volumes"] = json::array();
-    spec["volumes"].push_back({{"name", "trainyard-config"}, {"configMap", {{"name", configMapName(job)}}}});
     json& c = spec["containers"][main];
     if (!c.contains("volumeMounts") || !c["volumeMounts"].is_array()) c["volumeMounts"] = json::array();
-    c["volumeMounts"].push_back({{"name", "trainyard-config"}, {"mountPath", kConfigDir}});
+    spec["volumes"].push_back(std::move(volume));
+    c["volumeMounts"].push_back(std::move(mount));
+  };
+  // The spec's `volumes:` as hostPath volumes: the node's directories (a
+  // shared filesystem on a real cluster, as for Slurm).
+  for (size_t i = 0; i < r.mounts.size(); ++i) {
+    const Mount& m = r.mounts[i];
+    std::string name = fmt::format("trainyard-volume-{}", i);
+    json mount = {{"name", name}, {"mountPath", m.mount_path}};
+    if (m.read_only) mount["readOnly"] = true;
+    addVolume({{"name", name}, {"hostPath", {{"path", m.host_path}}}}, mount);
   }
+  if (!job.files.empty())
+    addVolume({{"name", "trainyard-config"}, {"configMap", {{"name", configMapName(job)}}}},
+              {{"name", "trainyard-config"}, {"mountPath", kConfigDir}});
   // The template's labels and annotations, with Trainyard's over them.
   json meta = tmpl.contains("metadata") && tmpl["metadata"].is_object() ? tmpl["metadata"] : json::object();
   json labels = meta.contains("labels") && meta["labels"].is_object() ? meta["labels"] : json::object();

@@ -1,0 +1,92 @@
+// How a placed job becomes pods (pure: no cluster needed).
+#include <gtest/gtest.h>
+
+#include "backend/kubernetes/pods.h"
+
+namespace trainyard::backend::k8s {
+namespace {
+using json = nlohmann::json;
+
+PlacedJob jobWith(ReplicaLaunch r) {
+  PlacedJob job;
+  job.uid = "u-1";
+  job.name = "fmnist";
+  job.attempt = 2;
+  job.replicas = {std::move(r)};
+  return job;
+}
+
+ReplicaLaunch worker() {
+  ReplicaLaunch r;
+  r.name = "worker-0";
+  r.role = "worker";
+  r.argv = {"/usr/bin/python3", "train.py"};
+  r.image = "localhost/img:1";
+  r.resources.cpu_millis = 1500;
+  r.resources.memory_bytes = 1 << 30;
+  return r;
+}
+
+TEST(Pods, VolumesBecomeHostPathMountsOfTheMainContainer) {
+  ReplicaLaunch r = worker();
+  r.mounts = {{"/usr", "/usr", true}, {"/srv/data", "/data", false}};
+  PlacedJob job = jobWith(r);
+  job.files = {{"hostfile", "a slots=1\n"}};
+  json pod = podFor(job, job.replicas[0], 0, {});
+  const json& spec = pod["spec"];
+  ASSERT_EQ(spec["volumes"].size(), 3u);
+  EXPECT_EQ(spec["volumes"][0]["hostPath"]["path"], "/usr");
+  EXPECT_EQ(spec["volumes"][1]["hostPath"]["path"], "/srv/data");
+  EXPECT_EQ(spec["volumes"][2]["configMap"]["name"], configMapName(job));
+  const json& mounts = spec["containers"][0]["volumeMounts"];
+  ASSERT_EQ(mounts.size(), 3u);
+  EXPECT_EQ(mounts[0], (json{{"name", "trainyard-volume-0"}, {"mountPath", "/usr"}, {"readOnly", true}}));
+  EXPECT_EQ(mounts[1], (json{{"name", "trainyard-volume-1"}, {"mountPath", "/data"}}));
+  EXPECT_EQ(mounts[2]["mountPath"], kConfigDir);
+  EXPECT_EQ(spec["containers"][0]["resources"]["requests"]["cpu"], "1500m");
+  EXPECT_EQ(spec["containers"][0]["resources"]["limits"]["memory"], std::to_string(1 << 30));
+  EXPECT_EQ(spec["restartPolicy"], "Never");
+  EXPECT_EQ(spec["schedulerName"], "trainyard");
+  EXPECT_EQ(pod["metadata"]["name"], "fmnist-worker-0-2");
+}
+
+TEST(Pods, TheTemplatesVolumesAndSidecarsAreKeptBesideOurs) {
+  ReplicaLaunch r = worker();
+  r.mounts = {{"/usr", "/usr", true}};
+  r.pod_template = json{{"spec",
+                         {{"volumes", json::array({{{"name", "ckpt"}, {"emptyDir", json::object()}}})},
+                          {"containers", json::array({{{"name", "log-shipper"}, {"image", "busybox"}},
+                                                      {{"name", "pytorch"},
+                                                       {"image", "ignored"},
+                                                       {"volumeMounts", json::array({{{"name", "ckpt"}, {"mountPath", "/ckpt"}}})}}})}}}}
+                       .dump();
+  r.main_container = 1;
+  PlacedJob job = jobWith(r);
+  json pod = podFor(job, job.replicas[0], 0, {});
+  const json& spec = pod["spec"];
+  ASSERT_EQ(spec["volumes"].size(), 2u);
+  EXPECT_EQ(spec["volumes"][0]["name"], "ckpt");
+  EXPECT_EQ(spec["containers"][0], (json{{"name", "log-shipper"}, {"image", "busybox"}}));  // untouched
+  const json& main = spec["containers"][1];
+  EXPECT_EQ(main["image"], "localhost/img:1");
+  ASSERT_EQ(main["volumeMounts"].size(), 2u);
+  EXPECT_EQ(main["volumeMounts"][0]["mountPath"], "/ckpt");
+  EXPECT_EQ(main["volumeMounts"][1]["mountPath"], "/usr");
+  EXPECT_EQ(pod["metadata"]["annotations"]["trainyard.dev/container"], "pytorch");
+}
+
+TEST(Pods, AReplicaWithoutAnImageIsAPermanentError) {
+  ReplicaLaunch r = worker();
+  r.image.clear();
+  PlacedJob job = jobWith(r);
+  try {
+    podFor(job, job.replicas[0], 0, {});
+    FAIL() << "no error";
+  } catch (const BackendError& e) {
+    EXPECT_FALSE(e.transient());
+    EXPECT_NE(std::string(e.what()).find("image"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace trainyard::backend::k8s
