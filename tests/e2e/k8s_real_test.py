@@ -39,8 +39,7 @@ class RealNodes(KubernetesE2E):
 
     @classmethod
     def start_nodes(cls):
-        image_tar = os.path.join(CLUSTER, "host-usr-image.tar")
-        env = dict(os.environ, K8S_BIN_DIR=os.path.join(CLUSTER, "bin"))
+        cls.image_tar = image_tar = os.path.join(CLUSTER, "host-usr-image.tar")
         cls.node_dirs = []
         try:
             subprocess.run([os.path.join(SOURCE_DIR, "tests/k8s/host_usr_image.sh"), image_tar], check=True,
@@ -48,16 +47,21 @@ class RealNodes(KubernetesE2E):
             for n in cls.nodes:
                 d = os.path.join(CLUSTER, "node-" + n)
                 cls.node_dirs.append(d)
-                subprocess.run([os.path.join(SHARED_K8S, "node-up.sh"), d, cls.cluster, n], check=True, env=env,
-                               capture_output=True, timeout=180)
-                subprocess.run([os.path.join(SHARED_K8S, "node-import.sh"), d, image_tar], check=True,
-                               capture_output=True, timeout=120)
-                st, _ = cls.call("PATCH", f"/api/v1/nodes/{n}", {"metadata": {"labels": {"pool": cls.pool}}},
-                                 content_type="application/merge-patch+json")
-                assert st == 200, f"labelling node {n}: {st}"
+                cls.node_up(n, d, image_tar)
         except subprocess.CalledProcessError as e:
             cls.stop_nodes()
             raise AssertionError(f"{e.cmd} failed: {e.stderr.decode(errors='replace')}") from e
+
+    @classmethod
+    def node_up(cls, n, d, image_tar):
+        env = dict(os.environ, K8S_BIN_DIR=os.path.join(CLUSTER, "bin"))
+        subprocess.run([os.path.join(SHARED_K8S, "node-up.sh"), d, cls.cluster, n], check=True, env=env,
+                       capture_output=True, timeout=180)
+        subprocess.run([os.path.join(SHARED_K8S, "node-import.sh"), d, image_tar], check=True,
+                       capture_output=True, timeout=120)
+        st, _ = cls.call("PATCH", f"/api/v1/nodes/{n}", {"metadata": {"labels": {"pool": cls.pool}}},
+                         content_type="application/merge-patch+json")
+        assert st == 200, f"labelling node {n}: {st}"
 
     @classmethod
     def stop_nodes(cls):
@@ -153,6 +157,46 @@ class RealNodes(KubernetesE2E):
         a = self.job("oom-real")["attempts"][0]
         self.assertEqual(a["reason"], "OOMKilled", a)
         self.assertEqual(a["exitCode"], 137, a)
+
+    def test_a_real_node_that_dies_mid_training_is_evicted_and_the_job_restarts_elsewhere(self):
+        spec = self.job_spec("fmnist-loss", """\
+              command: [/usr/bin/python3, train.py]
+              args: [--epochs, "2", --train-limit, "20000", --log-every, "10"]
+              restartPolicy: OnFailure
+              backoffLimit: 2
+              resources: {cpu: 1, memory: 1Gi}
+            """)
+        run = self.popen("run", "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
+                         "--host-network", "--eviction-seconds", "2", spec)
+        lost = None
+        try:
+            def training():
+                pods = self.pods("fmnist-loss")
+                if len(pods) != 1 or pods[0]["status"].get("phase") != "Running":
+                    return False
+                st, log = self.call_text(f"/api/v1/namespaces/{self.ns}/pods/{pods[0]['metadata']['name']}/log")
+                return st == 200 and "step=10 " in log
+            self.poll("the replica training", training, timeout=120)
+            lost = self.pods("fmnist-loss")[0]["spec"]["nodeName"]
+            # The machine dies: node-down stops its kubelet and kills its containers.
+            subprocess.run([os.path.join(SHARED_K8S, "node-down.sh"), os.path.join(CLUSTER, "node-" + lost)],
+                           capture_output=True, timeout=120)
+            out, err = run.communicate(timeout=600)
+        finally:
+            if run.poll() is None:
+                run.kill()
+            if lost:  # back for the other tests
+                self.call("DELETE", f"/api/v1/nodes/{lost}")
+                self.node_up(lost, os.path.join(CLUSTER, "node-" + lost), self.image_tar)
+        self.assertEqual(run.returncode, 0, out + err)
+        d = self.job("fmnist-loss")
+        self.assertEqual(d["restarts"], 1)
+        self.assertEqual([a["reason"] for a in d["attempts"]], ["NodeLost", "Completed"], d["attempts"])
+        scheduled = [e["message"] for e in d["events"] if e["reason"] == "Scheduled"]
+        self.assertEqual(len(scheduled), 2, scheduled)
+        self.assertIn(lost, scheduled[0])
+        self.assertNotIn(lost, scheduled[1], "the restarted job went back to the node that is gone")
+        self.assertEqual(d["lastMetrics"]["epoch"]["value"], 2)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ class KubernetesE2E(E2E):
             cls.call("DELETE", f"/api/v1/namespaces/{cls.ns}")
 
     @classmethod
-    def call(cls, method, path, body=None, content_type="application/json"):
+    def request(cls, method, path, body=None, content_type="application/json"):
+        """The API server's (status, body bytes), as the cluster's admin."""
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -120,9 +121,19 @@ class KubernetesE2E(E2E):
         req.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
-                return r.status, json.loads(r.read() or b"{}")
+                return r.status, r.read()
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+            return e.code, e.read()
+
+    @classmethod
+    def call(cls, method, path, body=None, content_type="application/json"):
+        st, data = cls.request(method, path, body, content_type)
+        return st, json.loads(data or b"{}")
+
+    @classmethod
+    def call_text(cls, path):
+        st, data = cls.request("GET", path)
+        return st, data.decode(errors="replace")
 
     def run_k8s(self, spec_file, check=0, timeout=300):
         p = self.ty("run", "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
