@@ -31,6 +31,7 @@ json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
            {"nodes", j.node},
            {"queue", j.spec.queue},
            {"priority", j.spec.priority}};
+  if (!j.user.empty()) out["user"] = j.user;
   if (j.preemptions) out["preemptions"] = j.preemptions;
   // Progress and ETA while it runs, from what it reports (see metrics/progress.h).
   if (j.phase == store::kRunning && j.started_at > 0) {

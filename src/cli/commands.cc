@@ -744,6 +744,10 @@ int runMain(int argc, char** argv) {
   addAccessOptions(*server, so.access);
   server->add_option("--backend", so.backend, "Where replicas run: local (this machine) or kubernetes (pods on the cluster of --kubeconfig)")->capture_default_str();
   addClusterFlags(*server, so.cluster);
+  server->add_option("--watch-namespaces", so.cluster.kube.watch_namespaces,
+                     "--backend kubernetes: serve TrainJob/Experiment resources of these namespaces (tenants; \"*\": all) "
+                     "instead of --namespace's only")
+      ->delimiter(',');
   server->add_option("--run-as", so.run_as, "Run jobs as this Unix user (default when root: trainyard-jobs, made by scripts/setup.sh)");
 
   ServeOptions serve_o;

@@ -21,7 +21,7 @@
 
 #include "api/server.h"
 #include "api/views.h"
-#include "backend/kubernetes/operator.h"
+#include "cli/operator_hooks.h"
 #include "backend/kubernetes/token_review.h"
 #include "spec/parser.h"
 #include "cli/serve_cmd.h"
@@ -228,77 +228,10 @@ int cmdServer(const ServerCliOptions& o) {
   // Operator mode: TrainJob resources applied with kubectl become jobs.
   std::unique_ptr<backend::Operator> op;
   if (o.backend == "kubernetes") {
-    auto store = std::make_shared<std::unique_ptr<store::Store>>();  // the operator thread's own
-    auto db = [store, location = so.store]() -> store::Store& {
-      if (!*store) *store = store::openStore(location);
-      return **store;
-    };
-    backend::OperatorHooks hooks;
-    hooks.submit = [db, &plane](const std::string& kind, const std::string& name, const std::string& text) -> std::string {
-      try {
-        auto loaded = spec::loadSpecString(text, fmt::format("{}/{}", kind, name), "");
-        if (loaded.queue || (kind == "Experiment") != loaded.experiment.has_value()) return "expected a " + kind;
-        // Refused as the API refuses it (what no node could ever hold, a queue that does not exist).
-        auto runs = loaded.experiment ? loaded.experiment->sampleTrial() : loaded.job;
-        if (auto no = control::refuseAtSubmit(runs, "", plane.status().nodes, db().queueDefs(), plane.options().scheduling))
-          return fmt::format("{}: {}", no->field, no->message);
-        if (loaded.experiment) control::submitExperiment(db(), *loaded.experiment, plane.options(), "");
-        else control::submitJob(db(), loaded.job, plane.options(), "");
-        plane.wake();
-        return "";
-      } catch (const std::exception& e) {
-        return e.what();
-      }
-    };
-    // The status a resource shows: the job's phase and restarts; an
-    // experiment's phase, trial counts and best trial.
-    hooks.status = [db](const std::string& kind, const std::string& name) -> std::optional<std::string> {
-      if (kind == "Experiment") {
-        auto e = db().getExperiment(name);
-        if (!e) return std::nullopt;
-        auto v = api::experimentJson(db(), *e, false);
-        nlohmann::json counts = v["counts"];
-        nlohmann::json st = {{"phase", e->phase}, {"reason", e->reason}, {"message", e->message},
-                             {"trials", v["trials"]}, {"trialCounts", counts},
-                             // Katib's names for the same counts
-                             {"trialsSucceeded", counts.value("Succeeded", 0)}, {"trialsFailed", counts.value("Failed", 0)},
-                             {"trialsRunning", counts.value("Running", 0)}};
-        if (v.contains("best")) {
-          const auto& b = v["best"];
-          std::string best = fmt::format("trial {}", b["trial"].get<int>());
-          nlohmann::json assignments = nlohmann::json::array(), metrics = nlohmann::json::array();
-          for (const auto& [metric, value] : b["objective"].items()) {
-            best += fmt::format(" {}={}", metric, value.dump());
-            metrics.push_back({{"name", metric}, {"latest", value.dump()}});
-          }
-          for (const auto& [param, value] : b["parameters"].items())
-            assignments.push_back({{"name", param}, {"value", value.is_string() ? value.get<std::string>() : value.dump()}});
-          st["best"] = best;
-          st["currentOptimalTrial"] = {{"bestTrialName", b["job"]}, {"parameterAssignments", assignments},
-                                       {"observation", {{"metrics", metrics}}}};
-        }
-        return st.dump();
-      }
-      auto j = db().getJob(name);
-      if (!j) return std::nullopt;
-      // Conditions as Kubeflow's training operator writes them.
-      nlohmann::json conditions = nlohmann::json::array();
-      for (const auto& c : db().conditions(j->id))
-        conditions.push_back({{"type", c.type}, {"status", c.status}, {"reason", c.reason}, {"message", c.message},
-                              {"lastTransitionTime", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(c.time)))}});
-      return nlohmann::json{{"phase", j->phase}, {"reason", j->reason}, {"message", j->message}, {"restarts", j->restarts},
-                            {"conditions", conditions}}.dump();
-    };
-    hooks.cancel = [db, &plane](const std::string& kind, const std::string& name) {
-      if (kind == "Experiment") {
-        if (auto e = db().getExperiment(name); e && e->phase == store::kRunning) db().requestExperimentCancel(e->id), plane.wake();
-      } else if (auto j = db().getJob(name); j && !store::isTerminal(j->phase)) {
-        db().requestCancel(j->id), plane.wake();
-      }
-    };
+    auto op_hooks = operatorHooks(plane, so.store);
     try {
       auto kube = o.cluster.kube;
-      op = backend::startOperator(kube, std::move(hooks));
+      op = backend::startOperator(kube, std::move(op_hooks));
     } catch (const std::exception& e) {
       spdlog::warn("operator mode off: {}", e.what());
     }

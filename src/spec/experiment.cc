@@ -472,6 +472,7 @@ TrainJobSpec ExperimentSpec::trialJob(const std::map<std::string, std::string>& 
   spec.name = job_name;
   spec.source_file = source_file;
   if (metrics_collector) spec.metrics = *metrics_collector;
+  if (!queue.empty()) spec.queue = queue;
   if (!workspace.empty())
     if (auto [field, path] = pathOutside(spec, workspace); !field.empty())
       throw SpecError(source_file, 0, 0, field, fmt::format("{} is outside your workspace {}", path, workspace));
@@ -511,6 +512,7 @@ void to_json(nlohmann::json& j, const ExperimentSpec& s) {
        {"seed", s.seed}, {"trialTemplate", s.trial_template}, {"trialParameters", s.trial_parameters},
        {"sourceFile", s.source_file}, {"baseDir", s.base_dir}, {"overrides", s.overrides}};
   if (!s.workspace.empty()) j["workspace"] = s.workspace;
+  if (!s.queue.empty()) j["queue"] = s.queue;
   if (s.target) j["target"] = *s.target;
   if (s.metrics_collector) {
     const auto& c = *s.metrics_collector;
@@ -541,6 +543,7 @@ void from_json(const nlohmann::json& j, ExperimentSpec& s) {
   s.source_file = j.value("sourceFile", "");
   s.base_dir = j.value("baseDir", "");
   s.workspace = j.value("workspace", "");
+  s.queue = j.value("queue", "");
   s.overrides = j.value("overrides", std::vector<std::string>{});
   if (j.contains("target")) s.target = j["target"].get<double>();
   if (j.contains("metricsCollector")) {

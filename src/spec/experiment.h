@@ -43,6 +43,7 @@ struct ExperimentSpec {
   std::string source_file;
   std::string base_dir;
   std::string workspace;  // when set, every trial's paths must stay inside it (a confined user's)
+  std::string queue;      // when set, every trial runs in this queue (a tenant's namespace's)
   std::vector<std::string> overrides;  // --set arguments, re-applied when a trial is made
 
   // The TrainJob of one trial: placeholders replaced by `values` (parameter

@@ -472,9 +472,11 @@ class OperatorMode(KubernetesE2E):
         self.kubectl("apply", "-f", long)
         self.poll("the long job running",
                   lambda: (self.resource("stopped") or {}).get("status", {}).get("phase") == "Running", timeout=60)
-        self.kubectl("delete", "trainjob", "stopped")
-        self.poll("the job cancelled", lambda: self.job("stopped")["phase"] == "Failed", timeout=60)
-        self.assertEqual(self.job("stopped")["reason"], "Cancelled")
+        self.assertIn("trainyard.dev/cancel", self.resource("stopped")["metadata"]["finalizers"])
+        # kubectl waits for the finalizer: when it returns, the job has stopped and its pods are gone.
+        self.kubectl("delete", "trainjob", "stopped", "--timeout=60s")
+        self.assertEqual((self.job("stopped")["phase"], self.job("stopped")["reason"]), ("Failed", "Cancelled"))
+        self.assertEqual(self.pods("stopped"), [])
 
         # An Experiment resource: its trials run as pods; trials and the best trial in its status.
         self.kubectl("apply", "-f", os.path.join(SOURCE_DIR, "deploy/crds/trainyard.dev_experiments.yaml"))
@@ -507,6 +509,76 @@ class OperatorMode(KubernetesE2E):
         self.assertEqual(status["best"], "trial 2 score=3.0")
         self.assertRegex(self.kubectl("get", "experiments.trainyard.dev"), r"swept\s+Succeeded\s+3\s+trial 2 score=3.0")
 
+
+    def test_namespaces_are_tenants_and_a_deletion_while_the_server_is_down_is_not_missed(self):
+        from server_test import Server
+        self.kubectl("apply", "-f", os.path.join(SOURCE_DIR, "deploy/crds/trainyard.dev_trainjobs.yaml"))
+        self.kubectl("wait", "--for", "condition=established", "crd/trainjobs.trainyard.dev", "--timeout=60s")
+        alice, bob = f"alice-{os.getpid()}", f"bob-{os.getpid()}"
+        for ns in (alice, bob):
+            self.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                     "metadata": {"name": ns, "labels": {"trainyard.dev/user": ns.split("-")[0]}}})
+            self.addCleanup(self.call, "DELETE", f"/api/v1/namespaces/{ns}")
+        # RBAC: alice may create TrainJobs in her namespace only.
+        self.kubectl("apply", "-n", alice, "-f", self.write("alice-rbac.yaml", f"""\
+            apiVersion: rbac.authorization.k8s.io/v1
+            kind: Role
+            metadata: {{name: trainjob-user, namespace: {alice}}}
+            rules: [{{apiGroups: [trainyard.dev], resources: [trainjobs], verbs: [get, list, watch, create, delete]}}]
+            ---
+            apiVersion: rbac.authorization.k8s.io/v1
+            kind: RoleBinding
+            metadata: {{name: alice-trains, namespace: {alice}}}
+            subjects: [{{kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}}]
+            roleRef: {{kind: Role, name: trainjob-user, apiGroup: rbac.authorization.k8s.io}}
+            """))
+        def as_alice(*args):
+            return subprocess.run([os.path.join(CLUSTER, "bin", "kubectl"), "--kubeconfig",
+                                   os.path.join(self.cluster, "alice.kubeconfig"), *args],
+                                  capture_output=True, text=True, timeout=60)
+        def trainjob(name, command):
+            return self.write(f"{name}.yaml", f"""\
+                apiVersion: trainyard.dev/v1
+                kind: TrainJob
+                metadata: {{name: {name}}}
+                spec:
+                  image: debian:12
+                  nodeSelector: {{pool: {self.pool}}}
+                  command: [/bin/sh, -c, '{command}']
+                  resources: {{cpu: 100m, memory: 32Mi}}
+                """)
+        refused = as_alice("apply", "-n", bob, "-f", trainjob("intruder", "echo no"))
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("forbidden", refused.stderr)
+        made = as_alice("apply", "-n", alice, "-f", trainjob("mine", "echo epoch=1 loss=0.25"))
+        self.assertEqual(made.returncode, 0, made.stderr)
+
+        server = Server(self, "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
+                        "--host-network", "--watch-namespaces", f"{alice},{bob}")
+        def status(ns, name):
+            st, obj = self.call("GET", f"/apis/trainyard.dev/v1/namespaces/{ns}/trainjobs/{name}")
+            return obj if st == 200 else None
+        self.poll("alice's job to succeed",
+                  lambda: ((status(alice, "mine") or {}).get("status") or {}).get("phase") == "Succeeded", timeout=120)
+        d = self.job(f"{alice}-mine")  # her namespace's job, owned by her
+        self.assertEqual(d.get("user"), "alice")
+        self.assertEqual(d["spec"]["labels"]["trainyard.dev/from-namespace"], alice)
+        # The same name in bob's namespace is another job.
+        self.kubectl("apply", "-f", trainjob("mine", "sleep 600"), ns=bob)
+        self.poll("bob's job running", lambda: self.phase(f"{bob}-mine") == "Running", timeout=60)
+        self.assertEqual(self.job(f"{alice}-mine")["phase"], "Succeeded")
+
+        # The server goes away; bob deletes his resource meanwhile. The finalizer holds it until
+        # the server, started again, has stopped its job.
+        server.proc.terminate()
+        server.proc.wait(timeout=60)
+        self.kubectl("delete", "trainjob", "mine", "--wait=false", ns=bob)
+        self.assertIsNotNone(status(bob, "mine"), "deleted without its job stopped")
+        Server(self, "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
+               "--host-network", "--watch-namespaces", f"{alice},{bob}")
+        self.poll("bob's resource gone", lambda: status(bob, "mine") is None, timeout=120)
+        self.assertEqual((self.job(f"{bob}-mine")["phase"], self.job(f"{bob}-mine")["reason"]), ("Failed", "Cancelled"))
+        self.assertEqual(self.pods(f"{bob}-mine"), [])
 
     def test_kubeflow_yaml_applied_with_kubectl_runs_without_kubeflow(self):
         from server_test import Server

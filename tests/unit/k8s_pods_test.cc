@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/kubernetes/pods.h"
+#include "backend/kubernetes/tenancy.h"
 
 namespace trainyard::backend::k8s {
 namespace {
@@ -86,6 +87,32 @@ TEST(Pods, AReplicaWithoutAnImageIsAPermanentError) {
     EXPECT_FALSE(e.transient());
     EXPECT_NE(std::string(e.what()).find("image"), std::string::npos);
   }
+}
+
+}  // namespace
+}  // namespace trainyard::backend::k8s
+
+namespace trainyard::backend::k8s {
+namespace {
+
+TEST(Tenancy, ANamespaceIsATenantWithItsUserAndQueue) {
+  // The server's own namespace: the administrator's, names as they are.
+  Tenant own = tenantOf("trainyard", "mnist", "trainyard", {});
+  EXPECT_EQ(own.job_name, "mnist");
+  EXPECT_EQ(own.user, "");
+  EXPECT_EQ(own.queue, "");
+  // Another namespace: its name is its user, unless a label says otherwise; its queue label.
+  Tenant alice = tenantOf("alice", "mnist", "trainyard", {});
+  EXPECT_EQ(alice.job_name, "alice-mnist");
+  EXPECT_EQ(alice.user, "alice");
+  Tenant team = tenantOf("vision", "mnist", "trainyard", {{kUserLabel, "carol"}, {kQueueLabel, "team-a"}});
+  EXPECT_EQ(team.user, "carol");
+  EXPECT_EQ(team.queue, "team-a");
+  EXPECT_EQ(team.job_name, "vision-mnist");
+  // Too long for a job name: refused with the reason, never truncated into another's name.
+  Tenant longer = tenantOf(std::string(40, 'n'), std::string(30, 'm'), "trainyard", {});
+  EXPECT_EQ(longer.job_name, "");
+  EXPECT_NE(longer.error.find("longer than 63"), std::string::npos);
 }
 
 }  // namespace

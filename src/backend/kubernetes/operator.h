@@ -4,7 +4,11 @@
 // is submitted under the same name; its status (phase, reason, message,
 // restarts; trials and the best trial for experiments) is written back to
 // the status subresource, so `kubectl get` shows it; deleting the resource
-// cancels what it started.
+// cancels what it started: the resource keeps the finalizer
+// trainyard.dev/cancel until its job has stopped, so a deletion while the
+// server is down is not missed, and `kubectl delete` returns when the pods
+// are gone. Namespaces are tenants (tenancy.h): the server serves its own
+// namespace, or those of --watch-namespaces ("*": all).
 //
 // Reconciled like a Kubernetes controller: each pass lists the resources
 // and compares them with the jobs (desired state stored, observed state
@@ -20,16 +24,28 @@
 
 namespace trainyard::backend {
 
-// What the server does for the operator. `kind` is "TrainJob" or "Experiment".
+// A resource the operator serves, and what it becomes.
+struct ServedResource {
+  std::string category;  // "TrainJob" or "Experiment": what the server makes of it
+  std::string api_version, kind, ns, name;
+  std::string job_name;  // the job or experiment it is (tenancy.h)
+  std::string user;      // its owner; "" = the administrator
+  std::string queue;     // the namespace's queue; "" = the spec's
+};
+
+// What the server does for the operator. A job another resource started
+// (same job name, other namespace) is not this resource's: status() says
+// nullopt and submit() refuses.
 struct OperatorHooks {
   // Submits the resource (its JSON, which the spec parser reads as YAML);
   // returns "" or why it was refused (written to the status as Invalid).
-  std::function<std::string(const std::string& kind, const std::string& name, const std::string& spec_json)> submit;
+  std::function<std::string(const ServedResource& r, const std::string& spec_json)> submit;
   // The status to write back (a JSON object with at least "phase"), or
-  // nullopt when there is nothing of that name.
-  std::function<std::optional<std::string>(const std::string& kind, const std::string& name)> status;
-  // The resource is gone: cancel what it started.
-  std::function<void(const std::string& kind, const std::string& name)> cancel;
+  // nullopt when the resource started nothing (yet).
+  std::function<std::optional<std::string>(const ServedResource& r)> status;
+  // The resource is being deleted: cancel what it started. True once
+  // nothing of it runs any more (its finalizer may go).
+  std::function<bool(const ServedResource& r)> cancel;
 };
 
 class Operator {

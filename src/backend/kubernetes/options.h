@@ -2,6 +2,7 @@
 // backend itself is the plugin libtrainyard_k8s.so).
 #pragma once
 #include <string>
+#include <vector>
 
 namespace trainyard::backend {
 
@@ -20,6 +21,9 @@ struct KubernetesOptions {
   // missing a member cannot progress, so much shorter than Kubernetes'
   // default of 300 s for services.
   int eviction_seconds = 30;
+  // Operator mode: the namespaces whose resources are served; empty = `ns`
+  // only, {"*"} = every namespace (needs a ClusterRole, deploy/multi-tenant/).
+  std::vector<std::string> watch_namespaces;
 };
 
 }  // namespace trainyard::backend
