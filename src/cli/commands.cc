@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -28,6 +29,7 @@
 #include "control/experiment_controller.h"
 #include "control/job_controller.h"
 #include "spec/parser.h"
+#include "spec/schema.h"
 #include "spec/quantity.h"
 #include "store/store.h"
 #include "util/files.h"
@@ -640,6 +642,33 @@ int cmdDeleteJob(const Globals& g, const std::string& name) {
   return 0;
 }
 
+// The CRDs of operator mode, from the one schema the parser uses:
+// printed, written to a directory, or checked against one (exit 1 when a
+// file differs: deploy/crds must be regenerated).
+int cmdCrds(const std::string& out_dir, const std::string& check_dir) {
+  int stale = 0;
+  for (const auto& kind : spec::schema::crdKinds()) {
+    std::string text = spec::schema::crdYaml(kind);
+    std::string name = spec::schema::crdFileName(kind);
+    if (!check_dir.empty()) {
+      std::ifstream in(fs::path(check_dir) / name, std::ios::binary);
+      std::string have((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (have != text) {
+        std::cerr << fmt::format("{}: differs from what `trainyard crds` makes from the schema; run `trainyard crds --out {}`\n",
+                                 (fs::path(check_dir) / name).string(), check_dir);
+        stale = 1;
+      }
+    } else if (!out_dir.empty()) {
+      fs::create_directories(out_dir);
+      std::ofstream((fs::path(out_dir) / name), std::ios::binary) << text;
+      std::cout << (fs::path(out_dir) / name).string() << "\n";
+    } else {
+      std::cout << "---\n" << text;
+    }
+  }
+  return stale;
+}
+
 int cmdValidate(const std::string& file, const std::vector<std::string>& overrides) {
   auto loaded = spec::loadSpecFile(file, overrides);
   printWarnings(loaded);
@@ -796,6 +825,11 @@ int runMain(int argc, char** argv) {
   validate->add_option("file", vfile, "Spec file (YAML)")->required();
   validate->add_option("--set", vset, "Override a field (repeatable)");
 
+  auto* crds = app.add_subcommand("crds", "Print the CustomResourceDefinitions of operator mode (kubectl apply -f -)");
+  std::string crds_out, crds_check;
+  crds->add_option("--out", crds_out, "Write them to this directory instead (deploy/crds)");
+  crds->add_option("--check", crds_check, "Exit 1 when the files in this directory are not what would be written");
+
   auto* get = app.add_subcommand("get", "List jobs or show metrics");
   get->require_subcommand(1);
   get->fallthrough();
@@ -894,6 +928,7 @@ int runMain(int argc, char** argv) {
       if (*submit) return remoteSubmit(remote, submit_file, submit_set, submit_follow);
       return remoteTop(remote, top_once);
     }
+    if (*crds) return cmdCrds(crds_out, crds_check);
     std::string node_action;
     for (int i = 0; i < 3; ++i)
       if (*node_actions[i]) node_action = node_names[i];

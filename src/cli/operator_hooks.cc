@@ -75,6 +75,13 @@ backend::OperatorHooks operatorHooks(control::ControlPlane& plane, const std::st
   backend::OperatorHooks hooks;
   hooks.submit = [db, &plane](const backend::ServedResource& r, const std::string& text) -> std::string {
     try {
+      if (r.category == "Queue") {
+        auto loaded = spec::loadSpecString(text, fmt::format("Queue/{}", r.name), "");
+        if (!loaded.queue || loaded.queue->kind != "Queue") return "expected a Queue";
+        control::applyQueue(db(), *loaded.queue, "");
+        plane.wake();
+        return "";
+      }
       auto loaded = spec::loadSpecString(text, fmt::format("{}/{}/{}", r.kind, r.ns, r.name), "");
       if (loaded.queue || (r.category == "Experiment") != loaded.experiment.has_value()) return "expected a " + r.category;
       // The namespace's queue: a spec may name it or none, not another one.
@@ -112,6 +119,11 @@ backend::OperatorHooks operatorHooks(control::ControlPlane& plane, const std::st
     return jobStatus(db(), *j).dump();
   };
   hooks.cancel = [db, &plane](const backend::ServedResource& r) {
+    if (r.category == "Queue") {  // jobs waiting in it wait on, as when it is deleted through the API
+      db().deleteQueue("Queue", r.name);
+      plane.wake();
+      return true;
+    }
     if (r.category == "Experiment") {
       auto e = db().getExperiment(r.job_name);
       if (!e || !startedBy(e->spec.labels, r)) return true;

@@ -1,4 +1,5 @@
 #include "spec/experiment.h"
+#include "spec/schema.h"
 
 #include <algorithm>
 #include <cmath>
@@ -78,7 +79,7 @@ void checkParam(const Walker& w, const YAML::Node& at, const std::string& path, 
 }
 
 tune::Param parseParam(const Walker& w, const YAML::Node& n, const std::string& path) {
-  w.expectMap(n, path, {"name", "type", "min", "max", "step", "scale", "values"});
+  w.expectMap(n, path, schema::keysAt("Experiment", "parameters[]"));
   tune::Param p;
   if (!n["name"]) w.fail(n, path + ".name", "missing required field 'name'");
   p.name = w.str(n["name"], path + ".name");
@@ -203,11 +204,10 @@ ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const st
   e.name = metadataName(w, root, e, warnings);
   YAML::Node spec = root["spec"];
   if (!spec) w.fail(root, "spec", "missing required field 'spec'");
-  w.expectMap(spec, "spec", {"objective", "algorithm", "earlyStopping", "parameters", "parallelTrials", "maxTrials",
-                             "maxFailedTrials", "seed", "trialTemplate"});
+  w.expectMap(spec, "spec", schema::keysAt("Experiment", ""));
   YAML::Node obj = spec["objective"];
   if (!obj) w.fail(spec, "spec.objective", "missing required field 'objective' (metric and goal)");
-  w.expectMap(obj, "spec.objective", {"metric", "goal", "target", "strategy", "additionalMetrics", "objectives"});
+  w.expectMap(obj, "spec.objective", schema::keysAt("Experiment", "objective"));
   auto goal = [&](const YAML::Node& n, const std::string& path) {
     std::string g = w.str(n, path);
     if (g != "maximize" && g != "minimize") w.fail(n, path, fmt::format("expected maximize or minimize, got \"{}\"", g));
@@ -224,7 +224,7 @@ ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const st
       w.fail(list, "spec.objective.objectives", "expected a list of at least two {metric, goal}");
     for (size_t i = 0; i < list.size(); ++i) {
       std::string p = fmt::format("spec.objective.objectives[{}]", i);
-      w.expectMap(list[i], p, {"metric", "goal", "strategy"});
+      w.expectMap(list[i], p, schema::keysAt("Experiment", "objective.objectives[]"));
       if (!list[i]["metric"] || !list[i]["goal"]) w.fail(list[i], p, "each objective needs metric and goal");
       tune::Objective o{w.str(list[i]["metric"], p + ".metric"), goal(list[i]["goal"], p + ".goal"), ""};
       if (list[i]["strategy"]) o.strategy = strategy(list[i]["strategy"], p + ".strategy");
@@ -241,13 +241,13 @@ ExperimentSpec parseExperiment(const Walker& w, const YAML::Node& root, const st
   }
   if (obj["additionalMetrics"]) e.additional_metrics = w.strList(obj["additionalMetrics"], "spec.objective.additionalMetrics");
   if (auto a = spec["algorithm"]) {
-    w.expectMap(a, "spec.algorithm", {"name", "settings"});
+    w.expectMap(a, "spec.algorithm", schema::keysAt("Experiment", "algorithm"));
     if (!a["name"]) w.fail(a, "spec.algorithm.name", "missing required field 'name'");
     e.algorithm = w.str(a["name"], "spec.algorithm.name");
     if (a["settings"]) e.algorithm_settings = settingsMap(w, a["settings"], "spec.algorithm.settings");
   }
   if (auto s = spec["earlyStopping"]) {
-    w.expectMap(s, "spec.earlyStopping", {"name", "settings"});
+    w.expectMap(s, "spec.earlyStopping", schema::keysAt("Experiment", "earlyStopping"));
     if (!s["name"]) w.fail(s, "spec.earlyStopping.name", "missing required field 'name'");
     e.early_stopping = w.str(s["name"], "spec.earlyStopping.name");
     if (s["settings"]) e.early_stopping_settings = settingsMap(w, s["settings"], "spec.earlyStopping.settings");

@@ -1,4 +1,5 @@
 #include "spec/parser.h"
+#include "spec/schema.h"
 
 #include <algorithm>
 #include <cstring>
@@ -35,7 +36,7 @@ namespace {
 
 MetricsCollector parseCollector(const Walker& w, const YAML::Node& n, const std::string& path) {
   MetricsCollector mc;
-  w.expectMap(n, path, {"kind", "path", "filter"});
+  w.expectMap(n, path, schema::keysAt("TrainJob", "metricsCollector"));
   if (auto k = n["kind"]) {
     std::string kind = w.str(k, path + ".kind");
     if (kind == "StdOut") mc.kind = MetricsCollector::Kind::StdOut;
@@ -70,7 +71,7 @@ std::vector<Volume> parseVolumes(const Walker& w, const YAML::Node& n, const std
   for (size_t i = 0; i < n.size(); ++i) {
     std::string at = fmt::format("{}[{}]", path, i);
     const YAML::Node& v = n[i];
-    w.expectMap(v, at, {"name", "hostPath", "mountPath", "readOnly"});
+    w.expectMap(v, at, schema::keysAt("TrainJob", "volumes[]"));
     if (!v["hostPath"]) w.fail(v, at + ".hostPath", "missing required field 'hostPath' (a directory of the node)");
     Volume vol;
     vol.host_path = resolveDir(base_dir, w.str(v["hostPath"], at + ".hostPath"));
@@ -171,11 +172,7 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
 
   YAML::Node spec = root["spec"];
   if (!spec) w.fail(root, "spec", "missing required field 'spec'");
-  w.expectMap(spec, "spec",
-              {"command", "args", "env", "workingDir", "image", "volumes", "framework", "replicas", "roles",
-               "resources", "restartPolicy", "backoffLimit", "activeDeadlineSeconds", "priority", "queue",
-               "metricsCollector", "outputs", "successPolicy", "slotsPerWorker", "placement", "nodeSelector",
-               "walltime", "startTimeoutSeconds"});
+  w.expectMap(spec, "spec", schema::keysAt("TrainJob", ""));
 
   if (spec["framework"]) {
     job.framework = w.str(spec["framework"], "spec.framework");
@@ -204,7 +201,7 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
                                             job.framework, list));
       }
       const YAML::Node& rn = it->second;
-      w.expectMap(rn, path, {"replicas", "command", "args", "env", "workingDir", "image", "volumes", "resources"});
+      w.expectMap(rn, path, schema::keysAt("TrainJob", "roles.*"));
       ReplicaRole role = base;
       role.name = name;
       role.replicas = rn["replicas"] ? static_cast<int>(w.integer(rn["replicas"], path + ".replicas", 1, 1024)) : 1;
@@ -250,7 +247,7 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
     job.slots_per_worker = static_cast<int>(w.integer(spec["slotsPerWorker"], "spec.slotsPerWorker", 1, 1024));
   if (spec["metricsCollector"]) job.metrics = parseCollector(w, spec["metricsCollector"], "spec.metricsCollector");
   if (auto out = spec["outputs"]) {
-    w.expectMap(out, "spec.outputs", {"dir"});
+    w.expectMap(out, "spec.outputs", schema::keysAt("TrainJob", "outputs"));
     if (out["dir"]) job.outputs_dir = resolveDir(base.working_dir, w.str(out["dir"], "spec.outputs.dir"));
   }
   checkRoles(w, spec, job);
@@ -484,7 +481,7 @@ QueueDef parseQueue(const Walker& w, const YAML::Node& root, const std::string& 
     if (q.parent == q.name) w.fail(spec["parent"], "spec.parent", "a cohort cannot be its own parent");
     return q;
   }
-  w.expectMap(spec, "spec", {"cohort", "weight", "quota", "borrowingLimit", "lendingLimit", "preemption", "users", "userWeights"});
+  w.expectMap(spec, "spec", schema::keysAt("Queue", ""));
   if (auto c = spec["cohort"]) q.cohort = w.name(c, "spec.cohort"), mark(c);
   if (auto wt = spec["weight"]) {
     q.weight = w.number(wt, "spec.weight", 0, 1e6);
@@ -498,7 +495,7 @@ QueueDef parseQueue(const Walker& w, const YAML::Node& root, const std::string& 
            spec["borrowingLimit"] ? "spec.borrowingLimit" : "spec.lendingLimit",
            "borrowing and lending need a cohort (spec.cohort)");
   if (auto p = spec["preemption"]) {
-    w.expectMap(p, "spec.preemption", {"withinQueue", "reclaimWithinCohort"});
+    w.expectMap(p, "spec.preemption", schema::keysAt("Queue", "preemption"));
     if (auto v = p["withinQueue"]) {
       q.within_queue = w.str(v, "spec.preemption.withinQueue");
       if (q.within_queue != "LowerPriority" && q.within_queue != "Never")

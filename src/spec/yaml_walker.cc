@@ -10,6 +10,7 @@
 
 #include "spec/parser.h"
 #include "spec/quantity.h"
+#include "spec/schema.h"
 
 namespace trainyard::spec {
 
@@ -198,7 +199,7 @@ int64_t parseMemoryField(const Walker& w, const YAML::Node& m, const std::string
 
 Resources parseResources(const Walker& w, const YAML::Node& n, const std::string& path) {
   Resources r;
-  w.expectMap(n, path, {"cpu", "memory", "gpu"});
+  w.expectMap(n, path, schema::keysAt("TrainJob", "resources"));
   if (auto c = n["cpu"]) r.cpu_millis = parseCpuField(w, c, path + ".cpu");
   if (auto m = n["memory"]) r.memory_bytes = parseMemoryField(w, m, path + ".memory");
   if (auto g = n["gpu"]) {

@@ -412,12 +412,12 @@ class OperatorMode(KubernetesE2E):
     pool = "op"
     nodes = ("op-a",)
 
-    def kubectl(self, *args, check=True, ns=None):
+    def kubectl(self, *args, check=True, ns=None, stderr=False):
         p = subprocess.run([os.path.join(CLUSTER, "bin", "kubectl"), "--kubeconfig", self.kubeconfig, "-n", ns or self.ns, *args],
                            capture_output=True, text=True, timeout=60)
         if check:
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        return p.stdout
+        return p.stdout + p.stderr if stderr else p.stdout
 
     def resource(self, name):
         st, obj = self.call("GET", f"/apis/trainyard.dev/v1/namespaces/{self.ns}/trainjobs/{name}")
@@ -579,6 +579,83 @@ class OperatorMode(KubernetesE2E):
         self.poll("bob's resource gone", lambda: status(bob, "mine") is None, timeout=120)
         self.assertEqual((self.job(f"{bob}-mine")["phase"], self.job(f"{bob}-mine")["reason"]), ("Failed", "Cancelled"))
         self.assertEqual(self.pods(f"{bob}-mine"), [])
+
+    def test_the_crds_check_shapes_and_queue_resources_are_served(self):
+        from server_test import Server
+        for crd in ("trainjobs", "queues"):
+            self.kubectl("apply", "--server-side", "-f", os.path.join(SOURCE_DIR, f"deploy/crds/trainyard.dev_{crd}.yaml"))
+            self.kubectl("wait", "--for", "condition=established", f"crd/{crd}.trainyard.dev", "--timeout=60s")
+        # The API server checks the shape the parser accepts: a misspelt field and a wrong type are refused at apply.
+        typo = self.kubectl("apply", "-f", self.write("typo.yaml", """\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {name: typo}
+            spec: {image: debian:12, command: [/bin/true], resorces: {cpu: 1}}
+            """), check=False, stderr=True)
+        self.assertIn('unknown field "spec.resorces"', typo)
+        wrong = self.kubectl("apply", "-f", self.write("wrong.yaml", """\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {name: wrong}
+            spec: {image: debian:12, command: [/bin/true], backoffLimit: lots, restartPolicy: Sometimes}
+            """), check=False, stderr=True)
+        self.assertIn("spec.backoffLimit", wrong)
+        self.assertIn("spec.restartPolicy", wrong)
+        # The parser's own examples pass unpruned: what the server reads back is what was applied.
+        self.kubectl("apply", "-f", os.path.join(SOURCE_DIR, "examples/fmnist/job.yaml"), "--dry-run=server")
+
+        Server(self, "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns, "--host-network")
+        name = f"team-{os.getpid()}"
+        self.kubectl("apply", "-f", self.write("queue.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: Queue
+            metadata: {{name: {name}}}
+            spec: {{quota: {{cpu: 1}}}}
+            """))
+        def queue():
+            st, obj = self.call("GET", f"/apis/trainyard.dev/v1/queues/{name}")
+            return obj if st == 200 else None
+        self.poll("the queue active", lambda: ((queue() or {}).get("status") or {}).get("phase") == "Active", timeout=60)
+        self.kubectl("apply", "-f", self.write("queued.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: in-queue}}
+            spec:
+              image: debian:12
+              queue: {name}
+              nodeSelector: {{pool: {self.pool}}}
+              command: [/bin/sh, -c, 'echo "epoch=1 loss=0.5"']
+              resources: {{cpu: 500m, memory: 32Mi}}
+            """))
+        self.poll("the job in the queue to succeed",
+                  lambda: (self.resource("in-queue") or {}).get("status", {}).get("phase") == "Succeeded", timeout=120)
+        self.assertEqual(self.job("in-queue")["queue"], name)
+        # Over quota for now: a job waits, saying why, in its resource's status too; and runs once the quota frees.
+        def queued_job(job, cpu, command):
+            return self.write(f"{job}.yaml", f"""\
+                apiVersion: trainyard.dev/v1
+                kind: TrainJob
+                metadata: {{name: {job}}}
+                spec:
+                  image: debian:12
+                  queue: {name}
+                  nodeSelector: {{pool: {self.pool}}}
+                  command: [/bin/sh, -c, '{command}']
+                  resources: {{cpu: {cpu}, memory: 32Mi}}
+                """)
+        self.kubectl("apply", "-f", queued_job("hog", "1", "sleep 600"))
+        self.poll("the hog running", lambda: (self.resource("hog") or {}).get("status", {}).get("phase") == "Running", timeout=60)
+        self.kubectl("apply", "-f", queued_job("waiter", "500m", "echo done"))
+        self.poll("the waiter's reason", lambda: "quota" in (self.resource("waiter") or {}).get("status", {}).get("message", ""),
+                  timeout=60)
+        self.assertEqual(self.resource("waiter")["status"]["phase"], "Queued")
+        self.kubectl("delete", "trainjob", "hog", "--timeout=60s")
+        self.poll("the waiter to succeed",
+                  lambda: (self.resource("waiter") or {}).get("status", {}).get("phase") == "Succeeded", timeout=120)
+        # Deleted: the queue goes from the server too.
+        self.kubectl("delete", "queue.trainyard.dev", name, "--timeout=60s")
+        queues = self.tyjson("get", "queues")
+        self.assertNotIn(name, [q["name"] for q in (queues["items"] if isinstance(queues, dict) else queues)])
 
     def test_kubeflow_yaml_applied_with_kubectl_runs_without_kubeflow(self):
         from server_test import Server

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <nlohmann/json.hpp>
 
 using namespace trainyard::spec;
@@ -281,3 +283,34 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{"kubeflow_container_scalar", "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {name: x}\nspec:\n  pytorchReplicaSpecs:\n    Master:\n      replicas: 1\n      template:\n        spec:\n          containers:\n            - name:256Mi}}\n", 11, 15, "spec.pytorchReplicaSpecs.Master.template.spec.containers[0]", "expected a container"},
         BadSpec{"overlong_utf8", "@  command: [\"\xc0\xaf\"]\n", 6, 14, "", "invalid UTF-8"}),
     [](const ::testing::TestParamInfo<BadSpec>& i) { return std::string(i.param.label); });
+
+#include "spec/schema.h"
+
+TEST(Schema, TheParserAcceptsWhatTheSchemaNamesAndNothingElse) {
+  namespace sc = trainyard::spec::schema;
+  EXPECT_TRUE(sc::keysAt("TrainJob", "").count("volumes"));
+  EXPECT_TRUE(sc::keysAt("TrainJob", "roles.*").count("replicas"));
+  EXPECT_EQ(sc::keysAt("TrainJob", "volumes[]"), (std::set<std::string>{"name", "hostPath", "mountPath", "readOnly"}));
+  EXPECT_THROW(sc::keysAt("TrainJob", "nosuch"), std::logic_error);
+  EXPECT_THROW(sc::keysAt("TrainJob", "image"), std::logic_error);  // not a mapping
+  // A key the schema does not name is refused by the parser, naming it.
+  try {
+    load(std::string(kHeadForSize) + "  command: [a]\n  resources: {cpu: 1, disk: 5}\n");
+    FAIL();
+  } catch (const SpecError& e) {
+    EXPECT_EQ(e.field, "spec.resources.disk");
+  }
+  // Structural: every node has a type, or is explicitly open (int-or-string, preserved).
+  std::function<void(const nlohmann::json&, const std::string&)> structural = [&](const nlohmann::json& s, const std::string& at) {
+    EXPECT_TRUE(s.contains("type") || s.contains("x-kubernetes-int-or-string") ||
+                s.contains("x-kubernetes-preserve-unknown-fields")) << at;
+    if (s.contains("properties"))
+      for (const auto& [k, v] : s["properties"].items()) structural(v, at + "." + k);
+    if (s.contains("items")) structural(s["items"], at + "[]");
+    if (s.contains("additionalProperties")) structural(s["additionalProperties"], at + ".*");
+  };
+  for (const auto& kind : sc::crdKinds()) structural(sc::openApi(sc::specOf(kind)), kind);
+  auto tj = sc::openApi(sc::specOf("TrainJob"));
+  EXPECT_EQ(tj["properties"]["restartPolicy"]["enum"], nlohmann::json({"Never", "OnFailure", "ExitCode"}));
+  EXPECT_EQ(tj["properties"]["roles"]["additionalProperties"]["properties"]["replicas"]["type"], "integer");
+}

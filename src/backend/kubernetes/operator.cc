@@ -55,7 +55,8 @@ class KubernetesOperator final : public Operator {
     const char* api_version;
     const char* kind;
     const char* plural;
-    const char* category;  // TrainJob or Experiment
+    const char* category;  // TrainJob, Experiment or Queue (cluster-scoped)
+    bool cluster_scoped() const { return std::string_view(category) == "Queue"; }
   };
   static constexpr Kind kKinds[] = {
       {"trainyard.dev/v1", "TrainJob", "trainjobs", "TrainJob"},
@@ -64,17 +65,19 @@ class KubernetesOperator final : public Operator {
       {"kubeflow.org/v1", "TFJob", "tfjobs", "TrainJob"},
       {"kubeflow.org/v1", "MPIJob", "mpijobs", "TrainJob"},
       {"kubeflow.org/v1beta1", "Experiment", "experiments", "Experiment"},
+      {"trainyard.dev/v1", "Queue", "queues", "Queue"},
   };
 
   // Where a kind's resources are listed: each served namespace, or the
   // whole cluster.
   std::vector<std::string> listPaths(const Kind& k) const {
-    if (all_namespaces_) return {fmt::format("/apis/{}/{}", k.api_version, k.plural)};
+    if (all_namespaces_ || k.cluster_scoped()) return {fmt::format("/apis/{}/{}", k.api_version, k.plural)};
     std::vector<std::string> out;
     for (const auto& ns : namespaces_) out.push_back(fmt::format("/apis/{}/namespaces/{}/{}", k.api_version, ns, k.plural));
     return out;
   }
   static std::string itemPath(const Kind& k, const std::string& ns, const std::string& name) {
+    if (k.cluster_scoped()) return fmt::format("/apis/{}/{}/{}", k.api_version, k.plural, name);
     return fmt::format("/apis/{}/namespaces/{}/{}/{}", k.api_version, ns, k.plural, name);
   }
 
@@ -122,6 +125,10 @@ class KubernetesOperator final : public Operator {
     }
     std::set<std::string> present;
     auto& submitted = submitted_[std::string(k.api_version) + "/" + k.kind];
+    if (k.cluster_scoped()) {
+      for (const auto& item : items) reconcileQueue(k, item);
+      return true;
+    }
     for (const auto& item : items) {
       const json& meta = item["metadata"];
       std::string ns = meta.value("namespace", ns_), name = meta.value("name", "");
@@ -171,6 +178,31 @@ class KubernetesOperator final : public Operator {
       it = submitted.erase(it);
     }
     return true;
+  }
+
+  // A Queue resource is applied to the server's queues whenever its spec
+  // changed (metadata.generation against status.observedGeneration), and
+  // removed from them when it is deleted (the finalizer again).
+  void reconcileQueue(const Kind& k, const json& item) {
+    const json& meta = item["metadata"];
+    std::string name = meta.value("name", "");
+    ServedResource res{k.category, k.api_version, k.kind, "", name, name, "", ""};
+    bool finalized = false;
+    if (meta.contains("finalizers") && meta["finalizers"].is_array())
+      for (const auto& f : meta["finalizers"]) finalized |= f == kFinalizer;
+    if (meta.contains("deletionTimestamp")) {
+      if (finalized && hooks_.cancel(res)) setFinalizer(k, item, false);
+      return;
+    }
+    json current = item.value("status", json::object());
+    int64_t generation = meta.value("generation", int64_t{0});
+    if (current.value("observedGeneration", int64_t{-1}) == generation) return;
+    if (!finalized && !setFinalizer(k, item, true)) return;
+    json spec = {{"apiVersion", k.api_version}, {"kind", k.kind}, {"metadata", {{"name", name}}},
+                 {"spec", item.value("spec", json::object())}};
+    std::string why = hooks_.submit(res, spec.dump(2));
+    writeStatus(k, "", name, current,
+                {{"phase", why.empty() ? "Active" : "Invalid"}, {"message", why}, {"observedGeneration", generation}});
   }
 
   // Adds or removes this operator's finalizer; false when the resource

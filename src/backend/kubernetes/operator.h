@@ -26,7 +26,7 @@ namespace trainyard::backend {
 
 // A resource the operator serves, and what it becomes.
 struct ServedResource {
-  std::string category;  // "TrainJob" or "Experiment": what the server makes of it
+  std::string category;  // "TrainJob", "Experiment" or "Queue": what the server makes of it
   std::string api_version, kind, ns, name;
   std::string job_name;  // the job or experiment it is (tenancy.h)
   std::string user;      // its owner; "" = the administrator
