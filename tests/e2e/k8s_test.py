@@ -746,7 +746,8 @@ spec:
         """The server runs with deploy/'s service account token (TokenRequest), not the admin's."""
         from server_test import Server
         deploy = os.path.join(SOURCE_DIR, "deploy")
-        for f in ("namespace.yaml", "crds/trainyard.dev_trainjobs.yaml", "crds/trainyard.dev_experiments.yaml", "rbac.yaml"):
+        for f in ("namespace.yaml", "crds/trainyard.dev_trainjobs.yaml", "crds/trainyard.dev_experiments.yaml",
+                  "crds/trainyard.dev_queues.yaml", "rbac.yaml"):
             self.kubectl("apply", "--server-side", "-f", os.path.join(deploy, f), ns="trainyard")
         self.kubectl("wait", "--for", "condition=established", "crd/trainjobs.trainyard.dev", "--timeout=60s")
         token = self.kubectl("create", "token", "trainyard", ns="trainyard").strip()
@@ -763,6 +764,9 @@ spec:
             self.assertEqual(self.kubectl("auth", "can-i", verb, *what.split(), "--as", sa, check=False).strip(), "no",
                              f"{sa} may {verb} {what}")
         # A cluster used before (before the server starts and sees them): no resource or pod of that name left.
+        # (its finalizer dropped first: the server that set it is gone)
+        self.kubectl("patch", "trainjob", "by-sa", "--type=merge", "-p", '{"metadata": {"finalizers": null}}',
+                     ns="trainyard", check=False)
         self.kubectl("delete", "trainjob", "by-sa", "--ignore-not-found", ns="trainyard")
         self.kubectl("delete", "pods,services", "-l", "trainyard.dev/job-name=by-sa", "--grace-period=0", "--force",
                      "--ignore-not-found", ns="trainyard", check=False)
