@@ -49,6 +49,7 @@ struct ReplicaLaunch {
   std::string working_dir;
   std::string image;  // ignored by the local backend
   std::vector<Mount> mounts;  // for images; a process sees the node's files anyway
+  std::map<std::string, std::string> node_selector;  // for a backend whose own scheduler places it
   // Kubeflow's pod template (JSON) and its main container's index: the
   // Kubernetes backend builds the pod from it; others ignore it.
   std::string pod_template;
@@ -110,6 +111,10 @@ std::string latePeerHost(size_t replica);     // $(TRAINYARD_PEER_HOST_<i>)
 struct LogChunk {
   std::string bytes;
   std::string next;
+  // The log could not be read just now (its node's agent unreachable, the
+  // API server busy): nothing was skipped, the same cursor is worth trying
+  // again. A reader draining a finished replica waits for it.
+  bool unavailable = false;
 };
 
 struct PlacedJob {

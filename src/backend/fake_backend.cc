@@ -38,6 +38,12 @@ void FakeCluster::loseNode(const std::string& node) {
   changed_.notify_all();
 }
 
+void FakeCluster::setLogsUnavailable(bool unavailable) {
+  std::lock_guard lk(mu_);
+  logs_unavailable_ = unavailable;
+  changed_.notify_all();
+}
+
 void FakeCluster::forget(const std::string& uid) {
   std::lock_guard lk(mu_);
   jobs_.erase(uid);
@@ -179,6 +185,7 @@ LogChunk readAt(const std::map<std::string, std::string>& streams, const std::st
 LogChunk FakeBackend::readLogAt(const std::string& uid, int attempt, const std::string& replica,
                                 const std::string& cursor, size_t max_bytes) {
   std::lock_guard lk(c_->mu_);
+  if (c_->logs_unavailable_) return {"", cursor, true};
   return readAt(c_->logs_, logKey(uid, attempt, replica), cursor, max_bytes);
 }
 

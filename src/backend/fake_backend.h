@@ -38,6 +38,8 @@ class FakeCluster {
   void forget(const std::string& uid);
   // Ends a running replica with `code`.
   void exitReplica(const std::string& uid, const std::string& replica, int code);
+  // Logs cannot be read for now (LogChunk::unavailable), as when a node's agent is away.
+  void setLogsUnavailable(bool unavailable);
 
  private:
   friend class FakeBackend;
@@ -60,6 +62,7 @@ class FakeCluster {
   std::map<std::string, std::string> logs_;   // "uid/attempt/replica" -> bytes
   std::map<std::string, std::string> files_;  // "uid/attempt/replica/path" -> bytes
   int64_t next_handle_ = 1000;
+  bool logs_unavailable_ = false;
 };
 
 class FakeBackend final : public Backend {

@@ -704,6 +704,12 @@ void addClusterFlags(CLI::App& cmd, ClusterFlags& f) {
   cmd.add_option("--context", f.kube.context, "--backend kubernetes: the kubeconfig context (default: its current-context)");
   cmd.add_option("--namespace", f.kube.ns, "--backend kubernetes: where pods go (default: the context's namespace)");
   cmd.add_flag("--host-network", f.kube.host_network, "--backend kubernetes: pods use their node's network (clusters without a pod network)");
+  cmd.add_option("--gang", f.kube.gang,
+                 "--backend kubernetes: who places pods: trainyard (its scheduler binds each gang, all or none) or default "
+                 "(kube-scheduler; a gang not all started within startTimeoutSeconds is torn down and queued again)")
+      ->check(CLI::IsMember({"trainyard", "default"}))->capture_default_str();
+  cmd.add_option("--pod-group", f.kube.pod_group, "--backend kubernetes --gang default: a PodGroup per gang for volcano or coscheduling")
+      ->check(CLI::IsMember({"volcano", "coscheduling"}));
   cmd.add_option("--eviction-seconds", f.kube.eviction_seconds,
                  "--backend kubernetes: how long a replica stays on a node that stopped answering before it is evicted and its gang restarts")
       ->check(CLI::Range(0, 86400))->capture_default_str();

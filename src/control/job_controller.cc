@@ -46,7 +46,20 @@ struct JobController::Tracked {
   int launch_failures = 0;
   std::vector<sched::Placement> placements;  // of the current attempt
   std::map<std::string, std::string> forced;  // replica -> why the controller ended it (NodeLost, StartTimeout)
+  double drain_since = 0;  // since when a finished attempt's logs could not be read to their end
 };
+
+namespace {
+// How long the outcome of an attempt whose replicas have all exited waits
+// for their logs to be readable to the end (a node agent briefly away): the
+// last metrics are in them.
+constexpr int kDrainSeconds = 30;
+
+bool drainGaveUp(double& since, double now) {
+  if (since == 0) since = now;
+  return now - since > kDrainSeconds;
+}
+}  // namespace
 
 void failJob(store::Store& store, JobRecord& job, const std::string& reason, const std::string& message) {
   job.phase = store::kFailed;
@@ -284,7 +297,8 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
   for (const auto& w : backend_.warnings()) event(job, "Warning", "NotEnforced", w);
 }
 
-void JobController::collect(JobRecord& job, Tracked& t, bool final) {
+bool JobController::collect(JobRecord& job, Tracked& t, bool final) {
+  bool drained = true;
   std::vector<metrics::MetricPoint> points;
   double now = nowSeconds();
   const auto& mc = job.spec.metrics;
@@ -308,6 +322,8 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
       // metrics file may live on another machine or in a container.
       for (;;) {
         auto chunk = backend_.readLogAt(job.uid, t.attempt, name, r.log_cursor, 1 << 20);
+        // (not worth waiting for a replica the controller ended: its node is gone)
+        drained = drained && (!chunk.unavailable || t.forced.count(name));
         if (chunk.bytes.empty()) break;
         r.log_cursor = chunk.next;
         if (on_log) on_log(name, chunk.bytes);
@@ -318,14 +334,20 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
         if (file.is_relative()) file = fs::path(role.working_dir) / file;
         for (;;) {
           auto chunk = backend_.readFileAt(job.uid, t.attempt, name, file.lexically_normal().string(), r.file_cursor, 1 << 20);
+          drained = drained && (!chunk.unavailable || t.forced.count(name));
           if (chunk.bytes.empty()) break;
           r.file_cursor = chunk.next;
           r.collector->consume(chunk.bytes, now, points);
         }
       }
-      if (final && r.collector) r.collector->finish(now, points);
     }
   }
+  // The replicas' last lines are parsed once their logs are read to the
+  // end, or once waiting for that has taken too long (kDrainSeconds).
+  bool finishing = final && (drained || drainGaveUp(t.drain_since, now));
+  if (finishing)
+    for (auto& [name, r] : t.replicas)
+      if (r.collector) r.collector->finish(now, points);
   // How far the primary's output is read, and what of it is not parsed
   // yet: a controller taking over the job resumes there, so no point is
   // stored twice or lost.
@@ -335,7 +357,7 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
   std::vector<Cursors> moved;
   for (auto& [name, r] : t.replicas) {
     if (!r.collector) continue;
-    std::string carry = final ? "" : r.collector->carry();
+    std::string carry = finishing ? "" : r.collector->carry();
     if (r.log_cursor != r.saved_log_cursor || r.file_cursor != r.saved_file_cursor || carry != r.saved_carry) {
       moved.push_back({name, r.log_cursor, r.file_cursor, carry});
       r.saved_log_cursor = r.log_cursor;
@@ -343,12 +365,13 @@ void JobController::collect(JobRecord& job, Tracked& t, bool final) {
       r.saved_carry = carry;
     }
   }
-  if (points.empty() && moved.empty()) return;
+  if (points.empty() && moved.empty()) return drained;
   store_.transaction([&] {
     store_.appendMetrics(job.id, points);
     for (const auto& m : moved) store_.saveCollectCursors(job.id, t.attempt, m.replica, m.log, m.file, m.carry);
   });
   for (auto& p : points) t.latest[p.name] = p;
+  return drained;
 }
 
 JobRecord JobController::adopt(int64_t job_id) {
@@ -540,8 +563,14 @@ void JobController::observe(JobRecord& job) {
     backend_.stop(job.uid, opts_.grace);
   }
 
-  collect(job, t, all_exited);
+  bool drained = collect(job, t, all_exited);
   if (!all_exited) return;
+  // Every replica has exited but a log could not be read to its end: the
+  // job's last metrics are in it, so the outcome waits (a bounded while).
+  if (!drained && !drainGaveUp(t.drain_since, nowSeconds())) return;
+  if (!drained) event(job, "Warning", "LogIncomplete",
+                      fmt::format("the replicas' logs could not be read to their end within {} s; the last metrics may be missing",
+                                  kDrainSeconds));
 
   if (t.stopping_reason == "Preempted") {
     requeue(job, "Preempted", t.stopping_message, true);
@@ -556,6 +585,17 @@ void JobController::observe(JobRecord& job) {
     return;
   }
   const backend::ReplicaStatus& failed = *t.failure;
+  if (failed.reason == "StartTimeout" && backend_.capabilities().places_replicas) {
+    // The backend's scheduler placed part of the gang and not the rest (an
+    // affinity Trainyard does not model, a node taken meanwhile): the part
+    // holds resources others may need, so it goes, and the gang waits its
+    // turn again. Not a failure of the job: it does not count against backoffLimit.
+    requeue(job, "GangTimeout",
+            fmt::format("replica {} was not placed within {} s (startTimeoutSeconds){}", failed.name,
+                        job.spec.start_timeout_seconds, failed.message.empty() ? "" : ": " + failed.message),
+            true);
+    return;
+  }
   int code = effectiveExitCode(failed.exit_code, failed.signal);
   std::string what = failed.reason == "StartTimeout" ? fmt::format("replica {} did not start", failed.name)
                      : failed.signal ? fmt::format("replica {} was killed by signal {} ({})", failed.name, *failed.signal,

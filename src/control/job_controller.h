@@ -93,7 +93,9 @@ class JobController {
   void requeue(store::JobRecord& job, const std::string& reason, const std::string& message, bool preempted);
   void launchAttempt(store::JobRecord& job, int attempt);
   void observe(store::JobRecord& job);
-  void collect(store::JobRecord& job, Tracked& t, bool final);
+  // Reads what the replicas wrote since the last pass. `final`: they have
+  // all exited; false when a log could not be read to its end (try again).
+  bool collect(store::JobRecord& job, Tracked& t, bool final);
   void finish(store::JobRecord& job, const std::string& phase, const std::string& reason, const std::string& message);
   void condition(store::JobRecord& job, const std::string& type, const std::string& reason, const std::string& message);
   void event(const store::JobRecord& job, const std::string& type, const std::string& reason, const std::string& message);

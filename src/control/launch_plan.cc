@@ -42,6 +42,7 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
       r.working_dir = role.working_dir;
       r.image = role.image;
       for (const auto& v : role.volumes) r.mounts.push_back({v.host_path, v.mount_path, v.read_only});
+      r.node_selector = job.spec.node_selector;
       r.pod_template = role.pod_template;
       r.main_container = role.main_container;
       r.resources = {role.resources.cpu_millis, role.resources.memory_bytes, role.resources.gpu};

@@ -221,7 +221,14 @@ class Translator {
         job.queue = w_.str(s["queue"], path + ".schedulingPolicy.queue");
         if (!isValidName(job.queue)) w_.fail(s["queue"], path + ".schedulingPolicy.queue", "expected a DNS-1123 queue name");
       }
-      warnOthers(s, path + ".schedulingPolicy", {"priorityClass", "queue"}, "gang scheduling is built in");
+      // How long the gang may take to be scheduled: Trainyard's start timeout
+      // (a gang not all started by then is torn down; on a backend whose own
+      // scheduler places pods, queued again).
+      if (s["scheduleTimeoutSeconds"])
+        job.start_timeout_seconds = w_.integer(s["scheduleTimeoutSeconds"], path + ".schedulingPolicy.scheduleTimeoutSeconds",
+                                               1, int64_t{1} << 40);
+      warnOthers(s, path + ".schedulingPolicy", {"priorityClass", "queue", "scheduleTimeoutSeconds"},
+                 "gang scheduling is built in");
     }
     if (rp["suspend"]) warn(rp["suspend"], path + ".suspend", "suspend is not supported on the local backend");
     if (rp["managedBy"]) warn(rp["managedBy"], path + ".managedBy", "ignored on the local backend");

@@ -15,6 +15,23 @@ from common import BIN, E2E, SOURCE_DIR
 
 CLUSTER = os.environ.get("TRAINYARD_TEST_K8S_DIR", "")
 
+# Rank 0 listens on MASTER_PORT until rank 1 connects to MASTER_ADDR (a Service name) and says hello.
+PEER_SCRIPT = ("import os, socket\n"
+               "rank = int(os.environ['RANK'])\n"
+               "addr, port = os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT'])\n"
+               "if rank == 0:\n"
+               "    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+               "    s.bind(('0.0.0.0', port)); s.listen(1); c, _ = s.accept()\n"
+               "    print('master got', c.recv(64).decode(), 'on', os.environ['WORLD_SIZE'], 'ranks', flush=True)\n"
+               "else:\n"
+               "    import time\n"
+               "    for _ in range(300):\n"
+               "        try:\n"
+               "            c = socket.create_connection((addr, port)); break\n"
+               "        except OSError: time.sleep(0.1)\n"
+               "    c.sendall(b'hello from rank %d via %s' % (rank, addr.encode())); print('sent', flush=True)\n")
+
+
 
 def skip_reason():
     if not CLUSTER:
@@ -171,21 +188,7 @@ class Jobs(KubernetesE2E):
         self.assertIn("loss", json.dumps(metrics))
 
     def test_a_gang_spreads_over_nodes_and_peers_reach_each_other_by_service_name(self):
-        script = ("import os, socket\n"
-                  "rank = int(os.environ['RANK'])\n"
-                  "addr, port = os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT'])\n"
-                  "if rank == 0:\n"
-                  "    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                  "    s.bind(('0.0.0.0', port)); s.listen(1); c, _ = s.accept()\n"
-                  "    print('master got', c.recv(64).decode(), 'on', os.environ['WORLD_SIZE'], 'ranks', flush=True)\n"
-                  "else:\n"
-                  "    import time\n"
-                  "    for _ in range(300):\n"
-                  "        try:\n"
-                  "            c = socket.create_connection((addr, port)); break\n"
-                  "        except OSError: time.sleep(0.1)\n"
-                  "    c.sendall(b'hello from rank %d via %s' % (rank, addr.encode())); print('sent', flush=True)\n")
-        self.write("peer.py", script)
+        self.write("peer.py", PEER_SCRIPT)
         spec = self.write("gang.yaml", f"""\
             apiVersion: trainyard.dev/v1
             kind: TrainJob
@@ -365,6 +368,97 @@ class NodeLoss(KubernetesE2E):
         scheduled = [e["message"] for e in d["events"] if e["reason"] == "Scheduled"]
         self.assertEqual(len(scheduled), 2, scheduled)
         self.assertNotIn(lost, scheduled[1], "the restarted gang went back to the node that is gone")
+
+
+class GangDefault(KubernetesE2E):
+    """--gang default: kube-scheduler places the pods, a PodGroup tells a gang scheduler about them,
+    and a gang it placed only in part is torn down and queued again."""
+    pool = "gd"
+    nodes = ("gd-a", "gd-b")
+
+    def test_a_gang_kube_scheduler_places_in_part_is_torn_down_and_runs_when_it_fits(self):
+        # A PodGroup CRD as the coscheduling plugin installs it (the plugin itself is not here).
+        crd = self.write("podgroup-crd.yaml", """\
+            apiVersion: apiextensions.k8s.io/v1
+            kind: CustomResourceDefinition
+            metadata: {name: podgroups.scheduling.x-k8s.io}
+            spec:
+              group: scheduling.x-k8s.io
+              scope: Namespaced
+              names: {plural: podgroups, singular: podgroup, kind: PodGroup}
+              versions:
+                - name: v1alpha1
+                  served: true
+                  storage: true
+                  schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+            """)
+        kubectl = os.path.join(CLUSTER, "bin", "kubectl")
+        subprocess.run([kubectl, "--kubeconfig", self.kubeconfig, "apply", "-f", crd], check=True, capture_output=True)
+        subprocess.run([kubectl, "--kubeconfig", self.kubeconfig, "wait", "--for", "condition=established",
+                        "crd/podgroups.scheduling.x-k8s.io", "--timeout=60s"], check=True, capture_output=True)
+        # Only gd-b is in the zone the pod template's affinity asks for, and it holds one replica of
+        # two: Trainyard (which does not model affinity) admits the gang on both nodes, kube-scheduler
+        # places one pod and not the other.
+        st, _ = self.call("PATCH", "/api/v1/nodes/gd-b", {"metadata": {"labels": {"zone": "b"}}},
+                          content_type="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        def replica():
+            return {"replicas": 1, "template": {"spec": {
+                "nodeSelector": {"pool": self.pool},
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}]}}},
+                # Rank 0 waits for rank 1, as a real gang's rendezvous does.
+                "containers": [{"name": "pytorch", "image": "debian:12", "workingDir": self.dir,
+                                "command": ["/usr/bin/python3", "peer.py"],
+                                "resources": {"requests": {"cpu": "1500m", "memory": "64Mi"}}}]}}}
+        self.write("peer.py", PEER_SCRIPT)
+        spec = self.write("pj.yaml", json.dumps({  # JSON is YAML
+            "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "gd-job"},
+            "spec": {"runPolicy": {"schedulingPolicy": {"scheduleTimeoutSeconds": 3}},
+                     "pytorchReplicaSpecs": {"Master": replica(), "Worker": replica()}}}, indent=1))
+        run = self.popen("run", "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
+                         "--host-network", "--gang", "default", "--pod-group", "coscheduling", spec)
+        try:
+            def events():
+                if not os.path.exists(self.data):
+                    return []
+                p = self.ty("describe", "job", "gd-job", "-o", "json", check=None)
+                return json.loads(p.stdout).get("events", []) if p.returncode == 0 else []
+            def podgroup():
+                st, pgs = self.call("GET", f"/apis/scheduling.x-k8s.io/v1alpha1/namespaces/{self.ns}/podgroups")
+                return pgs.get("items", []) if st == 200 else []
+            self.poll("the gang's PodGroup and pods", lambda: podgroup() and len(self.pods("gd-job")) == 2, timeout=60)
+            pg = podgroup()[0]
+            self.assertEqual(pg["spec"]["minMember"], 2)
+            for p in self.pods("gd-job"):  # left to kube-scheduler, and members of the group
+                self.assertEqual(p["spec"].get("schedulerName"), "default-scheduler")
+                self.assertEqual(p["metadata"]["labels"].get("scheduling.x-k8s.io/pod-group"), pg["metadata"]["name"])
+            # One pod placed by kube-scheduler, the other Unschedulable: the reason reaches the job ...
+            try:
+                self.poll("the unschedulable replica's reason",
+                          lambda: any("Unschedulable" in e["message"] for e in events()), timeout=60)
+            except AssertionError as e:
+                raise AssertionError(f"{e}: events {events()}")
+            # ... and past scheduleTimeoutSeconds the part is torn down and the gang queued again.
+            try:
+                self.poll("the gang torn down", lambda: any(e["reason"] == "GangTimeout" for e in events()), timeout=60)
+            except AssertionError as e:
+                raise AssertionError(f"{e}: events {events()}")
+            # The zone grows to gd-a: the next attempt fits.
+            st, _ = self.call("PATCH", "/api/v1/nodes/gd-a", {"metadata": {"labels": {"zone": "b"}}},
+                              content_type="application/merge-patch+json")
+            self.assertEqual(st, 200)
+            out, err = run.communicate(timeout=240)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        self.assertEqual(run.returncode, 0, out + err)
+        d = self.job("gd-job")
+        self.assertEqual(d["phase"], "Succeeded")
+        self.assertGreaterEqual(d["restarts"], 1)
+        self.assertEqual(d["restarts"], d.get("preemptions", 0), "a gang timeout counted as a failure")
+        self.assertEqual(self.call("GET", f"/apis/scheduling.x-k8s.io/v1alpha1/namespaces/{self.ns}/podgroups")[1]["items"], [],
+                         "the PodGroups were not released")
 
 
 class ServerRestart(KubernetesE2E):

@@ -667,6 +667,31 @@ TEST_F(Controller, AReplicaThatNeverStartsTimesOut) {
 // The File collector reads through the backend (readFileAt), never the
 // controller's own file system: on the fake backend the file exists only
 // in the fake cluster, and its metrics arrive all the same.
+// Every replica has exited, but its log cannot be read just now: the job's
+// last metrics are in it, so the outcome waits for the log instead of
+// ending the job without them.
+TEST_F(Controller, AFinishedJobWaitsForItsLogToBeReadable) {
+  auto cluster = std::make_shared<backend::FakeCluster>(std::vector<sched::Node>{{"node-1", {4000, 8LL << 30, 0}, {}}});
+  backend::FakeBackend fake(cluster);
+  control::JobController c(*st, fake, co);
+  auto s = shellJob("drained", "true", dir);
+  s.roles[0].command = {"fake:print", "epoch=1 loss=0.5\nepoch=2 loss=0.25\n", "0"};
+  cluster->setLogsUnavailable(true);
+  auto job = c.submit(s);
+  store::JobRecord now;
+  // The replica ends in the first passes; a few more while the log stays unreadable.
+  for (int pass = 0; pass < 20; ++pass) now = c.reconcile(job.id), c.wait(10ms);
+  EXPECT_EQ(now.phase, store::kRunning);
+  EXPECT_TRUE(st->lastMetrics(job.id).empty());
+  cluster->setLogsUnavailable(false);
+  while (!store::isTerminal((now = c.reconcile(job.id)).phase)) c.wait(50ms);
+  EXPECT_EQ(now.phase, store::kSucceeded);
+  auto last = st->lastMetrics(job.id);
+  auto loss = std::find_if(last.begin(), last.end(), [](const auto& m) { return m.name == "loss"; });
+  ASSERT_NE(loss, last.end());
+  EXPECT_EQ(loss->value, 0.25);
+}
+
 TEST_F(Controller, TheFileCollectorReadsThroughTheBackend) {
   auto cluster = std::make_shared<backend::FakeCluster>(std::vector<sched::Node>{{"node-1", {4000, 8LL << 30, 0}, {}}});
   backend::FakeBackend fake(cluster);

@@ -45,6 +45,7 @@ spec:
     backoffLimit: 3
     activeDeadlineSeconds: 600
     cleanPodPolicy: None
+    schedulingPolicy: {scheduleTimeoutSeconds: 45}
   pytorchReplicaSpecs:
     Worker:
       replicas: 3
@@ -139,6 +140,7 @@ TEST(Kubeflow, PyTorchJobTranslatesRolesResourcesPoliciesAndWarns) {
   EXPECT_EQ(roles(s), (std::vector<std::pair<std::string, int>>{{"master", 1}, {"worker", 3}}));
   EXPECT_EQ(s.backoff_limit, 3);
   EXPECT_EQ(s.active_deadline_seconds, 600);
+  EXPECT_EQ(s.start_timeout_seconds, 45);  // the gang's scheduling timeout
   EXPECT_EQ(s.restart_policy, RestartPolicy::ExitCode);  // the master's wins
   const auto* w = s.role("worker");
   EXPECT_EQ(w->command, (std::vector<std::string>{"python3", "/opt/mnist.py"}));

@@ -68,6 +68,7 @@ class KubernetesBackend final : public Backend {
     c.enforces_memory = true;
     c.runs_images = true;
     c.survives_restart = true;
+    c.places_replicas = opts_.gang == "default";  // kube-scheduler's placement, not Trainyard's
     return c;
   }
 
@@ -117,6 +118,7 @@ class KubernetesBackend final : public Backend {
     std::vector<std::string> created;
     try {
       if (!job.files.empty()) createOrKeep(fmt::format("/api/v1/namespaces/{}/configmaps", s_->ns), k8s::configMapFor(job));
+      if (!opts_.pod_group.empty()) createOrKeep(k8s::podGroupPath(s_->ns, opts_.pod_group), k8s::podGroupFor(job, opts_));
       for (const auto& r : job.replicas) createOrKeep(fmt::format("/api/v1/namespaces/{}/services", s_->ns), k8s::serviceFor(job, r));
       for (size_t i = 0, p = 0; i < job.replicas.size(); ++i) {
         const auto& r = job.replicas[i];
@@ -125,6 +127,7 @@ class KubernetesBackend final : public Backend {
         std::string name = pod["metadata"]["name"];
         createOrKeep(pods_, pod);
         created.push_back(name);
+        if (opts_.gang == "default") continue;  // placed by kube-scheduler (or the PodGroup's scheduler)
         // Bound where Trainyard's scheduler placed it (the gang's placement).
         json binding = {{"apiVersion", "v1"},
                         {"kind", "Binding"},
@@ -273,7 +276,7 @@ class KubernetesBackend final : public Backend {
           std::lock_guard lk(s_->mu);
           s_->log_pods.erase(key);
         }
-        return {"", cursor};
+        return {"", cursor, true};
       }
       if (tail) offset = cursorOffset(cursor, r.body.size(), "k").value_or(0);
       else if (!probe) return {"", cursor};
@@ -281,7 +284,7 @@ class KubernetesBackend final : public Backend {
       std::string bytes = r.body.substr(offset, max_bytes);
       return {bytes, offsetCursor(offset + bytes.size(), "k")};
     } catch (const ApiError&) {
-      return {"", cursor};
+      return {"", cursor, true};
     }
   }
 
@@ -338,6 +341,7 @@ class KubernetesBackend final : public Backend {
       }
       s_->api->request("DELETE", pods_ + "?labelSelector=" + sel, now.dump());
       s_->api->request("DELETE", fmt::format("/api/v1/namespaces/{}/configmaps?labelSelector={}", s_->ns, sel));
+      if (!opts_.pod_group.empty()) s_->api->request("DELETE", k8s::podGroupPath(s_->ns, opts_.pod_group) + "?labelSelector=" + sel);
       // Services have no deletecollection: one by one.
       json services = s_->api->get(fmt::format("/api/v1/namespaces/{}/services?labelSelector={}", s_->ns, sel));
       for (const auto& svc : services["items"])

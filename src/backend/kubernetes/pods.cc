@@ -115,9 +115,19 @@ json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const Ku
   if (!container.contains("imagePullPolicy")) container["imagePullPolicy"] = "IfNotPresent";
   if (!r.working_dir.empty()) container["workingDir"] = r.working_dir;
   spec["restartPolicy"] = "Never";  // restarts are the controller's: a new attempt is new pods
-  // Trainyard places the gang and binds each pod (pods/binding):
-  // kube-scheduler leaves pods of another scheduler alone.
-  spec["schedulerName"] = "trainyard";
+  if (o.gang == "default") {
+    // Another scheduler places the pods: it must know the job's node
+    // labels, and a PodGroup's scheduler its group.
+    if (!r.node_selector.empty()) {
+      if (!spec.contains("nodeSelector") || !spec["nodeSelector"].is_object()) spec["nodeSelector"] = json::object();
+      for (const auto& [k, v] : r.node_selector) spec["nodeSelector"][k] = v;
+    }
+    if (o.pod_group == "volcano" && !spec.contains("schedulerName")) spec["schedulerName"] = "volcano";
+  } else {
+    // Trainyard places the gang and binds each pod (pods/binding):
+    // kube-scheduler leaves pods of another scheduler alone.
+    spec["schedulerName"] = "trainyard";
+  }
   if (!spec.contains("enableServiceLinks")) spec["enableServiceLinks"] = false;
   if (o.host_network) spec["hostNetwork"] = true, spec["dnsPolicy"] = "ClusterFirstWithHostNet";
   if (!spec.contains("tolerations") || !spec["tolerations"].is_array()) spec["tolerations"] = json::array();
@@ -150,10 +160,29 @@ json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const Ku
   json annotations = meta.contains("annotations") && meta["annotations"].is_object() ? meta["annotations"] : json::object();
   annotations["trainyard.dev/replica"] = r.name;  // the replica's own name (labels are DNS-shaped)
   annotations["trainyard.dev/container"] = spec["containers"][main].value("name", "trainyard");
+  if (o.pod_group == "volcano") annotations["scheduling.k8s.io/group-name"] = podGroupName(job);
+  if (o.pod_group == "coscheduling") labels["scheduling.x-k8s.io/pod-group"] = podGroupName(job);
   return {{"apiVersion", "v1"},
           {"kind", "Pod"},
           {"metadata", {{"name", podName(job, r)}, {"labels", labels}, {"annotations", annotations}}},
           {"spec", spec}};
+}
+
+std::string podGroupName(const PlacedJob& job) { return dnsLabel(fmt::format("{}-{}", job.name, job.attempt)); }
+
+std::string podGroupPath(const std::string& ns, const std::string& kind) {
+  return kind == "volcano" ? fmt::format("/apis/scheduling.volcano.sh/v1beta1/namespaces/{}/podgroups", ns)
+                           : fmt::format("/apis/scheduling.x-k8s.io/v1alpha1/namespaces/{}/podgroups", ns);
+}
+
+json podGroupFor(const PlacedJob& job, const KubernetesOptions& o) {
+  int members = 0;
+  for (const auto& r : job.replicas) members += r.run ? 1 : 0;
+  json labels = {{kManagedBy, "trainyard"}, {kJobUid, job.uid}, {kAttempt, std::to_string(job.attempt)}};
+  return {{"apiVersion", o.pod_group == "volcano" ? "scheduling.volcano.sh/v1beta1" : "scheduling.x-k8s.io/v1alpha1"},
+          {"kind", "PodGroup"},
+          {"metadata", {{"name", podGroupName(job)}, {"labels", labels}}},
+          {"spec", {{"minMember", members}}}};
 }
 
 json serviceFor(const PlacedJob& job, const ReplicaLaunch& r) {

@@ -36,6 +36,11 @@ int peerPort(const std::string& uid, size_t index);
 nlohmann::json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const KubernetesOptions& o);
 nlohmann::json serviceFor(const PlacedJob& job, const ReplicaLaunch& r);
 nlohmann::json configMapFor(const PlacedJob& job);
+// With KubernetesOptions::pod_group: the attempt's PodGroup (minMember =
+// the pods of the gang) and where such objects are created.
+std::string podGroupName(const PlacedJob& job);
+std::string podGroupPath(const std::string& ns, const std::string& kind);
+nlohmann::json podGroupFor(const PlacedJob& job, const KubernetesOptions& o);
 
 // A pod as the controller sees a replica: phase, exit, reasons (waiting
 // reasons such as ImagePullBackOff and Unschedulable while Pending), the
