@@ -55,8 +55,15 @@ class RealNodes(KubernetesE2E):
     @classmethod
     def node_up(cls, n, d, image_tar):
         env = dict(os.environ, K8S_BIN_DIR=os.path.join(CLUSTER, "bin"))
-        subprocess.run([os.path.join(SHARED_K8S, "node-up.sh"), d, cls.cluster, n], check=True, env=env,
-                       capture_output=True, timeout=180)
+        # Each kubelet in a mount namespace of its own with a private /var/log/pods: kubelets on
+        # one host share that directory, and each one's log garbage collection removes the logs of
+        # pods it does not know, i.e. the other nodes' (within a minute, mid-job).
+        logs = os.path.join(d + "-pod-logs")
+        os.makedirs(logs, exist_ok=True)
+        subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                        'mkdir -p /var/log/pods && mount --bind "$1" /var/log/pods && shift && exec "$@"', "sh",
+                        logs, os.path.join(SHARED_K8S, "node-up.sh"), d, cls.cluster, n],
+                       check=True, env=env, capture_output=True, timeout=180)
         subprocess.run([os.path.join(SHARED_K8S, "node-import.sh"), d, image_tar], check=True,
                        capture_output=True, timeout=120)
         st, _ = cls.call("PATCH", f"/api/v1/nodes/{n}", {"metadata": {"labels": {"pool": cls.pool}}},
