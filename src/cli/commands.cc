@@ -651,8 +651,7 @@ int cmdCrds(const std::string& out_dir, const std::string& check_dir) {
     std::string text = spec::schema::crdYaml(kind);
     std::string name = spec::schema::crdFileName(kind);
     if (!check_dir.empty()) {
-      std::ifstream in(fs::path(check_dir) / name, std::ios::binary);
-      std::string have((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::string have = util::readFrom((fs::path(check_dir) / name).string(), 0, text.size() + 1);
       if (have != text) {
         std::cerr << fmt::format("{}: differs from what `trainyard crds` makes from the schema; run `trainyard crds --out {}`\n",
                                  (fs::path(check_dir) / name).string(), check_dir);

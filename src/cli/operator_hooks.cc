@@ -18,13 +18,11 @@ namespace trainyard::cli {
 namespace {
 using json = nlohmann::json;
 
-constexpr const char* kFromNamespace = "trainyard.dev/from-namespace";
-
 // Whether a job or experiment with these labels was started by `r` (and
 // not by a resource of the same job name in another namespace). Jobs from
 // before tenancy carry no namespace: they were the server namespace's.
 bool startedBy(const std::map<std::string, std::string>& labels, const backend::ServedResource& r) {
-  auto it = labels.find(kFromNamespace);
+  auto it = labels.find(backend::kFromNamespaceLabel);
   return it == labels.end() ? r.user.empty() : it->second == r.ns;
 }
 

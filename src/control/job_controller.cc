@@ -250,6 +250,7 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
     event(job, "Warning", "OutputsNotWritable", fmt::format("cannot hand {} to the job's user: {}", job.outputs_dir, std::strerror(errno)));
   t.placements = store_.placements(job.id);
   t.forced.clear();
+  t.drain_since = 0;
   backend::PlacedJob placed = planAttempt(job, t.placements, attempt);
   try {
     if (job.spec.framework != "none")

@@ -58,7 +58,7 @@ class RealNodes(KubernetesE2E):
         # Each kubelet in a mount namespace of its own with a private /var/log/pods: kubelets on
         # one host share that directory, and each one's log garbage collection removes the logs of
         # pods it does not know, i.e. the other nodes' (within a minute, mid-job).
-        logs = os.path.join(d + "-pod-logs")
+        logs = d + "-pod-logs"
         os.makedirs(logs, exist_ok=True)
         subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
                         'mkdir -p /var/log/pods && mount --bind "$1" /var/log/pods && shift && exec "$@"', "sh",

@@ -11,7 +11,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from common import BIN, E2E, SOURCE_DIR
+from common import BIN, E2E, SOURCE_DIR, job_yaml
 
 CLUSTER = os.environ.get("TRAINYARD_TEST_K8S_DIR", "")
 
@@ -156,6 +156,11 @@ class KubernetesE2E(E2E):
         p = self.ty("run", "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
                     "--host-network", spec_file, check=check, timeout=timeout)
         return p.stdout + p.stderr if check == 0 else p
+
+    def pod_job(self, name, script, *spec_lines, cpu="100m"):
+        """A TrainJob file (common.job_yaml) running `script` in a debian:12 pod on this class's nodes."""
+        return self.write(f"{name}.yaml", job_yaml(name, script, "image: debian:12", f"nodeSelector: {{pool: {self.pool}}}",
+                                                   f"resources: {{cpu: {cpu}, memory: 32Mi}}", *spec_lines))
 
     def pods(self, job):
         st, pods = self.call("GET", f"/api/v1/namespaces/{self.ns}/pods?labelSelector=trainyard.dev%2Fjob-name%3D{job}")
@@ -630,21 +635,10 @@ class OperatorMode(KubernetesE2E):
             return subprocess.run([os.path.join(CLUSTER, "bin", "kubectl"), "--kubeconfig",
                                    os.path.join(self.cluster, "alice.kubeconfig"), *args],
                                   capture_output=True, text=True, timeout=60)
-        def trainjob(name, command):
-            return self.write(f"{name}.yaml", f"""\
-                apiVersion: trainyard.dev/v1
-                kind: TrainJob
-                metadata: {{name: {name}}}
-                spec:
-                  image: debian:12
-                  nodeSelector: {{pool: {self.pool}}}
-                  command: [/bin/sh, -c, '{command}']
-                  resources: {{cpu: 100m, memory: 32Mi}}
-                """)
-        refused = as_alice("apply", "-n", bob, "-f", trainjob("intruder", "echo no"))
+        refused = as_alice("apply", "-n", bob, "-f", self.pod_job("intruder", "echo no"))
         self.assertNotEqual(refused.returncode, 0)
         self.assertIn("forbidden", refused.stderr)
-        made = as_alice("apply", "-n", alice, "-f", trainjob("mine", "echo epoch=1 loss=0.25"))
+        made = as_alice("apply", "-n", alice, "-f", self.pod_job("mine", "echo epoch=1 loss=0.25"))
         self.assertEqual(made.returncode, 0, made.stderr)
 
         server = Server(self, "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
@@ -658,7 +652,7 @@ class OperatorMode(KubernetesE2E):
         self.assertEqual(d.get("user"), "alice")
         self.assertEqual(d["spec"]["labels"]["trainyard.dev/from-namespace"], alice)
         # The same name in bob's namespace is another job.
-        self.kubectl("apply", "-f", trainjob("mine", "sleep 600"), ns=bob)
+        self.kubectl("apply", "-f", self.pod_job("mine", "sleep 600"), ns=bob)
         self.poll("bob's job running", lambda: self.phase(f"{bob}-mine") == "Running", timeout=60)
         self.assertEqual(self.job(f"{alice}-mine")["phase"], "Succeeded")
 
@@ -710,36 +704,14 @@ class OperatorMode(KubernetesE2E):
             st, obj = self.call("GET", f"/apis/trainyard.dev/v1/queues/{name}")
             return obj if st == 200 else None
         self.poll("the queue active", lambda: ((queue() or {}).get("status") or {}).get("phase") == "Active", timeout=60)
-        self.kubectl("apply", "-f", self.write("queued.yaml", f"""\
-            apiVersion: trainyard.dev/v1
-            kind: TrainJob
-            metadata: {{name: in-queue}}
-            spec:
-              image: debian:12
-              queue: {name}
-              nodeSelector: {{pool: {self.pool}}}
-              command: [/bin/sh, -c, 'echo "epoch=1 loss=0.5"']
-              resources: {{cpu: 500m, memory: 32Mi}}
-            """))
+        self.kubectl("apply", "-f", self.pod_job("in-queue", 'echo "epoch=1 loss=0.5"', f"queue: {name}", cpu="500m"))
         self.poll("the job in the queue to succeed",
                   lambda: (self.resource("in-queue") or {}).get("status", {}).get("phase") == "Succeeded", timeout=120)
         self.assertEqual(self.job("in-queue")["queue"], name)
         # Over quota for now: a job waits, saying why, in its resource's status too; and runs once the quota frees.
-        def queued_job(job, cpu, command):
-            return self.write(f"{job}.yaml", f"""\
-                apiVersion: trainyard.dev/v1
-                kind: TrainJob
-                metadata: {{name: {job}}}
-                spec:
-                  image: debian:12
-                  queue: {name}
-                  nodeSelector: {{pool: {self.pool}}}
-                  command: [/bin/sh, -c, '{command}']
-                  resources: {{cpu: {cpu}, memory: 32Mi}}
-                """)
-        self.kubectl("apply", "-f", queued_job("hog", "1", "sleep 600"))
+        self.kubectl("apply", "-f", self.pod_job("hog", "sleep 600", f"queue: {name}", cpu="1"))
         self.poll("the hog running", lambda: (self.resource("hog") or {}).get("status", {}).get("phase") == "Running", timeout=60)
-        self.kubectl("apply", "-f", queued_job("waiter", "500m", "echo done"))
+        self.kubectl("apply", "-f", self.pod_job("waiter", "echo done", f"queue: {name}", cpu="500m"))
         self.poll("the waiter's reason", lambda: "quota" in (self.resource("waiter") or {}).get("status", {}).get("message", ""),
                   timeout=60)
         self.assertEqual(self.resource("waiter")["status"]["phase"], "Queued")

@@ -679,9 +679,14 @@ TEST_F(Controller, AFinishedJobWaitsForItsLogToBeReadable) {
   cluster->setLogsUnavailable(true);
   auto job = c.submit(s);
   store::JobRecord now;
-  // The replica ends in the first passes; a few more while the log stays unreadable.
-  for (int pass = 0; pass < 20; ++pass) now = c.reconcile(job.id), c.wait(10ms);
-  EXPECT_EQ(now.phase, store::kRunning);
+  // The replica exits; a few more passes while its log stays unreadable.
+  auto exited = [&] {
+    auto attempts = st->attempts(job.id);
+    return !attempts.empty() && attempts[0].state == "Exited";
+  };
+  while (!exited()) now = c.reconcile(job.id), c.wait(10ms);
+  for (int pass = 0; pass < 5; ++pass) now = c.reconcile(job.id);
+  EXPECT_EQ(now.phase, store::kRunning);  // exited, and the outcome waits for the log
   EXPECT_TRUE(st->lastMetrics(job.id).empty());
   cluster->setLogsUnavailable(false);
   while (!store::isTerminal((now = c.reconcile(job.id)).phase)) c.wait(50ms);

@@ -21,8 +21,14 @@ using trainyard::k8s::ApiError;
 // Jobs this operator submitted carry this label in their spec, so a job
 // submitted otherwise is never cancelled for lack of a resource.
 constexpr const char* kFromResource = "trainyard.dev/from-resource";
-constexpr const char* kFromNamespace = "trainyard.dev/from-namespace";
 constexpr const char* kFinalizer = "trainyard.dev/cancel";
+
+bool hasFinalizer(const json& meta) {
+  if (!meta.contains("finalizers") || !meta["finalizers"].is_array()) return false;
+  for (const auto& f : meta["finalizers"])
+    if (f == kFinalizer) return true;
+  return false;
+}
 
 class KubernetesOperator final : public Operator {
  public:
@@ -136,9 +142,7 @@ class KubernetesOperator final : public Operator {
       json current = item.value("status", json::object());
       auto tenant = k8s::tenantOf(ns, name, ns_, namespaceLabels(ns));
       ServedResource res{k.category, k.api_version, k.kind, ns, name, tenant.job_name, tenant.user, tenant.queue};
-      bool finalized = false;
-      if (meta.contains("finalizers") && meta["finalizers"].is_array())
-        for (const auto& f : meta["finalizers"]) finalized |= f == kFinalizer;
+      bool finalized = hasFinalizer(meta);
       if (meta.contains("deletionTimestamp")) {
         // Deleted: its job is stopped first, then the resource may go.
         if (finalized && (tenant.job_name.empty() || hooks_.cancel(res))) setFinalizer(k, item, false);
@@ -154,7 +158,7 @@ class KubernetesOperator final : public Operator {
         // The finalizer first: once the job runs, a deletion must find it.
         if (!finalized && !setFinalizer(k, item, true)) continue;
         // New: submitted as the Trainyard spec it is (the resource is one).
-        json labels = {{kFromResource, "true"}, {kFromNamespace, ns}};
+        json labels = {{kFromResource, "true"}, {kFromNamespaceLabel, ns}};
         json spec = {{"apiVersion", k.api_version},
                      {"kind", k.kind},
                      {"metadata", {{"name", tenant.job_name}, {"labels", labels}}},
@@ -187,9 +191,7 @@ class KubernetesOperator final : public Operator {
     const json& meta = item["metadata"];
     std::string name = meta.value("name", "");
     ServedResource res{k.category, k.api_version, k.kind, "", name, name, "", ""};
-    bool finalized = false;
-    if (meta.contains("finalizers") && meta["finalizers"].is_array())
-      for (const auto& f : meta["finalizers"]) finalized |= f == kFinalizer;
+    bool finalized = hasFinalizer(meta);
     if (meta.contains("deletionTimestamp")) {
       if (finalized && hooks_.cancel(res)) setFinalizer(k, item, false);
       return;

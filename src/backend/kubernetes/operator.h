@@ -24,6 +24,11 @@
 
 namespace trainyard::backend {
 
+// The label on a job or experiment the operator submitted: the namespace of
+// the resource that started it (a job of the same name from another
+// namespace is not that resource's).
+inline constexpr const char* kFromNamespaceLabel = "trainyard.dev/from-namespace";
+
 // A resource the operator serves, and what it becomes.
 struct ServedResource {
   std::string category;  // "TrainJob", "Experiment" or "Queue": what the server makes of it
