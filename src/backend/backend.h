@@ -117,9 +117,24 @@ struct LogChunk {
   bool unavailable = false;
 };
 
+// Labels naming the resource a job came from (operator mode: a TrainJob,
+// PyTorchJob or Experiment object): "Kind.version.group", namespace, name, uid.
+// An experiment's trials carry its owner labels. A backend whose objects
+// live beside that resource makes it their owner (Kubernetes
+// ownerReferences: the garbage collector removes them with it).
+inline constexpr const char* kOwnerLabelPrefix = "trainyard.dev/owner-";
+inline constexpr const char* kOwnerKindLabel = "trainyard.dev/owner-kind";
+inline constexpr const char* kOwnerNamespaceLabel = "trainyard.dev/owner-namespace";
+inline constexpr const char* kOwnerNameLabel = "trainyard.dev/owner-name";
+inline constexpr const char* kOwnerUidLabel = "trainyard.dev/owner-uid";
+
 struct PlacedJob {
   std::string uid;
   std::string name;
+  // The spec's kind: TrainJob, or PyTorchJob/TFJob/MPIJob for Kubeflow YAML
+  // (the Kubernetes backend labels those pods as Kubeflow's operator would).
+  std::string kind = "TrainJob";
+  std::map<std::string, std::string> labels;  // the spec's metadata.labels
   int attempt = 0;
   std::string log_dir;  // where a backend that writes log files keeps them
   std::vector<ReplicaLaunch> replicas;

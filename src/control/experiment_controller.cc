@@ -179,6 +179,8 @@ std::string ExperimentController::submitTrialJob(const store::ExperimentRecord& 
   std::string base = t.runs > 1 ? fmt::format("{}-{}-r{}", e.name, t.number, t.runs - 1) : fmt::format("{}-{}", e.name, t.number);
   spec::TrainJobSpec job = e.spec.trialJob(t.params, base);
   job.labels[store::kExperimentLabel] = e.name;
+  for (const auto& [k, v] : e.spec.labels)
+    if (k.starts_with(backend::kOwnerLabelPrefix)) job.labels[k] = v;
   for (int i = 2;; ++i) {
     try {
       auto rec = jobs_.submit(job, e.user);

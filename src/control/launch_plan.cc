@@ -25,6 +25,8 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
   backend::PlacedJob placed;
   placed.uid = job.uid;
   placed.name = job.name;
+  placed.kind = job.spec.kind;
+  placed.labels = job.spec.labels;
   placed.attempt = attempt;
   placed.log_dir = job.log_dir;
   const sched::Placement* whole = nullptr;

@@ -58,7 +58,7 @@ class KubernetesE2E(E2E):
         why = cls.nodes_missing()
         if why:
             raise unittest.SkipTest("SKIPPED: " + why)
-        cls.cluster = os.path.join(CLUSTER, "cluster")
+        cls.cluster = cls.control_plane()
         env = {}
         with open(os.path.join(cls.cluster, "env")) as f:
             for line in f:
@@ -78,6 +78,11 @@ class KubernetesE2E(E2E):
                 any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
                 for n in nodes["items"])
         cls.poll("stand-in nodes schedulable", schedulable, timeout=90)
+
+    @classmethod
+    def control_plane(cls):
+        """The directory of the control plane this class uses (cluster-up.sh's): the fixture's."""
+        return os.path.join(CLUSTER, "cluster")
 
     @classmethod
     def nodes_missing(cls):
@@ -299,6 +304,8 @@ class Jobs(KubernetesE2E):
         meta, podspec = pod["metadata"], pod["spec"]
         self.assertEqual(meta["labels"]["team"], "vision")
         self.assertEqual(meta["labels"]["trainyard.dev/job-role"], "master")
+        self.assertEqual(meta["labels"]["training.kubeflow.org/replica-type"], "master")
+        self.assertNotIn("ownerReferences", meta)  # run, not applied: no resource owns it
         self.assertEqual(meta["annotations"]["sidecar.istio.io/inject"], "false")
         self.assertEqual([c["name"] for c in podspec["containers"]], ["log-shipper", "pytorch"])  # the sidecar kept
         main = podspec["containers"][1]
@@ -505,6 +512,78 @@ class ServerRestart(KubernetesE2E):
         d = self.job("k8s-restart")
         self.assertEqual(d["restarts"], 0)
         self.assertEqual(d["attempts"][0]["handle"], handle)  # the same pod, re-attached by its labels
+
+
+class WatchExpiry(KubernetesE2E):
+    """A control plane of its own (apiserver and controller-manager), whose API server the test
+    kills and starts again mid-job: its watch cache starts afresh, so the backend's pods watch
+    from an older resourceVersion gets 410 Gone, as when a watch falls behind the cache."""
+    pool = "watch"
+    nodes = ("watch-a",)
+
+    @classmethod
+    def control_plane(cls):
+        d = os.path.join(CLUSTER, f"watch-{os.getpid()}")
+        env = dict(os.environ, K8S_COMPONENTS="apiserver controller-manager", K8S_BIN_DIR=os.path.join(CLUSTER, "bin"),
+                   K8S_NODE_GRACE="10s")
+        up = os.path.join(os.environ.get("TRAINYARD_TEST_K8S", ""), "cluster-up.sh")
+        if not os.access(up, os.X_OK):
+            raise unittest.SkipTest("SKIPPED: TRAINYARD_TEST_K8S has no cluster-up.sh: this test starts a control plane of its own")
+        subprocess.run([up, d], env=env, check=True, capture_output=True, timeout=120)
+        cls.own_plane = d
+        return d
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        if hasattr(cls, "own_plane"):
+            subprocess.run([os.path.join(os.environ["TRAINYARD_TEST_K8S"], "cluster-down.sh"), cls.own_plane],
+                           capture_output=True, timeout=120)
+
+    def restart_apiserver(self):
+        """kill -9 of the API server, then the same command line again."""
+        pid_file = os.path.join(self.cluster, "kube-apiserver.pid")
+        with open(pid_file) as f:
+            pid = int(f.read())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode() for a in f.read().split(b"\0") if a]
+        os.kill(pid, 9)
+        self.poll("the API server gone", lambda: not os.path.exists(f"/proc/{pid}"), timeout=30)
+        with open(os.path.join(self.cluster, "log", "kube-apiserver.log"), "ab") as log:
+            p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(pid_file, "w") as f:
+            f.write(str(p.pid))
+        def ready():
+            self.assertIsNone(p.poll(), "the API server did not start again")
+            try:
+                return self.request("GET", "/readyz")[0] == 200
+            except urllib.error.URLError:
+                return False
+        self.poll("the API server ready", ready, timeout=60)
+
+    def test_the_pods_watch_survives_410_gone_after_the_api_server_restarts(self):
+        started, go = os.path.join(self.dir, "started"), os.path.join(self.dir, "go")
+        spec = self.pod_job("k8s-watch", f"touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; echo epoch=1 loss=0.25")
+        run = self.popen("run", "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns,
+                         "--host-network", spec)
+        try:
+            self.poll("the replica running", lambda: os.path.exists(started), timeout=60)
+            # A write after the watch's last event: the restarted cache starts past it.
+            st, _ = self.call("POST", f"/api/v1/namespaces/{self.ns}/configmaps",
+                              {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bump"}})
+            self.assertEqual(st, 201)
+            self.restart_apiserver()
+            with open(go, "w"):
+                pass
+            out, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        self.assertEqual(run.returncode, 0, out + err)
+        self.assertIn("expired (410 Gone): listing again", err)
+        self.assertEqual(self.job("k8s-watch")["phase"], "Succeeded")
+        got = self.tyjson("get", "metrics", "k8s-watch", "--all")["metrics"]
+        self.assertEqual([m["value"] for m in got if m["name"] == "loss"], [0.25])  # read once, through pods/log
 
 
 class OperatorMode(KubernetesE2E):
@@ -740,12 +819,27 @@ class OperatorMode(KubernetesE2E):
                       containers:
                         - name: pytorch
                           image: docker.io/kubeflow/pytorch-example:latest
-                          command: [/bin/sh, -c, 'echo "rank $RANK of $WORLD_SIZE, master $MASTER_ADDR"']
+                          command: [/bin/sh, -c, 'while [ ! -e {go} ]; do sleep 0.05; done; echo "rank $RANK of $WORLD_SIZE, master $MASTER_ADDR"']
                           resources: {{limits: {{cpu: 200m, memory: 64Mi}}}}
 """
+        go = os.path.join(self.dir, "kf-go")
         job = self.write("pytorchjob.yaml", "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {name: kf-ddp}\n"
                          "spec:\n  pytorchReplicaSpecs:\n" + replica("Master") + replica("Worker"))
         self.kubectl("apply", "-f", job)
+        # Its pods as Kubeflow's training operator labels them, owned by the PyTorchJob.
+        self.poll("the PyTorchJob's two pods", lambda: len(self.kubectl(
+            "get", "pods", "-l", "training.kubeflow.org/job-name=kf-ddp", "-o", "name").split()) == 2, timeout=60)
+        st, owner = self.call("GET", f"/apis/kubeflow.org/v1/namespaces/{self.ns}/pytorchjobs/kf-ddp")
+        by_type = {p["metadata"]["labels"]["training.kubeflow.org/replica-type"]: p["metadata"] for p in self.pods("kf-ddp")}
+        self.assertEqual(sorted(by_type), ["master", "worker"])
+        self.assertEqual(by_type["master"]["labels"]["training.kubeflow.org/job-role"], "master")
+        self.assertNotIn("training.kubeflow.org/job-role", by_type["worker"]["labels"])
+        self.assertEqual(by_type["master"]["labels"]["training.kubeflow.org/operator-name"], "pytorchjob-controller")
+        for meta in by_type.values():
+            self.assertEqual([(o["kind"], o["name"], o["uid"]) for o in meta["ownerReferences"]],
+                             [("PyTorchJob", "kf-ddp", owner["metadata"]["uid"])])
+        with open(go, "w"):
+            pass
 
         def conditions():
             st, obj = self.call("GET", f"/apis/kubeflow.org/v1/namespaces/{self.ns}/pytorchjobs/kf-ddp")
@@ -756,6 +850,62 @@ class OperatorMode(KubernetesE2E):
         self.assertEqual(self.job("kf-ddp")["phase"], "Succeeded")
         self.assertRegex(self.kubectl("get", "pytorchjobs"), r"kf-ddp\s+Succeeded")
 
+
+    def test_a_katib_experiment_applied_with_kubectl_runs_four_trials_at_once(self):
+        from server_test import Server
+        self.kubectl("apply", "-f", os.path.join(SOURCE_DIR, "deploy/kubeflow-compat"))
+        self.kubectl("wait", "--for", "condition=established", "crd/experiments.kubeflow.org", "--timeout=60s")
+        Server(self, "--backend", "kubernetes", "--kubeconfig", self.kubeconfig, "--namespace", self.ns, "--host-network")
+        # Each trial checks in, then waits for the test's go: four check-ins
+        # before any trial ends show four trials running at once.
+        gate, go = os.path.join(self.dir, "katib-gate"), os.path.join(self.dir, "katib-go")
+        os.makedirs(gate)
+        trial = ("import os, sys, tempfile, time\n"
+                 "tempfile.mkstemp(dir=sys.argv[1])\n"
+                 "for _ in range(3000):\n"
+                 "    if os.path.exists(sys.argv[2]): break\n"
+                 "    time.sleep(0.05)\n"
+                 "print('score=%s' % sys.argv[3], flush=True)\n")
+        experiment = {
+            "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "katib-par"},
+            "spec": {
+                "objective": {"type": "maximize", "objectiveMetricName": "score"},
+                "algorithm": {"algorithmName": "random"},
+                "parallelTrialCount": 4, "maxTrialCount": 4, "maxFailedTrialCount": 1,
+                "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+                "trialTemplate": {
+                    "primaryContainerName": "training-container",
+                    "trialParameters": [{"name": "x", "reference": "x"}],
+                    "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                        "nodeSelector": {"pool": self.pool},
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "training-container", "image": "debian:12",
+                                        "command": ["python3", "-c", trial, gate, go, "${trialParameters.x}"],
+                                        "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}}}]}}}}}}}
+        self.kubectl("apply", "-f", self.write("katib.json", json.dumps(experiment)))
+        self.poll("four trials checked in at once", lambda: len(os.listdir(gate)) == 4, timeout=120)
+        st, owner = self.call("GET", f"/apis/kubeflow.org/v1beta1/namespaces/{self.ns}/experiments/katib-par")
+        st, pods = self.call("GET", f"/api/v1/namespaces/{self.ns}/pods?labelSelector=trainyard.dev%2Fmanaged-by%3Dtrainyard")
+        trial_pods = [p for p in pods["items"] if p["metadata"]["name"].startswith("katib-par-")]
+        self.assertEqual(len(trial_pods), 4, [p["metadata"]["name"] for p in trial_pods])
+        for p in trial_pods:  # the experiment owns its trials' pods
+            self.assertEqual([o["uid"] for o in p["metadata"]["ownerReferences"]], [owner["metadata"]["uid"]])
+        with open(go, "w"):
+            pass
+
+        def status():
+            st, obj = self.call("GET", f"/apis/kubeflow.org/v1beta1/namespaces/{self.ns}/experiments/katib-par")
+            return obj.get("status", {}) if st == 200 else {}
+        self.poll("the experiment to succeed", lambda: status().get("phase") == "Succeeded", timeout=120)
+        st = status()
+        self.assertEqual(st["trialsSucceeded"], 4, st)
+        best = st["currentOptimalTrial"]
+        self.assertTrue(best["bestTrialName"].startswith("katib-par-"), best)
+        self.assertEqual([a["name"] for a in best["parameterAssignments"]], ["x"])
+        trials = self.tyjson("get", "trials", "katib-par")
+        scores = [float(t["objective"]["score"]) for t in (trials["items"] if isinstance(trials, dict) else trials)]
+        self.assertEqual(len(scores), 4)
+        self.assertEqual(float(best["observation"]["metrics"][0]["latest"]), max(scores))
 
     def test_auth_kubernetes_takes_the_clusters_tokens_and_rbac(self):
         from server_test import Server

@@ -89,6 +89,47 @@ TEST(Pods, AReplicaWithoutAnImageIsAPermanentError) {
   }
 }
 
+TEST(Pods, KubeflowJobsPodsCarryTheTrainingOperatorsLabels) {
+  ReplicaLaunch master = worker();
+  master.name = "master-0";
+  master.role = "master";
+  PlacedJob job = jobWith(master);
+  job.replicas.push_back(worker());
+  json plain = podFor(job, job.replicas[0], 0, {});
+  EXPECT_FALSE(plain["metadata"]["labels"].contains("training.kubeflow.org/job-name"));
+  EXPECT_EQ(plain["metadata"]["labels"]["trainyard.dev/job-role"], "master");
+  job.kind = "PyTorchJob";
+  json m = podFor(job, job.replicas[0], 0, {})["metadata"]["labels"];
+  json w = podFor(job, job.replicas[1], 1, {})["metadata"]["labels"];
+  EXPECT_EQ(m["training.kubeflow.org/operator-name"], "pytorchjob-controller");
+  EXPECT_EQ(m["training.kubeflow.org/job-name"], "fmnist");
+  EXPECT_EQ(m["training.kubeflow.org/replica-type"], "master");
+  EXPECT_EQ(m["training.kubeflow.org/job-role"], "master");
+  // With a master, worker-0 is not rank 0.
+  EXPECT_EQ(w["training.kubeflow.org/replica-type"], "worker");
+  EXPECT_EQ(w["training.kubeflow.org/replica-index"], "0");
+  EXPECT_FALSE(w.contains("training.kubeflow.org/job-role"));
+  EXPECT_FALSE(w.contains("trainyard.dev/job-role"));
+}
+
+TEST(Pods, AResourcesJobIsOwnedByItInItsOwnNamespaceOnly) {
+  PlacedJob job = jobWith(worker());
+  EXPECT_TRUE(ownerReferencesFor(job, "team").empty());  // not from a resource
+  job.labels = {{kOwnerKindLabel, "PyTorchJob.v1.kubeflow.org"}, {kOwnerNameLabel, "mnist"},
+                {kOwnerUidLabel, "3f0e"}, {kOwnerNamespaceLabel, "team"}};
+  json owners = ownerReferencesFor(job, "team");
+  ASSERT_EQ(owners.size(), 1u);
+  EXPECT_EQ(owners[0]["apiVersion"], "kubeflow.org/v1");
+  EXPECT_EQ(owners[0]["kind"], "PyTorchJob");
+  EXPECT_EQ(owners[0]["name"], "mnist");
+  EXPECT_EQ(owners[0]["uid"], "3f0e");
+  EXPECT_EQ(owners[0]["controller"], true);
+  // Owners cannot live in another namespace.
+  EXPECT_TRUE(ownerReferencesFor(job, "trainyard").empty());
+  job.labels[kOwnerKindLabel] = "garbled";
+  EXPECT_TRUE(ownerReferencesFor(job, "team").empty());
+}
+
 }  // namespace
 }  // namespace trainyard::backend::k8s
 

@@ -115,11 +115,20 @@ class KubernetesBackend final : public Backend {
     std::vector<json> pods;
     for (size_t i = 0; i < job.replicas.size(); ++i)
       if (job.replicas[i].run) pods.push_back(k8s::podFor(job, job.replicas[i], i, opts_));
+    // Everything made for a job from a resource is that resource's.
+    json owners = k8s::ownerReferencesFor(job, s_->ns);
+    auto owned = [&](json o) {
+      if (!owners.empty()) o["metadata"]["ownerReferences"] = owners;
+      return o;
+    };
+    for (auto& pod : pods) pod = owned(std::move(pod));
     std::vector<std::string> created;
     try {
-      if (!job.files.empty()) createOrKeep(fmt::format("/api/v1/namespaces/{}/configmaps", s_->ns), k8s::configMapFor(job));
-      if (!opts_.pod_group.empty()) createOrKeep(k8s::podGroupPath(s_->ns, opts_.pod_group), k8s::podGroupFor(job, opts_));
-      for (const auto& r : job.replicas) createOrKeep(fmt::format("/api/v1/namespaces/{}/services", s_->ns), k8s::serviceFor(job, r));
+      if (!job.files.empty())
+        createOrKeep(fmt::format("/api/v1/namespaces/{}/configmaps", s_->ns), owned(k8s::configMapFor(job)));
+      if (!opts_.pod_group.empty()) createOrKeep(k8s::podGroupPath(s_->ns, opts_.pod_group), owned(k8s::podGroupFor(job, opts_)));
+      for (const auto& r : job.replicas)
+        createOrKeep(fmt::format("/api/v1/namespaces/{}/services", s_->ns), owned(k8s::serviceFor(job, r)));
       for (size_t i = 0, p = 0; i < job.replicas.size(); ++i) {
         const auto& r = job.replicas[i];
         if (!r.run) continue;
@@ -402,24 +411,35 @@ class KubernetesBackend final : public Backend {
     return it == s_->names.end() ? 0 : it->second.second;
   }
 
-  // Wakes waitForChange on every change of Trainyard's pods: list for a
-  // resourceVersion, watch from it, again after the server ends the watch
-  // or a 410.
+  // Wakes waitForChange on every change of Trainyard's pods, as client-go's
+  // reflector watches: list for a resourceVersion, watch from it, watch on
+  // from the last one seen when the stream ends or the server is away for
+  // a moment (nothing missed), list again on 410 Gone (that version is
+  // no longer kept: changes may have been missed, so observe everything).
   static void watchPods(std::shared_ptr<Shared> s, std::string path, std::string sel) {
     std::string rv;
+    auto wake = [&] {
+      std::lock_guard lk(s->mu);
+      ++s->generation;
+      s->changed.notify_all();
+    };
     while (!s->stopping) {
       try {
-        if (rv.empty()) rv = s->api->get(path + "?labelSelector=" + sel + "&limit=1")["metadata"].value("resourceVersion", "");
+        if (rv.empty()) {
+          rv = s->api->get(path + "?labelSelector=" + sel + "&limit=1")["metadata"].value("resourceVersion", "");
+          wake();
+        }
         rv = s->api->watch(path + "?labelSelector=" + sel, rv, [&](const std::string& type, const json&) {
-          if (type != "BOOKMARK") {
-            std::lock_guard lk(s->mu);
-            ++s->generation;
-            s->changed.notify_all();
-          }
+          if (type != "BOOKMARK") wake();
           return !s->stopping.load();
         }, 10);
-      } catch (const ApiError&) {
-        rv.clear();  // 410, or the server away: list again
+      } catch (const ApiError& e) {
+        if (e.status == 410) {
+          fmt::print(stderr, "trainyard: kubernetes: the pods watch at resourceVersion {} expired (410 Gone): listing again\n", rv);
+          rv.clear();
+        } else if (e.status != 0 && e.status != 429 && e.status < 500) {
+          rv.clear();  // refused (403...): start over once it is allowed
+        }
         std::unique_lock lk(s->mu);
         s->changed.wait_for(lk, std::chrono::seconds(1), [&] { return s->stopping.load(); });
       }

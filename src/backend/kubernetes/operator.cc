@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "backend/backend.h"
 #include "backend/kubernetes/tenancy.h"
 #include "k8s/api_client.h"
 
@@ -159,6 +160,15 @@ class KubernetesOperator final : public Operator {
         if (!finalized && !setFinalizer(k, item, true)) continue;
         // New: submitted as the Trainyard spec it is (the resource is one).
         json labels = {{kFromResource, "true"}, {kFromNamespaceLabel, ns}};
+        // Its owner: objects made for it in its own namespace are
+        // garbage-collected with it (the finalizer covers the others).
+        std::string version = k.api_version, group = "core";
+        if (auto slash = version.find('/'); slash != std::string::npos)
+          group = version.substr(0, slash), version = version.substr(slash + 1);
+        labels[kOwnerKindLabel] = fmt::format("{}.{}.{}", k.kind, version, group);
+        labels[kOwnerNamespaceLabel] = ns;
+        labels[kOwnerNameLabel] = name;
+        labels[kOwnerUidLabel] = meta.value("uid", "");
         json spec = {{"apiVersion", k.api_version},
                      {"kind", k.kind},
                      {"metadata", {{"name", tenant.job_name}, {"labels", labels}}},

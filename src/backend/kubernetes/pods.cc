@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 #include <functional>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -38,6 +39,15 @@ double parseTime(const json& t) {
   return static_cast<double>(timegm(&tm));
 }
 
+// The replica that is rank 0 and decides the job (as spec::primaryReplica):
+// master, chief or launcher, else worker-0.
+std::string primaryReplica(const PlacedJob& job) {
+  for (const char* role : {"master", "chief", "launcher"})
+    for (const auto& r : job.replicas)
+      if (r.role == role) return r.name;
+  return "worker-0";
+}
+
 json labelsFor(const PlacedJob& job, const ReplicaLaunch& r) {
   json l = {{kManagedBy, "trainyard"},
             {"trainyard.dev/job-name", dnsLabel(job.name)},
@@ -46,11 +56,46 @@ json labelsFor(const PlacedJob& job, const ReplicaLaunch& r) {
             {"trainyard.dev/replica-index", std::to_string(r.index)},
             {kReplicaName, dnsLabel(r.name)},
             {kAttempt, std::to_string(job.attempt)}};
-  if (r.role == "master" || (r.role == "worker" && r.index == 0)) l["trainyard.dev/job-role"] = "master";
+  const bool master = r.name == primaryReplica(job);
+  if (master) l["trainyard.dev/job-role"] = "master";
+  // Kubeflow's training operator labels its pods so; tools written for it
+  // (dashboards, `kubectl get pods -l training.kubeflow.org/job-name=...`)
+  // find the pods of Kubeflow YAML run here.
+  static const std::map<std::string, std::string> kKubeflowOperators = {
+      {"PyTorchJob", "pytorchjob-controller"}, {"TFJob", "tfjob-controller"}, {"MPIJob", "mpijob-controller"}};
+  if (auto op = kKubeflowOperators.find(job.kind); op != kKubeflowOperators.end()) {
+    l["training.kubeflow.org/operator-name"] = op->second;
+    l["training.kubeflow.org/job-name"] = dnsLabel(job.name);
+    l["training.kubeflow.org/replica-type"] = dnsLabel(r.role);
+    l["training.kubeflow.org/replica-index"] = std::to_string(r.index);
+    if (master) l["training.kubeflow.org/job-role"] = "master";
+  }
   return l;
 }
 
 }  // namespace
+
+json ownerReferencesFor(const PlacedJob& job, const std::string& ns) {
+  auto label = [&](const char* key) {
+    auto it = job.labels.find(key);
+    return it == job.labels.end() ? std::string() : it->second;
+  };
+  std::string kind = label(kOwnerKindLabel), name = label(kOwnerNameLabel), uid = label(kOwnerUidLabel);
+  if (label(kOwnerNamespaceLabel) != ns || kind.empty() || name.empty() || uid.empty()) return json::array();
+  // "Kind.version.group" back to a kind and an apiVersion.
+  auto dot = kind.find('.');
+  auto dot2 = dot == std::string::npos ? std::string::npos : kind.find('.', dot + 1);
+  if (dot2 == std::string::npos) return json::array();
+  std::string group = kind.substr(dot2 + 1), version = kind.substr(dot + 1, dot2 - dot - 1);
+  // blockOwnerDeletion false: the finalizer, not the garbage collector,
+  // holds a deleted resource until its job has stopped.
+  return json::array({{{"apiVersion", group == "core" ? version : group + "/" + version},
+                       {"kind", kind.substr(0, dot)},
+                       {"name", name},
+                       {"uid", uid},
+                       {"controller", true},
+                       {"blockOwnerDeletion", false}}});
+}
 
 std::string serviceName(const PlacedJob& job, const ReplicaLaunch& r) { return dnsLabel(job.name + "-" + r.name); }
 std::string podName(const PlacedJob& job, const ReplicaLaunch& r) {

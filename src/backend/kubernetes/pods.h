@@ -32,6 +32,11 @@ std::string configMapName(const PlacedJob& job);
 // the host network share their node's ports.
 int peerPort(const std::string& uid, size_t index);
 
+// The ownerReferences of the objects made for `job` in namespace `ns`: the
+// resource it came from (kOwner*Label) when that lives in `ns` (owners
+// cannot be in another namespace); an empty array otherwise.
+nlohmann::json ownerReferencesFor(const PlacedJob& job, const std::string& ns);
+
 // Throws BackendError (permanent) for what this backend cannot run (no image).
 nlohmann::json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const KubernetesOptions& o);
 nlohmann::json serviceFor(const PlacedJob& job, const ReplicaLaunch& r);
