@@ -197,45 +197,53 @@ bool ApiClient::remove(const std::string& path, const std::string& propagation) 
   return true;
 }
 
-std::string ApiClient::watch(const std::string& path, const std::string& resource_version, const WatchFn& on_event,
-                             int timeout_seconds) {
-  std::string target = withQuery(path, fmt::format("watch=1&allowWatchBookmarks=true&timeoutSeconds={}", timeout_seconds));
-  if (!resource_version.empty()) target += "&resourceVersion=" + resource_version;
+bool ApiClient::stream(const std::string& target, const BytesFn& on_bytes, int idle_seconds) {
   auto c = connect();
-  // The server ends the stream after timeoutSeconds; a silent connection
-  // for longer than that is broken.
-  setTimeouts(beast::get_lowest_layer(c->stream).socket().native_handle(), timeout_seconds + 30);
+  // A silent connection for longer than that is broken.
+  setTimeouts(beast::get_lowest_layer(c->stream).socket().native_handle(), idle_seconds);
   http::request<http::empty_body> req{http::verb::get, base_path_ + target, 11};
   req.set(http::field::host, host_);
   req.set(http::field::user_agent, "trainyard");
-  req.set(http::field::accept, "application/json");
+  req.set(http::field::accept, "application/json, */*");
   if (!config_.token.empty()) req.set(http::field::authorization, "Bearer " + config_.token);
-  std::string rv = resource_version;
   beast::error_code ec;
   http::write(c->stream, req, ec);
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);
   if (!ec) http::read_header(c->stream, c->buffer, parser, ec);
-  if (ec) throw ApiError(0, "", fmt::format("watch {}: {}", path, ec.message()));
+  if (ec) throw ApiError(0, "", fmt::format("GET {}: {}", target, ec.message()));
   int status = static_cast<int>(parser.get().result_int());
-  std::string pending, error_body;
+  std::string error_body;
   char chunk[64 << 10];
   bool go_on = true;
   while (go_on && !parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof chunk;
-    // read_some: whatever has arrived (an event is a few hundred bytes;
-    // read() would wait for 64 KiB of them).
+    // read_some: whatever has arrived (read() would wait for 64 KiB).
     http::read_some(c->stream, c->buffer, parser, ec);
     if (ec == http::error::need_buffer) ec = {};
-    if (ec) break;  // the server went away: the caller watches again from rv
+    if (ec) break;  // the server went away: the caller goes on from what it has
     size_t n = sizeof chunk - parser.get().body().size;
     if (status != 200) {
       if (error_body.size() < (64u << 10)) error_body.append(chunk, n);
       continue;
     }
-    pending.append(chunk, n);
+    if (n > 0) go_on = on_bytes(std::string_view(chunk, n));
+  }
+  if (status != 200) throw errorOf(status, error_body, "GET " + target);
+  return go_on && !ec && parser.is_done();
+}
+
+std::string ApiClient::watch(const std::string& path, const std::string& resource_version, const WatchFn& on_event,
+                             int timeout_seconds) {
+  std::string target = withQuery(path, fmt::format("watch=1&allowWatchBookmarks=true&timeoutSeconds={}", timeout_seconds));
+  if (!resource_version.empty()) target += "&resourceVersion=" + resource_version;
+  std::string rv = resource_version, pending;
+  // The server ends the stream after timeoutSeconds; silence for longer is a broken connection.
+  stream(target, [&](std::string_view bytes) {
+    pending.append(bytes);
     size_t start = 0;
+    bool go_on = true;
     for (size_t nl; go_on && (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
       json ev;
       try {
@@ -252,8 +260,8 @@ std::string ApiClient::watch(const std::string& path, const std::string& resourc
     }
     pending.erase(0, start);
     if (pending.size() > (64u << 20)) throw ApiError(0, "", fmt::format("watch {}: an event over 64 MiB", path));
-  }
-  if (status != 200) throw errorOf(status, error_body, "watch " + path);
+    return go_on;
+  }, timeout_seconds + 30);
   return rv;
 }
 

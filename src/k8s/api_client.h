@@ -14,6 +14,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -59,6 +60,15 @@ class ApiClient {
   using WatchFn = std::function<bool(const std::string& type, const nlohmann::json& object)>;
   std::string watch(const std::string& path, const std::string& resource_version, const WatchFn& on_event,
                     int timeout_seconds = 60);
+
+  // GET `target` (path and query) on a connection of its own and hand the
+  // body to `on_bytes` as it arrives, until it returns false or the body
+  // ends (a follow=true log: when the container ends). Returns whether the
+  // body ended as the server meant it to (false: the connection broke, was
+  // silent for `idle_seconds`, or on_bytes stopped it). ApiError for a
+  // status other than 200, or when the server cannot be reached (status 0).
+  using BytesFn = std::function<bool(std::string_view bytes)>;
+  bool stream(const std::string& target, const BytesFn& on_bytes, int idle_seconds);
 
  private:
   struct Connection;

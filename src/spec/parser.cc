@@ -238,6 +238,25 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
   if (spec["startTimeoutSeconds"])
     job.start_timeout_seconds = w.integer(spec["startTimeoutSeconds"], "spec.startTimeoutSeconds", 1, int64_t{1} << 40);
   if (auto wt = spec["walltime"]) job.walltime_seconds = parseDuration(w, wt, "spec.walltime");
+  if (auto sl = spec["slurm"]) {
+    w.expectMap(sl, "spec.slurm", schema::keysAt("TrainJob", "slurm"));
+    // Slurm's own names: letters, digits and - _ . , (a constraint may also use & | [ ] * : !).
+    auto word = [&](const char* key, const char* extra) {
+      if (!sl[key]) return std::string();
+      std::string v = w.str(sl[key], fmt::format("spec.slurm.{}", key));
+      for (char c : v)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && !std::strchr("-_.,", c) && !std::strchr(extra, c))
+          w.fail(sl[key], fmt::format("spec.slurm.{}", key), fmt::format("unexpected character '{}' in \"{}\"", c, v));
+      return v;
+    };
+    job.slurm.partition = word("partition", "");
+    job.slurm.account = word("account", "");
+    job.slurm.qos = word("qos", "");
+    job.slurm.constraint = word("constraint", "&|[]*:!");
+    if (sl["nodes"]) job.slurm.nodes = static_cast<int>(w.integer(sl["nodes"], "spec.slurm.nodes", 1, 100000));
+    if (sl["tasksPerNode"])
+      job.slurm.tasks_per_node = static_cast<int>(w.integer(sl["tasksPerNode"], "spec.slurm.tasksPerNode", 1, 1024));
+  }
   if (auto sp = spec["successPolicy"]) {
     job.success_policy = w.str(sp, "spec.successPolicy");
     if (job.success_policy != "Default" && job.success_policy != "AllWorkers")

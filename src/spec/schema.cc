@@ -72,6 +72,11 @@ Field trainJobSpec() {
       oneOf("placement", {"pack", "spread"}, "fewest nodes, or one replica per node"),
       mapOf("nodeSelector", f("", T::String, ""), "labels every replica's node must have"),
       f("walltime", T::IntOrString, "how long it runs about: seconds or 90m, 2h"),
+      f("slurm", T::Object, "on a Slurm cluster (--backend slurm)",
+        {f("partition", T::String, "sbatch --partition"), f("account", T::String, "sbatch --account"),
+         f("qos", T::String, "sbatch --qos"), f("constraint", T::String, "sbatch --constraint (node features)"),
+         f("nodes", T::Integer, "sbatch --nodes: the replicas over this many nodes"),
+         f("tasksPerNode", T::Integer, "sbatch --ntasks-per-node: replicas per node")}),
   };
   spec.insert(spec.end(), rest.begin(), rest.end());
   return f("spec", T::Object, "a TrainJob: the same YAML `trainyard run` takes", spec);

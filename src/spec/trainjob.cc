@@ -85,6 +85,9 @@ void to_json(nlohmann::json& j, const TrainJobSpec& s) {
   if (s.placement != "pack") j["placement"] = s.placement;
   if (!s.node_selector.empty()) j["nodeSelector"] = s.node_selector;
   if (s.walltime_seconds) j["walltimeSeconds"] = *s.walltime_seconds;
+  if (!s.slurm.empty())
+    j["slurm"] = {{"partition", s.slurm.partition}, {"account", s.slurm.account}, {"qos", s.slurm.qos},
+                  {"constraint", s.slurm.constraint}, {"nodes", s.slurm.nodes}, {"tasksPerNode", s.slurm.tasks_per_node}};
 }
 
 void from_json(const nlohmann::json& j, TrainJobSpec& s) {
@@ -109,6 +112,15 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
   s.placement = j.value("placement", s.placement);
   s.node_selector = j.value("nodeSelector", s.node_selector);
   if (j.contains("walltimeSeconds")) s.walltime_seconds = j["walltimeSeconds"].get<int64_t>();
+  if (j.contains("slurm")) {
+    const auto& sl = j["slurm"];
+    s.slurm.partition = sl.value("partition", "");
+    s.slurm.account = sl.value("account", "");
+    s.slurm.qos = sl.value("qos", "");
+    s.slurm.constraint = sl.value("constraint", "");
+    s.slurm.nodes = sl.value("nodes", 0);
+    s.slurm.tasks_per_node = sl.value("tasksPerNode", 0);
+  }
 }
 
 bool isInside(const std::string& path, const std::string& root) {

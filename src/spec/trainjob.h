@@ -59,6 +59,18 @@ struct ReplicaRole {
   int main_container = 0;
 };
 
+// Where a job goes on a Slurm cluster (the slurm backend; server flags give
+// the defaults). nodes/tasks_per_node shape the allocation (0: Slurm
+// decides, or one task per node with placement: spread).
+struct SlurmSpec {
+  std::string partition, account, qos, constraint;
+  int nodes = 0;
+  int tasks_per_node = 0;
+  bool empty() const {
+    return partition.empty() && account.empty() && qos.empty() && constraint.empty() && nodes == 0 && tasks_per_node == 0;
+  }
+};
+
 struct TrainJobSpec {
   std::string api_version = "trainyard.dev/v1";
   std::string kind = "TrainJob";
@@ -82,6 +94,7 @@ struct TrainJobSpec {
   std::string placement = "pack";
   std::map<std::string, std::string> node_selector;
   std::optional<int64_t> walltime_seconds;
+  SlurmSpec slurm;
   MetricsCollector metrics;
   // Default: the job succeeds when its primary replica (master, chief,
   // launcher, else worker-0) succeeds. AllWorkers: when every worker does.

@@ -966,6 +966,12 @@ spec:
                   "crds/trainyard.dev_queues.yaml", "rbac.yaml"):
             self.kubectl("apply", "--server-side", "-f", os.path.join(deploy, f), ns="trainyard")
         self.kubectl("wait", "--for", "condition=established", "crd/trainjobs.trainyard.dev", "--timeout=60s")
+        # The whole kustomization (the Deployment, its volume claim and Service too) as the API
+        # server would take it; not run, since no image is published (docs/kubernetes.md).
+        out = self.kubectl("apply", "-k", deploy, "--server-side", "--dry-run=server", ns="trainyard")
+        for obj in ("deployment.apps/trainyard", "service/trainyard", "persistentvolumeclaim/trainyard-data",
+                    "serviceaccount/trainyard", "customresourcedefinition.apiextensions.k8s.io/queues.trainyard.dev"):
+            self.assertIn(obj, out)
         token = self.kubectl("create", "token", "trainyard", ns="trainyard").strip()
         kubeconfig = self.write("sa.kubeconfig", f"""\
             apiVersion: v1

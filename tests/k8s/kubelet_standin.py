@@ -354,6 +354,9 @@ class Node:
                     return
                 q = urllib.parse.parse_qs(u.query)
                 path = node.log_path(parts[1], parts[2], parts[3])
+                if q.get("follow", ["false"])[0] == "true":
+                    self.follow(path, parts[1], parts[2])
+                    return
                 try:
                     data = open(path, "rb").read()
                 except OSError:
@@ -369,6 +372,40 @@ class Node:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def follow(self, path, ns, pod):
+                """As the kubelet follows: the log as it grows (chunked), ending once the
+                container has ended and all it wrote is sent."""
+                def running():
+                    with node.lock:
+                        entry = next((e for e in node.pods.values() if e["pod"]["metadata"]["name"] == pod
+                                      and e["pod"]["metadata"]["namespace"] == ns), None)
+                    return entry is not None and entry["proc"] is not None and entry["proc"].poll() is None
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                offset = 0
+                try:
+                    while True:
+                        alive = running()  # before reading: what it wrote before it ended is read below
+                        try:
+                            with open(path, "rb") as f:
+                                f.seek(offset)
+                                data = f.read(1 << 20)
+                        except OSError:
+                            data = b""
+                        if data:
+                            offset += len(data)
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                            self.wfile.flush()
+                            continue
+                        if not alive:
+                            break
+                        time.sleep(0.05)  # the kubelet's file watch, polled
+                    self.wfile.write(b"0\r\n\r\n")
+                except OSError:
+                    pass  # the reader went away
 
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

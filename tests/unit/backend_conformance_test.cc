@@ -148,6 +148,7 @@ struct KubernetesEnv : Env {
     o.kubeconfig = cluster + "/kubeconfig";
     o.ns = ns;
     o.host_network = true;
+    o.log_root = dir + "/logs";  // as the server's: logs followed into files there
     return makeKubernetesBackend(o);
   }
   std::vector<std::string> argv(Program p) override { return LocalEnv().argv(p); }
@@ -210,6 +211,16 @@ class BackendConformance : public ::testing::TestWithParam<std::string> {
     }
     ADD_FAILURE() << "timed out observing " << uid;
     return s;
+  }
+  // Whether the log of an ended replica has been read to its end: a read
+  // there that is not `unavailable` (the contract's "all of it is in").
+  bool logComplete(Backend& b, const std::string& uid, int attempt, const std::string& replica) {
+    std::string cursor;
+    for (;;) {
+      auto c = b.readLogAt(uid, attempt, replica, cursor, 1 << 20);
+      if (c.bytes.empty()) return !c.unavailable;
+      cursor = c.next;
+    }
   }
   static bool allExited(const std::vector<ReplicaStatus>& s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](const auto& r) { return r.phase == ReplicaPhase::Exited; });
@@ -278,6 +289,8 @@ TEST_P(BackendConformance, LogsByCursorForEveryAttempt) {
   until(*be, "logs", allExited);
   be->launch(job("logs", 1, {env->print("second attempt\n")}));
   until(*be, "logs", allExited);
+  for (int attempt : {0, 1})
+    until(*be, "logs", [&](const auto&) { return logComplete(*be, "logs", attempt, "worker-0"); });
   // Read in small pieces: the cursor continues exactly where the last piece ended.
   std::string text, cursor;
   for (int i = 0; i < 20; ++i) {

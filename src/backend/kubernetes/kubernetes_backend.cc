@@ -45,6 +45,74 @@ struct Shared {
   std::map<std::string, std::pair<std::string, int>> names;
   // "uid/attempt/replica" -> (pod, container), found once: logs are read every pass
   std::map<std::string, std::pair<std::string, std::string>> log_pods;
+  // "uid/attempt/replica" -> the thread copying that pod's log to a file
+  // as it is written (pods/log with follow=true)
+  std::map<std::string, std::shared_ptr<struct LogFollower>> followers;
+};
+
+// Copies one container's log into <log_root>/<uid>/<replica>.<attempt>.log
+// as the container writes it: one pods/log request with follow=true for
+// the container's life, so each byte crosses the API server once and the
+// log outlives its pod. The pods/log API has no byte offsets: after a
+// broken stream (the API server restarted, a node away for a moment) it
+// follows again from the start and skips what the file has. Done once the
+// container has ended and a stream has run to its end, or the pod is gone.
+struct LogFollower {
+  std::mutex mu;
+  bool stop = false;              // release() took over the file: write nothing more
+  std::atomic<bool> done{false};  // the file has the whole log
+
+  static constexpr int kIdleSeconds = 600;  // a silent stream is re-opened after this
+
+  static void run(std::shared_ptr<Shared> s, std::shared_ptr<LogFollower> f, std::string pod_path,
+                  std::string container, std::filesystem::path file) {
+    std::error_code ec;
+    std::filesystem::create_directories(file.parent_path(), ec);
+    uint64_t written = std::filesystem::exists(file, ec) ? std::filesystem::file_size(file, ec) : 0;
+    std::ofstream out(file, std::ios::binary | std::ios::app);
+    const std::string target = fmt::format("{}/log?container={}&follow=true", pod_path, util::percentEncode(container));
+    int tries_after_exit = 0;
+    while (!s->stopping && !f->done) {
+      bool complete = false, refused = false;
+      uint64_t seen = 0;
+      try {
+        complete = s->api->stream(target, [&](std::string_view bytes) {
+          std::lock_guard lk(f->mu);
+          if (f->stop) return false;
+          uint64_t end = seen + bytes.size();
+          if (end > written) {
+            size_t skip = written > seen ? static_cast<size_t>(written - seen) : 0;
+            out.write(bytes.data() + skip, static_cast<std::streamsize>(bytes.size() - skip));
+            out.flush();
+            written = end;
+          }
+          seen = end;
+          return !s->stopping.load();
+        }, kIdleSeconds);
+      } catch (const ApiError& e) {
+        refused = true;  // not started yet (400), the node unreachable, the pod gone (404)
+      }
+      {
+        std::lock_guard lk(f->mu);
+        if (f->stop) return;
+      }
+      // Where the container is now decides whether that was all of it.
+      ReplicaPhase phase = ReplicaPhase::Pending;
+      try {
+        auto r = s->api->request("GET", pod_path);
+        if (r.status == 404) break;  // gone: the file has what could be read
+        if (r.status == 200) phase = k8s::statusOf(json::parse(r.body)).phase;
+      } catch (const std::exception&) {
+      }
+      if (phase == ReplicaPhase::Exited && complete) break;
+      if (phase == ReplicaPhase::Exited && ++tries_after_exit > 5) break;  // its log cannot be had (its node gone)
+      if (refused || !complete) {
+        std::unique_lock lk(s->mu);
+        s->changed.wait_for(lk, std::chrono::seconds(1), [&] { return s->stopping.load(); });
+      }
+    }
+    f->done = true;
+  }
 };
 
 class KubernetesBackend final : public Backend {
@@ -205,6 +273,7 @@ class KubernetesBackend final : public Backend {
       auto it = attempts.find(uid);
       if (it == attempts.end() || std::to_string(it->second) != labels.value(k8s::kAttempt, "")) continue;
       out[uid].push_back(k8s::statusOf(pod));
+      if (out[uid].back().phase != ReplicaPhase::Pending) follow(uid, it->second, out[uid].back().name, pod);
     }
     for (auto& [uid, statuses] : out) {
       auto& seen = seen_[uid];
@@ -248,6 +317,20 @@ class KubernetesBackend final : public Backend {
                      size_t max_bytes) override {
     std::string pod, container;
     const std::string key = fmt::format("{}/{}/{}", uid, attempt, replica);
+    std::shared_ptr<LogFollower> follower;
+    {
+      std::lock_guard lk(s_->mu);
+      if (auto it = s_->followers.find(key); it != s_->followers.end()) follower = it->second;
+    }
+    if (follower) {
+      // Followed into a file: read there, by the same byte cursors. At its
+      // end and not done, more may come: a reader draining an ended
+      // replica waits for it.
+      std::string local = cursor.rfind('k', 0) == 0 ? cursor.substr(1) : cursor;
+      bool done = follower->done;  // before the read: what it wrote until then is in the file
+      auto c = readLocalLog(opts_.log_root + "/" + uid, replica, attempt, local, max_bytes);
+      return {c.bytes, c.next == local ? cursor : "k" + c.next, c.bytes.empty() && !done};
+    }
     try {
       {
         std::lock_guard lk(s_->mu);
@@ -340,12 +423,27 @@ class KubernetesBackend final : public Backend {
         std::filesystem::create_directories(dir, ec);
         for (const auto& p : pods["items"]) {
           auto st = k8s::statusOf(p);
+          std::shared_ptr<LogFollower> follower;
+          {
+            std::lock_guard lk(s_->mu);
+            if (auto it = s_->followers.find(fmt::format("{}/{}/{}", uid, st.attempt, st.name)); it != s_->followers.end())
+              follower = it->second;
+          }
+          if (follower) {
+            std::lock_guard lk(follower->mu);
+            follower->stop = true;  // from here the file is this function's
+            if (follower->done) continue;  // it has the whole log
+          }
+          // What the file lacks (a pod never followed, or its follower cut short).
           std::string container = p["metadata"].value("annotations", json::object()).value("trainyard.dev/container", "trainyard");
           auto r = s_->api->request("GET", fmt::format("{}/{}/log?container={}&limitBytes={}", pods_,
                                                        p["metadata"]["name"].get<std::string>(), util::percentEncode(container), 64u << 20));
           if (r.status != 200) continue;
-          std::ofstream out(dir / logFileName(st.name, st.attempt), std::ios::binary | std::ios::trunc);
-          out << r.body;
+          std::filesystem::path file = dir / logFileName(st.name, st.attempt);
+          uint64_t has = std::filesystem::exists(file, ec) ? std::filesystem::file_size(file, ec) : 0;
+          if (has >= r.body.size()) continue;
+          std::ofstream out(file, std::ios::binary | std::ios::app);
+          out.write(r.body.data() + has, static_cast<std::streamsize>(r.body.size() - has));
         }
       }
       s_->api->request("DELETE", pods_ + "?labelSelector=" + sel, now.dump());
@@ -365,6 +463,7 @@ class KubernetesBackend final : public Backend {
     std::lock_guard lk(s_->mu);
     s_->names.erase(uid);
     std::erase_if(s_->log_pods, [&](const auto& kv) { return kv.first.rfind(uid + "/", 0) == 0; });
+    std::erase_if(s_->followers, [&](const auto& kv) { return kv.first.rfind(uid + "/", 0) == 0; });
   }
 
   std::vector<std::string> warnings() const override { return {}; }
@@ -405,6 +504,20 @@ class KubernetesBackend final : public Backend {
                                                object["metadata"].value("name", ""), message));
     }
   }
+  // Starts copying a started pod's log to its file, once per replica and attempt.
+  void follow(const std::string& uid, int attempt, const std::string& replica, const json& pod) {
+    if (opts_.log_root.empty()) return;  // nowhere to keep it: read through pods/log each time
+    std::string key = fmt::format("{}/{}/{}", uid, attempt, replica);
+    auto f = std::make_shared<LogFollower>();
+    {
+      std::lock_guard lk(s_->mu);
+      if (!s_->followers.emplace(key, f).second) return;
+    }
+    std::string container = pod["metadata"].value("annotations", json::object()).value("trainyard.dev/container", "trainyard");
+    std::filesystem::path file = std::filesystem::path(opts_.log_root) / uid / logFileName(replica, attempt);
+    std::thread(LogFollower::run, s_, f, pods_ + "/" + pod["metadata"]["name"].get<std::string>(), container, file).detach();
+  }
+
   int attemptOf(const std::string& uid) {
     std::lock_guard lk(s_->mu);
     auto it = s_->names.find(uid);
