@@ -1,9 +1,11 @@
 #include "backend/backend.h"
 
 #include <cstdlib>
+#include <functional>
 #include <stdexcept>
 
 #include "backend/kubernetes/kubernetes_backend.h"
+#include "backend/slurm/slurm_backend.h"
 #include "backend/kubernetes/operator.h"
 #include "backend/kubernetes/token_review.h"
 #include "backend/local_backend.h"
@@ -13,6 +15,9 @@ namespace trainyard::backend {
 
 std::string latePeerHostVar(size_t replica) { return "TRAINYARD_PEER_HOST_" + std::to_string(replica); }
 std::string latePeerHost(size_t replica) { return "$(" + latePeerHostVar(replica) + ")"; }
+int fixedPeerPort(const std::string& uid, size_t index) {
+  return 20000 + static_cast<int>((std::hash<std::string>{}(uid) % 2000) * 10 + index % 10);
+}
 
 LocalBackendOptions localBackendOptionsFromEnv() {
   LocalBackendOptions o;
@@ -44,12 +49,12 @@ TokenReviewer kubernetesTokenReviewer(const KubernetesOptions& opts) {
   return *r;
 }
 
-BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local, const KubernetesOptions& kube) {
+BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local, const KubernetesOptions& kube,
+                              const SlurmOptions& slurm) {
   if (name == "local") return [local] { return makeLocalBackend(local); };
   if (name == "kubernetes") return [kube] { return makeKubernetesBackend(kube); };
-  if (name == "slurm")
-    throw std::invalid_argument("--backend slurm: not available in this build yet (--backend local or kubernetes)");
-  throw std::invalid_argument("--backend " + name + ": expected local or kubernetes (slurm is coming)");
+  if (name == "slurm") return [slurm] { return makeSlurmBackend(slurm); };
+  throw std::invalid_argument("--backend " + name + ": expected local, kubernetes or slurm");
 }
 
 }  // namespace trainyard::backend

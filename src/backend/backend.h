@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "sched/resources.h"
+#include "spec/slurm_spec.h"
 
 namespace trainyard::backend {
 
@@ -84,6 +85,9 @@ struct Capabilities {
   bool enforces_memory = false;   // memory limits are enforced (else a warning per job)
   bool runs_images = false;       // `image:` is honoured
   bool survives_restart = false;  // replicas outlive the controller and reattach() finds them
+  // Has a queue of its own (a batch system): a replica pending there waits
+  // its turn for as long as it takes, and is not failed by startTimeoutSeconds.
+  bool queues_jobs = false;
 };
 
 // A launch that did not happen. transient(): the same launch may succeed
@@ -104,6 +108,11 @@ class BackendError : public std::runtime_error {
 // starts (`trainyard __supervise --bind-late` then expands them).
 std::string latePeerHostVar(size_t replica);  // TRAINYARD_PEER_HOST_<i>
 std::string latePeerHost(size_t replica);     // $(TRAINYARD_PEER_HOST_<i>)
+
+// The port replica `index` of job `uid` listens on, for a backend whose
+// replicas share their node's ports (host network; batch nodes) and whose
+// peers are wired before they start: fixed, and spread by the uid.
+int fixedPeerPort(const std::string& uid, size_t index);
 
 // A piece of a replica's log and where to continue (an opaque cursor: a
 // byte offset locally, a timestamp or a token elsewhere; "" = the start,
@@ -135,6 +144,10 @@ struct PlacedJob {
   // (the Kubernetes backend labels those pods as Kubeflow's operator would).
   std::string kind = "TrainJob";
   std::map<std::string, std::string> labels;  // the spec's metadata.labels
+  // For a backend that places replicas itself (Slurm): the spec's wishes.
+  spec::SlurmSpec slurm;
+  bool spread = false;            // placement: spread (one replica per node)
+  int64_t deadline_seconds = 0;   // activeDeadlineSeconds (0: none): a batch system's time limit
   int attempt = 0;
   std::string log_dir;  // where a backend that writes log files keeps them
   std::vector<ReplicaLaunch> replicas;
@@ -263,6 +276,8 @@ using BackendFactory = std::function<std::unique_ptr<Backend>()>;
 // (backend/kubernetes/kubernetes_backend.h). Throws std::invalid_argument
 // naming the known and the not-yet-available ones.
 struct KubernetesOptions;
-BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local, const KubernetesOptions& kube);
+struct SlurmOptions;
+BackendFactory backendFactory(const std::string& name, const LocalBackendOptions& local, const KubernetesOptions& kube,
+                              const SlurmOptions& slurm);
 
 }  // namespace trainyard::backend

@@ -47,4 +47,12 @@ LogChunk readLocalLog(const std::string& log_dir, const std::string& replica, in
   return readFileChunk((std::filesystem::path(log_dir) / logFileName(replica, attempt)).string(), cursor, max_bytes);
 }
 
+LogChunk readReplicaFile(const std::string& path, const std::string& cursor, size_t max_bytes) {
+  if (path.empty() || path[0] != '/') return {"", cursor};
+  std::error_code ec;
+  auto real = std::filesystem::canonical(path, ec);
+  if (ec || real != std::filesystem::path(path).lexically_normal()) return {"", cursor};
+  return readFileChunk(real.string(), cursor, max_bytes);
+}
+
 }  // namespace trainyard::backend

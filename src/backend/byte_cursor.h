@@ -21,6 +21,12 @@ std::string offsetCursor(uint64_t offset, const std::string& prefix = "");
 // reads as empty (a replica that has not written yet).
 LogChunk readFileChunk(const std::string& path, const std::string& cursor, size_t max_bytes);
 
+// A file a replica writes, at an absolute path as it sees it, on a
+// filesystem this machine shares with it. The reader may be root and the
+// writer not: a path through a symlink (a job pointing its metrics file at
+// a file only root may read) is not followed; it reads as empty.
+LogChunk readReplicaFile(const std::string& path, const std::string& cursor, size_t max_bytes);
+
 // The local backend's log file of `replica` in `attempt`, under a job's log directory.
 std::string logFileName(const std::string& replica, int attempt);
 // The local backend's log source without a backend (`trainyard logs` on a

@@ -46,12 +46,6 @@ struct ExecFailure {
   int err;
 };
 
-// Where a replica's supervisor keeps its exit status: beside its log.
-std::string exitStatusFile(const std::string& log_ref) {
-  std::string base = log_ref.size() > 4 && log_ref.ends_with(".log") ? log_ref.substr(0, log_ref.size() - 4) : log_ref;
-  return base + ".exit";
-}
-
 std::vector<std::string> mergedEnv(const std::vector<std::pair<std::string, std::string>>& extra) {
   std::vector<std::string> out;
   for (char** e = environ; e && *e; ++e) {
@@ -171,14 +165,8 @@ LogChunk LocalBackend::readLogAt(const std::string& uid, int attempt, const std:
 
 LogChunk LocalBackend::readFileAt(const std::string&, int, const std::string&, const std::string& path,
                                   const std::string& cursor, size_t max_bytes) {
-  // Replicas run on this machine and see its file system as it is. The
-  // reader may be root and the writer not: a path through a symlink (a job
-  // pointing its metrics file at a file only root may read) is not followed.
-  if (path.empty() || path[0] != '/') return {"", cursor};
-  std::error_code ec;
-  auto real = std::filesystem::canonical(path, ec);
-  if (ec || real != std::filesystem::path(path).lexically_normal()) return {"", cursor};
-  return readFileChunk(real.string(), cursor, max_bytes);
+  // Replicas run on this machine and see its file system as it is.
+  return readReplicaFile(path, cursor, max_bytes);
 }
 
 std::map<std::string, std::vector<ReplicaStatus>> LocalBackend::observeAll() {

@@ -114,6 +114,11 @@ int runSupervisor(int argc, char** argv) {
   return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : (WIFEXITED(st) ? WEXITSTATUS(st) : 255);
 }
 
+std::string exitStatusFile(const std::string& log_ref) {
+  std::string base = log_ref.size() > 4 && log_ref.ends_with(".log") ? log_ref.substr(0, log_ref.size() - 4) : log_ref;
+  return base + ".exit";
+}
+
 std::optional<ExitRecord> readExitRecord(const std::string& status_file) {
   std::ifstream in(status_file);
   std::string kind;

@@ -17,6 +17,8 @@ struct ExitRecord {
   std::optional<int> signal;
   std::optional<int> start_errno;  // the command could not be executed (exit code 127)
 };
+// Where a replica's supervisor keeps its exit status: beside its log file.
+std::string exitStatusFile(const std::string& log_file);
 // What a supervisor wrote, or nothing when it did not (killed, not started).
 std::optional<ExitRecord> readExitRecord(const std::string& status_file);
 

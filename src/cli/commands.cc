@@ -108,8 +108,11 @@ struct ForegroundRuntime {
     applyClusterFlags(o.cluster, bo, options);
     auto kube = o.cluster.kube;
     kube.log_root = (fs::absolute(g.data_dir) / "logs").string();
+    auto slurm = o.cluster.slurm;
+    slurm.log_root = kube.log_root;
+    slurm.trainyard = fs::read_symlink("/proc/self/exe").string();
     try {
-      backend = backend::backendFactory(o.backend, bo, kube)();
+      backend = backend::backendFactory(o.backend, bo, kube, slurm)();
     } catch (const std::invalid_argument&) {
       throw;
     } catch (const std::exception& e) {  // a kubeconfig that cannot be read, a plugin missing
@@ -712,6 +715,9 @@ void addClusterFlags(CLI::App& cmd, ClusterFlags& f) {
   cmd.add_option("--eviction-seconds", f.kube.eviction_seconds,
                  "--backend kubernetes: how long a replica stays on a node that stopped answering before it is evicted and its gang restarts")
       ->check(CLI::Range(0, 86400))->capture_default_str();
+  cmd.add_option("--slurm-partition", f.slurm.partition, "--backend slurm: the partition of jobs whose spec.slurm names none");
+  cmd.add_option("--slurm-account", f.slurm.account, "--backend slurm: the account of jobs whose spec.slurm names none");
+  cmd.add_option("--slurm-qos", f.slurm.qos, "--backend slurm: the QOS of jobs whose spec.slurm names none");
 }
 
 // Local `apply`: a Queue or Cohort into the store of --data-dir.
@@ -776,7 +782,7 @@ int runMain(int argc, char** argv) {
   server->add_option("--grace", so.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping replicas")->capture_default_str();
   server->add_option("--models", so.models_dir, "Also serve this model repository (TF-Serving /v1 and KServe /v2 APIs)");
   addAccessOptions(*server, so.access);
-  server->add_option("--backend", so.backend, "Where replicas run: local (this machine) or kubernetes (pods on the cluster of --kubeconfig)")->capture_default_str();
+  server->add_option("--backend", so.backend, "Where replicas run: local (this machine), kubernetes (pods on the cluster of --kubeconfig) or slurm (batch jobs on the Slurm cluster of this machine's slurm.conf)")->capture_default_str();
   addClusterFlags(*server, so.cluster);
   server->add_option("--watch-namespaces", so.cluster.kube.watch_namespaces,
                      "--backend kubernetes: serve TrainJob/Experiment resources of these namespaces (tenants; \"*\": all) "
@@ -820,7 +826,7 @@ int runMain(int argc, char** argv) {
   run->add_option("--set", ro.overrides, "Override a field, e.g. --set spec.args[1]=0.01 (repeatable)");
   run->add_flag("-q,--quiet", ro.quiet, "Do not echo the job's output");
   run->add_option("--grace", ro.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping")->capture_default_str();
-  run->add_option("--backend", ro.backend, "Where replicas run: local (this machine) or kubernetes (pods on the cluster of --kubeconfig)")->capture_default_str();
+  run->add_option("--backend", ro.backend, "Where replicas run: local (this machine), kubernetes (pods on the cluster of --kubeconfig) or slurm (batch jobs on the Slurm cluster of this machine's slurm.conf)")->capture_default_str();
   addClusterFlags(*run, ro.cluster);
   run->add_flag("--resume", ro.resume, "Experiments: continue this experiment even if it had finished or was cancelled");
 

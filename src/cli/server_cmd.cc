@@ -207,7 +207,12 @@ int cmdServer(const ServerCliOptions& o) {
   try {
     auto kube = o.cluster.kube;
     kube.log_root = bo.log_root;
-    make_backend = backend::backendFactory(o.backend, bo, kube);
+    auto slurm = o.cluster.slurm;
+    slurm.log_root = bo.log_root;
+    slurm.trainyard = self.string();
+    slurm.run_uid = bo.run_uid;
+    slurm.run_gid = bo.run_gid;
+    make_backend = backend::backendFactory(o.backend, bo, kube, slurm);
     // A backend that cannot be made (a kubeconfig that cannot be read, its
     // plugin missing) is the user's to fix, said now rather than by the loop.
     if (o.backend != "local") make_backend();

@@ -9,6 +9,7 @@
 #include "api/request_guard.h"
 #include "backend/backend.h"
 #include "backend/kubernetes/options.h"
+#include "backend/slurm/options.h"
 #include "control/job_controller.h"
 
 namespace trainyard::cli {
@@ -32,6 +33,7 @@ struct ClusterFlags {
   bool no_preemption = false;
   bool no_backfill = false;
   backend::KubernetesOptions kube;  // --kubeconfig, --context, --namespace, --host-network
+  backend::SlurmOptions slurm;      // --slurm-partition, --slurm-account, --slurm-qos
 };
 void applyClusterFlags(const ClusterFlags& f, backend::LocalBackendOptions& bo, control::ControllerOptions& co);
 

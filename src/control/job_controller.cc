@@ -483,7 +483,8 @@ void JobController::observe(JobRecord& job) {
     pending = fmt::format("replica {} not started yet{}", s.name,
                           s.reason.empty() ? "" : ": " + s.reason + (s.message.empty() ? "" : " (" + s.message + ")"));
     double waited = nowSeconds() - t.launched_at;
-    if (t.stopping_reason.empty() && !t.failure && waited > static_cast<double>(job.spec.start_timeout_seconds)) {
+    if (t.stopping_reason.empty() && !t.failure && !backend_.capabilities().queues_jobs &&
+        waited > static_cast<double>(job.spec.start_timeout_seconds)) {
       backend::ReplicaStatus late = s;
       late.phase = backend::ReplicaPhase::Exited;
       late.signal = SIGKILL;

@@ -27,6 +27,9 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
   placed.name = job.name;
   placed.kind = job.spec.kind;
   placed.labels = job.spec.labels;
+  placed.slurm = job.spec.slurm;
+  placed.spread = job.spec.placement == "spread";
+  placed.deadline_seconds = job.spec.active_deadline_seconds.value_or(0);
   placed.attempt = attempt;
   placed.log_dir = job.log_dir;
   const sched::Placement* whole = nullptr;

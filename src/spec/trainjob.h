@@ -11,6 +11,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "spec/slurm_spec.h"
+
 namespace trainyard::spec {
 
 struct Resources {
@@ -57,18 +59,6 @@ struct ReplicaRole {
   // (volumes, tolerations, affinity, sidecars...); locally it is unused.
   std::string pod_template;
   int main_container = 0;
-};
-
-// Where a job goes on a Slurm cluster (the slurm backend; server flags give
-// the defaults). nodes/tasks_per_node shape the allocation (0: Slurm
-// decides, or one task per node with placement: spread).
-struct SlurmSpec {
-  std::string partition, account, qos, constraint;
-  int nodes = 0;
-  int tasks_per_node = 0;
-  bool empty() const {
-    return partition.empty() && account.empty() && qos.empty() && constraint.empty() && nodes == 0 && tasks_per_node == 0;
-  }
 };
 
 struct TrainJobSpec {

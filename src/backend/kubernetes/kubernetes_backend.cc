@@ -169,7 +169,7 @@ class KubernetesBackend final : public Backend {
 
   std::vector<Endpoint> resolvePeers(const PlacedJob& job) override {
     std::vector<Endpoint> out;
-    for (size_t i = 0; i < job.replicas.size(); ++i) out.push_back({k8s::serviceName(job, job.replicas[i]), k8s::peerPort(job.uid, i)});
+    for (size_t i = 0; i < job.replicas.size(); ++i) out.push_back({k8s::serviceName(job, job.replicas[i]), fixedPeerPort(job.uid, i)});
     return out;
   }
 

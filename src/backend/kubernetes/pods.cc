@@ -103,9 +103,6 @@ std::string podName(const PlacedJob& job, const ReplicaLaunch& r) {
 }
 std::string configMapName(const PlacedJob& job) { return dnsLabel(fmt::format("{}-config-{}", job.name, job.attempt)); }
 
-int peerPort(const std::string& uid, size_t index) {
-  return 20000 + static_cast<int>((std::hash<std::string>{}(uid) % 2000) * 10 + index % 10);
-}
 
 json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const KubernetesOptions& o) {
   if (r.image.empty())

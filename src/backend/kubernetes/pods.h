@@ -27,10 +27,6 @@ std::string serviceName(const PlacedJob& job, const ReplicaLaunch& r);
 std::string podName(const PlacedJob& job, const ReplicaLaunch& r);
 std::string configMapName(const PlacedJob& job);
 
-// The port replica `index` of job `uid` listens on: fixed before launch
-// (peers are wired before they start) and spread by the uid, since pods on
-// the host network share their node's ports.
-int peerPort(const std::string& uid, size_t index);
 
 // The ownerReferences of the objects made for `job` in namespace `ns`: the
 // resource it came from (kOwner*Label) when that lives in `ns` (owners
