@@ -18,6 +18,8 @@
 #include "backend/backend.h"
 #include "backend/fake_backend.h"
 #include "backend/kubernetes/kubernetes_backend.h"
+#include "backend/slurm/options.h"
+#include "backend/slurm/slurm_backend.h"
 #include "backend/supervisor.h"
 #include "test_util.h"
 
@@ -162,6 +164,79 @@ struct KubernetesEnv : Env {
 };
 #endif
 
+#ifdef TRAINYARD_CONFORMANCE_SLURM
+// A backend whose job uids carry a prefix of this process's own: Slurm
+// keeps finished jobs listed for minutes (MinJobAge), and its job names
+// (trainyard-<uid>-<attempt>) must not meet an earlier run's or a
+// neighbouring test's.
+class PrefixedBackend final : public Backend {
+ public:
+  PrefixedBackend(std::unique_ptr<Backend> b, std::string prefix) : b_(std::move(b)), p_(std::move(prefix)) {}
+  std::string name() const override { return b_->name(); }
+  Capabilities capabilities() const override { return b_->capabilities(); }
+  std::vector<sched::Node> capacity() override { return b_->capacity(); }
+  std::vector<Endpoint> resolvePeers(const PlacedJob& job) override { return b_->resolvePeers(mine(job)); }
+  void launch(const PlacedJob& job) override { b_->launch(mine(job)); }
+  void stop(const std::string& uid, std::chrono::milliseconds grace) override { b_->stop(p_ + uid, grace); }
+  std::vector<ReplicaStatus> observe(const std::string& uid) override { return b_->observe(p_ + uid); }
+  std::map<std::string, std::vector<ReplicaStatus>> observeAll() override {
+    std::map<std::string, std::vector<ReplicaStatus>> out;
+    for (auto& [uid, s] : b_->observeAll())
+      if (uid.starts_with(p_)) out[uid.substr(p_.size())] = s;
+    return out;
+  }
+  LogChunk readLogAt(const std::string& uid, int a, const std::string& r, const std::string& c, size_t m) override {
+    return b_->readLogAt(p_ + uid, a, r, c, m);
+  }
+  LogChunk readFileAt(const std::string& uid, int a, const std::string& r, const std::string& path, const std::string& c,
+                      size_t m) override {
+    return b_->readFileAt(p_ + uid, a, r, path, c, m);
+  }
+  void waitForChange(std::chrono::milliseconds t) override { b_->waitForChange(t); }
+  std::vector<ReplicaStatus> reattach(const std::string& uid, int a, const std::vector<ReplicaStatus>& rec) override {
+    return b_->reattach(p_ + uid, a, rec);
+  }
+  void release(const std::string& uid) override { b_->release(p_ + uid); }
+  std::vector<std::string> warnings() const override { return b_->warnings(); }
+
+ private:
+  PlacedJob mine(PlacedJob job) const {
+    job.uid = p_ + job.uid;
+    return job;
+  }
+  std::unique_ptr<Backend> b_;
+  std::string p_;
+};
+
+// The real Slurm of the ctest fixture "slurm" (tests/slurm/cluster.sh: 4
+// slurmd on this machine); replicas are srun tasks of this process's jobs.
+struct SlurmEnv : Env {
+  std::string skip;
+  std::string prefix = fmt::format("c{}x{}-", getpid(), std::chrono::steady_clock::now().time_since_epoch().count() % 100000);
+  SlurmEnv() {
+    const char* d = std::getenv("TRAINYARD_TEST_SLURM_DIR");
+    if (!d) {
+      skip = "TRAINYARD_TEST_SLURM_DIR not set: run through ctest (fixture slurm)";
+      return;
+    }
+    if (std::ifstream f(std::string(d) + "/skipped"); f) {
+      std::getline(f, skip);
+      return;
+    }
+    setenv("SLURM_CONF", (std::string(d) + "/slurm.conf").c_str(), 1);
+  }
+  std::unique_ptr<Backend> make() override {
+    SlurmOptions o;
+    o.log_root = dir + "/logs";
+    o.trainyard = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "trainyard").string();
+    return std::make_unique<PrefixedBackend>(makeSlurmBackend(o), prefix);
+  }
+  std::vector<std::string> argv(Program p) override { return LocalEnv().argv(p); }
+  std::vector<std::string> print(const std::string& text) override { return LocalEnv().print(text); }
+  std::vector<std::string> write(const std::string& path, const std::string& text) override { return LocalEnv().write(path, text); }
+};
+#endif
+
 class BackendConformance : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -169,6 +244,10 @@ class BackendConformance : public ::testing::TestWithParam<std::string> {
     auto k = std::make_unique<KubernetesEnv>();
     if (!k->skip.empty()) GTEST_SKIP() << "SKIPPED, no Kubernetes: " << k->skip;
     env = std::move(k);
+#elif defined(TRAINYARD_CONFORMANCE_SLURM)
+    auto sl = std::make_unique<SlurmEnv>();
+    if (!sl->skip.empty()) GTEST_SKIP() << "SKIPPED, no Slurm: " << sl->skip;
+    env = std::move(sl);
 #else
     if (GetParam() == "local") env = std::make_unique<LocalEnv>();
     else env = std::make_unique<FakeEnv>();
@@ -378,12 +457,15 @@ TEST_P(BackendConformance, ReplicasOfALostNodeEnd) {
 #ifdef TRAINYARD_CONFORMANCE_KUBERNETES
 INSTANTIATE_TEST_SUITE_P(Backends, BackendConformance, ::testing::Values("kubernetes"),
                          [](const auto& info) { return info.param; });
+#elif defined(TRAINYARD_CONFORMANCE_SLURM)
+INSTANTIATE_TEST_SUITE_P(Backends, BackendConformance, ::testing::Values("slurm"),
+                         [](const auto& info) { return info.param; });
 #else
 INSTANTIATE_TEST_SUITE_P(Backends, BackendConformance, ::testing::Values("local", "fake"),
                          [](const auto& info) { return info.param; });
 #endif
 
-#ifndef TRAINYARD_CONFORMANCE_KUBERNETES
+#if !defined(TRAINYARD_CONFORMANCE_KUBERNETES) && !defined(TRAINYARD_CONFORMANCE_SLURM)
 // The node's half of late binding: the supervisor expands $(VAR) in the
 // environment and the command from what the node was given.
 TEST(Supervisor, BindsLateReferencesOnTheNode) {

@@ -88,7 +88,10 @@ class SlurmBackend final : public Backend {
     Tracked t;
     t.attempt = placed.attempt;
     t.log_dir = log_dir;
-    for (const auto& r : placed.replicas) t.replicas.push_back(r.name);
+    for (const auto& r : placed.replicas) {
+      t.replicas.push_back(r.name);
+      t.programs.push_back(r.argv.empty() ? "" : r.argv[0]);
+    }
     // Submitted already by a process that died before it could say so.
     refresh();
     if (auto* found = queued(slurm::slurmJobName(placed.uid, placed.attempt))) {
@@ -166,6 +169,9 @@ class SlurmBackend final : public Backend {
         t.killed = true;
       }
       out[uid] = statuses(t, job);
+      // A member that could not start: the others must not run alone.
+      bool start_error = std::any_of(out[uid].begin(), out[uid].end(), [](const auto& r) { return r.reason == "StartError"; });
+      if (start_error && !t.stopping) stop(uid, std::chrono::milliseconds(0));
     }
     last_ = out;
     return out;
@@ -197,14 +203,26 @@ class SlurmBackend final : public Backend {
     ss << in.rdbuf();
     auto plan = nlohmann::json::parse(ss.str(), nullptr, false);
     if (plan.is_object() && plan.contains("tasks") && plan["tasks"].is_array())
-      for (const auto& task : plan["tasks"]) t.replicas.push_back(task.value("name", ""));
+      for (const auto& task : plan["tasks"]) {
+        t.replicas.push_back(task.value("name", ""));
+        const auto& argv = task.value("argv", nlohmann::json::array());
+        t.programs.push_back(argv.empty() || !argv[0].is_string() ? "" : argv[0].get<std::string>());
+      }
     if (t.replicas.empty())
       for (const auto& r : recorded) t.replicas.push_back(r.name);
     jobs_[uid] = t;
     return observe(uid);
   }
 
-  void release(const std::string& uid) override { jobs_.erase(uid); }
+  // Nothing of a released job may go on running: a Slurm job still active
+  // (released without a stop, or its stop not yet through) is cancelled.
+  void release(const std::string& uid) override {
+    auto it = jobs_.find(uid);
+    if (it == jobs_.end()) return;
+    const SlurmJob* job = queued(slurm::slurmJobName(uid, it->second.attempt));
+    if (!it->second.id.empty() && (!job || slurm::isActive(job->state))) scancel(it->second, {});
+    jobs_.erase(it);
+  }
 
   std::vector<std::string> warnings() const override { return {}; }
 
@@ -214,6 +232,7 @@ class SlurmBackend final : public Backend {
     std::string id;  // Slurm's job id
     std::string log_dir;
     std::vector<std::string> replicas;  // task order
+    std::vector<std::string> programs;  // each replica's command, for messages
     bool stopping = false, killed = false;
     Clock::time_point kill_at;
   };
@@ -263,7 +282,8 @@ class SlurmBackend final : public Backend {
         s.reason = rec->signal ? "Signaled" : (rec->exit_code.value_or(1) == 0 ? "Completed" : "Error");
         if (rec->start_errno) {
           s.reason = "StartError";
-          s.message = fmt::format("cannot execute the command: {}", std::strerror(*rec->start_errno));
+          s.message = fmt::format("cannot execute {}: {}", i < t.programs.size() ? t.programs[i] : "the command",
+                                  std::strerror(*rec->start_errno));
         }
       } else if (job && slurm::isActive(job->state)) {
         if (s.started_at > 0) {

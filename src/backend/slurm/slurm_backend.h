@@ -7,7 +7,8 @@
 // comes from one `squeue --json` per pass, each replica's end from the exit
 // record its supervisor leaves beside its log, and logs and files are read
 // from the filesystem the nodes share with this machine. stop() is scancel
-// with SIGTERM, then scancel (SIGKILL) after the grace.
+// with SIGTERM, then scancel (SIGKILL) after the grace; release() cancels
+// what is still active, so nothing outlives its job.
 #pragma once
 #include <memory>
 

@@ -1,0 +1,151 @@
+// The slurm backend's pure parts: what Slurm prints, read; what sbatch is given.
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include "backend/slurm/batch.h"
+#include "backend/slurm/slurm_state.h"
+
+namespace trainyard::backend::slurm {
+namespace {
+
+TEST(SlurmState, SqueueJsonGivesTrainyardsJobsOnly) {
+  auto jobs = parseSqueue(R"({"meta": {}, "errors": [], "jobs": [
+      {"job_id": 7, "name": "trainyard-u1-0", "job_state": "PENDING", "state_reason": "Resources", "nodes": "",
+       "start_time": 0, "end_time": 0},
+      {"job_id": 8, "name": "somebody-else", "job_state": "RUNNING"},
+      {"job_id": 9, "name": "trainyard-u2-3", "job_state": "NODE_FAIL", "state_reason": "NodeDown", "nodes": "node[1-2]",
+       "start_time": 1700000000, "end_time": 1700000100}]})");
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].id, "7");
+  EXPECT_EQ(jobs[0].reason, "Resources");
+  EXPECT_EQ(jobs[1].nodes, "node[1-2]");
+  EXPECT_EQ(jobs[1].end, 1700000100);
+  EXPECT_THROW(parseSqueue("squeue: error: Unable to contact slurm controller"), std::runtime_error);
+  EXPECT_THROW(parseSqueue(R"({"jobs": 3})"), std::runtime_error);
+}
+
+TEST(SlurmState, SinfoJsonGivesSchedulableNodesOfThePartition) {
+  const char* text = R"J({"nodes": [
+      {"name": "node1", "cpus": 4, "real_memory": 2048, "state": "idle", "state_flags": [], "partitions": ["gpu"],
+       "gres": "gpu:a100:2(S:0)", "features": "ib,fast"},
+      {"name": "node2", "cpus": 2, "real_memory": 1024, "state": "idle", "state_flags": ["DRAIN"], "partitions": ["gpu", "cpu"]},
+      {"name": "node3", "cpus": 2, "real_memory": 1024, "state": "down", "state_flags": [], "partitions": ["cpu"]}]})J";
+  auto all = parseSinfo(text, "");
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].allocatable.cpu_millis, 4000);
+  EXPECT_EQ(all[0].allocatable.memory_bytes, int64_t{2048} << 20);
+  EXPECT_EQ(all[0].allocatable.gpu, 2);
+  EXPECT_EQ(all[0].labels.at("feature.ib"), "true");
+  EXPECT_TRUE(all[0].schedulable);
+  EXPECT_FALSE(all[1].schedulable);  // drained
+  EXPECT_FALSE(all[2].schedulable);  // down
+  auto gpu = parseSinfo(text, "gpu");
+  ASSERT_EQ(gpu.size(), 2u);
+  EXPECT_EQ(gpu[1].name, "node2");
+}
+
+TEST(SlurmState, TasksPerNodeAndNodeAddresses) {
+  EXPECT_EQ(parseTasksPerNode("2(x3),1"), (std::vector<int>{2, 2, 2, 1}));
+  EXPECT_EQ(parseTasksPerNode("4"), (std::vector<int>{4}));
+  EXPECT_TRUE(parseTasksPerNode("2(x").empty());
+  EXPECT_TRUE(parseTasksPerNode("1(x999999999)").empty());
+  auto addrs = parseNodeAddrs("NodeName=node1 Arch=x86_64 NodeAddr=10.0.0.5 NodeHostName=n1\n"
+                              "NodeName=node2 Arch=x86_64 CoresPerSocket=1\n");
+  ASSERT_EQ(addrs.size(), 2u);
+  EXPECT_EQ(addrs[0], (std::pair<std::string, std::string>{"node1", "10.0.0.5"}));
+  EXPECT_EQ(addrs[1].second, "node2");  // no NodeAddr: the name is the address
+}
+
+TEST(SlurmState, AJobsEndSaysHowReplicasWithoutARecordEnded) {
+  ReplicaStatus r;
+  SlurmJob job{"12", "trainyard-u-0", "NODE_FAIL", "None", "node2", 0, 0};
+  endedWithoutRecord(&job, r);
+  EXPECT_EQ(r.phase, ReplicaPhase::Exited);
+  EXPECT_EQ(r.reason, "NodeFail");
+  EXPECT_EQ(r.signal, SIGKILL);
+  job.state = "OUT_OF_MEMORY";
+  endedWithoutRecord(&job, r);
+  EXPECT_EQ(r.reason, "OOMKilled");
+  EXPECT_EQ(r.exit_code, 137);
+  EXPECT_FALSE(r.signal.has_value());
+  job.state = "TIMEOUT";
+  endedWithoutRecord(&job, r);
+  EXPECT_EQ(r.reason, "DeadlineExceeded");
+  endedWithoutRecord(nullptr, r);
+  EXPECT_EQ(r.reason, "Lost");
+  EXPECT_TRUE(isActive("PENDING") && isActive("COMPLETING") && !isActive("CANCELLED"));
+}
+
+PlacedJob gang(int replicas) {
+  PlacedJob job;
+  job.uid = "u-9";
+  job.name = "ddp";
+  job.attempt = 2;
+  for (int i = 0; i < replicas; ++i) {
+    ReplicaLaunch r;
+    r.name = i == 0 ? "master-0" : "worker-" + std::to_string(i - 1);
+    r.argv = {"python3", "train.py"};
+    r.resources.cpu_millis = 1500;
+    r.resources.memory_bytes = int64_t{3} << 30;
+    job.replicas.push_back(r);
+  }
+  return job;
+}
+
+bool has(const std::vector<std::string>& args, const std::string& a) {
+  return std::find(args.begin(), args.end(), a) != args.end();
+}
+
+TEST(SlurmBatch, AGangIsOneHomogeneousJobShapedByItsLargestReplica) {
+  PlacedJob job = gang(4);
+  job.replicas[2].resources.gpu = 1;
+  SlurmOptions o;
+  o.partition = "batch";
+  auto args = sbatchArgs(job, o, "/shared/logs/u-9", "/shared/logs/u-9/slurm-2.sh");
+  EXPECT_TRUE(has(args, "--job-name=trainyard-u-9-2"));
+  EXPECT_TRUE(has(args, "--ntasks=4"));
+  EXPECT_TRUE(has(args, "--cpus-per-task=2"));      // 1.5 CPUs: whole CPUs
+  EXPECT_TRUE(has(args, "--mem-per-cpu=1536M"));    // 3 GiB over 2 CPUs
+  EXPECT_TRUE(has(args, "--gpus-per-task=1"));
+  EXPECT_TRUE(has(args, "--partition=batch"));
+  EXPECT_TRUE(has(args, "--no-requeue"));
+  EXPECT_EQ(args.back(), "/shared/logs/u-9/slurm-2.sh");
+  EXPECT_FALSE(has(args, "--nodes=4"));
+  job.spread = true;
+  job.slurm.partition = "gpu";  // the spec's over the server's
+  job.deadline_seconds = 600;
+  o.run_uid = 1001, o.run_gid = 1001;
+  args = sbatchArgs(job, o, "/l", "/l/s.sh");
+  EXPECT_TRUE(has(args, "--nodes=4") && has(args, "--ntasks-per-node=1"));
+  EXPECT_TRUE(has(args, "--partition=gpu"));
+  EXPECT_TRUE(has(args, "--time=12"));
+  EXPECT_TRUE(has(args, "--uid=1001"));
+  job.spread = false;
+  job.slurm.nodes = 2, job.slurm.tasks_per_node = 2;
+  args = sbatchArgs(job, o, "/l", "/l/s.sh");
+  EXPECT_TRUE(has(args, "--nodes=2") && has(args, "--ntasks-per-node=2"));
+}
+
+TEST(SlurmBatch, SlotReplicasAreRefusedAndThePlanListsTasksInOrder) {
+  PlacedJob job = gang(2);
+  auto plan = planFor(job, "/l", "/opt/trainyard");
+  ASSERT_EQ(plan["tasks"].size(), 2u);
+  EXPECT_EQ(plan["tasks"][1]["name"], "worker-0");
+  EXPECT_EQ(plan["tasks"][1]["log"], "/l/worker-0.attempt-2.log");
+  EXPECT_EQ(plan["cpusPerTask"], 2);
+  EXPECT_EQ(batchScript("/opt/it's/trainyard", "/l/p.json"),
+            "#!/bin/sh\n# Made by trainyard: the batch step binds the peers' addresses and starts the replicas.\n"
+            "exec '/opt/it'\\''s/trainyard' __slurm-batch '/l/p.json'\n");
+  job.replicas[1].run = false;
+  try {
+    sbatchArgs(job, {}, "/l", "/l/s.sh");
+    FAIL() << "no error";
+  } catch (const BackendError& e) {
+    EXPECT_FALSE(e.transient());
+    EXPECT_NE(std::string(e.what()).find("MPI"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace trainyard::backend::slurm
