@@ -234,7 +234,10 @@ int remoteGetMetrics(const Remote& r, const std::string& job, bool everything, c
     Client c(r);
     json series = c.get(fmt::format("/api/v1/jobs/{}/metrics", enc(job)))["items"];
     if (!everything && metric.empty()) {
-      if (emit(r, series)) return 0;
+      // -o json as the local command prints it: the job and its points.
+      json last = json::array();
+      for (const auto& s : series) last.push_back({{"name", s["name"]}, {"value", s["last"]}, {"step", s["lastStep"]}});
+      if (emit(r, json{{"job", job}, {"metrics", last}})) return 0;
       std::vector<std::vector<std::string>> rows;
       for (const auto& s : series) rows.push_back({str(s, "name"), str(s, "last"), str(s, "lastStep"), str(s, "points")});
       printTable(std::cout, {"METRIC", "LAST", "STEP", "POINTS"}, rows);
@@ -246,7 +249,11 @@ int remoteGetMetrics(const Remote& r, const std::string& job, bool everything, c
       if (!metric.empty() && n != metric) continue;
       out.push_back(c.get(fmt::format("/api/v1/jobs/{}/metrics/{}?maxPoints=10000", enc(job), enc(n))));
     }
-    if (emit(r, out)) return 0;
+    json points = json::array();
+    for (const auto& s : out)
+      for (size_t i = 0; i < s["step"].size(); ++i)
+        points.push_back({{"name", s["name"]}, {"value", s["last"][i]}, {"step", s["step"][i]}});
+    if (emit(r, json{{"job", job}, {"metrics", points}})) return 0;
     std::vector<std::vector<std::string>> rows;
     for (const auto& s : out)
       for (size_t i = 0; i < s["step"].size(); ++i)

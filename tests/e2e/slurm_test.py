@@ -1,0 +1,347 @@
+"""End-to-end: `trainyard run|server --backend slurm` on a real Slurm (the ctest fixture "slurm":
+munged, slurmctld and 4 slurmd on this machine, tests/slurm/cluster.sh). Skipped, saying why,
+where Slurm is not installed."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import unittest
+
+from common import BIN, E2E, RUN_AS_SELF, SOURCE_DIR, job_yaml
+
+SLURM = os.environ.get("TRAINYARD_TEST_SLURM_DIR", "")
+EXAMPLES = os.path.join(SOURCE_DIR, "examples", "fmnist")
+
+
+def skip_reason():
+    if not SLURM:
+        return "TRAINYARD_TEST_SLURM_DIR not set: run through ctest (fixture slurm)"
+    skipped = os.path.join(SLURM, "skipped")
+    if os.path.exists(skipped):
+        with open(skipped) as f:
+            return f.read().strip()
+    return ""
+
+
+def processes_of(slurm_job_id):
+    """Pids of processes that belong to Slurm job `slurm_job_id` (SLURM_JOB_ID in their environment)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as f:
+                if ") Z" in f.read():
+                    continue
+        except OSError:
+            continue
+        if f"SLURM_JOB_ID={slurm_job_id}".encode() in env:
+            out.append(int(pid))
+    return out
+
+
+class SlurmE2E(E2E):
+    @classmethod
+    def setUpClass(cls):
+        why = skip_reason()
+        if why:
+            raise unittest.SkipTest("SKIPPED, no Slurm: " + why)
+
+    def setUp(self):
+        super().setUp()
+        self.env["SLURM_CONF"] = os.path.join(SLURM, "slurm.conf")
+
+    def tearDown(self):
+        # A test that failed half-way leaves no Slurm job of its own behind (jobs outlive servers by design).
+        q = self.slurm("squeue", "-h", "-o", "%i %Z")
+        for line in q.stdout.splitlines():
+            job_id, _, workdir = line.partition(" ")
+            if workdir.startswith(self.dir):
+                self.slurm("scancel", job_id)
+        super().tearDown()
+
+    def slurm(self, *args):
+        return subprocess.run(list(args), capture_output=True, text=True, env=self.env, timeout=60)
+
+    def run_slurm(self, spec, *args, check=0, timeout=600):
+        p = self.ty("run", "--backend", "slurm", *args, spec, check=check, timeout=timeout)
+        return p.stdout + p.stderr if check == 0 else p
+
+    def slurm_ids(self, name):
+        """The Slurm job ids of a Trainyard job's attempts, from their replicas' handles ("id/task")."""
+        return sorted({a["handle"].split("/")[0] for a in self.job(name)["attempts"] if a.get("handle")})
+
+    def checksums(self, name, replicas):
+        sums = {}
+        for r in replicas:
+            log = self.ty("logs", name, "--replica", r, check=0).stdout
+            m = re.search(r"parameter checksum (\S+)", log)
+            self.assertIsNotNone(m, f"{r} printed no checksum: {log[-2000:]}")
+            sums[r] = m.group(1)
+        return sums
+
+    def node_of(self, name):
+        """The Slurm nodes a job's replicas ran on (each task's .started record)."""
+        nodes = {}
+        for a in self.job(name)["attempts"]:
+            with open(a["logPath"][:-len(".log")] + ".started") as f:
+                nodes[a["replica"]] = f.read().split()[0]
+        return nodes
+
+
+class Jobs(SlurmE2E):
+    def test_ddp_with_4_replicas_on_4_nodes_and_2_per_node_on_2_nodes_agrees(self):
+        replicas = ["master-0", "worker-0", "worker-1", "worker-2"]
+        for name, placement in (("ddp-spread", "placement: spread"),
+                                ("ddp-pairs", "slurm: {nodes: 2, tasksPerNode: 2}")):
+            spec = self.write(f"{name}.yaml", f"""\
+                apiVersion: trainyard.dev/v1
+                kind: TrainJob
+                metadata: {{name: {name}}}
+                spec:
+                  framework: pytorch
+                  replicas: 4
+                  {placement}
+                  workingDir: {EXAMPLES}
+                  command: [/usr/bin/python3, ddp.py]
+                  args: [--epochs, "1", --train-limit, "4000"]
+                  env: [{{name: GLOO_SOCKET_IFNAME, value: lo}}]
+                  resources: {{cpu: 1, memory: 900Mi}}
+                """)
+            out = self.run_slurm(spec, timeout=900)
+            self.assertIn(f"{name} Succeeded", out)
+            sums = self.checksums(name, replicas)
+            self.assertEqual(len(set(sums.values())), 1, f"{name}: ranks disagree: {sums}")
+            nodes = self.node_of(name)
+            per_node = sorted([list(nodes.values()).count(n) for n in set(nodes.values())])
+            self.assertEqual(per_node, [1, 1, 1, 1] if name == "ddp-spread" else [2, 2], nodes)
+
+    def test_fashion_mnist_trains_to_85_percent(self):
+        spec = self.write("fmnist.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: TrainJob
+            metadata: {{name: fmnist-slurm}}
+            spec:
+              workingDir: {EXAMPLES}
+              command: [/usr/bin/python3, train.py]
+              args: [--epochs, "5", --batch-size, "128"]
+              outputs: {{dir: {self.dir}/out}}
+              resources: {{cpu: 2, memory: 1800Mi}}
+            """)
+        out = self.run_slurm(spec, timeout=900)
+        self.assertIn("fmnist-slurm Succeeded", out)
+        d = self.job("fmnist-slurm")
+        self.assertGreaterEqual(d["lastMetrics"]["test_accuracy"]["value"], 0.85, d["lastMetrics"])
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "out", "model.pt")))
+        # It ran as a Slurm job of Trainyard's name.
+        ids = self.slurm_ids("fmnist-slurm")
+        self.assertEqual(len(ids), 1)
+
+    def test_a_kubeflow_pytorchjob_runs_unchanged(self):
+        spec = self.write("pytorchjob.yaml", """\
+            apiVersion: kubeflow.org/v1
+            kind: PyTorchJob
+            metadata: {name: kf-slurm}
+            spec:
+              pytorchReplicaSpecs:
+                Master:
+                  replicas: 1
+                  restartPolicy: OnFailure
+                  template:
+                    spec:
+                      containers:
+                        - name: pytorch
+                          image: docker.io/kubeflow/pytorch-example:latest
+                          command: [/bin/sh, -c, 'echo "rank $RANK of $WORLD_SIZE, master $MASTER_ADDR:$MASTER_PORT"']
+                          resources: {limits: {cpu: "1", memory: 256Mi}}
+                Worker:
+                  replicas: 1
+                  restartPolicy: OnFailure
+                  template:
+                    spec:
+                      containers:
+                        - name: pytorch
+                          image: docker.io/kubeflow/pytorch-example:latest
+                          command: [/bin/sh, -c, 'echo "rank $RANK of $WORLD_SIZE, master $MASTER_ADDR:$MASTER_PORT"']
+                          resources: {limits: {cpu: "1", memory: 256Mi}}
+            """)
+        out = self.run_slurm(spec)
+        self.assertIn("kf-slurm Succeeded", out)
+        self.assertRegex(out, r"rank 0 of 2, master localhost:\d+")  # the master's NodeAddr, bound on the node
+        self.assertRegex(out, r"rank 1 of 2, master localhost:\d+")
+
+    def test_more_than_the_partition_has_is_refused_or_waits_with_slurms_reason(self):
+        # More CPUs than any node has: refused at submit, naming the field.
+        big = self.write("big.yaml", job_yaml("too-big", "true", "resources: {cpu: 16}"))
+        p = self.run_slurm(big, check=None)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no node can ever hold this job: cpu (needs 16, 2 available)", p.stderr + p.stdout)
+        # More nodes than the partition has (what only Slurm knows): pending, with Slurm's reason.
+        wide = self.write("wide.yaml", job_yaml("too-wide", "true", "framework: pytorch", "replicas: 8",
+                                                "slurm: {nodes: 8, tasksPerNode: 1}",
+                                                "resources: {cpu: 1, memory: 64Mi}"))
+        run = self.popen("run", "--backend", "slurm", wide)
+        try:
+            def waiting():
+                d = self.ty("describe", "job", "too-wide", "-o", "json")
+                return d.returncode == 0 and "Partition" in json.loads(d.stdout).get("message", "")
+            self.wait_until("the job pending with Slurm's reason", waiting, timeout=60)
+            msg = self.job("too-wide")["message"]
+            self.assertRegex(msg, r"not started yet: Partition\w+ \(Slurm job \d+ is PENDING\)")
+        finally:
+            run.send_signal(signal.SIGINT)  # `trainyard run` cancels its job on Ctrl-C
+            run.communicate(timeout=120)
+        ids = self.slurm_ids("too-wide") or []
+        for i in ids:
+            q = self.slurm("squeue", "-h", "-j", i, "-o", "%T")
+            self.assertNotIn("PENDING", q.stdout)
+
+
+class Experiments(SlurmE2E):
+    def test_an_experiment_runs_4_trials_at_once_and_asha_stops_some(self):
+        gate = os.path.join(self.dir, "gate")
+        os.makedirs(gate)
+        trial = ("import os, sys, tempfile, time\n"
+                 "gate, x = sys.argv[1], float(sys.argv[2])\n"
+                 "tempfile.mkstemp(dir=gate)\n"
+                 "for _ in range(1200):\n"
+                 "    if len(os.listdir(gate)) >= 4: break\n"
+                 "    time.sleep(0.05)\n"
+                 "for step in range(1, 10):\n"
+                 "    print(f'step={step} loss={x + 1.0 / step}', flush=True)\n"
+                 "    time.sleep(0.3)\n")
+        spec = self.write("sweep.yaml", f"""\
+            apiVersion: trainyard.dev/v1
+            kind: Experiment
+            metadata: {{name: slurm-sweep}}
+            spec:
+              objective: {{metric: loss, goal: minimize}}
+              algorithm: {{name: random}}
+              earlyStopping:
+                name: asha
+                settings: {{min_resource: 1, max_resource: 9, reduction_factor: 3}}
+              parameters:
+                - {{name: x, type: double, min: 0, max: 1}}
+              parallelTrials: 4
+              maxTrials: 8
+              seed: 5
+              trialTemplate:
+                spec:
+                  command: [/usr/bin/python3, -c, {json.dumps(trial)}, {gate}, "${{trialParameters.x}}"]
+                  resources: {{cpu: 1, memory: 128Mi}}
+            """)
+        out = self.run_slurm(spec, timeout=900)
+        self.assertIn("slurm-sweep", out)
+        trials = self.tyjson("get", "trials", "slurm-sweep")
+        items = trials["items"] if isinstance(trials, dict) else trials
+        self.assertEqual(len(items), 8, items)
+        states = [t["state"] for t in items]
+        self.assertTrue(all(s in ("Succeeded", "EarlyStopped") for s in states), states)
+        self.assertIn("EarlyStopped", states)  # ASHA stopped some (scancel)
+        self.assertGreaterEqual(len(os.listdir(gate)), 8)  # every trial checked in; the first 4 waited for each other
+        # No trial's process outlives it.
+        for t in items:
+            for i in self.slurm_ids(t["job"]):
+                self.assertEqual(processes_of(i), [], f"trial {t['trial']} left processes")
+
+
+class Failures(SlurmE2E):
+    def server(self, *args):
+        from server_test import Server
+        s = Server(self, "--backend", "slurm", *args)
+        self.env["TRAINYARD_SERVER"] = s.url
+        return s
+
+    def test_cancel_mid_run_leaves_no_process(self):
+        started = os.path.join(self.dir, "started")
+        self.server()
+        spec = self.write("long.yaml", job_yaml("long", f"touch {started}; exec sleep 600", "resources: {cpu: 1, memory: 64Mi}"))
+        self.ty("submit", spec, check=0)
+        self.wait_until("the replica running", lambda: os.path.exists(started), timeout=60, job="long")
+        ids = self.slurm_ids("long")
+        self.assertTrue(ids and processes_of(ids[0]), "the job's processes, before the cancel")
+        self.ty("cancel", "long", check=0)
+        self.wait_until("the job cancelled", lambda: self.phase("long") in ("Failed", "Cancelled"), timeout=60, job="long")
+        self.wait_until("no process of the job left", lambda: processes_of(ids[0]) == [], timeout=60)
+        self.assertEqual(self.job("long")["reason"], "Cancelled")
+
+    def test_a_server_killed_with_sigkill_reattaches_and_loses_no_metric_point(self):
+        go = os.path.join(self.dir, "go")
+        server = self.server()
+        script = (f"echo step=1 loss=0.9; echo step=2 loss=0.5; while [ ! -e {go} ]; do sleep 0.05; done; "
+                  "echo step=3 loss=0.25")
+        spec = self.write("reattach.yaml", job_yaml("reattach", script, "resources: {cpu: 1, memory: 64Mi}"))
+        self.ty("submit", spec, check=0)
+
+        def steps():
+            got = self.tyjson("get", "metrics", "reattach", "--all")["metrics"]
+            return sorted(m["step"] for m in got if m["name"] == "loss")
+        self.wait_until("two points stored", lambda: steps() == [1, 2], timeout=60, job="reattach")
+        ids = self.slurm_ids("reattach")
+        server.proc.kill()
+        server.proc.wait(timeout=30)
+        with open(go, "w"):
+            pass  # the job goes on while no server watches it
+        self.server()
+        self.wait_until("the job to succeed", lambda: self.phase("reattach") == "Succeeded", timeout=120, job="reattach")
+        self.assertEqual(steps(), [1, 2, 3])  # each point exactly once
+        self.assertEqual(self.slurm_ids("reattach"), ids)  # the same Slurm job, not a new submission
+
+    def test_a_node_that_dies_fails_its_job_with_nodefail_and_it_runs_again_on_the_others(self):
+        started = os.path.join(self.dir, "started")
+        go = os.path.join(self.dir, "go")
+        spec = self.write("nodefail.yaml", job_yaml(
+            "nodefail", f'echo "$SLURMD_NODENAME" >> {started}; while [ ! -e {go} ]; do sleep 0.05; done; echo done',
+            "restartPolicy: OnFailure", "backoffLimit: 2", "resources: {cpu: 1, memory: 64Mi}"))
+        run = self.popen("run", "--backend", "slurm", spec)
+        lost = None
+        try:
+            self.wait_until("the replica running", lambda: os.path.exists(started), timeout=60)
+            with open(started) as f:
+                lost = f.read().split()[0]
+            slurm_id = self.slurm_ids("nodefail")[0]
+            # The machine dies: its slurmd, and every process of the job on it.
+            with open(os.path.join(SLURM, f"slurmd-{lost}.pid")) as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+            for pid in processes_of(slurm_id):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        if f"slurmstepd: [{slurm_id}.".encode() in f.read():
+                            os.kill(pid, signal.SIGKILL)
+                except (OSError, ProcessLookupError):
+                    pass
+
+            def restarted():
+                with open(started) as f:
+                    return len(f.read().split()) >= 2
+            self.wait_until("the job started again", restarted, timeout=180)
+            with open(go, "w"):
+                pass
+            out, err = run.communicate(timeout=300)
+        finally:
+            if run.poll() is None:
+                run.kill()
+            if lost:  # the node back for the other tests
+                subprocess.run(["slurmd", "-f", os.path.join(SLURM, "slurm.conf"), "-N", lost], env=self.env,
+                               capture_output=True, timeout=60)
+        self.assertEqual(run.returncode, 0, out + err)
+        d = self.job("nodefail")
+        self.assertEqual(d["restarts"], 1)
+        self.assertEqual([a["reason"] for a in d["attempts"]], ["NodeFail", "Completed"], d["attempts"])
+        with open(started) as f:
+            ran = f.read().split()
+        self.assertEqual(ran[0], lost)
+        self.assertNotEqual(ran[1], lost, "the job ran again on the node that is down")
+
+
+if __name__ == "__main__":
+    unittest.main()
