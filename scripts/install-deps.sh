@@ -14,6 +14,7 @@ PACKAGES=(
   python3-fastapi python3-uvicorn wrk
   libssl-dev etcd-server
   containerd runc containernetworking-plugins podman busybox-static
+  slurm-wlm munge
 )
 # The dashboard is built with npm; use the machine's Node.js, else Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

@@ -103,9 +103,14 @@ class SlurmBackend final : public Backend {
     std::error_code ec;
     fs::create_directories(log_dir, ec);
     if (ec) throw BackendError(fmt::format("cannot create {}: {}", log_dir, ec.message()), false);
-    // The job's user writes its logs and records there.
-    if (o_.run_uid >= 0 && chown(log_dir.c_str(), static_cast<uid_t>(o_.run_uid), static_cast<gid_t>(o_.run_gid)) != 0)
-      throw BackendError(fmt::format("cannot hand {} to the job's user: {}", log_dir, std::strerror(errno)), false);
+    // The job's user writes its logs and exit records there (on the nodes,
+    // the whole job runs as that user): its own directory, reached through
+    // a log root it may traverse but not list.
+    if (o_.run_uid >= 0) {
+      fs::permissions(o_.log_root, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec, ec);
+      if (chown(log_dir.c_str(), static_cast<uid_t>(o_.run_uid), static_cast<gid_t>(o_.run_gid)) != 0)
+        throw BackendError(fmt::format("cannot hand {} to the job's user: {}", log_dir, std::strerror(errno)), false);
+    }
     if (!job.files.empty()) {
       std::string config = fmt::format("{}/config-{}", log_dir, job.attempt);
       fs::create_directories(config, ec);
