@@ -333,6 +333,8 @@ class Failures(SlurmE2E):
             if lost:  # the node back for the other tests
                 subprocess.run(["slurmd", "-f", os.path.join(SLURM, "slurm.conf"), "-N", lost], env=self.env,
                                capture_output=True, timeout=60)
+                self.wait_until(f"{lost} back", lambda: self.slurm("sinfo", "-h", "-n", lost, "-o", "%t").stdout.strip()
+                                in ("idle", "mix", "alloc"), timeout=120)
         self.assertEqual(run.returncode, 0, out + err)
         d = self.job("nodefail")
         self.assertEqual(d["restarts"], 1)

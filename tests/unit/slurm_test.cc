@@ -119,7 +119,7 @@ TEST(SlurmBatch, AGangIsOneHomogeneousJobShapedByItsLargestReplica) {
   args = sbatchArgs(job, o, "/l", "/l/s.sh");
   EXPECT_TRUE(has(args, "--nodes=4") && has(args, "--ntasks-per-node=1"));
   EXPECT_TRUE(has(args, "--partition=gpu"));
-  EXPECT_TRUE(has(args, "--time=12"));
+  EXPECT_TRUE(has(args, "--time=12") && has(args, "--signal=TERM@60"));
   EXPECT_TRUE(has(args, "--uid=1001"));
   job.spread = false;
   job.slurm.nodes = 2, job.slurm.tasks_per_node = 2;

@@ -96,7 +96,10 @@ std::vector<std::string> sbatchArgs(const PlacedJob& job, const SlurmOptions& o,
   // Slurm's limit is a backstop behind the controller's own deadline (in
   // whole minutes, one more than asked): the controller ends the job first,
   // with its grace, and says why.
-  if (job.deadline_seconds > 0) a.push_back(fmt::format("--time={}", job.deadline_seconds / 60 + 2));
+  if (job.deadline_seconds > 0) {
+    a.push_back(fmt::format("--time={}", job.deadline_seconds / 60 + 2));
+    a.push_back("--signal=TERM@60");  // and should Slurm's limit come first, a minute's warning
+  }
   if (o.run_uid >= 0) {
     a.push_back(fmt::format("--uid={}", o.run_uid));
     a.push_back(fmt::format("--gid={}", o.run_gid));

@@ -40,6 +40,18 @@ bool transientError(const std::string& err) {
   return false;
 }
 
+// The last line of a small text file (at most its last 4 KiB), "" when none.
+std::string lastLine(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  auto size = static_cast<std::streamoff>(in.tellg());
+  in.seekg(std::max<std::streamoff>(0, size - 4096));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text.substr(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+}
+
 // When a file was written (wall clock), 0 when it is not there.
 double fileTime(const std::string& path) {
   struct stat st {};
@@ -301,6 +313,10 @@ class SlurmBackend final : public Backend {
         }
       } else {
         slurm::endedWithoutRecord(job, s);
+        // Never started: what the batch step said is why (an srun or exec error).
+        if (s.started_at == 0)
+          if (std::string said = lastLine(slurm::batchOutputFile(t.log_dir, t.attempt)); !said.empty())
+            s.message += ": " + said;
         if (t.stopping && s.reason == "Signaled") s.signal = t.killed ? SIGKILL : SIGTERM;
         s.finished_at = job && job->end > 0 ? job->end : 0;
       }
