@@ -88,6 +88,7 @@ Capabilities FakeBackend::capabilities() const {
   c.enforces_memory = true;
   c.runs_images = true;
   c.survives_restart = true;
+  c.queues_jobs = c_->queues_jobs_;
   return c;
 }
 

@@ -15,6 +15,7 @@
 //   fake:pending R M     never starts: Pending with reason R and message M (an image that cannot be pulled)
 //   anything else        cannot start: Exited, reason StartError, exit code 127
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -40,6 +41,8 @@ class FakeCluster {
   void exitReplica(const std::string& uid, const std::string& replica, int code);
   // Logs cannot be read for now (LogChunk::unavailable), as when a node's agent is away.
   void setLogsUnavailable(bool unavailable);
+  // The backend says it queues jobs itself (Capabilities::queues_jobs), as a batch system does.
+  void setQueuesJobs(bool queues) { queues_jobs_ = queues; }
 
  private:
   friend class FakeBackend;
@@ -63,6 +66,7 @@ class FakeCluster {
   std::map<std::string, std::string> files_;  // "uid/attempt/replica/path" -> bytes
   int64_t next_handle_ = 1000;
   bool logs_unavailable_ = false;
+  std::atomic<bool> queues_jobs_{false};
 };
 
 class FakeBackend final : public Backend {

@@ -718,6 +718,10 @@ void addClusterFlags(CLI::App& cmd, ClusterFlags& f) {
   cmd.add_option("--slurm-partition", f.slurm.partition, "--backend slurm: the partition of jobs whose spec.slurm names none");
   cmd.add_option("--slurm-account", f.slurm.account, "--backend slurm: the account of jobs whose spec.slurm names none");
   cmd.add_option("--slurm-qos", f.slurm.qos, "--backend slurm: the QOS of jobs whose spec.slurm names none");
+  cmd.add_option("--batch-backlog", f.batch_backlog,
+                 "--backend slurm: submit up to N times the cluster's CPUs and memory, so Slurm starts the next job "
+                 "as soon as room frees (1: only what fits now)")
+      ->check(CLI::Range(1, 100))->capture_default_str();
 }
 
 // Local `apply`: a Queue or Cohort into the store of --data-dir.

@@ -121,6 +121,7 @@ void applyClusterFlags(const ClusterFlags& f, backend::LocalBackendOptions& bo, 
   co.scheduling.gpu_sharing = f.gpu_sharing;
   co.scheduling.preemption = !f.no_preemption;
   co.scheduling.backfill = !f.no_backfill;
+  co.batch_backlog = f.batch_backlog;
 }
 
 int cmdServer(const ServerCliOptions& o) {

@@ -34,6 +34,7 @@ struct ClusterFlags {
   bool no_backfill = false;
   backend::KubernetesOptions kube;  // --kubeconfig, --context, --namespace, --host-network
   backend::SlurmOptions slurm;      // --slurm-partition, --slurm-account, --slurm-qos
+  int batch_backlog = 2;            // --batch-backlog (control::ControllerOptions)
 };
 void applyClusterFlags(const ClusterFlags& f, backend::LocalBackendOptions& bo, control::ControllerOptions& co);
 

@@ -206,7 +206,15 @@ std::vector<backend::ReplicaStatus> JobController::statusesOf(const std::string&
 void JobController::admitQueuedJobs() {
   admitted_in_pass_ = true;
   nodeStates();
-  auto out = admitQueued(store_, nodes_, opts_.scheduling, opts_.owner, nowSeconds());
+  // A batch system is kept a backlog; queue quotas and fair share still
+  // decide what goes first.
+  std::vector<sched::Node> nodes = nodes_;
+  if (backend_.capabilities().queues_jobs && opts_.batch_backlog > 1)
+    for (auto& n : nodes) {
+      n.allocatable.cpu_millis *= opts_.batch_backlog;
+      n.allocatable.memory_bytes *= opts_.batch_backlog;
+    }
+  auto out = admitQueued(store_, nodes, opts_.scheduling, opts_.owner, nowSeconds());
   for (int64_t id : out.admitted) {
     auto& t = tracked_[id];
     if (!t) t = std::make_unique<Tracked>();

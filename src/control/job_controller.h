@@ -27,6 +27,11 @@ struct ControllerOptions {
   int run_uid = -1;      // jobs run as this user (backend::LocalBackendOptions::run_uid): it owns their outputs
   int run_gid = -1;
   sched::SchedulerOptions scheduling;  // backfill, preemption, GPU sharing
+  // With a backend that has a queue of its own (Slurm): up to this many
+  // times the cluster's CPUs and memory are submitted to it, so that its
+  // scheduler starts the next job the moment room frees instead of waiting
+  // for this loop's next pass. 1: only what fits now.
+  int batch_backlog = 2;
 };
 
 // Stores a new job in phase Queued with a Created condition, owned by

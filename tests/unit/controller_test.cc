@@ -697,6 +697,30 @@ TEST_F(Controller, AFinishedJobWaitsForItsLogToBeReadable) {
   EXPECT_EQ(loss->value, 0.25);
 }
 
+TEST_F(Controller, ABatchSystemIsKeptABacklog) {
+  // One node of 1 CPU, three jobs of 1 CPU each. A backend with a queue of
+  // its own is given batch_backlog (2) times the node's CPUs, so two go to
+  // it; the third waits here. Without a queue of its own, one.
+  for (bool queues : {true, false}) {
+    auto db = store::openStore(test::freshDir());  // each case its own
+    auto cluster = std::make_shared<backend::FakeCluster>(std::vector<sched::Node>{{"node-1", {1000, 8LL << 30, 0}, {}}});
+    cluster->setQueuesJobs(queues);
+    backend::FakeBackend fake(cluster);
+    control::JobController c(*db, fake, co);
+    std::vector<std::string> phases;
+    for (int i = 0; i < 3; ++i) {
+      auto s = shellJob(fmt::format("batch-{}-{}", queues, i), "true", dir);
+      s.roles[0].command = {"fake:run"};
+      s.roles[0].resources.cpu_millis = 1000;
+      auto job = c.submit(s);
+      c.beginPass();
+      phases.push_back(c.reconcile(job.id).phase);
+    }
+    if (queues) EXPECT_EQ(phases, (std::vector<std::string>{store::kRunning, store::kRunning, store::kQueued}));
+    else EXPECT_EQ(phases, (std::vector<std::string>{store::kRunning, store::kQueued, store::kQueued}));
+  }
+}
+
 TEST_F(Controller, TheFileCollectorReadsThroughTheBackend) {
   auto cluster = std::make_shared<backend::FakeCluster>(std::vector<sched::Node>{{"node-1", {4000, 8LL << 30, 0}, {}}});
   backend::FakeBackend fake(cluster);

@@ -9,20 +9,23 @@
 namespace trainyard::backend::slurm {
 namespace {
 
-TEST(SlurmState, SqueueJsonGivesTrainyardsJobsOnly) {
-  auto jobs = parseSqueue(R"({"meta": {}, "errors": [], "jobs": [
-      {"job_id": 7, "name": "trainyard-u1-0", "job_state": "PENDING", "state_reason": "Resources", "nodes": "",
-       "start_time": 0, "end_time": 0},
-      {"job_id": 8, "name": "somebody-else", "job_state": "RUNNING"},
-      {"job_id": 9, "name": "trainyard-u2-3", "job_state": "NODE_FAIL", "state_reason": "NodeDown", "nodes": "node[1-2]",
-       "start_time": 1700000000, "end_time": 1700000100}]})");
+TEST(SlurmState, SqueueGivesTrainyardsJobsOnly) {
+  auto jobs = parseSqueue(
+      "7|trainyard-u1-0|PENDING|Resources||N/A|N/A\n"
+      "8|somebody-else|RUNNING|None|node1|2026-11-29T21:04:17|Unknown\n"
+      "9|trainyard-u2-3|NODE_FAIL|NodeDown|node[1-2]|2026-11-29T21:04:17|2026-11-29T21:05:17\n");
   ASSERT_EQ(jobs.size(), 2u);
   EXPECT_EQ(jobs[0].id, "7");
   EXPECT_EQ(jobs[0].reason, "Resources");
+  EXPECT_EQ(jobs[0].start, 0);
   EXPECT_EQ(jobs[1].nodes, "node[1-2]");
-  EXPECT_EQ(jobs[1].end, 1700000100);
+  EXPECT_EQ(jobs[1].end - jobs[1].start, 60);
   EXPECT_THROW(parseSqueue("squeue: error: Unable to contact slurm controller"), std::runtime_error);
-  EXPECT_THROW(parseSqueue(R"({"jobs": 3})"), std::runtime_error);
+  EXPECT_THROW(parseSqueue("1|trainyard-a-0|RUNNING"), std::runtime_error);
+  EXPECT_TRUE(parseSqueue("").empty());
+  auto cmd = squeueCommand();
+  EXPECT_EQ(cmd[0], "squeue");
+  EXPECT_NE(std::find(cmd.begin(), cmd.end(), "--states=all"), cmd.end());
 }
 
 TEST(SlurmState, SinfoJsonGivesSchedulableNodesOfThePartition) {

@@ -62,9 +62,10 @@ double fileTime(const std::string& path) {
 class SlurmBackend final : public Backend {
  public:
   explicit SlurmBackend(const SlurmOptions& o) : o_(o) {
-    auto r = util::runCommand({"squeue", "--json"}, std::chrono::seconds(30));
-    if (!r.ok()) throw std::runtime_error("squeue --json: " + firstLine(r.err));
     if (o_.log_root.empty()) throw std::runtime_error("the slurm backend needs a log directory the nodes share");
+    auto r = util::runCommand(slurm::squeueCommand(), std::chrono::seconds(30));
+    if (!r.ok()) throw std::runtime_error("squeue: " + firstLine(r.err));
+    if (!refresh()) throw std::runtime_error("squeue: unexpected output");
   }
 
   std::string name() const override { return "slurm"; }
@@ -104,8 +105,9 @@ class SlurmBackend final : public Backend {
       t.replicas.push_back(r.name);
       t.programs.push_back(r.argv.empty() ? "" : r.argv[0]);
     }
-    // Submitted already by a process that died before it could say so.
-    refresh();
+    // Submitted already by a process that died before it could say so (in
+    // Slurm's queue since before this process started, so in the last
+    // squeue: not asked again for every launch).
     if (auto* found = queued(slurm::slurmJobName(placed.uid, placed.attempt))) {
       t.id = found->id;
       jobs_[placed.uid] = t;
@@ -206,8 +208,9 @@ class SlurmBackend final : public Backend {
   }
 
   void waitForChange(std::chrono::milliseconds timeout) override {
-    // squeue has no watch: a pass every half second at most.
-    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(timeout, std::chrono::milliseconds(500)));
+    // squeue has no watch: a pass every quarter second at most (squeue
+    // --json costs ~7 ms here; slurmctld answers it from memory).
+    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(timeout, std::chrono::milliseconds(250)));
   }
 
   std::vector<ReplicaStatus> reattach(const std::string& uid, int attempt, const std::vector<ReplicaStatus>& recorded) override {
@@ -256,14 +259,14 @@ class SlurmBackend final : public Backend {
 
   // One squeue for every job; false when it could not be had.
   bool refresh() {
-    auto r = util::runCommand({"squeue", "--json"}, std::chrono::seconds(30));
+    auto r = util::runCommand(slurm::squeueCommand(), std::chrono::seconds(30));
     if (!r.ok()) return false;
     try {
       queue_.clear();
       for (auto& j : slurm::parseSqueue(r.out)) {
         auto& slot = queue_[j.name];
         // The same name twice (an attempt submitted again by hand): the newest.
-        if (slot.id.empty() || std::stoll(j.id) > std::stoll(slot.id)) slot = std::move(j);
+        if (slot.id.empty() || std::stoll(j.id) > std::stoll(slot.id)) slot = std::move(j);  // ids: digits first
       }
     } catch (const std::exception&) {
       return false;

@@ -1,6 +1,7 @@
 #include "backend/slurm/slurm_state.h"
 
 #include <csignal>
+#include <ctime>
 #include <regex>
 #include <stdexcept>
 
@@ -32,22 +33,41 @@ double num(const json& j, const char* key) { return j.contains(key) && j[key].is
 
 }  // namespace
 
-std::vector<SlurmJob> parseSqueue(const std::string& json_text) {
-  json j = parse(json_text, "squeue --json");
+std::vector<std::string> squeueCommand() {
+  return {"squeue", "--noheader", "--states=all", "--format=%i|%j|%T|%r|%N|%S|%e"};
+}
+
+namespace {
+
+// squeue's times are local ("2026-11-29T21:04:17"); N/A, Unknown or none: 0.
+double localTime(const std::string& text) {
+  std::tm tm{};
+  if (!strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
+  tm.tm_isdst = -1;
+  return static_cast<double>(std::mktime(&tm));
+}
+
+}  // namespace
+
+std::vector<SlurmJob> parseSqueue(const std::string& text) {
   std::vector<SlurmJob> out;
-  if (!j.contains("jobs") || !j["jobs"].is_array()) throw std::runtime_error("squeue --json: no \"jobs\" list");
-  for (const auto& job : j["jobs"]) {
-    if (!job.is_object()) continue;
-    SlurmJob s;
-    s.name = str(job, "name");
-    if (!s.name.starts_with("trainyard-")) continue;
-    s.id = str(job, "job_id");
-    s.state = str(job, "job_state");
-    s.reason = str(job, "state_reason");
-    s.nodes = str(job, "nodes");
-    s.start = num(job, "start_time");
-    s.end = num(job, "end_time");
-    out.push_back(std::move(s));
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+    if (line.empty()) continue;
+    std::vector<std::string> f;
+    for (size_t at = 0;;) {
+      size_t bar = line.find('|', at);
+      f.push_back(line.substr(at, bar == std::string::npos ? std::string::npos : bar - at));
+      if (bar == std::string::npos) break;
+      at = bar + 1;
+    }
+    if (f.size() != 7 || f[0].empty() || f[0].find_first_not_of("0123456789_[]-") != std::string::npos)
+      throw std::runtime_error(fmt::format("squeue: unexpected line \"{}\"", line.substr(0, 200)));
+    if (!f[1].starts_with("trainyard-")) continue;
+    out.push_back({f[0], f[1], f[2], f[3], f[4], localTime(f[5]), localTime(f[6])});
   }
   return out;
 }

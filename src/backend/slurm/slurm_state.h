@@ -1,7 +1,7 @@
 // What Slurm says, read (pure: text in, values out, so it is tested without
-// a cluster). `squeue --json` and `sinfo --json` of Slurm 22.05 (their
-// filters are ignored there: every job and node comes back, and is filtered
-// here), and the environment a job step gets (SLURM_TASKS_PER_NODE).
+// a cluster): squeue's jobs, `sinfo --json` of Slurm 22.05 (its filters are
+// ignored there: every node comes back, and is filtered here), and the
+// environment a job step gets (SLURM_TASKS_PER_NODE).
 #pragma once
 #include <string>
 #include <vector>
@@ -25,9 +25,14 @@ struct SlurmJob {
   double start = 0, end = 0;
 };
 
-// The jobs named "trainyard-*" in `squeue --json` output. Throws
-// std::runtime_error on output that is not squeue's JSON.
-std::vector<SlurmJob> parseSqueue(const std::string& json_text);
+// How every job is asked for, in one call: all states (ended jobs stay
+// listed for MinJobAge), one line each in squeueFormat(). Text, not
+// --json: squeue builds its JSON in time quadratic in the jobs listed
+// (0.06 s for 365 jobs here, against 0.009 s for this).
+std::vector<std::string> squeueCommand();
+// The jobs named "trainyard-*" in that output. Throws std::runtime_error
+// on a line that is not in that form.
+std::vector<SlurmJob> parseSqueue(const std::string& text);
 
 // Whether Slurm may still run (or is running) a job in this state.
 bool isActive(const std::string& state);
