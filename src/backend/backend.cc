@@ -1,7 +1,6 @@
 #include "backend/backend.h"
 
 #include <cstdlib>
-#include <functional>
 #include <stdexcept>
 
 #include "backend/kubernetes/kubernetes_backend.h"
@@ -15,9 +14,7 @@ namespace trainyard::backend {
 
 std::string latePeerHostVar(size_t replica) { return "TRAINYARD_PEER_HOST_" + std::to_string(replica); }
 std::string latePeerHost(size_t replica) { return "$(" + latePeerHostVar(replica) + ")"; }
-int fixedPeerPort(const std::string& uid, size_t index) {
-  return 20000 + static_cast<int>((std::hash<std::string>{}(uid) % 2000) * 10 + index % 10);
-}
+
 
 LocalBackendOptions localBackendOptionsFromEnv() {
   LocalBackendOptions o;

@@ -206,14 +206,18 @@ std::vector<backend::ReplicaStatus> JobController::statusesOf(const std::string&
 void JobController::admitQueuedJobs() {
   admitted_in_pass_ = true;
   nodeStates();
-  // A batch system is kept a backlog; queue quotas and fair share still
-  // decide what goes first.
+  // A batch system is kept a backlog: each node counted batch_backlog
+  // times, as copies (a job must still fit one real node; the placement is
+  // the backend's anyway). Queue quotas and fair share still decide what
+  // goes first.
   std::vector<sched::Node> nodes = nodes_;
-  if (backend_.capabilities().queues_jobs && opts_.batch_backlog > 1)
-    for (auto& n : nodes) {
-      n.allocatable.cpu_millis *= opts_.batch_backlog;
-      n.allocatable.memory_bytes *= opts_.batch_backlog;
-    }
+  if (backend_.capabilities().queues_jobs)
+    for (int copy = 2; copy <= opts_.batch_backlog; ++copy)
+      for (const auto& n : nodes_) {
+        sched::Node again = n;
+        again.name = fmt::format("{}~{}", n.name, copy);
+        nodes.push_back(std::move(again));
+      }
   auto out = admitQueued(store_, nodes, opts_.scheduling, opts_.owner, nowSeconds());
   for (int64_t id : out.admitted) {
     auto& t = tracked_[id];

@@ -174,6 +174,33 @@ class Jobs(SlurmE2E):
         self.assertRegex(out, r"rank 0 of 2, master localhost:\d+")  # the master's NodeAddr, bound on the node
         self.assertRegex(out, r"rank 1 of 2, master localhost:\d+")
 
+    def test_a_tfjob_gets_tf_config_with_the_nodes_addresses(self):
+        spec = self.write("tfjob.yaml", """\
+            apiVersion: kubeflow.org/v1
+            kind: TFJob
+            metadata: {name: tf-slurm}
+            spec:
+              tfReplicaSpecs:
+                Worker:
+                  replicas: 2
+                  restartPolicy: Never
+                  template:
+                    spec:
+                      containers:
+                        - name: tensorflow
+                          image: tensorflow/tensorflow:2.13.0
+                          command: [/bin/sh, -c, 'echo "TF_CONFIG=$TF_CONFIG"']
+                          resources: {limits: {cpu: "1", memory: 128Mi}}
+            """)
+        out = self.run_slurm(spec)
+        self.assertIn("tf-slurm Succeeded", out)
+        configs = [json.loads(line.split("TF_CONFIG=", 1)[1]) for line in out.splitlines() if "TF_CONFIG={" in line]
+        self.assertEqual(len(configs), 2, out)
+        for c in configs:  # bound on the node: each worker's NodeAddr and its port, no $(VAR) left
+            self.assertEqual(len(c["cluster"]["worker"]), 2)
+            self.assertTrue(all(re.fullmatch(r"localhost:\d+", w) for w in c["cluster"]["worker"]), c)
+        self.assertEqual(sorted(c["task"]["index"] for c in configs), [0, 1])
+
     def test_more_than_the_partition_has_is_refused_or_waits_with_slurms_reason(self):
         # More CPUs than any node has: refused at submit, naming the field.
         big = self.write("big.yaml", job_yaml("too-big", "true", "resources: {cpu: 16}"))

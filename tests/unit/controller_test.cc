@@ -697,7 +697,7 @@ TEST_F(Controller, AFinishedJobWaitsForItsLogToBeReadable) {
   EXPECT_EQ(loss->value, 0.25);
 }
 
-TEST_F(Controller, ABatchSystemIsKeptABacklog) {
+TEST_F(Controller, ABatchSystemIsKeptABacklogOfWholeNodes) {
   // One node of 1 CPU, three jobs of 1 CPU each. A backend with a queue of
   // its own is given batch_backlog (2) times the node's CPUs, so two go to
   // it; the third waits here. Without a queue of its own, one.
@@ -718,6 +718,14 @@ TEST_F(Controller, ABatchSystemIsKeptABacklog) {
     }
     if (queues) EXPECT_EQ(phases, (std::vector<std::string>{store::kRunning, store::kRunning, store::kQueued}));
     else EXPECT_EQ(phases, (std::vector<std::string>{store::kRunning, store::kQueued, store::kQueued}));
+    // The backlog is more of the cluster, not bigger nodes: what no node holds still never runs.
+    auto big = shellJob(fmt::format("big-{}", queues), "true", dir);
+    big.roles[0].resources.cpu_millis = 2000;
+    auto job = c.submit(big);
+    c.beginPass();
+    auto end = c.reconcile(job.id);
+    EXPECT_EQ(end.phase, store::kFailed);
+    EXPECT_EQ(end.reason, "Unschedulable");
   }
 }
 
