@@ -331,21 +331,24 @@ class Failures(SlurmE2E):
             with open(started) as f:
                 lost = f.read().split()[0]
             slurm_id = self.slurm_ids("nodefail")[0]
-            # The machine dies: its slurmd, and every process of the job on it.
+            # The machine dies: its slurmd, the job's slurmstepd and every process of the job on
+            # it, all at once (stopped first, so that none reports the others' end to slurmctld).
             with open(os.path.join(SLURM, f"slurmd-{lost}.pid")) as f:
-                os.kill(int(f.read()), signal.SIGKILL)
-            for pid in processes_of(slurm_id):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                doomed = [int(f.read())]
             for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
                 try:
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
                         if f"slurmstepd: [{slurm_id}.".encode() in f.read():
-                            os.kill(pid, signal.SIGKILL)
-                except (OSError, ProcessLookupError):
+                            doomed.append(pid)
+                except OSError:
                     pass
+            doomed += processes_of(slurm_id)
+            for sig in (signal.SIGSTOP, signal.SIGKILL):
+                for pid in doomed:
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
 
             def restarted():
                 with open(started) as f:
