@@ -1,5 +1,6 @@
 // Jobs: list (paged, filtered), get, cancel, delete, events, metric series
-// (downsampled), pushed metrics, logs (bytes, or followed over SSE).
+// (downsampled), pushed metrics, logs (bytes, or followed over SSE), outputs
+// (listed and downloaded through artifacts::ArtifactStore).
 #include "api/route_context.h"
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/views.h"
+#include "artifacts/artifact_store.h"
 #include "control/control_plane.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -70,7 +72,66 @@ class JobRoutes final : public RouteGroup, RouteContext {
     route("POST", R"(/api/v1/jobs/([^/]+)/metrics)", "/api/v1/jobs/{name}/metrics", [this](const auto& req, auto& res, const User& u) { pushMetrics(req, res, u); }, kMaxPushBody);
     route("GET", R"(/api/v1/jobs/([^/]+)/metrics/([^/]+))", "/api/v1/jobs/{name}/metrics/{metric}", [this](const auto& req, auto& res, const User& u) { seriesView(req, res, u); });
     route("GET", R"(/api/v1/jobs/([^/]+)/logs)", "/api/v1/jobs/{name}/logs", [this](const auto& req, auto& res, const User& u) { logs(req, res, u); });
+    route("GET", R"(/api/v1/jobs/([^/]+)/outputs)", "/api/v1/jobs/{name}/outputs", [this](const auto& req, auto& res, const User& u) {
+      auto j = job(u, req.matches[1]);
+      bool truncated = false;
+      auto entries = timed("outputs_list", [&] { return outputs_->list(j.outputs_dir, kMaxOutputsListed, &truncated); });
+      json items = json::array();
+      for (const auto& e : entries) items.push_back({{"path", e.path}, {"size", e.size}, {"modified", e.modified}});
+      sendJson(res, 200, {{"job", j.name}, {"items", items}, {"truncated", truncated}});
+    });
+    route("GET", R"(/api/v1/jobs/([^/]+)/outputs/(.+))", "/api/v1/jobs/{name}/outputs/{path}", [this](const auto& req, auto& res, const User& u) {
+      outputFile(req, res, u);
+    });
   }
+
+  static constexpr size_t kMaxOutputsListed = 10000;
+
+  // One output, streamed in pieces (a model may be gigabytes). Shown in the
+  // browser only when it is an image or plain text; anything else is a
+  // download, and no output can run script on the dashboard's origin.
+  void outputFile(const http::Request& req, http::Response& res, const User& u) {
+    auto j = job(u, req.matches[1]);
+    std::string path = req.matches[2];
+    artifacts::Entry e;
+    try {
+      e = outputs_->stat(j.outputs_dir, path);
+    } catch (const artifacts::ArtifactError& err) {
+      throw ApiError(err.status, err.status == 400 ? "InvalidPath" : "NotFound", err.what(), "path");
+    }
+    bool shown = false;
+    std::string type = artifacts::safeContentType(path, &shown);
+    std::string file = fs::path(path).filename().string();
+    std::string quoted;
+    for (char c : file) quoted += (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) ? '_' : c;
+    res.set_header("Content-Disposition", fmt::format("{}; filename=\"{}\"", shown ? "inline" : "attachment", quoted));
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Content-Security-Policy", "sandbox; default-src 'none'");
+    auto store = outputs_;
+    auto at = std::make_shared<uint64_t>(0);
+    std::string root = j.outputs_dir;
+    uint64_t size = e.size;  // what is sent: a file still being written is sent as it was
+    res.set_chunked_content_provider(type, [store, root, path, at, size](http::StreamSink& sink) {
+      if (*at >= size) {
+        sink.done();
+        return false;
+      }
+      std::string piece;
+      try {
+        piece = store->read(root, path, *at, static_cast<size_t>(std::min<uint64_t>(size - *at, 256 << 10)));
+      } catch (const artifacts::ArtifactError&) {
+        return false;  // gone meanwhile: the body ends short
+      }
+      if (piece.empty()) {
+        sink.done();
+        return false;
+      }
+      *at += piece.size();
+      return sink.write(piece.data(), piece.size());
+    });
+  }
+
+  std::shared_ptr<artifacts::ArtifactStore> outputs_ = artifacts::makeDirectoryStore();
 
   void listJobs(const http::Request& req, http::Response& res, const User& u) {
     store::JobQuery q;

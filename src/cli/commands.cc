@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "artifacts/artifact_store.h"
 #include "backend/byte_cursor.h"
 #include "backend/backend.h"
 #include "api/views.h"
@@ -583,6 +584,42 @@ int cmdDescribeJob(const Globals& g, const std::string& name) {
   return 0;
 }
 
+// A job's outputs from the data directory, through the same artifact
+// store the server's API reads.
+int cmdOutputs(const Globals& g, const std::string& name, const std::string& path, const std::string& to) {
+  auto st = store::openStore(g.data_dir);
+  auto job = requireJob(*st, name);
+  auto outputs = artifacts::makeDirectoryStore();
+  if (path.empty()) {
+    bool truncated = false;
+    json items = json::array();
+    for (const auto& e : outputs->list(job.outputs_dir, 10000, &truncated))
+      items.push_back({{"path", e.path}, {"size", e.size}, {"modified", e.modified}});
+    json list = {{"job", job.name}, {"items", items}, {"truncated", truncated}};
+    emit(g, list, [&] { printOutputs(std::cout, list); });
+    return 0;
+  }
+  try {
+    uint64_t size = outputs->stat(job.outputs_dir, path).size;
+    std::ofstream file;
+    if (!to.empty() && to != "-") {
+      file.open(to, std::ios::binary | std::ios::trunc);
+      if (!file) throw UserError(fmt::format("cannot write {}", to));
+    }
+    std::ostream& out = file.is_open() ? static_cast<std::ostream&>(file) : std::cout;
+    for (uint64_t at = 0; at < size;) {
+      std::string piece = outputs->read(job.outputs_dir, path, at, static_cast<size_t>(std::min<uint64_t>(size - at, 1 << 20)));
+      if (piece.empty()) break;
+      out.write(piece.data(), static_cast<std::streamsize>(piece.size()));
+      at += piece.size();
+    }
+    out.flush();
+  } catch (const artifacts::ArtifactError& e) {
+    throw UserError(fmt::format("job {}: {}", name, e.what()));
+  }
+  return 0;
+}
+
 int cmdLogs(const Globals& g, const std::string& name, std::string replica, int attempt, bool follow) {
   auto st = store::openStore(g.data_dir);
   auto job = requireJob(*st, name);
@@ -886,6 +923,12 @@ int runMain(int argc, char** argv) {
   logs->add_option("--attempt", logs_attempt, "Attempt number (0 = first)");
   logs->add_flag("-f,--follow", logs_follow, "Keep printing while the job runs");
 
+  std::string outputs_job, outputs_path, outputs_to;
+  auto* outputs = app.add_subcommand("outputs", "List a job's outputs (TRAINYARD_OUTPUT_DIR), or print or save one of them");
+  outputs->add_option("job", outputs_job, "Job name")->required();
+  outputs->add_option("path", outputs_path, "A file, relative to the job's outputs (omit to list them)");
+  outputs->add_option("--to", outputs_to, "Write the file here instead of to standard output");
+
   std::string cancel_name;
   bool cancel_experiment = false;
   auto* cancel = app.add_subcommand("cancel", "Stop a running or queued job (or, with --experiment, an experiment)");
@@ -962,6 +1005,7 @@ int runMain(int argc, char** argv) {
       if (*get->get_subcommand("experiments")) return remoteGetExperiments(remote);
       if (*get_trials) return remoteGetTrials(remote, trials_exp);
       if (*logs) return remoteLogs(remote, logs_name, logs_replica, logs_attempt, logs_follow);
+      if (*outputs) return remoteOutputs(remote, outputs_job, outputs_path, outputs_to);
       if (*cancel) return remoteCancel(remote, cancel_name, cancel_experiment);
       if (*del_job) return remoteDelete(remote, delete_name);
     }
@@ -979,6 +1023,7 @@ int runMain(int argc, char** argv) {
     if (*get->get_subcommand("experiments")) return cmdGetExperiments(g);
     if (*get_trials) return cmdGetTrials(g, trials_exp);
     if (*logs) return cmdLogs(g, logs_name, logs_replica, logs_attempt, logs_follow);
+    if (*outputs) return cmdOutputs(g, outputs_job, outputs_path, outputs_to);
     if (*cancel) return cancel_experiment ? cmdCancelExperiment(g, cancel_name) : cmdCancel(g, cancel_name);
     if (*del_job) return cmdDeleteJob(g, delete_name);
   } catch (const spec::SpecError& e) {

@@ -104,4 +104,18 @@ void printQueues(std::ostream& out, const nlohmann::json& items) {
   printTable(out, {"NAME", "COHORT", "WEIGHT", "CPU", "MEMORY", "GPU", "BORROWING", "RUNNING", "PENDING"}, rows);
 }
 
+void printOutputs(std::ostream& out, const nlohmann::json& list) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& e : list["items"]) {
+    double size = e["size"].get<double>();
+    std::string human = size >= (1 << 30) ? fmt::format("{:.1f}Gi", size / (1 << 30))
+                        : size >= (1 << 20) ? fmt::format("{:.1f}Mi", size / (1 << 20))
+                        : size >= 1024 ? fmt::format("{:.1f}Ki", size / 1024)
+                                       : fmt::format("{}", static_cast<int64_t>(size));
+    rows.push_back({e["path"].get<std::string>(), human, formatTime(e["modified"].get<double>())});
+  }
+  printTable(out, {"PATH", "SIZE", "MODIFIED"}, rows);
+  if (list.value("truncated", false)) out << "(more files than listed)\n";
+}
+
 }  // namespace trainyard::cli

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -71,6 +72,21 @@ class Client {
                      }
                      return true;
                    });
+    } catch (const http::ClientError& e) {
+      throw RemoteError(kExitInternal, fmt::format("cannot reach the Trainyard server at {}: {}", r_.url, e.what()));
+    }
+    if (status >= 300) checked({status, {}, status_body});
+  }
+  // A body streamed to `out` as it arrives (an output may be gigabytes).
+  void download(const std::string& path, std::ostream& out) {
+    std::string status_body;
+    int status = 0;
+    try {
+      http_.stream(path, {}, [&](int s) { status = s; }, [&](const char* data, size_t n) {
+        if (status >= 300) status_body.append(data, std::min<size_t>(n, 65536 - std::min<size_t>(status_body.size(), 65536)));
+        else out.write(data, static_cast<std::streamsize>(n));
+        return static_cast<bool>(out);
+      });
     } catch (const http::ClientError& e) {
       throw RemoteError(kExitInternal, fmt::format("cannot reach the Trainyard server at {}: {}", r_.url, e.what()));
     }
@@ -353,6 +369,35 @@ int remoteLogs(const Remote& r, const std::string& name, const std::string& repl
     if (!replica.empty()) path += "&replica=" + enc(replica);
     if (attempt >= 0) path += fmt::format("&attempt={}", attempt);
     std::cout << c.text(path) << std::flush;
+    return 0;
+  });
+}
+
+int remoteOutputs(const Remote& r, const std::string& job, const std::string& path, const std::string& to) {
+  return guarded([&] {
+    Client c(r);
+    if (path.empty()) {
+      json list = c.get(fmt::format("/api/v1/jobs/{}/outputs", enc(job)));
+      if (!emit(r, list)) printOutputs(std::cout, list);
+      return 0;
+    }
+    std::string encoded;
+    for (size_t pos = 0; pos <= path.size();) {  // each segment encoded, the slashes kept
+      size_t slash = path.find('/', pos);
+      encoded += enc(path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos));
+      if (slash == std::string::npos) break;
+      encoded += '/';
+      pos = slash + 1;
+    }
+    std::string url = fmt::format("/api/v1/jobs/{}/outputs/{}", enc(job), encoded);
+    if (to.empty() || to == "-") {
+      c.download(url, std::cout);
+      std::cout << std::flush;
+    } else {
+      std::ofstream out(to, std::ios::binary | std::ios::trunc);
+      if (!out) throw RemoteError(kExitBadInput, fmt::format("cannot write {}", to));
+      c.download(url, out);
+    }
     return 0;
   });
 }

@@ -304,6 +304,69 @@ class Auth(ServerE2E):
         self.assertIn("tokens[0].token", p.stderr)
 
 
+class Outputs(ServerE2E):
+    def fetch(self, path, token):
+        """(status, headers, body bytes) of a GET."""
+        req = urllib.request.Request(self.server.url + path, headers={"Authorization": "Bearer " + token})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def test_outputs_are_listed_and_downloaded_by_whoever_may_see_the_job(self):
+        tokens = self.write("tokens.yaml", """\
+            tokens:
+              - {token: alice-token-123, user: alice}
+              - {token: bob-token-4567, user: bob}
+            """)
+        os.chmod(tokens, 0o600)
+        self.start("--auth", tokens)
+        self.env["TRAINYARD_TOKEN"] = self.token = alice = "alice-token-123"
+        script = ('cd "$TRAINYARD_OUTPUT_DIR" && printf "a,b\\n1,2\\n" > metrics.csv && mkdir -p sub && '
+                  'head -c 600000 /dev/urandom > sub/model.bin && echo "<script>alert(1)</script>" > page.html && '
+                  'ln -s /etc/passwd pw')
+        self.ty("submit", self.write("o.yaml", job_yaml("outs", script)), check=0)
+        self.wait_phase("outs", ("Succeeded",))
+        st, listed = self.call("GET", "/api/v1/jobs/outs/outputs", token=alice)
+        self.assertEqual(st, 200, listed)
+        self.assertEqual([e["path"] for e in listed["items"]], ["metrics.csv", "page.html", "sub/model.bin"])  # no symlink
+        self.assertEqual(listed["items"][2]["size"], 600000)
+        outputs_dir = self.call("GET", "/api/v1/jobs/outs", token=alice)[1]["outputsDir"]
+        with open(os.path.join(outputs_dir, "sub", "model.bin"), "rb") as f:
+            model = f.read()
+        st, headers, body = self.fetch("/api/v1/jobs/outs/outputs/sub/model.bin", alice)
+        self.assertEqual((st, body), (200, model))
+        self.assertIn("attachment", headers["Content-Disposition"])
+        st, headers, body = self.fetch("/api/v1/jobs/outs/outputs/metrics.csv", alice)
+        self.assertEqual(body, b"a,b\n1,2\n")
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"), headers["Content-Type"])
+        self.assertIn("inline", headers["Content-Disposition"])
+        # A page a job wrote is never a page on the dashboard's origin.
+        st, headers, body = self.fetch("/api/v1/jobs/outs/outputs/page.html", alice)
+        self.assertEqual(headers["Content-Type"], "application/octet-stream")
+        self.assertIn("attachment", headers["Content-Disposition"])
+        self.assertIn("sandbox", headers["Content-Security-Policy"])
+        self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
+        self.assertError(self.call("GET", "/api/v1/jobs/outs/outputs/pw", token=alice), 404, "NotFound", "path")
+        self.assertError(self.call("GET", "/api/v1/jobs/outs/outputs/%2e%2e/%2e%2e/tokens.yaml", token=alice), 400, "InvalidPath", "path")
+        self.assertError(self.call("GET", "/api/v1/jobs/outs/outputs/nope.txt", token=alice), 404, "NotFound", "path")
+        # Bob may not see alice's job, nor its outputs.
+        self.assertError(self.call("GET", "/api/v1/jobs/outs/outputs", token="bob-token-4567"), 403, "Forbidden")
+        self.assertEqual(self.fetch("/api/v1/jobs/outs/outputs/metrics.csv", "bob-token-4567")[0], 403)
+        self.assertEqual(self.fetch("/api/v1/jobs/outs/outputs/metrics.csv", "")[0], 401)
+        # The CLI from any shell, through the server.
+        p = self.ty("outputs", "outs", check=0)
+        self.assertIn("sub/model.bin", p.stdout)
+        saved = os.path.join(self.dir, "model.copy")
+        self.ty("outputs", "outs", "sub/model.bin", "--to", saved, check=0)
+        with open(saved, "rb") as f:
+            self.assertEqual(f.read(), model)
+        p = self.ty("outputs", "outs", "pw")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("symlink", p.stderr)
+
+
 class RestartSafety(ServerE2E):
     def test_kill_9_with_jobs_and_an_experiment_running(self):
         marker = os.path.join(self.dir, "marker")
