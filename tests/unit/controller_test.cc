@@ -372,7 +372,11 @@ TEST_F(Controller, OnFailureRestartsEveryReplica) {
   ASSERT_EQ(attempts.size(), 4u);
   EXPECT_EQ(byReplica(attempts, 0)["master-0"].reason, "GangStopped");
   EXPECT_EQ(byReplica(attempts, 1)["master-0"].exit_code, 0);
-  EXPECT_EQ(byReplica(attempts, 1)["worker-0"].exit_code, 0);
+  // The worker ran again (it left its file); the master's success may be
+  // seen before the worker's own exit, which then ends as stopped with the gang.
+  EXPECT_TRUE(std::filesystem::exists(dir + "/worker-done"));
+  auto worker = byReplica(attempts, 1)["worker-0"];
+  EXPECT_TRUE(worker.exit_code == 0 || worker.reason == "GangStopped") << worker.reason;
 }
 
 TEST_F(Controller, MasterSuccessEndsTheJobAndStopsTheRest) {
