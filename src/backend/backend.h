@@ -112,9 +112,11 @@ std::string latePeerHost(size_t replica);     // $(TRAINYARD_PEER_HOST_<i>)
 // The port replica `index` of job `uid` listens on, for a backend whose
 // replicas share their node's ports (host network; batch nodes) and whose
 // peers are wired before they start: fixed, and spread by the uid.
-// Inline: the Kubernetes plugin uses it too, and does not link ty_backend.
+// 20000-31999: below Linux's ephemeral ports (32768 and up), which any
+// process's outgoing connection or port-0 listener may hold. Inline: the
+// Kubernetes plugin uses it too, and does not link ty_backend.
 inline int fixedPeerPort(const std::string& uid, size_t index) {
-  return 20000 + static_cast<int>((std::hash<std::string>{}(uid) % 2000) * 10 + index % 10);
+  return 20000 + static_cast<int>((std::hash<std::string>{}(uid) % 1200) * 10 + index % 10);
 }
 
 // A piece of a replica's log and where to continue (an opaque cursor: a

@@ -346,6 +346,8 @@ TEST_P(BackendConformance, StopSendsTermThenKillsAfterTheGrace) {
   be->launch(job("stubborn", 0, {env->argv(Program::IgnoreTerm)}));
   // It says "ready" once its trap is installed (a real program's start-up).
   until(*be, "stubborn", [&](const auto&) { return be->readLogAt("stubborn", 0, "worker-0", "", 64).bytes == "ready\n"; });
+  // Running, not still waiting for a node (a batch queue): then SIGTERM is what ends it.
+  until(*be, "polite", [](const auto& s) { return !s.empty() && s[0].phase == ReplicaPhase::Running; });
   be->stop("polite", 5000ms);
   be->stop("stubborn", 300ms);
   auto p = until(*be, "polite", allExited);

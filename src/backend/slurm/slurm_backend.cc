@@ -155,6 +155,7 @@ class SlurmBackend final : public Backend {
     auto it = jobs_.find(uid);
     if (it == jobs_.end() || it->second.id.empty()) return;
     Tracked& t = it->second;
+    refresh();  // its state now, not at the last pass: a job started since gets its grace
     const SlurmJob* job = queued(slurm::slurmJobName(uid, t.attempt));
     bool running = job && job->state != "PENDING";
     if (grace.count() <= 0 || !running) {
