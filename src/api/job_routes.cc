@@ -74,18 +74,12 @@ class JobRoutes final : public RouteGroup, RouteContext {
     route("GET", R"(/api/v1/jobs/([^/]+)/logs)", "/api/v1/jobs/{name}/logs", [this](const auto& req, auto& res, const User& u) { logs(req, res, u); });
     route("GET", R"(/api/v1/jobs/([^/]+)/outputs)", "/api/v1/jobs/{name}/outputs", [this](const auto& req, auto& res, const User& u) {
       auto j = job(u, req.matches[1]);
-      bool truncated = false;
-      auto entries = timed("outputs_list", [&] { return outputs_->list(j.outputs_dir, kMaxOutputsListed, &truncated); });
-      json items = json::array();
-      for (const auto& e : entries) items.push_back({{"path", e.path}, {"size", e.size}, {"modified", e.modified}});
-      sendJson(res, 200, {{"job", j.name}, {"items", items}, {"truncated", truncated}});
+      sendJson(res, 200, timed("outputs_list", [&] { return outputsJson(j); }));
     });
     route("GET", R"(/api/v1/jobs/([^/]+)/outputs/(.+))", "/api/v1/jobs/{name}/outputs/{path}", [this](const auto& req, auto& res, const User& u) {
       outputFile(req, res, u);
     });
   }
-
-  static constexpr size_t kMaxOutputsListed = 10000;
 
   // One output, streamed in pieces (a model may be gigabytes). Shown in the
   // browser only when it is an image or plain text; anything else is a

@@ -1,5 +1,7 @@
 #include "api/views.h"
 
+#include "artifacts/artifact_store.h"
+
 #include <cstdio>
 #include <map>
 
@@ -181,6 +183,14 @@ json queuesJson(store::Store& db, const std::optional<std::string>& viewer) {
   for (const auto& d : defs)
     if (d.kind == "Cohort") cohorts.push_back({{"name", d.name}, {"parent", d.parent}});
   return {{"items", items}, {"cohorts", cohorts}};
+}
+
+json outputsJson(const store::JobRecord& j, size_t limit) {
+  bool truncated = false;
+  json items = json::array();
+  for (const auto& e : artifacts::makeDirectoryStore()->list(j.outputs_dir, limit, &truncated))
+    items.push_back({{"path", e.path}, {"size", e.size}, {"modified", e.modified}});
+  return {{"job", j.name}, {"items", items}, {"truncated", truncated}};
 }
 
 }  // namespace trainyard::api

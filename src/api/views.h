@@ -21,6 +21,9 @@ nlohmann::json experimentJson(store::Store& st, const store::ExperimentRecord& e
 // Every queue with its quota, usage and waiting jobs ({"items", "cohorts"});
 // with a viewer, other users' waiting jobs are counted but not named.
 nlohmann::json queuesJson(store::Store& st, const std::optional<std::string>& viewer);
+// A job's outputs ({job, items: [{path, size, modified}], truncated}): the
+// API's answer and `trainyard outputs -o json`, on a server or not.
+nlohmann::json outputsJson(const store::JobRecord& j, size_t limit = 10000);
 
 std::string objectiveText(const spec::ExperimentSpec& spec, const store::TrialRecord& t);
 std::string paramsText(const store::TrialRecord& t);

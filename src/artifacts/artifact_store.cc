@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "util/files.h"
+
 namespace trainyard::artifacts {
 namespace fs = std::filesystem;
 
@@ -40,15 +42,6 @@ std::string safeContentType(const std::string& path, bool* inline_ok) {
 
 namespace {
 
-double mtimeOf(const fs::directory_entry& e) {
-  std::error_code ec;
-  auto t = e.last_write_time(ec);
-  if (ec) return 0;
-  // file_clock to system_clock through "now" on both (no clock_cast in g++ 12).
-  auto sys = std::chrono::system_clock::now() + (t - fs::file_time_type::clock::now());
-  return std::chrono::duration<double>(sys.time_since_epoch()).count();
-}
-
 class DirectoryStore final : public ArtifactStore {
  public:
   std::vector<Entry> list(const std::string& root, size_t limit, bool* truncated) override {
@@ -64,7 +57,7 @@ class DirectoryStore final : public ArtifactStore {
         *truncated = true;
         break;
       }
-      out.push_back({fs::relative(it->path(), root, ec).generic_string(), it->file_size(ec), mtimeOf(*it)});
+      out.push_back({fs::relative(it->path(), root, ec).generic_string(), it->file_size(ec), util::modifiedAt(it->path())});
     }
     std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) { return a.path < b.path; });
     return out;
@@ -73,7 +66,7 @@ class DirectoryStore final : public ArtifactStore {
   Entry stat(const std::string& root, const std::string& path) override {
     fs::path file = resolve(root, path);
     std::error_code ec;
-    return {path, fs::file_size(file, ec), mtimeOf(fs::directory_entry(file, ec))};
+    return {path, fs::file_size(file, ec), util::modifiedAt(file)};
   }
 
   std::string read(const std::string& root, const std::string& path, uint64_t offset, size_t max_bytes) override {

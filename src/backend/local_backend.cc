@@ -382,7 +382,7 @@ void LocalBackend::reap(Proc& p, bool block) {
     p.status.message = "the process could not be waited for";
   }
   // Under a supervisor, its record is the command's own status.
-  if (auto rec = p.status_file.empty() ? std::nullopt : readExitRecord(p.status_file)) applyRecord(p, *rec);
+  if (auto rec = p.status_file.empty() ? std::nullopt : readExitRecord(p.status_file)) applyExitRecord(*rec, p.program, p.status);
   // The replica is over: whatever it left behind in its group goes too, as
   // when a container ends.
   ::kill(-p.pid, SIGKILL);
@@ -415,7 +415,7 @@ void LocalBackend::reapAdopted(Proc& p, bool block) {
   p.status.finished_at = wallNow();
   if (p.pidfd >= 0) ::kill(-p.pid, SIGKILL);  // what it left behind in its group goes too
   if (auto rec = readExitRecord(p.status_file)) {
-    applyRecord(p, *rec);
+    applyExitRecord(*rec, p.program, p.status);
   } else {
     p.status.signal = SIGKILL;
     p.status.reason = "Lost";
@@ -423,16 +423,6 @@ void LocalBackend::reapAdopted(Proc& p, bool block) {
   }
   if (p.pidfd >= 0) close(p.pidfd);
   p.pidfd = -1;
-}
-
-void LocalBackend::applyRecord(Proc& p, const ExitRecord& rec) {
-  p.status.exit_code = rec.exit_code;
-  p.status.signal = rec.signal;
-  p.status.reason = rec.signal ? "Signaled" : (*rec.exit_code == 0 ? "Completed" : "Error");
-  if (rec.start_errno) {
-    p.status.reason = "StartError";
-    p.status.message = fmt::format("cannot execute {}: {}", p.program, std::strerror(*rec.start_errno));
-  }
 }
 
 std::vector<ReplicaStatus> LocalBackend::reattach(const std::string& uid, int attempt,

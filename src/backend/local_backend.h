@@ -59,7 +59,6 @@ class LocalBackend final : public Backend {
   void reap(Proc& p, bool block);
   void reapAdopted(Proc& p, bool block);
   void killGroup(Proc& p, int sig);
-  void applyRecord(Proc& p, const ExitRecord& rec);
   void escalate(Job& job);
 
   LocalBackendOptions opts_;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "util/env.h"
 
 namespace trainyard::backend {
@@ -112,6 +113,16 @@ int runSupervisor(int argc, char** argv) {
   }
   std::rename(tmp.c_str(), status.c_str());
   return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : (WIFEXITED(st) ? WEXITSTATUS(st) : 255);
+}
+
+void applyExitRecord(const ExitRecord& rec, const std::string& program, ReplicaStatus& s) {
+  s.exit_code = rec.exit_code;
+  s.signal = rec.signal;
+  s.reason = rec.signal ? "Signaled" : (rec.exit_code.value_or(1) == 0 ? "Completed" : "Error");
+  if (rec.start_errno) {
+    s.reason = "StartError";
+    s.message = "cannot execute " + program + ": " + std::strerror(*rec.start_errno);
+  }
 }
 
 std::string exitStatusFile(const std::string& log_ref) {

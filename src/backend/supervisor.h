@@ -22,4 +22,11 @@ std::string exitStatusFile(const std::string& log_file);
 // What a supervisor wrote, or nothing when it did not (killed, not started).
 std::optional<ExitRecord> readExitRecord(const std::string& status_file);
 
+struct ReplicaStatus;
+// A replica's end as its record says: exit code or signal, and the reason
+// (Completed, Error, Signaled; StartError naming `program` when the command
+// could not be executed). Every backend whose replicas run under the
+// supervisor reads its records so.
+void applyExitRecord(const ExitRecord& rec, const std::string& program, ReplicaStatus& status);
+
 }  // namespace trainyard::backend

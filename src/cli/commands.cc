@@ -589,16 +589,12 @@ int cmdDescribeJob(const Globals& g, const std::string& name) {
 int cmdOutputs(const Globals& g, const std::string& name, const std::string& path, const std::string& to) {
   auto st = store::openStore(g.data_dir);
   auto job = requireJob(*st, name);
-  auto outputs = artifacts::makeDirectoryStore();
   if (path.empty()) {
-    bool truncated = false;
-    json items = json::array();
-    for (const auto& e : outputs->list(job.outputs_dir, 10000, &truncated))
-      items.push_back({{"path", e.path}, {"size", e.size}, {"modified", e.modified}});
-    json list = {{"job", job.name}, {"items", items}, {"truncated", truncated}};
+    json list = api::outputsJson(job);
     emit(g, list, [&] { printOutputs(std::cout, list); });
     return 0;
   }
+  auto outputs = artifacts::makeDirectoryStore();
   try {
     uint64_t size = outputs->stat(job.outputs_dir, path).size;
     std::ofstream file;

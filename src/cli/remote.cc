@@ -83,8 +83,8 @@ class Client {
     int status = 0;
     try {
       http_.stream(path, {}, [&](int s) { status = s; }, [&](const char* data, size_t n) {
-        if (status >= 300) status_body.append(data, std::min<size_t>(n, 65536 - std::min<size_t>(status_body.size(), 65536)));
-        else out.write(data, static_cast<std::streamsize>(n));
+        if (status < 300) out.write(data, static_cast<std::streamsize>(n));
+        else if (status_body.size() < 65536) status_body.append(data, std::min(n, 65536 - status_body.size()));
         return static_cast<bool>(out);
       });
     } catch (const http::ClientError& e) {

@@ -1,5 +1,7 @@
 #include "util/files.h"
 
+#include <sys/stat.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,6 +15,12 @@ std::string readFrom(const std::string& path, uint64_t offset, size_t max_bytes)
   ::close(fd);
   out.resize(n > 0 ? static_cast<size_t>(n) : 0);
   return out;
+}
+
+double modifiedAt(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return 0;
+  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
 }
 
 }  // namespace trainyard::util

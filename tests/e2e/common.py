@@ -112,6 +112,17 @@ def job_yaml(name, script, *spec_lines, labels=None):
     return "\n".join(lines) + "\n"
 
 
+def fixture_skip_reason(directory, variable, fixture):
+    """Why the tests of a ctest fixture's cluster (its directory in `variable`) cannot run, or ""."""
+    if not directory:
+        return f"{variable} not set: run through ctest (fixture {fixture})"
+    skipped = os.path.join(directory, "skipped")
+    if os.path.exists(skipped):
+        with open(skipped) as f:
+            return f.read().strip()
+    return ""
+
+
 def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -11,7 +11,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from common import BIN, E2E, SOURCE_DIR, job_yaml
+from common import BIN, E2E, SOURCE_DIR, fixture_skip_reason, job_yaml
 
 CLUSTER = os.environ.get("TRAINYARD_TEST_K8S_DIR", "")
 
@@ -34,13 +34,7 @@ PEER_SCRIPT = ("import os, socket\n"
 
 
 def skip_reason():
-    if not CLUSTER:
-        return "TRAINYARD_TEST_K8S_DIR not set: run through ctest (fixture k8s)"
-    skipped = os.path.join(CLUSTER, "skipped")
-    if os.path.exists(skipped):
-        with open(skipped) as f:
-            return f.read().strip()
-    return ""
+    return fixture_skip_reason(CLUSTER, "TRAINYARD_TEST_K8S_DIR", "k8s")
 
 
 class KubernetesE2E(E2E):

@@ -9,20 +9,14 @@ import subprocess
 import time
 import unittest
 
-from common import BIN, E2E, RUN_AS_SELF, SOURCE_DIR, job_yaml
+from common import E2E, SOURCE_DIR, fixture_skip_reason, job_yaml
 
 SLURM = os.environ.get("TRAINYARD_TEST_SLURM_DIR", "")
 EXAMPLES = os.path.join(SOURCE_DIR, "examples", "fmnist")
 
 
 def skip_reason():
-    if not SLURM:
-        return "TRAINYARD_TEST_SLURM_DIR not set: run through ctest (fixture slurm)"
-    skipped = os.path.join(SLURM, "skipped")
-    if os.path.exists(skipped):
-        with open(skipped) as f:
-            return f.read().strip()
-    return ""
+    return fixture_skip_reason(SLURM, "TRAINYARD_TEST_SLURM_DIR", "slurm")
 
 
 def processes_of(slurm_job_id):
@@ -142,33 +136,20 @@ class Jobs(SlurmE2E):
         self.assertEqual(len(ids), 1)
 
     def test_a_kubeflow_pytorchjob_runs_unchanged(self):
-        spec = self.write("pytorchjob.yaml", """\
-            apiVersion: kubeflow.org/v1
-            kind: PyTorchJob
-            metadata: {name: kf-slurm}
-            spec:
-              pytorchReplicaSpecs:
-                Master:
-                  replicas: 1
-                  restartPolicy: OnFailure
-                  template:
-                    spec:
-                      containers:
-                        - name: pytorch
-                          image: docker.io/kubeflow/pytorch-example:latest
-                          command: [/bin/sh, -c, 'echo "rank $RANK of $WORLD_SIZE, master $MASTER_ADDR:$MASTER_PORT"']
-                          resources: {limits: {cpu: "1", memory: 256Mi}}
-                Worker:
-                  replicas: 1
-                  restartPolicy: OnFailure
-                  template:
-                    spec:
-                      containers:
-                        - name: pytorch
-                          image: docker.io/kubeflow/pytorch-example:latest
-                          command: [/bin/sh, -c, 'echo "rank $RANK of $WORLD_SIZE, master $MASTER_ADDR:$MASTER_PORT"']
-                          resources: {limits: {cpu: "1", memory: 256Mi}}
-            """)
+        replica = lambda role: f"""\
+    {role}:
+      replicas: 1
+      restartPolicy: OnFailure
+      template:
+        spec:
+          containers:
+            - name: pytorch
+              image: docker.io/kubeflow/pytorch-example:latest
+              command: [/bin/sh, -c, 'echo "rank $RANK of $WORLD_SIZE, master $MASTER_ADDR:$MASTER_PORT"']
+              resources: {{limits: {{cpu: "1", memory: 256Mi}}}}
+"""
+        spec = self.write("pytorchjob.yaml", "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {name: kf-slurm}\n"
+                          "spec:\n  pytorchReplicaSpecs:\n" + replica("Master") + replica("Worker"))
         out = self.run_slurm(spec)
         self.assertIn("kf-slurm Succeeded", out)
         self.assertRegex(out, r"rank 0 of 2, master localhost:\d+")  # the master's NodeAddr, bound on the node
@@ -238,6 +219,8 @@ class Experiments(SlurmE2E):
                  "for _ in range(1200):\n"
                  "    if len(os.listdir(gate)) >= 4: break\n"
                  "    time.sleep(0.05)\n"
+                 "else:\n"
+                 "    sys.exit('fewer than 4 trials ran at once')\n"
                  "for step in range(1, 10):\n"
                  "    print(f'step={step} loss={x + 1.0 / step}', flush=True)\n"
                  "    time.sleep(0.3)\n")
@@ -269,7 +252,8 @@ class Experiments(SlurmE2E):
         states = [t["state"] for t in items]
         self.assertTrue(all(s in ("Succeeded", "EarlyStopped") for s in states), states)
         self.assertIn("EarlyStopped", states)  # ASHA stopped some (scancel)
-        self.assertGreaterEqual(len(os.listdir(gate)), 8)  # every trial checked in; the first 4 waited for each other
+        # Every trial checked in; the first 4 met at the gate (a trial that waited alone exits with an error).
+        self.assertGreaterEqual(len(os.listdir(gate)), 8)
         # No trial's process outlives it.
         for t in items:
             for i in self.slurm_ids(t["job"]):
@@ -331,10 +315,11 @@ class Failures(SlurmE2E):
             with open(started) as f:
                 lost = f.read().split()[0]
             slurm_id = self.slurm_ids("nodefail")[0]
-            # The machine dies: its slurmd, the job's slurmstepd and every process of the job on
-            # it, all at once (stopped first, so that none reports the others' end to slurmctld).
-            with open(os.path.join(SLURM, f"slurmd-{lost}.pid")) as f:
-                doomed = [int(f.read())]
+            # The machine dies: every process of the job on it, the job's slurmstepd and its
+            # slurmd, all at once. All are stopped first, so that none reports the others' end
+            # to slurmctld; the tasks are killed before their slurmstepd, whose death would
+            # otherwise wake them with SIGHUP (an orphaned, stopped process group).
+            doomed = processes_of(slurm_id)
             for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
                 try:
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -342,7 +327,8 @@ class Failures(SlurmE2E):
                             doomed.append(pid)
                 except OSError:
                     pass
-            doomed += processes_of(slurm_id)
+            with open(os.path.join(SLURM, f"slurmd-{lost}.pid")) as f:
+                doomed.append(int(f.read()))
             for sig in (signal.SIGSTOP, signal.SIGKILL):
                 for pid in doomed:
                     try:

@@ -668,9 +668,6 @@ TEST_F(Controller, AReplicaThatNeverStartsTimesOut) {
   EXPECT_EQ(st->attempts(job.id).at(0).reason, "StartTimeout");
 }
 
-// The File collector reads through the backend (readFileAt), never the
-// controller's own file system: on the fake backend the file exists only
-// in the fake cluster, and its metrics arrive all the same.
 // Every replica has exited, but its log cannot be read just now: the job's
 // last metrics are in it, so the outcome waits for the log instead of
 // ending the job without them.
@@ -733,6 +730,9 @@ TEST_F(Controller, ABatchSystemIsKeptABacklogOfWholeNodes) {
   }
 }
 
+// The File collector reads through the backend (readFileAt), never the
+// controller's own file system: on the fake backend the file exists only
+// in the fake cluster, and its metrics arrive all the same.
 TEST_F(Controller, TheFileCollectorReadsThroughTheBackend) {
   auto cluster = std::make_shared<backend::FakeCluster>(std::vector<sched::Node>{{"node-1", {4000, 8LL << 30, 0}, {}}});
   backend::FakeBackend fake(cluster);

@@ -508,10 +508,12 @@ class KubernetesBackend final : public Backend {
   void follow(const std::string& uid, int attempt, const std::string& replica, const json& pod) {
     if (opts_.log_root.empty()) return;  // nowhere to keep it: read through pods/log each time
     std::string key = fmt::format("{}/{}/{}", uid, attempt, replica);
-    auto f = std::make_shared<LogFollower>();
+    std::shared_ptr<LogFollower> f;
     {
       std::lock_guard lk(s_->mu);
-      if (!s_->followers.emplace(key, f).second) return;
+      auto& slot = s_->followers[key];
+      if (slot) return;  // followed already (every pass sees every started pod)
+      f = slot = std::make_shared<LogFollower>();
     }
     std::string container = pod["metadata"].value("annotations", json::object()).value("trainyard.dev/container", "trainyard");
     std::filesystem::path file = std::filesystem::path(opts_.log_root) / uid / logFileName(replica, attempt);

@@ -6,6 +6,7 @@
 
 #include "backend/byte_cursor.h"
 #include "backend/slurm/slurm_state.h"
+#include "util/files.h"
 
 namespace trainyard::backend::slurm {
 using json = nlohmann::json;
@@ -67,6 +68,13 @@ json planFor(const PlacedJob& job, const std::string& log_dir, const std::string
           {"cpusPerTask", shape.cpus_per_task}, {"tasks", tasks}};
 }
 
+json readPlan(const std::string& path) {
+  json plan = json::parse(util::readFrom(path, 0, 64u << 20), nullptr, false);
+  if (!plan.is_object() || !plan.contains("tasks") || !plan["tasks"].is_array())
+    throw std::runtime_error(fmt::format("{}: not a trainyard slurm plan", path));
+  return plan;
+}
+
 std::vector<std::string> sbatchArgs(const PlacedJob& job, const SlurmOptions& o, const std::string& log_dir,
                                     const std::string& script) {
   for (const auto& r : job.replicas)
@@ -104,7 +112,6 @@ std::vector<std::string> sbatchArgs(const PlacedJob& job, const SlurmOptions& o,
     a.push_back(fmt::format("--uid={}", o.run_uid));
     a.push_back(fmt::format("--gid={}", o.run_gid));
   }
-  a.insert(a.end(), o.sbatch_args.begin(), o.sbatch_args.end());
   a.push_back(script);
   return a;
 }

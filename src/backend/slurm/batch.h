@@ -33,6 +33,10 @@ Shape shapeOf(const PlacedJob& job);
 // their argv, env, working directory and log file; the shape for srun.
 nlohmann::json planFor(const PlacedJob& job, const std::string& log_dir, const std::string& trainyard);
 
+// The plan file `path`, as planFor wrote it. Throws std::runtime_error
+// for a file that is not one.
+nlohmann::json readPlan(const std::string& path);
+
 // sbatch's arguments (the script path last). Throws BackendError
 // (permanent) for what cannot be a Slurm job (an MPI job's slot replicas).
 std::vector<std::string> sbatchArgs(const PlacedJob& job, const SlurmOptions& o, const std::string& log_dir,

@@ -20,7 +20,6 @@ struct SlurmOptions {
   // A root server's job user (sbatch --uid/--gid): jobs never run as root.
   int run_uid = -1;
   int run_gid = -1;
-  std::vector<std::string> sbatch_args;  // more sbatch options, as given
 };
 
 }  // namespace trainyard::backend

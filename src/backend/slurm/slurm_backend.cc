@@ -1,6 +1,5 @@
 #include "backend/slurm/slurm_backend.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -20,6 +18,7 @@
 #include "backend/slurm/slurm_state.h"
 #include "backend/supervisor.h"
 #include "util/command.h"
+#include "util/files.h"
 
 namespace trainyard::backend {
 namespace {
@@ -52,20 +51,11 @@ std::string lastLine(const std::string& path) {
   return text.substr(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
 }
 
-// When a file was written (wall clock), 0 when it is not there.
-double fileTime(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
-}
-
 class SlurmBackend final : public Backend {
  public:
   explicit SlurmBackend(const SlurmOptions& o) : o_(o) {
     if (o_.log_root.empty()) throw std::runtime_error("the slurm backend needs a log directory the nodes share");
-    auto r = util::runCommand(slurm::squeueCommand(), std::chrono::seconds(30));
-    if (!r.ok()) throw std::runtime_error("squeue: " + firstLine(r.err));
-    if (!refresh()) throw std::runtime_error("squeue: unexpected output");
+    if (std::string why = refresh(); !why.empty()) throw std::runtime_error(why);
   }
 
   std::string name() const override { return "slurm"; }
@@ -155,8 +145,10 @@ class SlurmBackend final : public Backend {
     auto it = jobs_.find(uid);
     if (it == jobs_.end() || it->second.id.empty()) return;
     Tracked& t = it->second;
-    refresh();  // its state now, not at the last pass: a job started since gets its grace
-    const SlurmJob* job = queued(slurm::slurmJobName(uid, t.attempt));
+    const std::string name = slurm::slurmJobName(uid, t.attempt);
+    // Pending at the last pass: its state now (a job started since gets its grace).
+    if (!queued(name) || queued(name)->state == "PENDING") refresh();
+    const SlurmJob* job = queued(name);
     bool running = job && job->state != "PENDING";
     if (grace.count() <= 0 || !running) {
       scancel(t, {});  // nothing runs yet, or no grace: Slurm's own TERM, then KILL after its KillWait
@@ -178,7 +170,7 @@ class SlurmBackend final : public Backend {
   }
 
   std::map<std::string, std::vector<ReplicaStatus>> observeAll() override {
-    if (!refresh()) return last_;  // the controller away for a moment: nothing changed as far as we know
+    if (!refresh().empty()) return last_;  // the controller away for a moment: nothing changed as far as we know
     std::map<std::string, std::vector<ReplicaStatus>> out;
     for (auto& [uid, t] : jobs_) {
       const SlurmJob* job = queued(slurm::slurmJobName(uid, t.attempt));
@@ -219,16 +211,15 @@ class SlurmBackend final : public Backend {
     t.attempt = attempt;
     t.log_dir = (fs::path(o_.log_root) / uid).string();
     // The replicas in task order, from the plan the attempt was submitted with.
-    std::ifstream in(slurm::planFile(t.log_dir, attempt));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto plan = nlohmann::json::parse(ss.str(), nullptr, false);
-    if (plan.is_object() && plan.contains("tasks") && plan["tasks"].is_array())
-      for (const auto& task : plan["tasks"]) {
+    try {
+      for (const auto& task : slurm::readPlan(slurm::planFile(t.log_dir, attempt))["tasks"]) {
         t.replicas.push_back(task.value("name", ""));
         const auto& argv = task.value("argv", nlohmann::json::array());
         t.programs.push_back(argv.empty() || !argv[0].is_string() ? "" : argv[0].get<std::string>());
       }
+    } catch (const std::exception&) {
+      // No plan (lost with its directory): the replicas as recorded.
+    }
     if (t.replicas.empty())
       for (const auto& r : recorded) t.replicas.push_back(r.name);
     jobs_[uid] = t;
@@ -258,21 +249,23 @@ class SlurmBackend final : public Backend {
     Clock::time_point kill_at;
   };
 
-  // One squeue for every job; false when it could not be had.
-  bool refresh() {
+  // One squeue for every job; "" or why it could not be had (the last one
+  // is kept then).
+  std::string refresh() {
     auto r = util::runCommand(slurm::squeueCommand(), std::chrono::seconds(30));
-    if (!r.ok()) return false;
+    if (!r.ok()) return "squeue: " + firstLine(r.err);
+    std::map<std::string, SlurmJob> now;
     try {
-      queue_.clear();
       for (auto& j : slurm::parseSqueue(r.out)) {
-        auto& slot = queue_[j.name];
+        auto& slot = now[j.name];
         // The same name twice (an attempt submitted again by hand): the newest.
         if (slot.id.empty() || std::stoll(j.id) > std::stoll(slot.id)) slot = std::move(j);  // ids: digits first
       }
-    } catch (const std::exception&) {
-      return false;
+    } catch (const std::exception& e) {
+      return e.what();
     }
-    return true;
+    queue_ = std::move(now);
+    return "";
   }
   const SlurmJob* queued(const std::string& name) const {
     auto it = queue_.find(name);
@@ -294,18 +287,11 @@ class SlurmBackend final : public Backend {
       s.handle = fmt::format("{}/{}", t.id, i);
       s.log_ref = fmt::format("{}/{}", t.log_dir, logFileName(s.name, t.attempt));
       std::string exit_file = exitStatusFile(s.log_ref), started = slurm::startedFile(s.log_ref);
-      s.started_at = fileTime(started);
+      s.started_at = util::modifiedAt(started);
       if (auto rec = readExitRecord(exit_file)) {
         s.phase = ReplicaPhase::Exited;
-        s.finished_at = fileTime(exit_file);
-        s.exit_code = rec->exit_code;
-        s.signal = rec->signal;
-        s.reason = rec->signal ? "Signaled" : (rec->exit_code.value_or(1) == 0 ? "Completed" : "Error");
-        if (rec->start_errno) {
-          s.reason = "StartError";
-          s.message = fmt::format("cannot execute {}: {}", i < t.programs.size() ? t.programs[i] : "the command",
-                                  std::strerror(*rec->start_errno));
-        }
+        s.finished_at = util::modifiedAt(exit_file);
+        applyExitRecord(*rec, i < t.programs.size() ? t.programs[i] : "the command", s);
       } else if (job && slurm::isActive(job->state)) {
         if (s.started_at > 0) {
           s.phase = ReplicaPhase::Running;

@@ -26,16 +26,6 @@ using json = nlohmann::json;
 
 namespace {
 
-json readPlan(const char* path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json plan = json::parse(ss.str(), nullptr, false);
-  if (!plan.is_object() || !plan.contains("tasks") || !plan["tasks"].is_array())
-    throw std::runtime_error(fmt::format("{}: not a trainyard slurm plan", path));
-  return plan;
-}
-
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
