@@ -3,6 +3,7 @@
  * MPIJob (see mpijob.yaml). */
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 int main(int argc, char** argv) {
@@ -15,7 +16,9 @@ int main(int argc, char** argv) {
   long mine = rank + 1, sum = 0;
   MPI_Allreduce(&mine, &sum, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
   long expected = (long)size * (size + 1) / 2;
-  printf("rank %d of %d on %s: allreduce sum %ld (expected %ld)\n", rank, size, host, sum, expected);
+  const char* node = getenv("SLURMD_NODENAME");  /* under Slurm: the node, which need not be the host */
+  printf("rank %d of %d on %s%s%s: allreduce sum %ld (expected %ld)\n", rank, size, host, node ? " node " : "",
+         node ? node : "", sum, expected);
   if (rank == 0) printf("world_size=%d allreduce_sum=%ld\n", size, sum);
   fflush(stdout);
   MPI_Finalize();

@@ -152,6 +152,7 @@ struct PlacedJob {
   // For a backend that places replicas itself (Slurm): the spec's wishes.
   spec::SlurmSpec slurm;
   bool spread = false;            // placement: spread (one replica per node)
+  int slots_per_worker = 1;       // MPI: processes per worker (a batch system runs them as its tasks)
   int64_t deadline_seconds = 0;   // activeDeadlineSeconds (0: none): a batch system's time limit
   int attempt = 0;
   std::string log_dir;  // where a backend that writes log files keeps them

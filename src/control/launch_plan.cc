@@ -29,6 +29,7 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
   placed.labels = job.spec.labels;
   placed.slurm = job.spec.slurm;
   placed.spread = job.spec.placement == "spread";
+  placed.slots_per_worker = job.spec.slots_per_worker;
   placed.deadline_seconds = job.spec.active_deadline_seconds.value_or(0);
   placed.attempt = attempt;
   placed.log_dir = job.log_dir;

@@ -9,10 +9,11 @@ import subprocess
 import time
 import unittest
 
-from common import E2E, SOURCE_DIR, fixture_skip_reason, job_yaml
+from common import BUILD_DIR, E2E, SOURCE_DIR, fixture_skip_reason, job_yaml
 
 SLURM = os.environ.get("TRAINYARD_TEST_SLURM_DIR", "")
 EXAMPLES = os.path.join(SOURCE_DIR, "examples", "fmnist")
+MPI_ALLREDUCE = os.path.join(BUILD_DIR, "bin", "mpi_allreduce")
 
 
 def skip_reason():
@@ -181,6 +182,52 @@ class Jobs(SlurmE2E):
             self.assertEqual(len(c["cluster"]["worker"]), 2)
             self.assertTrue(all(re.fullmatch(r"localhost:\d+", w) for w in c["cluster"]["worker"]), c)
         self.assertEqual(sorted(c["task"]["index"] for c in configs), [0, 1])
+
+    def test_roles_of_different_shapes_run_as_one_heterogeneous_job(self):
+        # A light master and two 2-CPU workers: each role gets its own shape, not the largest.
+        def role(cpu, memory, replicas):
+            return {"replicas": replicas, "restartPolicy": "Never", "template": {"spec": {"containers": [{
+                "name": "pytorch", "image": "docker.io/kubeflow/pytorch-example:latest", "workingDir": EXAMPLES,
+                "command": ["/usr/bin/python3", "ddp.py", "--epochs", "1", "--train-limit", "2000"],
+                "env": [{"name": "GLOO_SOCKET_IFNAME", "value": "lo"}],
+                "resources": {"limits": {"cpu": cpu, "memory": memory}}}]}}}
+        spec = self.write("het.yaml", json.dumps({
+            "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "het-ddp"},
+            "spec": {"pytorchReplicaSpecs": {"Master": role("1", "700Mi", 1), "Worker": role("2", "900Mi", 2)}}}))
+        out = self.run_slurm(spec, timeout=900)
+        self.assertIn("het-ddp Succeeded", out)
+        sums = self.checksums("het-ddp", ["master-0", "worker-0", "worker-1"])
+        self.assertEqual(len(set(sums.values())), 1, f"ranks disagree: {sums}")
+        # Slurm still lists the ended job (MinJobAge): two components, each of its role's shape.
+        [job_id] = self.slurm_ids("het-ddp")
+        shown = self.slurm("scontrol", "show", "job", job_id).stdout
+        components = re.findall(r"HetJobOffset=(\d+).*?NumTasks=(\d+) CPUs/Task=(\d+)", shown, re.S)
+        self.assertEqual(sorted(components), [("0", "1", "1"), ("1", "2", "2")], shown)
+
+    def test_an_mpijob_runs_mpirun_inside_the_allocation(self):
+        # Kubeflow's MPIJob: the workers' slots are the Slurm job's tasks; the launcher's mpirun
+        # starts the ranks on the nodes Slurm chose (Open MPI reads the allocation itself).
+        spec = self.write("mpijob.yaml", json.dumps({
+            "apiVersion": "kubeflow.org/v1", "kind": "MPIJob", "metadata": {"name": "mpi-slurm"},
+            "spec": {"slotsPerWorker": 2, "runPolicy": {"backoffLimit": 0}, "mpiReplicaSpecs": {
+                "Launcher": {"replicas": 1, "template": {"spec": {"containers": [{
+                    "name": "mpi", "image": "mpioperator/openmpi:latest",
+                    "command": ["mpirun", "-np", "4", MPI_ALLREDUCE],
+                    # The test's four "nodes" are one host: Open MPI's shared-memory segments, named
+                    # by host and local rank, would collide between them; TCP between all ranks.
+                    "env": [{"name": "OMPI_MCA_btl", "value": "self,tcp"}],
+                    "resources": {"limits": {"cpu": "100m", "memory": "256Mi"}}}]}}},
+                "Worker": {"replicas": 2, "template": {"spec": {"containers": [{
+                    "name": "mpi", "image": "mpioperator/openmpi:latest", "command": ["/usr/sbin/sshd", "-De"],
+                    "resources": {"limits": {"cpu": "2", "memory": "512Mi"}}}]}}}}}}))
+        out = self.run_slurm(spec, timeout=600)
+        self.assertIn("mpi-slurm Succeeded", out)
+        self.assertIn("world_size=4 allreduce_sum=10", out)
+        nodes = re.findall(r"rank (\d) of 4 on \S+ node (node\d): allreduce sum 10", out)
+        self.assertEqual(sorted(r for r, _ in nodes), ["0", "1", "2", "3"], out)
+        self.assertEqual(len({n for _, n in nodes}), 2, f"4 slots of 1 CPU on 2-CPU nodes: two nodes, {nodes}")
+        # Only the launcher is a replica of Trainyard's; the workers are the allocation's slots.
+        self.assertEqual({a["replica"] for a in self.job("mpi-slurm")["attempts"]}, {"launcher-0"})
 
     def test_more_than_the_partition_has_is_refused_or_waits_with_slurms_reason(self):
         # More CPUs than any node has: refused at submit, naming the field.

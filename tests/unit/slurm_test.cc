@@ -100,9 +100,9 @@ bool has(const std::vector<std::string>& args, const std::string& a) {
   return std::find(args.begin(), args.end(), a) != args.end();
 }
 
-TEST(SlurmBatch, AGangIsOneHomogeneousJobShapedByItsLargestReplica) {
+TEST(SlurmBatch, AGangOfOneShapeIsOneHomogeneousJob) {
   PlacedJob job = gang(4);
-  job.replicas[2].resources.gpu = 1;
+  for (auto& r : job.replicas) r.resources.gpu = 1;
   SlurmOptions o;
   o.partition = "batch";
   auto args = sbatchArgs(job, o, "/shared/logs/u-9", "/shared/logs/u-9/slurm-2.sh");
@@ -130,24 +130,103 @@ TEST(SlurmBatch, AGangIsOneHomogeneousJobShapedByItsLargestReplica) {
   EXPECT_TRUE(has(args, "--nodes=2") && has(args, "--ntasks-per-node=2"));
 }
 
-TEST(SlurmBatch, SlotReplicasAreRefusedAndThePlanListsTasksInOrder) {
+TEST(SlurmBatch, ThePlanListsTasksInOrder) {
   PlacedJob job = gang(2);
   auto plan = planFor(job, "/l", "/opt/trainyard");
   ASSERT_EQ(plan["tasks"].size(), 2u);
   EXPECT_EQ(plan["tasks"][1]["name"], "worker-0");
   EXPECT_EQ(plan["tasks"][1]["log"], "/l/worker-0.attempt-2.log");
-  EXPECT_EQ(plan["cpusPerTask"], 2);
+  EXPECT_EQ(plan["components"][0]["cpusPerTask"], 2);
+  EXPECT_FALSE(plan.contains("launcher"));
+  EXPECT_EQ(planReplicas(plan).size(), 2u);
   EXPECT_EQ(batchScript("/opt/it's/trainyard", "/l/p.json"),
             "#!/bin/sh\n# Made by trainyard: the batch step binds the peers' addresses and starts the replicas.\n"
             "exec '/opt/it'\\''s/trainyard' __slurm-batch '/l/p.json'\n");
-  job.replicas[1].run = false;
+}
+
+TEST(SlurmBatch, RolesOfDifferentShapesAreComponentsOfAHeterogeneousJob) {
+  PlacedJob job = gang(4);  // master-0, worker-0..2
+  job.replicas[0].resources = {500, int64_t{1} << 30, 0};   // a light master
+  job.replicas[3].resources = {4000, int64_t{8} << 30, 1};  // and a heavy last worker
+  job.slurm.partition = "gpu";
+  Layout l = layoutOf(job);
+  ASSERT_EQ(l.components.size(), 3u);
+  EXPECT_EQ(l.components[0].ntasks, 1);
+  EXPECT_EQ(l.components[1].ntasks, 2);
+  EXPECT_EQ(l.components[2].ntasks, 1);
+  EXPECT_EQ(l.ntasks(), 4);
+  auto args = sbatchArgs(job, {}, "/l", "/l/s.sh");
+  ASSERT_EQ(std::count(args.begin(), args.end(), ":"), 2);
+  // Component by component, in order, each with its own shape and partition.
+  auto first = std::find(args.begin(), args.end(), ":"), second = std::find(first + 1, args.end(), ":");
+  std::vector<std::string> c0(args.begin(), first), c1(first + 1, second), c2(second + 1, args.end());
+  EXPECT_TRUE(has(c0, "--ntasks=1") && has(c0, "--cpus-per-task=1") && has(c0, "--mem-per-cpu=1024M"));
+  EXPECT_TRUE(has(c0, "--job-name=trainyard-u-9-2") && has(c0, "--partition=gpu"));
+  EXPECT_TRUE(has(c1, "--ntasks=2") && has(c1, "--cpus-per-task=2") && has(c1, "--partition=gpu"));
+  EXPECT_FALSE(has(c1, "--job-name=trainyard-u-9-2"));
+  EXPECT_TRUE(has(c2, "--ntasks=1") && has(c2, "--cpus-per-task=4") && has(c2, "--mem-per-cpu=2048M") &&
+              has(c2, "--gpus-per-task=1"));
+  EXPECT_EQ(args.back(), "/l/s.sh");
+  auto plan = planFor(job, "/l", "/t");
+  EXPECT_EQ(plan["tasks"].size(), 4u);
+  EXPECT_EQ(plan["components"].size(), 3u);
+  // A layout by hand names one shape: it cannot lay out three.
+  job.slurm.nodes = 2;
   try {
     sbatchArgs(job, {}, "/l", "/l/s.sh");
     FAIL() << "no error";
   } catch (const BackendError& e) {
     EXPECT_FALSE(e.transient());
-    EXPECT_NE(std::string(e.what()).find("MPI"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("3 shapes"), std::string::npos) << e.what();
   }
+}
+
+TEST(SlurmBatch, AnMpiJobsSlotsAreTheTasksAndItsLauncherTheBatchStep) {
+  PlacedJob job;
+  job.uid = "u-1";
+  job.attempt = 1;
+  job.slots_per_worker = 2;
+  ReplicaLaunch launcher;
+  launcher.name = "launcher-0";
+  launcher.argv = {"mpirun", "-np", "4", "prog"};
+  launcher.resources.cpu_millis = 100;
+  job.replicas.push_back(launcher);
+  for (int i = 0; i < 2; ++i) {
+    ReplicaLaunch w;
+    w.name = "worker-" + std::to_string(i);
+    w.run = false;
+    w.resources = {2000, int64_t{2} << 30, 0};  // a worker's share: 1 CPU and 1 GiB per slot
+    job.replicas.push_back(w);
+  }
+  Layout l = layoutOf(job);
+  ASSERT_EQ(l.components.size(), 1u);
+  EXPECT_EQ(l.components[0].ntasks, 4);
+  EXPECT_EQ(l.components[0].cpus_per_task, 1);
+  EXPECT_EQ(l.components[0].mem_per_cpu_mib, 1024);
+  EXPECT_EQ(l.launcher, 0);
+  EXPECT_TRUE(l.tasks.empty());
+  job.spread = true;  // a worker per node, as its pods would be
+  auto args = sbatchArgs(job, {}, "/l", "/l/s.sh");
+  EXPECT_TRUE(has(args, "--ntasks=4") && has(args, "--nodes=2") && has(args, "--ntasks-per-node=2"));
+  auto plan = planFor(job, "/l", "/t");
+  EXPECT_TRUE(plan["tasks"].empty());
+  EXPECT_EQ(plan["launcher"]["name"], "launcher-0");
+  ASSERT_EQ(planReplicas(plan).size(), 1u);
+  // Workers of different shapes cannot share one slot shape.
+  job.replicas[2].resources.cpu_millis = 4000;
+  EXPECT_THROW(layoutOf(job), BackendError);
+}
+
+TEST(SlurmState, AHeterogeneousJobsComponentsAreOneJob) {
+  auto jobs = parseSqueue(
+      "12+0|trainyard-u-1-0|RUNNING|None|node1|2026-01-01T00:00:00|N/A\n"
+      "12+1|trainyard-u-1-0|NODE_FAIL|NodeDown|node[2-3]|2026-01-01T00:00:01|N/A\n"
+      "13|trainyard-u-2-0|PENDING|Priority||N/A|N/A\n");
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].id, "12");
+  EXPECT_EQ(jobs[0].state, "NODE_FAIL");  // a failed component fails the job
+  EXPECT_EQ(jobs[0].nodes, "node1,node[2-3]");
+  EXPECT_EQ(jobs[1].id, "13");
 }
 
 }  // namespace

@@ -17,8 +17,7 @@
 
 namespace trainyard::backend::slurm {
 
-// One task per replica, all of one shape: the largest request of any role
-// (CPUs rounded up to whole CPUs), as a homogeneous Slurm job.
+// One homogeneous component of a Slurm job: `ntasks` tasks of one shape.
 struct Shape {
   int ntasks = 0;
   int cpus_per_task = 1;
@@ -27,18 +26,38 @@ struct Shape {
   int nodes = 0;           // 0: Slurm decides
   int tasks_per_node = 0;  // 0: Slurm decides
 };
-Shape shapeOf(const PlacedJob& job);
 
-// The plan the job's steps read (JSON): the replicas in task order with
-// their argv, env, working directory and log file; the shape for srun.
+// The Slurm job of an attempt. Each replica that runs is one srun task, in
+// replica order; consecutive replicas of one shape (CPUs rounded up to whole
+// CPUs, memory, GPUs) form one component, and several components make a
+// heterogeneous job, so each role gets what it asked for. An MPI job's
+// workers are slots, not processes: its tasks are the slots (slotsPerWorker
+// per worker, shaped by a worker's share) and its launcher runs in the batch
+// step, whose mpirun starts the ranks inside the allocation (Open MPI reads
+// it from Slurm). Throws BackendError (permanent) for what cannot be one.
+struct Layout {
+  std::vector<Shape> components;
+  std::vector<size_t> tasks;  // replica indexes run as srun tasks, in task order
+  int launcher = -1;          // the replica run in the batch step (MPI), or -1
+  int ntasks() const;
+};
+Layout layoutOf(const PlacedJob& job);
+
+// The plan the job's steps read (JSON): "tasks", the srun tasks in order,
+// and "launcher" (MPI), each with its name, argv, env, working directory and
+// log file; "components", each one's task count and CPUs per task.
 nlohmann::json planFor(const PlacedJob& job, const std::string& log_dir, const std::string& trainyard);
 
 // The plan file `path`, as planFor wrote it. Throws std::runtime_error
 // for a file that is not one.
 nlohmann::json readPlan(const std::string& path);
 
-// sbatch's arguments (the script path last). Throws BackendError
-// (permanent) for what cannot be a Slurm job (an MPI job's slot replicas).
+// The replicas a plan runs, as its steps record them: the launcher (if
+// any), then the tasks.
+std::vector<nlohmann::json> planReplicas(const nlohmann::json& plan);
+
+// sbatch's arguments (the script path last; components separated by ":").
+// Throws BackendError (permanent) for what cannot be a Slurm job.
 std::vector<std::string> sbatchArgs(const PlacedJob& job, const SlurmOptions& o, const std::string& log_dir,
                                     const std::string& script);
 

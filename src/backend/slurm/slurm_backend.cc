@@ -92,6 +92,7 @@ class SlurmBackend final : public Backend {
     t.attempt = placed.attempt;
     t.log_dir = log_dir;
     for (const auto& r : placed.replicas) {
+      if (!r.run) continue;  // an MPI worker: slots of the allocation, not a process
       t.replicas.push_back(r.name);
       t.programs.push_back(r.argv.empty() ? "" : r.argv[0]);
     }
@@ -125,6 +126,7 @@ class SlurmBackend final : public Backend {
     std::ofstream(plan, std::ios::trunc) << slurm::planFor(job, log_dir, o_.trainyard).dump(2) << "\n";
     std::ofstream(script, std::ios::trunc) << slurm::batchScript(o_.trainyard, plan);
     for (const auto& r : job.replicas) {  // a new attempt starts with no record of an old one
+      if (!r.run) continue;
       std::string log = fmt::format("{}/{}", log_dir, logFileName(r.name, job.attempt));
       fs::remove(exitStatusFile(log), ec);
       fs::remove(slurm::startedFile(log), ec);
@@ -212,7 +214,7 @@ class SlurmBackend final : public Backend {
     t.log_dir = (fs::path(o_.log_root) / uid).string();
     // The replicas in task order, from the plan the attempt was submitted with.
     try {
-      for (const auto& task : slurm::readPlan(slurm::planFile(t.log_dir, attempt))["tasks"]) {
+      for (const auto& task : slurm::planReplicas(slurm::readPlan(slurm::planFile(t.log_dir, attempt)))) {
         t.replicas.push_back(task.value("name", ""));
         const auto& argv = task.value("argv", nlohmann::json::array());
         t.programs.push_back(argv.empty() || !argv[0].is_string() ? "" : argv[0].get<std::string>());

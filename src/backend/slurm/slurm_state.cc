@@ -1,5 +1,6 @@
 #include "backend/slurm/slurm_state.h"
 
+#include <algorithm>
 #include <csignal>
 #include <ctime>
 #include <regex>
@@ -64,10 +65,25 @@ std::vector<SlurmJob> parseSqueue(const std::string& text) {
       if (bar == std::string::npos) break;
       at = bar + 1;
     }
-    if (f.size() != 7 || f[0].empty() || f[0].find_first_not_of("0123456789_[]-") != std::string::npos)
+    if (f.size() != 7 || f[0].empty() || f[0].find_first_not_of("0123456789_[]-+") != std::string::npos)
       throw std::runtime_error(fmt::format("squeue: unexpected line \"{}\"", line.substr(0, 200)));
     if (!f[1].starts_with("trainyard-")) continue;
-    out.push_back({f[0], f[1], f[2], f[3], f[4], localTime(f[5]), localTime(f[6])});
+    SlurmJob j{f[0], f[1], f[2], f[3], f[4], localTime(f[5]), localTime(f[6])};
+    // A heterogeneous job is listed per component ("12+0", "12+1"): one job
+    // 12, in the state that says most (a failure over running over done).
+    if (size_t plus = j.id.find('+'); plus != std::string::npos) {
+      j.id.resize(plus);
+      auto same = std::find_if(out.begin(), out.end(), [&](const SlurmJob& o) { return o.id == j.id; });
+      if (same != out.end()) {
+        auto rank = [](const std::string& st) { return st == "COMPLETED" ? 0 : isActive(st) ? 1 : 2; };
+        if (rank(j.state) > rank(same->state)) same->state = j.state, same->reason = j.reason;
+        same->nodes += "," + j.nodes;
+        if (j.start > 0 && (same->start == 0 || j.start < same->start)) same->start = j.start;
+        same->end = std::max(same->end, j.end);
+        continue;
+      }
+    }
+    out.push_back(std::move(j));
   }
   return out;
 }
