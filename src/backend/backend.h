@@ -48,7 +48,11 @@ struct ReplicaLaunch {
   std::vector<std::string> argv;  // command then args
   std::vector<std::pair<std::string, std::string>> env;  // added to the backend's base environment
   std::string working_dir;
-  std::string image;  // ignored by the local backend
+  std::string image;  // locally: run in a Podman container (backend/container/podman.h)
+  std::string image_pull_policy;  // IfNotPresent (default), Never, Always
+  // argv holds only arguments for the image's entrypoint (the spec gave
+  // args and no command): in a container, the entrypoint stays.
+  bool image_entrypoint = false;
   std::vector<Mount> mounts;  // for images; a process sees the node's files anyway
   std::map<std::string, std::string> node_selector;  // for a backend whose own scheduler places it
   // Kubeflow's pod template (JSON) and its main container's index: the
@@ -270,6 +274,9 @@ struct LocalBackendOptions {
   // Where jobs' log directories are (<log_root>/<uid>), so that logs of jobs
   // this backend did not launch (finished before a restart) can be read.
   std::string log_root;
+  // Podman, to run replicas that name an image in containers; "": images
+  // are not used (the command runs on this machine, with a warning).
+  std::string podman;
 };
 // Options from the environment: TRAINYARD_CPU_QUOTA=1 turns cpu_quota on.
 LocalBackendOptions localBackendOptionsFromEnv();

@@ -25,8 +25,10 @@
 #include <fmt/format.h>
 
 #include "backend/byte_cursor.h"
+#include "backend/container/podman.h"
 #include "backend/node_probe.h"
 #include "backend/supervisor.h"
+#include "util/command.h"
 #include "util/proc.h"
 #include "util/env.h"
 #include "util/files.h"
@@ -62,7 +64,12 @@ std::vector<std::string> mergedEnv(const std::vector<std::pair<std::string, std:
 
 // Limits that cannot be enforced are reported per job by spawn(), when a
 // job actually asks for one.
-LocalBackend::LocalBackend(const LocalBackendOptions& opts) : opts_(opts) {}
+LocalBackend::LocalBackend(const LocalBackendOptions& opts) : opts_(opts) {
+  if (!opts_.podman.empty()) {
+    podman_ = podman::optionsForThisMachine(opts_.podman);
+    podman_.run_uid = opts_.run_uid, podman_.run_gid = opts_.run_gid, podman_.run_groups = opts_.run_groups;
+  }
+}
 
 LocalBackend::~LocalBackend() {
   // Replicas never outlive a backend that was told to tie them to this process.
@@ -222,9 +229,18 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   p.program = r.argv.empty() ? "" : r.argv[0];
   p.status.log_ref = (std::filesystem::path(job.log_dir) / logFileName(r.name, job.attempt)).string();
 
+  // In a container, Podman enforces the limits on the container; the
+  // cgroup here holds only `podman run`.
+  bool contained = !r.image.empty() && !opts_.podman.empty();
+  if (!r.image.empty() && !contained) {
+    std::string w = fmt::format("replicas run on this machine, not in their images ({}): --containers host, or no podman "
+                                "installed",
+                                r.image);
+    if (std::find(warnings_.begin(), warnings_.end(), w) == warnings_.end()) warnings_.push_back(w);
+  }
   std::string warning;
-  p.cgroup = cgroups_.create(fmt::format("{}-{}-{}", job.uid, r.name, job.attempt), r.resources.memory_bytes,
-                             opts_.cpu_quota ? r.resources.cpu_millis : 0, warning);
+  p.cgroup = cgroups_.create(fmt::format("{}-{}-{}", job.uid, r.name, job.attempt), contained ? 0 : r.resources.memory_bytes,
+                             opts_.cpu_quota && !contained ? r.resources.cpu_millis : 0, warning);
   if (!warning.empty() && std::find(warnings_.begin(), warnings_.end(), warning) == warnings_.end())
     warnings_.push_back(warning);
 
@@ -242,11 +258,27 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   envp.push_back(nullptr);
   std::vector<std::string> args = r.argv;
   for (auto& a : args) a = util::expandVars(a, extra);
+  if (contained) {
+    ReplicaLaunch bound = r;
+    bound.argv = args;
+    podman::Run run{job.uid, job.attempt, &bound, {}, {}};
+    for (const auto& [k, v] : extra) {
+      run.env_names.push_back(k);  // the value from podman's own environment
+      if (k == "TRAINYARD_OUTPUT_DIR" && !v.empty()) run.mounts.push_back({v, v, false});
+      if (k == "TRAINYARD_CONFIG_DIR" && !v.empty()) run.mounts.push_back({v, v, true});
+    }
+    args = podman::runArgs(podman_, run);
+    p.container = podman::containerName(job.uid, r.name, job.attempt);
+    p.memory_limit = r.resources.memory_bytes;
+    // A container left by an earlier server for this very attempt goes first.
+    util::runCommand({opts_.podman, "rm", "--force", "--time=0", "--ignore", p.container}, std::chrono::seconds(60));
+  }
   if (!opts_.supervisor.empty()) {
     p.status_file = exitStatusFile(p.status.log_ref);
     std::filesystem::remove(p.status_file);
     std::vector<std::string> sup{opts_.supervisor, "__supervise", p.status_file};
-    if (opts_.run_uid >= 0) {  // the supervisor stays privileged to write the status; its child switches
+    if (opts_.run_uid >= 0 && !contained) {  // the supervisor stays privileged to write the status; its child switches
+      // (a container's podman runs privileged and starts the container as the user: podman::runArgs)
       std::string groups;
       for (auto g : opts_.run_groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
       sup.insert(sup.end(), {"--uid", std::to_string(opts_.run_uid), "--gid", std::to_string(opts_.run_gid), "--groups", groups});
@@ -255,7 +287,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
     args.insert(args.begin(), sup.begin(), sup.end());
   }
   // Without a supervisor the child switches user itself.
-  int switch_uid = opts_.supervisor.empty() ? opts_.run_uid : -1, switch_gid = opts_.run_gid;
+  int switch_uid = opts_.supervisor.empty() && !contained ? opts_.run_uid : -1, switch_gid = opts_.run_gid;
   std::vector<gid_t> groups(opts_.run_groups.begin(), opts_.run_groups.end());
   int child_umask = opts_.child_umask;
   std::vector<char*> argv;
@@ -353,12 +385,36 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   }
   p.pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   p.status.handle = fmt::format("{}@{}", pid, util::processStartTime(pid).value_or(0));
+  if (!p.container.empty()) p.status.handle += "/" + p.container;
 }
 
 void LocalBackend::killGroup(Proc& p, int sig) {
   if (p.pid <= 0) return;
-  ::kill(-p.pid, sig);
+  p.signalled = true;
+  ::kill(-p.pid, sig);  // a SIGTERM reaches the container through podman run
   if (sig == SIGKILL) cgroups_.killAll(p.cgroup);
+  // Killing podman run does not end its container (conmon keeps it).
+  if (sig == SIGKILL && !p.container.empty())
+    util::runCommand({opts_.podman, "rm", "--force", "--time=0", "--ignore", p.container}, std::chrono::seconds(60));
+}
+
+void LocalBackend::endContainer(Proc& p) {
+  if (p.container.empty() || opts_.podman.empty()) return;
+  int code = p.status.exit_code.value_or(-1);
+  if (code == 137 && !p.signalled && p.memory_limit > 0) {
+    // SIGKILLed inside, by no one of ours, under a memory limit: the
+    // kernel's OOM killer. (Podman's own OOMKilled flag stays false on
+    // cgroup v1 here, and the container's cgroup, which counted the kill,
+    // is gone with it.)
+    p.status.reason = "OOMKilled";
+    p.status.message = fmt::format("killed (SIGKILL) in its container at its memory limit of {} MiB",
+                                   p.memory_limit >> 20);
+  }
+  if (auto why = podman::startFailure(code, util::readTail(p.status.log_ref, 4096))) {
+    p.status.reason = why->first;
+    p.status.message = why->second;
+  }
+  util::runCommand({opts_.podman, "rm", "--force", "--time=0", "--ignore", p.container}, std::chrono::seconds(60));
 }
 
 void LocalBackend::reap(Proc& p, bool block) {
@@ -395,6 +451,7 @@ void LocalBackend::reap(Proc& p, bool block) {
     p.status.reason = "OOMKilled";
     p.status.message = "the replica exceeded its memory limit";
   }
+  endContainer(p);
   if (!cgroups_.remove(p.cgroup)) to_remove_.push_back(p.cgroup);
   if (p.pidfd >= 0) close(p.pidfd);
   p.pidfd = -1;
@@ -421,6 +478,7 @@ void LocalBackend::reapAdopted(Proc& p, bool block) {
     p.status.reason = "Lost";
     p.status.message = "it ended while no controller watched it and left no exit status";
   }
+  endContainer(p);
   if (p.pidfd >= 0) close(p.pidfd);
   p.pidfd = -1;
 }
@@ -443,6 +501,7 @@ std::vector<ReplicaStatus> LocalBackend::reattach(const std::string& uid, int at
     p.pid = static_cast<pid_t>(pid);
     p.adopted = true;
     p.status_file = exitStatusFile(r.log_ref);
+    if (size_t slash = r.handle.find('/'); slash != std::string::npos) p.container = r.handle.substr(slash + 1);
     p.status.phase = ReplicaPhase::Running;  // until reapAdopted says how it ended
     // Our replica only if the pid still has the start time we recorded.
     if (pid > 0 && started != 0 && util::processStartTime(pid) == std::optional<uint64_t>(started))

@@ -1,6 +1,8 @@
 // Local backend: each replica is a process group on this machine, its output
 // in a log file, its limits in a cgroup. Stopping signals the whole group
-// (then the cgroup), so grandchildren do not survive as orphans.
+// (then the cgroup), so grandchildren do not survive as orphans. A replica
+// with an image runs `podman run` as that process (container/podman.h); its
+// container is removed by name when it ends or is killed.
 #pragma once
 #include <sys/types.h>
 
@@ -11,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "backend/cgroup.h"
+#include "backend/container/podman.h"
 #include "backend/supervisor.h"
 
 namespace trainyard::backend {
@@ -47,6 +50,9 @@ class LocalBackend final : public Backend {
     bool adopted = false;  // not our child: watched through its pidfd, status from the supervisor's file
     std::string status_file;
     std::string program;  // argv[0], for messages
+    std::string container;  // its Podman container's name, when it runs in one
+    int64_t memory_limit = 0;
+    bool signalled = false;  // a stop or kill of ours reached it
     Cgroups::Group cgroup;
   };
   struct Job {
@@ -60,8 +66,10 @@ class LocalBackend final : public Backend {
   void reapAdopted(Proc& p, bool block);
   void killGroup(Proc& p, int sig);
   void escalate(Job& job);
+  void endContainer(Proc& p);
 
   LocalBackendOptions opts_;
+  podman::Options podman_;
   Cgroups cgroups_;
   std::map<std::string, Job> jobs_;
   std::vector<std::string> warnings_;

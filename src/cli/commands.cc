@@ -755,6 +755,10 @@ void addClusterFlags(CLI::App& cmd, ClusterFlags& f) {
                  "--backend slurm: submit up to N times the cluster's CPUs and memory, so Slurm starts the next job "
                  "as soon as room frees (1: only what fits now)")
       ->check(CLI::Range(1, 100))->capture_default_str();
+  cmd.add_option("--containers", f.containers,
+                 "--backend local: where replicas that name an image run: podman (in a container of that image), "
+                 "host (the command on this machine, the image ignored), or auto (podman when it is installed)")
+      ->check(CLI::IsMember({"auto", "podman", "host"}))->capture_default_str();
 }
 
 // Local `apply`: a Queue or Cohort into the store of --data-dir.

@@ -22,6 +22,7 @@
 #include "api/server.h"
 #include "api/views.h"
 #include "cli/operator_hooks.h"
+#include "backend/container/podman.h"
 #include "backend/kubernetes/token_review.h"
 #include "spec/parser.h"
 #include "cli/serve_cmd.h"
@@ -122,6 +123,9 @@ void applyClusterFlags(const ClusterFlags& f, backend::LocalBackendOptions& bo, 
   co.scheduling.preemption = !f.no_preemption;
   co.scheduling.backfill = !f.no_backfill;
   co.batch_backlog = f.batch_backlog;
+  if (f.containers != "host") bo.podman = backend::podman::findPodman();
+  if (f.containers == "podman" && bo.podman.empty())
+    throw std::runtime_error("--containers podman: podman is not installed (apt-get install podman runc)");
 }
 
 int cmdServer(const ServerCliOptions& o) {

@@ -35,6 +35,7 @@ struct ClusterFlags {
   backend::KubernetesOptions kube;  // --kubeconfig, --context, --namespace, --host-network
   backend::SlurmOptions slurm;      // --slurm-partition, --slurm-account, --slurm-qos
   int batch_backlog = 2;            // --batch-backlog (control::ControllerOptions)
+  std::string containers = "auto";  // --containers: podman, host, or auto (podman when installed)
 };
 void applyClusterFlags(const ClusterFlags& f, backend::LocalBackendOptions& bo, control::ControllerOptions& co);
 

@@ -47,6 +47,8 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
       r.argv.insert(r.argv.end(), role.args.begin(), role.args.end());
       r.working_dir = role.working_dir;
       r.image = role.image;
+      r.image_pull_policy = role.image_pull_policy;
+      r.image_entrypoint = role.command.empty();  // args alone: the image's entrypoint stays
       for (const auto& v : role.volumes) r.mounts.push_back({v.host_path, v.mount_path, v.read_only});
       r.node_selector = job.spec.node_selector;
       r.pod_template = role.pod_template;

@@ -143,7 +143,7 @@ class Translator {
     if (!pod) w_.fail(tmpl, tpath + ".spec", "missing required field 'spec' (the pod spec)");
     std::string ppath = tpath + ".spec";
     if (!pod.IsMap()) w_.fail(pod, ppath, fmt::format("expected a mapping, got {}", typeName(pod)));
-    warnOthers(pod, ppath, {"containers", "restartPolicy", "nodeSelector"}, "not applied on the local backend (it needs a cluster)");
+    warnOthers(pod, ppath, {"containers", "restartPolicy", "nodeSelector", "volumes"}, "not applied on the local backend (it needs a cluster)");
     if (pod["nodeSelector"]) {
       // One selector per job: the scheduler places the gang as a whole.
       for (const auto& [k, v] : w_.strMap(pod["nodeSelector"], ppath + ".nodeSelector")) {
@@ -179,22 +179,64 @@ class Translator {
       if (c["resources"]) role.resources = containerResources(c["resources"], cpath + ".resources");
       return role;
     }
-    warnOthers(c, cpath, {"name", "image", "command", "args", "env", "workingDir", "resources"},
+    warnOthers(c, cpath, {"name", "image", "imagePullPolicy", "command", "args", "env", "workingDir", "resources", "volumeMounts"},
                "not applied on the local backend");
-    if (c["image"]) {
-      role.image = w_.str(c["image"], cpath + ".image");
-      warn(c["image"], cpath + ".image",
-           fmt::format("the local backend runs the command on this machine, not in the image {}", role.image));
+    if (c["image"]) role.image = w_.str(c["image"], cpath + ".image");
+    if (auto p = c["imagePullPolicy"]) {
+      role.image_pull_policy = w_.str(p, cpath + ".imagePullPolicy");
+      if (role.image_pull_policy != "IfNotPresent" && role.image_pull_policy != "Never" && role.image_pull_policy != "Always")
+        w_.fail(p, cpath + ".imagePullPolicy",
+                fmt::format("expected IfNotPresent, Never or Always, got \"{}\"", role.image_pull_policy));
     }
-    if (!c["command"])
-      w_.fail(c, cpath + ".command",
-              "missing required field 'command': locally there is no image entrypoint to fall back on");
-    role.command = w_.command(c["command"], cpath + ".command");
+    if (!c["command"] && role.image.empty())
+      w_.fail(c, cpath + ".command", "missing required field 'command' (and no image whose entrypoint could run)");
+    if (c["command"]) role.command = w_.command(c["command"], cpath + ".command");
+    role.volumes = hostPathMounts(pod, c, ppath, cpath);
     if (c["args"]) role.args = w_.strList(c["args"], cpath + ".args");
     if (c["env"]) role.env = parseEnv(w_, c["env"], cpath + ".env", &warnings_);
     role.working_dir = resolveDir(base_dir, c["workingDir"] ? w_.str(c["workingDir"], cpath + ".workingDir") : "");
     if (c["resources"]) role.resources = containerResources(c["resources"], cpath + ".resources");
     return role;
+  }
+
+  // The container's volumeMounts of the pod's hostPath volumes, as the
+  // local backend mounts them into a Podman container (other kinds of
+  // volume need a cluster: warned).
+  std::vector<Volume> hostPathMounts(const YAML::Node& pod, const YAML::Node& c, const std::string& ppath,
+                                     const std::string& cpath) {
+    std::vector<Volume> out;
+    const YAML::Node& mounts = c["volumeMounts"];
+    if (!mounts) return out;
+    if (!mounts.IsSequence()) w_.fail(mounts, cpath + ".volumeMounts", fmt::format("expected a list, got {}", typeName(mounts)));
+    if (mounts.size() > kMaxVolumes) w_.fail(mounts, cpath + ".volumeMounts", fmt::format("at most {} volume mounts", kMaxVolumes));
+    for (size_t i = 0; i < mounts.size(); ++i) {
+      const YAML::Node& m = mounts[i];
+      std::string mpath = fmt::format("{}.volumeMounts[{}]", cpath, i);
+      w_.expectMap(m, mpath, {"name", "mountPath", "readOnly", "subPath", "mountPropagation", "subPathExpr"});
+      std::string name = m["name"] ? w_.str(m["name"], mpath + ".name") : "";
+      if (!m["mountPath"]) w_.fail(m, mpath + ".mountPath", "missing required field 'mountPath'");
+      std::string at = w_.str(m["mountPath"], mpath + ".mountPath");
+      YAML::Node volume;
+      const YAML::Node& vols = pod["volumes"];
+      if (vols && vols.IsSequence())
+        for (size_t k = 0; k < vols.size(); ++k)
+          if (vols[k].IsMap() && vols[k]["name"] && vols[k]["name"].IsScalar() && vols[k]["name"].Scalar() == name)
+            volume = vols[k];
+      if (!volume) w_.fail(m, mpath + ".name", fmt::format("no volume \"{}\" in {}.volumes", name, ppath));
+      if (!volume["hostPath"] || !volume["hostPath"].IsMap() || !volume["hostPath"]["path"]) {
+        warn(m, mpath, fmt::format("volume \"{}\" is not a hostPath volume: not mounted on the local backend", name));
+        continue;
+      }
+      if (m["subPath"]) warn(m["subPath"], mpath + ".subPath", "subPath is not applied on the local backend");
+      Volume v;
+      v.host_path = w_.str(volume["hostPath"]["path"], fmt::format("{}.volumes[{}].hostPath.path", ppath, name));
+      v.mount_path = at;
+      v.read_only = m["readOnly"] && w_.boolean(m["readOnly"], mpath + ".readOnly");
+      if (v.host_path.empty() || v.host_path[0] != '/' || at.empty() || at[0] != '/')
+        w_.fail(m, mpath, "expected absolute paths for the hostPath and the mountPath");
+      out.push_back(std::move(v));
+    }
+    return out;
   }
 
   void runPolicy(const YAML::Node& rp, const std::string& path, TrainJobSpec& job) {

@@ -59,7 +59,6 @@ MetricsCollector parseCollector(const Walker& w, const YAML::Node& n, const std:
   return mc;
 }
 
-constexpr size_t kMaxVolumes = 64;
 
 // `volumes: [{hostPath, mountPath, readOnly}]`; a relative hostPath is
 // relative to the spec's file, as workingDir.
@@ -103,6 +102,7 @@ void parseRoleFields(const Walker& w, const YAML::Node& n, const std::string& pa
   }
   if (n["workingDir"]) role.working_dir = resolveDir(base_dir, w.str(n["workingDir"], path + ".workingDir"));
   if (n["image"]) role.image = w.str(n["image"], path + ".image");
+  if (n["imagePullPolicy"]) role.image_pull_policy = w.str(n["imagePullPolicy"], path + ".imagePullPolicy");
   if (auto v = n["volumes"]) {
     for (auto& vol : parseVolumes(w, v, path + ".volumes", base_dir)) role.volumes.push_back(std::move(vol));
     if (role.volumes.size() > kMaxVolumes)
@@ -152,9 +152,9 @@ void checkRoles(const Walker& w, const YAML::Node& spec, TrainJobSpec& job) {
   if (job.success_policy == "AllWorkers" && !count("worker"))
     w.fail(spec["successPolicy"], "spec.successPolicy", "AllWorkers needs worker replicas");
   for (const auto& r : job.roles)
-    if (r.command.empty() && launchesProcesses(job.framework, r.name))
+    if (r.command.empty() && r.image.empty() && launchesProcesses(job.framework, r.name))
       w.fail(spec, spec["roles"] && spec["roles"][r.name] ? "spec.roles." + r.name + ".command" : "spec.command",
-             "missing required field 'command' (the program to run, as a list)");
+             "missing required field 'command' (the program to run, as a list; or an image whose entrypoint runs)");
 }
 
 TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::string& base_dir) {

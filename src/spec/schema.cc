@@ -43,6 +43,7 @@ std::vector<Field> roleFields() {
           f("env", T::Any, "a list of {name, value} or a mapping"),
           f("workingDir", T::String, "relative to the spec's file"),
           f("image", T::String, "the container image (Kubernetes; locally with Podman)"),
+          oneOf("imagePullPolicy", {"IfNotPresent", "Never", "Always"}, "when the image is pulled (default IfNotPresent)"),
           listOf("volumes", volume, "node directories mounted into the container"),
           f("resources", T::Object, "what one replica requests", resourceFields())};
 }

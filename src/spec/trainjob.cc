@@ -69,7 +69,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Resources, cpu_millis, memory_by
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MetricsCollector, kind, path, format, filter)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Volume, host_path, mount_path, read_only)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReplicaRole, name, replicas, command, args, env,
-                                                working_dir, image, volumes, resources, pod_template, main_container)
+                                                working_dir, image, image_pull_policy, volumes, resources, pod_template, main_container)
 
 void to_json(nlohmann::json& j, const TrainJobSpec& s) {
   j = nlohmann::json{{"apiVersion", s.api_version}, {"kind", s.kind},

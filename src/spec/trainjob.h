@@ -43,6 +43,9 @@ struct Volume {
   bool read_only = false;
 };
 
+// At most this many volumes per replica (a bound before anything is built).
+inline constexpr size_t kMaxVolumes = 64;
+
 // One role of a job (a single-replica TrainJob has one role, "worker").
 struct ReplicaRole {
   std::string name = "worker";
@@ -51,7 +54,8 @@ struct ReplicaRole {
   std::vector<std::string> args;
   std::vector<std::pair<std::string, std::string>> env;  // order kept for $(VAR) expansion
   std::string working_dir;
-  std::string image;  // used by the Kubernetes backend only
+  std::string image;  // a container image: Kubernetes' pods, Podman locally
+  std::string image_pull_policy;  // IfNotPresent (""), Never, Always
   std::vector<Volume> volumes;  // the spec's, then the role's
   Resources resources;
   // Kubeflow's pod template as written (JSON), and which of its containers

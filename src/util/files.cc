@@ -17,6 +17,13 @@ std::string readFrom(const std::string& path, uint64_t offset, size_t max_bytes)
   return out;
 }
 
+std::string readTail(const std::string& path, size_t max_bytes) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return {};
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  return readFrom(path, size > max_bytes ? size - max_bytes : 0, max_bytes);
+}
+
 double modifiedAt(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return 0;

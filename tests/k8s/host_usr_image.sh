@@ -19,6 +19,7 @@ cp -a /etc/alternatives "$r/etc/"
 cp /etc/ld.so.cache "$r/etc/"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' > "$r/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
+echo "$image" > "$r/etc/trainyard-image"  # a file only the image has (tests look for it)
 tar -C "$r" -cf "$t/rootfs.tar" .
 podman import --change 'CMD ["/usr/bin/python3"]' --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
   "$t/rootfs.tar" "$image" >/dev/null
