@@ -13,7 +13,7 @@ PACKAGES=(
   libboost1.74-dev libpq-dev postgresql chromium libsimdjson-dev
   python3-fastapi python3-uvicorn wrk
   libssl-dev etcd-server
-  containerd runc containernetworking-plugins podman busybox-static
+  containerd runc containernetworking-plugins podman catatonit busybox-static
   slurm-wlm munge
 )
 # The dashboard is built with npm; use the machine's Node.js, else Debian's.

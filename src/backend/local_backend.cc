@@ -261,7 +261,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   if (contained) {
     ReplicaLaunch bound = r;
     bound.argv = args;
-    podman::Run run{job.uid, job.attempt, &bound, {}, {}};
+    podman::ContainerRun run{job.uid, job.attempt, &bound, {}, {}};
     for (const auto& [k, v] : extra) {
       run.env_names.push_back(k);  // the value from podman's own environment
       if (k == "TRAINYARD_OUTPUT_DIR" && !v.empty()) run.mounts.push_back({v, v, false});

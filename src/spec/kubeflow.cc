@@ -217,12 +217,13 @@ class Translator {
       if (!m["mountPath"]) w_.fail(m, mpath + ".mountPath", "missing required field 'mountPath'");
       std::string at = w_.str(m["mountPath"], mpath + ".mountPath");
       YAML::Node volume;
+      bool found = false;
       const YAML::Node& vols = pod["volumes"];
       if (vols && vols.IsSequence())
-        for (size_t k = 0; k < vols.size(); ++k)
+        for (size_t k = 0; k < vols.size() && !found; ++k)
           if (vols[k].IsMap() && vols[k]["name"] && vols[k]["name"].IsScalar() && vols[k]["name"].Scalar() == name)
-            volume = vols[k];
-      if (!volume) w_.fail(m, mpath + ".name", fmt::format("no volume \"{}\" in {}.volumes", name, ppath));
+            volume = vols[k], found = true;
+      if (!found) w_.fail(m, mpath + ".name", fmt::format("no volume \"{}\" in {}.volumes", name, ppath));
       if (!volume["hostPath"] || !volume["hostPath"].IsMap() || !volume["hostPath"]["path"]) {
         warn(m, mpath, fmt::format("volume \"{}\" is not a hostPath volume: not mounted on the local backend", name));
         continue;

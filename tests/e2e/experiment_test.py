@@ -91,7 +91,7 @@ class Sweep(E2E):
 
     def test_katib_experiment_runs_unchanged(self):
         katib = os.path.join(EXAMPLES, "kubeflow", "katib-experiment.yaml")
-        p = self.ty("run", katib, "--set", "spec.maxTrialCount=3",
+        p = self.ty("run", "--containers", "host", katib, "--set", "spec.maxTrialCount=3",
                     "--set", "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command[3]=--train-limit=3000",
                     check=0, timeout=900)
         self.assertIn("metadata.namespace: not used on the local backend", p.stderr)

@@ -153,13 +153,47 @@ TEST(Kubeflow, PyTorchJobTranslatesRolesResourcesPoliciesAndWarns) {
   EXPECT_EQ(w->working_dir, "/base");
   EXPECT_TRUE(hasWarning(l, "job.yaml:5:3: metadata.namespace"));
   EXPECT_TRUE(hasWarning(l, "spec.runPolicy.cleanPodPolicy: None keeps pods"));
-  EXPECT_TRUE(hasWarning(l, "containers[0].image: the local backend runs the command on this machine"));
   EXPECT_TRUE(hasWarning(l, "containers[0].env[1].valueFrom: not available on the local backend"));
   EXPECT_TRUE(hasWarning(l, "limits.ephemeral-storage: resource ephemeral-storage is not managed"));
-  EXPECT_TRUE(hasWarning(l, "containers[0].volumeMounts: not applied on the local backend"));
-  EXPECT_TRUE(hasWarning(l, "template.spec.volumes: not applied on the local backend"));
+  // An emptyDir needs a cluster; a hostPath volume is mounted (the test below).
+  EXPECT_TRUE(hasWarning(l, "containers[0].volumeMounts[0]: volume \"data\" is not a hostPath volume"));
+  EXPECT_TRUE(w->volumes.empty());
   EXPECT_EQ(l.job.node_selector, (std::map<std::string, std::string>{{"gpu", "true"}}));  // applied by the scheduler
   EXPECT_TRUE(hasWarning(l, "spec.pytorchReplicaSpecs.Master.template.spec.containers[1]: only the pytorch container runs"));
+}
+
+TEST(Kubeflow, HostPathVolumesAndAnImageWithoutACommand) {
+  auto l = load(R"(apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata: {name: hp}
+spec:
+  pytorchReplicaSpecs:
+    Master:
+      template:
+        spec:
+          volumes:
+            - {name: data, hostPath: {path: /srv/data}}
+            - {name: usr, hostPath: {path: /usr, type: Directory}}
+          containers:
+            - name: pytorch
+              image: localhost/train:1
+              imagePullPolicy: Never
+              args: [--epochs, "2"]
+              volumeMounts:
+                - {name: data, mountPath: /data}
+                - {name: usr, mountPath: /usr, readOnly: true}
+)");
+  const auto* m = l.job.role("master");
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(m->command.empty());  // the image's entrypoint runs, with the args
+  EXPECT_EQ(m->args, (std::vector<std::string>{"--epochs", "2"}));
+  EXPECT_EQ(m->image_pull_policy, "Never");
+  ASSERT_EQ(m->volumes.size(), 2u);
+  EXPECT_EQ(m->volumes[0].host_path, "/srv/data");
+  EXPECT_EQ(m->volumes[0].mount_path, "/data");
+  EXPECT_FALSE(m->volumes[0].read_only);
+  EXPECT_EQ(m->volumes[1].mount_path, "/usr");
+  EXPECT_TRUE(m->volumes[1].read_only);
 }
 
 TEST(Kubeflow, TFJobAndMPIJob) {
@@ -211,8 +245,14 @@ spec:
   EXPECT_NE(errorOf(base + "              command: [a]\n              resources: {limits: {memory: 2Gx}}\n")
                 .find("job.yaml:12:44: spec.pytorchReplicaSpecs.Master.template.spec.containers[0].resources.limits.memory: "
                       "expected a memory quantity"), std::string::npos);
-  EXPECT_NE(errorOf(base + "              image: x\n")
-                .find("containers[0].command: missing required field 'command': locally there is no image entrypoint"),
+  EXPECT_NE(errorOf(base + "              args: [x]\n")
+                .find("containers[0].command: missing required field 'command' (and no image whose entrypoint could run)"),
+            std::string::npos);
+  EXPECT_NE(errorOf(base + "              image: x\n              imagePullPolicy: Sometimes\n")
+                .find("containers[0].imagePullPolicy: expected IfNotPresent, Never or Always, got \"Sometimes\""),
+            std::string::npos);
+  EXPECT_NE(errorOf(base + "              image: x\n              volumeMounts: [{name: nope, mountPath: /d}]\n")
+                .find("containers[0].volumeMounts[0].name: no volume \"nope\" in spec.pytorchReplicaSpecs.Master.template.spec.volumes"),
             std::string::npos);
   EXPECT_NE(errorOf(std::string(R"(apiVersion: kubeflow.org/v1
 kind: PyTorchJob

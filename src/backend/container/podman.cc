@@ -54,7 +54,7 @@ std::string pullPolicy(const std::string& p) {
   return "missing";  // IfNotPresent, Kubernetes' default for a tagged image
 }
 
-std::vector<std::string> runArgs(const Options& o, const Run& run) {
+std::vector<std::string> runArgs(const Options& o, const ContainerRun& run) {
   const ReplicaLaunch& r = *run.replica;
   std::vector<std::string> a = {o.podman, "run"};
   if (!o.runtime.empty()) a.push_back("--runtime=" + o.runtime);

@@ -45,7 +45,7 @@ std::string containerName(const std::string& uid, const std::string& replica, in
 // One container to run: the replica, with its environment already resolved
 // (passed by name: values stay out of the command line, which any local
 // user can read, and podman reads them from its own environment).
-struct Run {
+struct ContainerRun {
   std::string uid;
   int attempt = 0;
   const ReplicaLaunch* replica = nullptr;
@@ -60,7 +60,7 @@ struct Run {
 // ulimits and runtime, then the image and the command: a spec's `command`
 // replaces the image's entrypoint (Kubernetes' rule), `args` alone are the
 // entrypoint's arguments.
-std::vector<std::string> runArgs(const Options& o, const Run& run);
+std::vector<std::string> runArgs(const Options& o, const ContainerRun& run);
 
 // Why `podman run` failed before the command ran, from its exit code and its
 // last "Error: " line (the replica's log): {"ImagePullFailed", message} for
