@@ -185,6 +185,12 @@ std::map<std::string, std::vector<ReplicaStatus>> LocalBackend::observeAll() {
 }
 
 void LocalBackend::launch(const PlacedJob& job) {
+  for (const auto& r : job.replicas)
+    if (r.run && r.image_entrypoint && (r.image.empty() || opts_.podman.empty()))
+      throw BackendError(fmt::format("replica {}: no command, and the image's entrypoint runs only in a container "
+                                     "(--containers podman; Podman installed): give the spec a command",
+                                     r.name),
+                         false);
   Job& j = jobs_[job.uid];
   if (j.attempt == job.attempt) return;  // idempotent
   rememberLogDir(job.uid, job.log_dir);
@@ -270,8 +276,6 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
     args = podman::runArgs(podman_, run);
     p.container = podman::containerName(job.uid, r.name, job.attempt);
     p.memory_limit = r.resources.memory_bytes;
-    // A container left by an earlier server for this very attempt goes first.
-    util::runCommand({opts_.podman, "rm", "--force", "--time=0", "--ignore", p.container}, std::chrono::seconds(60));
   }
   if (!opts_.supervisor.empty()) {
     p.status_file = exitStatusFile(p.status.log_ref);
@@ -414,7 +418,10 @@ void LocalBackend::endContainer(Proc& p) {
     p.status.reason = why->first;
     p.status.message = why->second;
   }
-  util::runCommand({opts_.podman, "rm", "--force", "--time=0", "--ignore", p.container}, std::chrono::seconds(60));
+  // podman run --rm removed a container that ended by itself; one whose
+  // podman run was killed, or that podman could not run, may be left.
+  if (p.signalled || !p.status.exit_code || code >= 125)
+    util::runCommand({opts_.podman, "rm", "--force", "--time=0", "--ignore", p.container}, std::chrono::seconds(60));
 }
 
 void LocalBackend::reap(Proc& p, bool block) {

@@ -58,7 +58,7 @@ std::vector<std::string> runArgs(const Options& o, const ContainerRun& run) {
   const ReplicaLaunch& r = *run.replica;
   std::vector<std::string> a = {o.podman, "run"};
   if (!o.runtime.empty()) a.push_back("--runtime=" + o.runtime);
-  a.insert(a.end(), {"--name=" + containerName(run.uid, r.name, run.attempt),
+  a.insert(a.end(), {"--rm", "--name=" + containerName(run.uid, r.name, run.attempt),
                      "--label=trainyard.dev/job-uid=" + run.uid,
                      "--label=trainyard.dev/replica=" + r.name,
                      fmt::format("--label=trainyard.dev/attempt={}", run.attempt),

@@ -5,8 +5,8 @@
 // it runs any command: the log is the container's output, the exit record
 // its exit code, a SIGTERM reaches the container (podman proxies signals,
 // and --init forwards them to the command), a restarted server re-attaches
-// to the supervisor as to any replica. What podman cannot be asked in the
-// foreground (did the kernel's OOM killer end it?) is asked by name after.
+// to the supervisor as to any replica. `--rm` removes a container that ends
+// by itself; one whose podman run was killed is removed by name.
 #pragma once
 #include <optional>
 #include <string>

@@ -150,8 +150,13 @@ json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const Ku
   for (auto& e : kept_env) env.push_back(e);
   if (!container.contains("name")) container["name"] = "trainyard";
   container["image"] = r.image;
-  container["command"] = r.argv;
-  container.erase("args");
+  if (r.image_entrypoint) {  // args alone: the image's entrypoint runs them
+    container["args"] = r.argv;
+    container.erase("command");
+  } else {
+    container["command"] = r.argv;
+    container.erase("args");
+  }
   container["env"] = env;
   container["resources"] = resources;
   if (!container.contains("imagePullPolicy")) container["imagePullPolicy"] = "IfNotPresent";
@@ -185,8 +190,17 @@ json podFor(const PlacedJob& job, const ReplicaLaunch& r, size_t index, const Ku
   };
   // The spec's `volumes:` as hostPath volumes: the node's directories (a
   // shared filesystem on a real cluster, as for Slurm).
+  // A pod template's own hostPath mounts are among them, and are there already.
+  auto mounted = [&](const std::string& path) {
+    const json& c = spec["containers"][main];
+    if (c.contains("volumeMounts") && c["volumeMounts"].is_array())
+      for (const auto& vm : c["volumeMounts"])
+        if (vm.is_object() && vm.value("mountPath", "") == path) return true;
+    return false;
+  };
   for (size_t i = 0; i < r.mounts.size(); ++i) {
     const Mount& m = r.mounts[i];
+    if (mounted(m.mount_path)) continue;
     std::string name = fmt::format("trainyard-volume-{}", i);
     json mount = {{"name", name}, {"mountPath", m.mount_path}};
     if (m.read_only) mount["readOnly"] = true;

@@ -57,6 +57,12 @@ int Layout::ntasks() const {
 }
 
 Layout layoutOf(const PlacedJob& job) {
+  for (const auto& r : job.replicas)
+    if (r.run && r.image_entrypoint)
+      throw BackendError(fmt::format("replica {}: no command, and images are not run on Slurm nodes: give the spec "
+                                     "a command",
+                                     r.name),
+                         false);
   Layout l;
   bool mpi = std::any_of(job.replicas.begin(), job.replicas.end(), [](const auto& r) { return !r.run; });
   if (mpi) {
