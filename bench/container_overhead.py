@@ -54,6 +54,7 @@ def main():
     with open(spec, "w") as f:
         json.dump({"apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": "trivial"},
                    "spec": {"image": IMAGE, "imagePullPolicy": "Never", "command": ["/bin/true"],
+                            "volumes": [{"hostPath": "/usr", "mountPath": "/usr", "readOnly": True}],
                             "metricsCollector": {"kind": "None"}}}, f)
     # podman run as Trainyard runs it, without Trainyard: the same flags that matter.
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -61,7 +62,7 @@ def main():
         nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], int(f.read()))
     podman = ["podman", "run", "--rm", "--runtime=runc", "--pull=never", "--init", "--network=host",
               "--log-driver=none", f"--ulimit=nofile={nofile}:{nofile}", f"--ulimit=nproc={nproc}:{nproc}",
-              f"--volume={work}:{work}", f"--workdir={work}", "--entrypoint=/bin/true", IMAGE]
+              f"--volume={work}:{work}", f"--workdir={work}", "--volume=/usr:/usr:ro", "--entrypoint=/bin/true", IMAGE]
     runs = {"trainyard": [], "podman": [], "host": []}
     # One of each first, not counted: caches warm for all three.
     timed([BIN, "--data-dir", data, "run", "-q", spec, "--set", "metadata.name=warm"])
