@@ -1,6 +1,7 @@
 #include "api/views.h"
 
 #include "artifacts/artifact_store.h"
+#include "artifacts/run_record.h"
 
 #include <cstdio>
 #include <map>
@@ -44,6 +45,7 @@ json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
   }
   if (!detail) return out;
   out["spec"] = j.spec;
+  out["record"] = artifacts::readRunRecord(j.log_dir);  // how it was made: rerun reads it
   json placed = json::array();
   for (const auto& p : st.placements(j.id))
     placed.push_back({{"replica", p.replica}, {"node", p.node}, {"cpu", p.held.cpu_millis / 1000.0},

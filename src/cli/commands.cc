@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifact_store.h"
+#include "artifacts/run_record.h"
+#include "util/command.h"
 #include "backend/byte_cursor.h"
 #include "backend/backend.h"
 #include "api/views.h"
@@ -152,16 +154,79 @@ void printWarnings(const spec::LoadedSpec& loaded) {
 
 int cmdRunExperiment(const Globals& g, const RunOptions& o, spec::LoadedSpec& loaded);
 
+int runJobSpec(const Globals& g, const RunOptions& o, spec::TrainJobSpec spec);
+
 int cmdRun(const Globals& g, const RunOptions& o) {
   spec::LoadedSpec loaded = spec::loadSpecFile(o.file, o.overrides);
   printWarnings(loaded);
   if (loaded.experiment) return cmdRunExperiment(g, o, loaded);
+  return runJobSpec(g, o, loaded.job);
+}
+
+// `trainyard rerun JOB`: a new job from JOB's resolved spec, its images
+// pinned to the digests they had, with a warning for what cannot be the
+// same (artifacts/run_record.h).
+int cmdRerun(const Globals& g, const RunOptions& o, const std::string& name) {
+  spec::TrainJobSpec spec;
+  nlohmann::json rec;
+  {
+    auto st = store::openStore(g.data_dir);
+    auto job = requireJob(*st, name);
+    spec = job.spec;
+    rec = artifacts::readRunRecord(job.log_dir);
+  }
+  auto warn = [](const std::string& w) { std::cerr << "trainyard: rerun: " << w << "\n"; };
+  if (!rec.is_object()) {
+    warn(fmt::format("{} has no run record (it never started): its stored spec runs as it is", name));
+  } else {
+    for (auto& role : spec.roles) {
+      if (role.image.empty()) continue;
+      for (const auto& im : rec.value("images", nlohmann::json::array()))
+        if (im.value("image", "") == role.image && im.contains("digest") && im["digest"].is_string()) {
+          std::string repo = role.image.substr(0, role.image.find('@'));
+          if (size_t colon = repo.rfind(':'); colon != std::string::npos && repo.find('/', colon) == std::string::npos)
+            repo.resize(colon);  // the tag goes: the digest names the image
+          role.image = repo + "@" + im["digest"].get<std::string>();
+        }
+    }
+    bool any_image = std::any_of(spec.roles.begin(), spec.roles.end(), [](const auto& r) { return !r.image.empty(); });
+    if (!any_image) {
+      // The environment is this machine's: say what changed since.
+      artifacts::RecordContext ctx;
+      nlohmann::json now = artifacts::gatherRunRecord(spec::TrainJobSpec{}, ctx)["versions"];
+      const nlohmann::json then = rec.value("versions", nlohmann::json::object());
+      for (const auto& [k, v] : then.items())
+        if (v.is_string() && now.value(k, "") != v.get<std::string>())
+          warn(fmt::format("no image pins the environment, and {} was {} then, {} now", k, v.get<std::string>(),
+                           now.value(k, "(not installed)")));
+    }
+    for (const auto& git : rec.value("git", nlohmann::json::array())) {
+      if (!git.contains("commit")) continue;
+      std::string dir = git.value("dir", ""), then = git.value("commit", "");
+      auto head = util::runCommand({"git", "-C", dir, "rev-parse", "HEAD"}, std::chrono::seconds(30));
+      std::string now_commit = head.ok() ? head.out.substr(0, head.out.find('\n')) : "";
+      auto status = util::runCommand({"git", "-C", dir, "status", "--porcelain"}, std::chrono::seconds(60));
+      bool dirty_now = status.ok() && !status.out.empty();
+      if (now_commit != then)
+        warn(fmt::format("{} is at {} now; the job ran at {} (git -C {} checkout {})", dir,
+                         now_commit.empty() ? "no commit" : now_commit.substr(0, 12), then.substr(0, 12), dir, then));
+      if (git.value("dirty", false))
+        warn(fmt::format("{} had uncommitted changes then{}", dir,
+                         git.contains("diff") ? fmt::format(" (kept among its outputs: {})", git.value("diff", "")) : ""));
+      if (dirty_now) warn(fmt::format("{} has uncommitted changes now", dir));
+    }
+  }
+  spec.name = name + "-rerun";
+  spec.labels["trainyard.dev/rerun-of"] = name;
+  return runJobSpec(g, o, spec);
+}
+
+int runJobSpec(const Globals& g, const RunOptions& o, spec::TrainJobSpec spec) {
   ForegroundRuntime rt(g, o);
   auto& st = rt.store;
   auto& be = rt.backend;
   control::JobController ctl(*st, *be, rt.options);
 
-  spec::TrainJobSpec spec = loaded.job;
   std::string wanted = spec.name;
   store::JobRecord job;
   for (int tries = 0;; ++tries) {
@@ -580,6 +645,7 @@ int cmdDescribeJob(const Globals& g, const std::string& name) {
       for (const auto& m : last) rows.push_back({"  " + m.name, formatValue(m.value), std::to_string(m.step)});
       printTable(o, {"  METRIC", "VALUE", "STEP"}, rows);
     }
+    printRunRecord(o, j["record"]);
   });
   return 0;
 }
@@ -871,6 +937,16 @@ int runMain(int argc, char** argv) {
   addClusterFlags(*run, ro.cluster);
   run->add_flag("--resume", ro.resume, "Experiments: continue this experiment even if it had finished or was cancelled");
 
+  RunOptions rro;
+  std::string rerun_name;
+  auto* rerun = app.add_subcommand("rerun", "Run a job again from its record: the same resolved spec, its images pinned "
+                                            "to the digests they had; warns about what differs now (code, packages)");
+  rerun->add_option("job", rerun_name, "The job to run again")->required();
+  rerun->add_flag("-q,--quiet", rro.quiet, "Do not echo the job's output");
+  rerun->add_option("--grace", rro.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping")->capture_default_str();
+  rerun->add_option("--backend", rro.backend, "Where replicas run: local, kubernetes or slurm")->capture_default_str();
+  addClusterFlags(*rerun, rro.cluster);
+
   std::vector<std::string> vset;
   std::string vfile;
   auto* validate = app.add_subcommand("validate", "Check a spec file without running it");
@@ -996,6 +1072,9 @@ int runMain(int argc, char** argv) {
       if (*get_queues) return remoteGetQueues(remote);
       if (*get_nodes) return remoteGetNodes(remote);
       if (*run) throw UserError("`run` drives a job from this shell; with a server use `trainyard submit FILE -f`");
+      if (*rerun)
+        throw UserError("`rerun` reads the job's record from a data directory: run it where the server's data is "
+                        "(--data-dir), without --server");
       if (*validate) return cmdValidate(vfile, vset);
       if (*get_jobs) return remoteGetJobs(remote, get_name, get_phase, get_label);
       if (*get_job) return remoteGetJobs(remote, get_name, "", "");
@@ -1014,6 +1093,7 @@ int runMain(int argc, char** argv) {
     if (*get_queues) return cmdGetQueues(g);
     if (*get_nodes) throw UserError("`get nodes` asks a server (--server URL); locally, nodes exist only while `run` or `server` runs");
     if (*run) return cmdRun(g, ro);
+    if (*rerun) return cmdRerun(g, rro, rerun_name);
     if (*validate) return cmdValidate(vfile, vset);
     if (*get_jobs) return cmdGetJobs(g, get_name, get_phase);
     if (*get_job) return cmdGetJobs(g, get_name, "");

@@ -119,3 +119,34 @@ void printOutputs(std::ostream& out, const nlohmann::json& list) {
 }
 
 }  // namespace trainyard::cli
+
+namespace trainyard::cli {
+
+void printRunRecord(std::ostream& o, const nlohmann::json& r) {
+  if (!r.is_object()) return;
+  auto text = [](const nlohmann::json& j, const char* k) {
+    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+  };
+  o << "\nReproduce (trainyard rerun):\n";
+  for (const auto& g : r.value("git", nlohmann::json::array())) {
+    if (text(g, "commit").empty()) {
+      o << fmt::format("  Code:         {} ({})\n", text(g, "dir"), text(g, "note"));
+      continue;
+    }
+    o << fmt::format("  Code:         {} at {}{}{}\n", text(g, "dir"), text(g, "commit").substr(0, 12),
+                     g.value("dirty", false) ? " + uncommitted changes" : "",
+                     text(g, "diff").empty() ? "" : " (outputs: " + text(g, "diff") + ")");
+  }
+  for (const auto& im : r.value("images", nlohmann::json::array()))
+    o << fmt::format("  Image:        {}{}\n", text(im, "image"),
+                     text(im, "digest").empty() ? " (" + text(im, "note") + ")" : " @ " + text(im, "digest"));
+  if (!text(r, "seed").empty()) o << fmt::format("  Seed:         {}\n", text(r, "seed"));
+  std::string versions;
+  const nlohmann::json versions_of = r.value("versions", nlohmann::json::object());
+  for (const auto& [k, v] : versions_of.items())
+    if (v.is_string()) versions += fmt::format("{}{} {}", versions.empty() ? "" : ", ", k, v.get<std::string>());
+  if (!versions.empty()) o << fmt::format("  Versions:     {}\n", versions);
+  o << fmt::format("  Backend:      {} on {}\n", text(r, "backend"), text(r, "nodes").empty() ? "-" : text(r, "nodes"));
+}
+
+}  // namespace trainyard::cli

@@ -23,6 +23,9 @@ void printYaml(std::ostream& out, const nlohmann::json& j);
 void printQueues(std::ostream& out, const nlohmann::json& items);
 // A job's outputs, as GET /api/v1/jobs/{name}/outputs gives them ({job, items, truncated}).
 void printOutputs(std::ostream& out, const nlohmann::json& list);
+// A job's run record (artifacts/run_record.h) as `describe job` shows it:
+// git commits, images and digests, seed, versions. Nothing for null.
+void printRunRecord(std::ostream& out, const nlohmann::json& record);
 
 std::string formatTime(double epoch_seconds);    // local "2026-11-22 08:15:03", "-" for 0
 std::string formatDuration(double seconds);      // "1h02m", "3m07s", "4.2s"

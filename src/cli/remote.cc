@@ -307,6 +307,7 @@ int remoteDescribeJob(const Remote& r, const std::string& name) {
     for (const auto& s : j["series"]) rows.push_back({str(s, "name"), str(s, "last"), str(s, "lastStep"), str(s, "points")});
     std::cout << "\nMetrics:\n";
     printTable(std::cout, {"METRIC", "LAST", "STEP", "POINTS"}, rows);
+    printRunRecord(std::cout, j.value("record", json()));
     return 0;
   });
 }

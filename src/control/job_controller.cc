@@ -3,12 +3,15 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <fmt/format.h>
 
 #include <unistd.h>
 
+#include "artifacts/run_record.h"
+#include "backend/container/podman.h"
 #include "control/admission.h"
 #include "control/launch_plan.h"
 #include "dist/wiring.h"
@@ -286,6 +289,7 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
   }
   t.launch_failures = 0;
   t.launched_at = nowSeconds();
+  if (attempt == 0) record(job);
   observed_.erase(job.uid);  // what this pass observed is the attempt before
   auto statuses = backend_.observe(job.uid);
   for (const auto& s : statuses) t.observed.insert(s.name);
@@ -308,6 +312,27 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
                            : fmt::format("TrainJob {} is running again (attempt {})", job.name, attempt + 1));
   });
   for (const auto& w : backend_.warnings()) event(job, "Warning", "NotEnforced", w);
+}
+
+void JobController::record(const JobRecord& job) {
+  // Once: a restarted controller, or a later attempt, keeps the first.
+  if (job.log_dir.empty() || std::filesystem::exists(artifacts::runRecordFile(job.log_dir))) return;
+  artifacts::RecordContext ctx;
+  ctx.backend = backend_.name();
+  ctx.nodes = job.node;
+  ctx.outputs_dir = job.outputs_dir;
+  ctx.podman = backend::podman::findPodman();
+  nlohmann::json r = artifacts::gatherRunRecord(job.spec, ctx);
+  r["job"] = job.name;
+  r["uid"] = job.uid;
+  if (!job.user.empty()) r["user"] = job.user;
+  std::string file = artifacts::runRecordFile(job.log_dir), tmp = file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << r.dump(2) << "\n";
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, file, ec);
 }
 
 bool JobController::collect(JobRecord& job, Tracked& t, bool final) {

@@ -98,6 +98,8 @@ class JobController {
   void requeue(store::JobRecord& job, const std::string& reason, const std::string& message, bool preempted);
   void launchAttempt(store::JobRecord& job, int attempt);
   void observe(store::JobRecord& job);
+  // The job's run record (artifacts/run_record.h), once, when it first starts.
+  void record(const store::JobRecord& job);
   // Reads what the replicas wrote since the last pass. `final`: they have
   // all exited; false when a log could not be read to its end (try again).
   bool collect(store::JobRecord& job, Tracked& t, bool final);

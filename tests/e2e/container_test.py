@@ -137,6 +137,67 @@ class Containers(ContainerE2E):
         self.assertEqual(self.containers_of("ddp-in-containers"), [])
 
 
+class Reproducibility(ContainerE2E):
+    def git(self, *args):
+        subprocess.run(["git", "-C", self.repo, "-c", "user.email=t@t", "-c", "user.name=t", *args],
+                       check=True, capture_output=True)
+
+    def setUp(self):
+        super().setUp()
+        if not shutil.which("git"):
+            self.skipTest("SKIPPED: git not installed")
+        self.repo = os.path.join(self.dir, "repo")
+        os.makedirs(self.repo)
+        with open(os.path.join(self.repo, "train.py"), "w") as f:
+            f.write("import os, random\nrandom.seed(int(os.environ['SEED']))\n"
+                    "for step in range(1, 4):\n    print(f'step={step} loss={random.random():.6f}')\n")
+        self.git("init", "-q")
+        self.git("add", "train.py")
+        self.git("commit", "-qm", "first")
+
+    def losses(self, name):
+        got = self.tyjson("get", "metrics", name, "--all")["metrics"]
+        return [(m["step"], m["value"]) for m in got if m["name"] == "loss"]
+
+    def test_a_job_records_how_it_was_made_and_rerun_reproduces_it(self):
+        with open(os.path.join(self.repo, "train.py"), "a") as f:
+            f.write("# an uncommitted change\n")
+        spec = self.write("det.yaml", json.dumps({
+            "apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": "det"},
+            "spec": {"image": IMAGE, "volumes": [USR], "workingDir": self.repo,
+                     "command": ["/usr/bin/python3", "train.py"],
+                     "env": [{"name": "SEED", "value": "7"}, {"name": "API_TOKEN", "value": "hunter2"}]}}))
+        self.ty("run", "-q", spec, check=0)
+        rec = self.job("det")["record"]
+        commit = subprocess.run(["git", "-C", self.repo, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        [git] = rec["git"]
+        self.assertEqual((git["commit"], git["dirty"]), (commit, True))
+        self.assertEqual(rec["seed"], "7")
+        self.assertEqual(rec["backend"], "local")
+        [image] = rec["images"]
+        self.assertTrue(image["digest"].startswith("sha256:"), image)
+        self.assertEqual(rec["roles"][0]["env"]["API_TOKEN"], "<redacted>")
+        self.assertNotIn("hunter2", json.dumps(rec))
+        self.assertIn("torch", rec["versions"])
+        # The uncommitted change is kept among the job's outputs, downloadable like any.
+        diff = self.ty("outputs", "det", git["diff"], check=0).stdout
+        self.assertIn("+# an uncommitted change", diff)
+        shown = self.ty("describe", "job", "det", check=0).stdout
+        self.assertIn(f"at {commit[:12]} + uncommitted changes", shown)
+        self.assertIn("@ " + image["digest"], shown)
+
+        # Again, from the record: the same metrics, the image pinned to its digest, and a word on the tree.
+        self.git("commit", "-qam", "second")
+        p = self.ty("rerun", "-q", "det", check=0)
+        self.assertIn("had uncommitted changes then", p.stderr)
+        self.assertIn(f"the job ran at {commit[:12]}", p.stderr)  # the tree moved on since
+        self.assertEqual(self.losses("det-rerun"), self.losses("det"))
+        self.assertEqual(len(self.losses("det")), 3)
+        again = self.job("det-rerun")
+        self.assertEqual(again["spec"]["roles"][0]["image"], "localhost/trainyard-test@" + image["digest"])
+        self.assertEqual(again["spec"]["labels"]["trainyard.dev/rerun-of"], "det")
+
+
 class ContainersThroughTheServer(ContainerE2E):
     def server(self):
         from server_test import Server

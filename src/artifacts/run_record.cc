@@ -1,0 +1,181 @@
+#include "artifacts/run_record.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "util/command.h"
+#include "util/files.h"
+
+namespace trainyard::artifacts {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxDiff = 16u << 20;  // a diff larger than this is cut (and says so)
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
+
+json gitOf(const std::string& dir, const std::string& outputs_dir, int n) {
+  auto head = util::runCommand({"git", "-C", dir, "rev-parse", "HEAD"}, std::chrono::seconds(30));
+  if (!head.ok()) return {{"dir", dir}, {"note", "not a git working tree (or git is not installed)"}};
+  json g = {{"dir", dir}, {"commit", trim(head.out)}};
+  auto top = util::runCommand({"git", "-C", dir, "rev-parse", "--show-toplevel"}, std::chrono::seconds(30));
+  if (top.ok()) g["root"] = trim(top.out);
+  auto branch = util::runCommand({"git", "-C", dir, "rev-parse", "--abbrev-ref", "HEAD"}, std::chrono::seconds(30));
+  if (branch.ok()) g["branch"] = trim(branch.out);
+  auto status = util::runCommand({"git", "-C", dir, "status", "--porcelain", "--untracked-files=normal"},
+                                 std::chrono::seconds(60));
+  bool dirty = status.ok() && !trim(status.out).empty();
+  g["dirty"] = dirty;
+  if (dirty) {
+    json untracked = json::array();
+    std::istringstream lines(status.out);
+    for (std::string line; std::getline(lines, line) && untracked.size() < 1000;)
+      if (line.starts_with("?? ")) untracked.push_back(line.substr(3));
+    if (!untracked.empty()) g["untracked"] = untracked;
+    auto diff = util::runCommand({"git", "-C", dir, "diff", "HEAD", "--binary"}, std::chrono::seconds(60));
+    if (diff.ok() && !outputs_dir.empty()) {
+      std::error_code ec;
+      fs::path d = fs::path(outputs_dir) / "trainyard";
+      fs::create_directories(d, ec);
+      fs::path file = d / fmt::format("git-{}.diff", n);
+      std::ofstream out(file, std::ios::trunc | std::ios::binary);
+      out.write(diff.out.data(), static_cast<std::streamsize>(std::min(diff.out.size(), kMaxDiff)));
+      if (out) g["diff"] = fs::relative(file, outputs_dir).string();  // an output: listed and downloadable
+      if (diff.out.size() > kMaxDiff) g["diffTruncated"] = true;
+    }
+  }
+  return g;
+}
+
+// "torch-2.0.1.dist-info" -> {"torch", "2.0.1"}.
+json packageVersions(const std::string& root) {
+  static const std::set<std::string> kWanted = {"torch", "numpy", "tensorflow", "jax", "scikit_learn", "scipy",
+                                                "transformers", "pandas", "torchvision", "onnxruntime"};
+  static const std::regex kInfo(R"(^([A-Za-z0-9_.]+)-([0-9][^-]*?)(?:\.dist-info|\.egg-info|-py[0-9.]+\.egg-info)$)");
+  json out = json::object();
+  std::error_code ec;
+  for (const char* dir : {"python3/dist-packages", "python3.11/dist-packages", "python3.11/site-packages"}) {
+    fs::path p = fs::path(root) / dir;
+    for (fs::directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec)) {
+      std::smatch m;
+      std::string name = it->path().filename().string();
+      if (!std::regex_match(name, m, kInfo)) continue;
+      std::string pkg = m[1];
+      std::replace(pkg.begin(), pkg.end(), '-', '_');
+      std::string lower = pkg;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (kWanted.count(lower) && !out.contains(lower)) out[lower] = m[2].str();
+    }
+  }
+  return out;
+}
+
+std::string pythonVersion(const std::string& root) {
+  // Debian's python3 names its version in its standard library's directory.
+  std::error_code ec;
+  std::string best;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (std::regex_match(name, std::regex(R"(python3\.[0-9]+)")) && fs::exists(it->path() / "os.py")) best = max(best, name);
+  }
+  return best.empty() ? "" : best.substr(6);
+}
+
+}  // namespace
+
+bool looksSecret(const std::string& name) {
+  std::string u = name;
+  std::transform(u.begin(), u.end(), u.begin(), [](unsigned char c) { return std::toupper(c); });
+  for (const char* s : {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE"})
+    if (u.find(s) != std::string::npos) return true;
+  // KEY, API_KEY, AWS_ACCESS_KEY_ID; not KEYS (a count) or MONKEY-like words.
+  static const std::regex kKey(R"((^|_)KEY($|_|ID))");
+  return std::regex_search(u, kKey);
+}
+
+std::string runRecordFile(const std::string& log_dir) { return (fs::path(log_dir) / "record.json").string(); }
+
+json readRunRecord(const std::string& log_dir) {
+  if (log_dir.empty()) return nullptr;
+  json j = json::parse(util::readFrom(runRecordFile(log_dir), 0, 8u << 20), nullptr, false);
+  return j.is_object() ? j : json(nullptr);
+}
+
+json gatherRunRecord(const spec::TrainJobSpec& spec, const RecordContext& ctx) {
+  json r;
+  r["recordedAt"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  json resolved;
+  spec::to_json(resolved, spec);
+  if (resolved.contains("roles") && resolved["roles"].is_array())
+    for (auto& role : resolved["roles"])
+      if (role.contains("env") && role["env"].is_array())
+        for (auto& kv : role["env"])
+          if (kv.is_array() && kv.size() == 2 && kv[0].is_string() && looksSecret(kv[0].get<std::string>()))
+            kv[1] = "<redacted>";
+  r["spec"] = resolved;
+  r["backend"] = ctx.backend;
+  if (!ctx.nodes.empty()) r["nodes"] = ctx.nodes;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  r["submitHost"] = host;
+  json roles = json::array(), images = json::array(), git = json::array();
+  std::set<std::string> dirs, seen_images;
+  std::string seed;
+  for (const auto& role : spec.roles) {
+    json env = json::object();
+    for (const auto& [k, v] : role.env) {
+      env[k] = looksSecret(k) ? "<redacted>" : v;
+      std::string lower = k;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      if ((lower == "seed" || lower == "random_seed" || lower == "pythonhashseed") && seed.empty()) seed = v;
+    }
+    std::vector<std::string> argv = role.command;
+    argv.insert(argv.end(), role.args.begin(), role.args.end());
+    for (size_t i = 0; i + 1 < argv.size() && seed.empty(); ++i)
+      if (argv[i] == "--seed" || argv[i] == "-seed") seed = argv[i + 1];
+    for (const auto& a : argv)
+      if (seed.empty() && a.starts_with("--seed=")) seed = a.substr(7);
+    json jr = {{"role", role.name}, {"replicas", role.replicas}, {"command", argv}, {"env", env},
+               {"workingDir", role.working_dir}};
+    if (!role.image.empty()) jr["image"] = role.image;
+    roles.push_back(jr);
+    if (!role.working_dir.empty() && dirs.insert(role.working_dir).second)
+      git.push_back(gitOf(role.working_dir, ctx.outputs_dir, static_cast<int>(git.size())));
+    if (!role.image.empty() && seen_images.insert(role.image).second) {
+      json im = {{"image", role.image}};
+      if (!ctx.podman.empty()) {
+        auto in = util::runCommand({ctx.podman, "image", "inspect", "--format", "{{.Digest}} {{.Id}}", role.image},
+                                   std::chrono::seconds(60));
+        std::istringstream words(in.out);
+        std::string digest, id;
+        if (in.ok() && (words >> digest >> id)) im["digest"] = digest, im["id"] = id;
+        else im["note"] = "not present on this machine when the job started";
+      }
+      images.push_back(im);
+    }
+  }
+  r["roles"] = roles;
+  if (!images.empty()) r["images"] = images;
+  r["git"] = git;
+  if (!seed.empty()) r["seed"] = seed;
+  json versions = packageVersions(ctx.python_root);
+  if (std::string py = pythonVersion(ctx.python_root); !py.empty()) versions["python"] = py;
+  r["versions"] = versions;  // this machine's: an image's own are in the image its digest names
+  return r;
+}
+
+}  // namespace trainyard::artifacts
