@@ -59,7 +59,7 @@ function write(name, text) {
 }
 const job = (name, script) => `apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: ${name}}\nspec:\n  command: [/bin/sh, -c, ${JSON.stringify(script)}]\n  resources: {cpu: 100m}\n`;
 // A long series (downsampled in the chart) and a short one.
-ty('submit', write('long.yaml', job('curve-long', "seq 1 6000 | awk '{printf \"step=%d loss=%.6f\\n\", $1, 1/$1 + ($1 % 97 == 0 ? 0.5 : 0)}'")));
+ty('submit', write('long.yaml', job('curve-long', "seq 1 6000 | awk '{printf \"step=%d loss=%.6f\\n\", $1, 1/$1 + ($1 % 97 == 0 ? 0.5 : 0)}'; echo hello-output > $TRAINYARD_OUTPUT_DIR/notes.txt")));
 ty('submit', write('short.yaml', job('curve-short', "for s in 1 2 3 4 5; do echo step=$s loss=0.$s; done")));
 const sweep = (name, objectives, trials) => `apiVersion: trainyard.dev/v1
 kind: Experiment
@@ -121,6 +121,12 @@ try {
   assert.ok(pts > 100 && pts <= 2000, `the chart got ${pts} points (downsampled from 6000)`);
   await page.waitForFunction(() => document.getElementById('log').textContent.includes('step=6000'));
   assert.match(await page.textContent('#events'), /JobSucceeded/);
+  // Its outputs, listed with sizes and previewed; how it was made.
+  await page.waitForSelector('#outputs [data-output="notes.txt"]');
+  assert.match(await page.textContent('#outputs [data-output="notes.txt"]'), /13 B/);
+  await page.click('#outputs [data-output="notes.txt"] [data-preview]');
+  await page.waitForFunction(() => document.getElementById('preview').textContent.includes('hello-output'));
+  assert.match(await page.textContent('#record'), /local on/);
   await page.screenshot({ path: join(ARTIFACTS, 'job.png'), fullPage: true });
 
   // Experiment page: trial table sorted and filtered, charts.

@@ -186,7 +186,11 @@ async function jobPage(name) {
     <h2>Logs</h2><div class="panel"><div class="toolbar"><label>Replica <select id="replica">${replicas.map((r) => `<option>${esc(r)}</option>`).join('')}</select></label>
       <label>Attempt <select id="attempt">${[...Array(latest + 1).keys()].reverse().map((a) => `<option>${a}</option>`).join('')}</select></label></div>
       <pre class="log" id="log"></pre></div>
+    <div class="grid2"><div><h2>Outputs</h2><div class="panel" id="outputs"></div></div>
+    <div><h2>Reproduce</h2><div class="panel" id="record"></div></div></div>
     <h2>Events</h2><div class="panel" id="events"></div>`;
+  renderOutputs(j.name);
+  renderRecord(j.record);
   const renderJob = (j) => {
     document.getElementById('jphase').innerHTML = phase(j.phase);
     document.getElementById('summary').innerHTML = `<table><tbody>
@@ -253,6 +257,63 @@ async function jobPage(name) {
     }, 2000);
     cleanup.push(() => clearInterval(timer));
   }
+}
+
+// A job's outputs: names and sizes; images shown, text previewed, every
+// file downloadable (the server serves what a job wrote as an attachment
+// unless it is an image or plain text).
+async function renderOutputs(job) {
+  const box = document.getElementById('outputs');
+  let o;
+  try { o = await api(`/jobs/${encodeURIComponent(job)}/outputs`); } catch (e) { box.innerHTML = `<div class="muted">${esc(e.message)}</div>`; return; }
+  if (!o.items.length) { box.innerHTML = '<div class="muted">no outputs</div>'; return; }
+  const url = (p) => `/api/v1/jobs/${encodeURIComponent(job)}/outputs/${p.split('/').map(encodeURIComponent).join('/')}`;
+  const size = (n) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`);
+  const image = (p) => /\.(png|jpe?g|gif|webp)$/i.test(p), text = (p) => /\.(txt|log|json|csv|ya?ml|md|diff|tsv)$/i.test(p);
+  box.innerHTML = `<table><thead><tr><th>File</th><th>Size</th><th>Modified</th><th></th></tr></thead><tbody>${
+    o.items.map((f, i) => `<tr data-output="${esc(f.path)}"><td class="wrap">${esc(f.path)}</td><td>${size(f.size)}</td><td>${time(f.modified)}</td>
+      <td><a href="${esc(url(f.path))}" download>download</a>${text(f.path) ? ` <a href="#" data-preview="${i}">preview</a>` : ''}</td></tr>
+      ${image(f.path) ? `<tr><td colspan="4"><img class="thumb" loading="lazy" alt="${esc(f.path)}" src="${esc(url(f.path))}"></td></tr>` : ''}`).join('')}</tbody></table>
+    ${o.truncated ? '<div class="muted">(more files than are listed)</div>' : ''}<pre class="log" id="preview" hidden></pre>`;
+  box.querySelectorAll('[data-preview]').forEach((a) => {
+    a.onclick = async (ev) => {
+      ev.preventDefault();
+      const f = o.items[Number(a.dataset.preview)];
+      // The first 64 KiB only: a large file is not fetched whole for a look.
+      const r = await fetch(url(f.path), { credentials: 'same-origin' });
+      const reader = r.body.getReader(), parts = [];
+      let got = 0;
+      while (got < 65536) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parts.push(value);
+        got += value.length;
+      }
+      reader.cancel().catch(() => {});
+      const pre = document.getElementById('preview');
+      pre.hidden = false;
+      const bytes = new Uint8Array(got);
+      let at = 0;
+      for (const p of parts) { bytes.set(p, at); at += p.length; }
+      pre.textContent = new TextDecoder().decode(bytes.subarray(0, 65536));
+      pre.dataset.file = f.path;
+    };
+  });
+}
+
+// How the job was made (its run record), as `trainyard describe job` shows it.
+function renderRecord(r) {
+  const box = document.getElementById('record');
+  if (!r) { box.innerHTML = '<div class="muted">recorded when the job starts</div>'; return; }
+  const rows = [];
+  for (const g of r.git || []) rows.push(['Code', g.commit ? `${g.dir} at ${g.commit.slice(0, 12)}${g.dirty ? ' + uncommitted changes' + (g.diff ? ` (outputs: ${g.diff})` : '') : ''}` : `${g.dir} (${g.note})`]);
+  for (const im of r.images || []) rows.push(['Image', `${im.image} ${im.digest ? '@ ' + im.digest : '(' + (im.note || '') + ')'}`]);
+  if (r.seed) rows.push(['Seed', r.seed]);
+  rows.push(['Versions', Object.entries(r.versions || {}).map(([k, v]) => `${k} ${v}`).join(', ') || '-']);
+  rows.push(['Backend', `${r.backend} on ${r.nodes || '-'}`]);
+  for (const role of r.roles || []) rows.push([`Command (${role.role})`, (role.command || []).join(' ')]);
+  box.innerHTML = `<table><tbody>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td class="wrap">${esc(v)}</td></tr>`).join('')}</tbody></table>
+    <div class="muted">again: <code>trainyard rerun ${esc(r.job || '')}</code></div>`;
 }
 
 // ------------------------------------------------------------------ experiment
