@@ -115,6 +115,7 @@ std::unique_ptr<RouteGroup> mountClusterRoutes(const RouteContext& c);     // /h
 std::unique_ptr<RouteGroup> mountJobRoutes(const RouteContext& c);         // jobs, their metrics and logs
 std::unique_ptr<RouteGroup> mountSubmitRoutes(const RouteContext& c);      // POST jobs and experiments
 std::unique_ptr<RouteGroup> mountExperimentRoutes(const RouteContext& c);  // experiments and trials
+std::unique_ptr<RouteGroup> mountModelRoutes(const RouteContext& c);       // POST a job's model into --models
 // The sign-in form (throttled by the guard) and the embedded dashboard: last,
 // as its catch-all route answers every other GET.
 std::unique_ptr<RouteGroup> mountDashboardRoutes(const RouteContext& c, RequestGuard& guard);

@@ -36,6 +36,7 @@ struct ApiServer::Impl {
     groups.push_back(mountJobRoutes(c));
     groups.push_back(mountSubmitRoutes(c));
     groups.push_back(mountExperimentRoutes(c));
+    groups.push_back(mountModelRoutes(c));
     stream = mountChangeStream(c);
     if (opts.extra_routes) opts.extra_routes(http);  // the inference API, before the dashboard's catch-all
     groups.push_back(mountDashboardRoutes(c, guard));

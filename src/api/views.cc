@@ -187,6 +187,28 @@ json queuesJson(store::Store& db, const std::optional<std::string>& viewer) {
   return {{"items", items}, {"cohorts", cohorts}};
 }
 
+ModelSource modelSource(store::Store& st, const std::string& from) {
+  ModelSource s;
+  std::string job_name = from;
+  if (st.getJob(from)) {
+    s.what = fmt::format("job {}", from);
+  } else if (auto e = st.getExperiment(from)) {
+    auto trials = st.trials(e->id);
+    int best = control::ExperimentController::bestTrial(e->spec, trials);
+    if (best < 0) throw std::invalid_argument(fmt::format("experiment {} has no succeeded trial with its objective to push", from));
+    job_name = trials[best].job_name;
+    s.experiment = from;
+    s.what = fmt::format("experiment {}'s best trial #{} (job {})", from, trials[best].number, job_name);
+  } else {
+    throw std::invalid_argument(fmt::format("no job or experiment named \"{}\"", from));
+  }
+  auto job = st.getJob(job_name);
+  if (!job || job->phase != store::kSucceeded)
+    throw std::invalid_argument(fmt::format("{} has not succeeded ({}): nothing to push", s.what, job ? job->phase : "deleted"));
+  s.job = *job;
+  return s;
+}
+
 json outputsJson(const store::JobRecord& j, size_t limit) {
   bool truncated = false;
   json items = json::array();

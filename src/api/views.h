@@ -12,6 +12,16 @@ namespace trainyard::api {
 
 // A job; with `detail`, its spec, conditions, attempts, events and last metrics.
 nlohmann::json jobJson(store::Store& st, const store::JobRecord& j, bool detail);
+
+// What `models push --from NAME` takes: the job NAME, or experiment NAME's
+// best trial's job; `what` says which, for messages. Throws
+// std::invalid_argument when there is neither, or nothing succeeded to push.
+struct ModelSource {
+  store::JobRecord job;
+  std::string what;
+  std::string experiment;  // set when NAME is an experiment
+};
+ModelSource modelSource(store::Store& st, const std::string& from);
 // A trial; with a store, its conditions include its job's start.
 nlohmann::json trialJson(const spec::ExperimentSpec& spec, const store::TrialRecord& t, store::Store* st = nullptr);
 // An experiment with trial counts, best trial and Pareto front; with

@@ -1054,6 +1054,7 @@ int runMain(int argc, char** argv) {
     }
     if (*serve) return cmdServe(serve_o);
     if (*push) {
+      if (!remote.url.empty()) return remoteModelsPush(remote, push_o.from, push_o.name);  // into the server's --models
       push_o.data_dir = g.data_dir;
       return cmdModelsPush(push_o, g.output);
     }

@@ -1,4 +1,5 @@
 #include "cli/remote.h"
+#include "cli/serve_cmd.h"
 
 #include <unistd.h>
 
@@ -370,6 +371,14 @@ int remoteLogs(const Remote& r, const std::string& name, const std::string& repl
     if (!replica.empty()) path += "&replica=" + enc(replica);
     if (attempt >= 0) path += fmt::format("&attempt={}", attempt);
     std::cout << c.text(path) << std::flush;
+    return 0;
+  });
+}
+
+int remoteModelsPush(const Remote& r, const std::string& from, const std::string& name) {
+  return guarded([&] {
+    Client c(r);
+    printPushed(c.post("/api/v1/models", json{{"from", from}, {"name", name}}), r.output);
     return 0;
   });
 }

@@ -16,7 +16,9 @@
 #include "cli/output.h"
 #include "cli/server_cmd.h"
 #include "control/experiment_controller.h"
+#include "api/views.h"
 #include "serving/http_api.h"
+#include "serving/model_push.h"
 #include "serving/manager.h"
 #include "spec/parser.h"
 #include "store/store.h"
@@ -101,60 +103,30 @@ int cmdServe(const ServeOptions& o) {
 
 int cmdModelsPush(const PushOptions& o, const std::string& output) {
   auto st = store::openStore(o.data_dir);
-  std::string job_name = o.from, what;
-  if (auto job = st->getJob(o.from)) {
-    what = fmt::format("job {}", o.from);
-  } else if (auto e = st->getExperiment(o.from)) {
-    auto trials = st->trials(e->id);
-    int best = control::ExperimentController::bestTrial(e->spec, trials);
-    if (best < 0) {
-      std::cerr << fmt::format("error: experiment {} has no succeeded trial with its objective to push\n", o.from);
-      return 2;
-    }
-    job_name = trials[best].job_name;
-    what = fmt::format("experiment {}'s best trial #{} (job {})", o.from, trials[best].number, job_name);
-  } else {
-    std::cerr << fmt::format("error: no job or experiment named \"{}\" (see `trainyard get jobs`, `get experiments`)\n", o.from);
+  api::ModelSource src;
+  serving::Pushed pushed;
+  try {
+    src = api::modelSource(*st, o.from);
+    pushed = serving::pushModel(o.models_dir, o.name, (fs::path(src.job.outputs_dir) / "model.pt").string());
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "error: " << e.what() << " (see `trainyard get jobs`, `get experiments`)\n";
+    return 2;
+  } catch (const serving::PushError& e) {
+    std::cerr << fmt::format("error: {}: {}\n", o.from, e.what());
     return 2;
   }
-  auto job = st->getJob(job_name);
-  if (!job || job->phase != store::kSucceeded) {
-    std::cerr << fmt::format("error: {} has not succeeded ({}): nothing to push\n", what, job ? job->phase : "deleted");
-    return 2;
-  }
-  fs::path src = fs::path(job->outputs_dir) / "model.pt";
-  if (!fs::exists(src)) {
-    std::cerr << fmt::format("error: {} exported no model: {} does not exist (write TorchScript to $TRAINYARD_OUTPUT_DIR/model.pt)\n",
-                             what, src.string());
-    return 2;
-  }
-  if (!spec::isValidName(o.name)) {
-    std::cerr << fmt::format("error: --name {}: expected lower-case letters, digits and '-' (a DNS-1123 label)\n", o.name);
-    return 2;
-  }
-  fs::path model_dir = fs::path(o.models_dir) / o.name;
-  fs::create_directories(model_dir);
-  int64_t next = 1;
-  for (const auto& d : fs::directory_iterator(model_dir)) {
-    std::string n = d.path().filename().string();
-    if (d.is_directory() && !n.empty() && n.find_first_not_of("0123456789") == std::string::npos && n.size() < 16)
-      next = std::max<int64_t>(next, std::stoll(n) + 1);
-  }
-  // Copied beside, then renamed: a polling server never sees half a file.
-  fs::path tmp = model_dir / fmt::format(".push-{}", getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  fs::copy_file(src, tmp / "model.pt");
-  fs::path dst = model_dir / std::to_string(next);
-  fs::rename(tmp, dst);
-  nlohmann::json out{{"model", o.name}, {"version", next}, {"path", (dst / "model.pt").string()}, {"from", what}};
+  printPushed(nlohmann::json{{"model", o.name}, {"version", pushed.version}, {"path", pushed.path}, {"from", src.what}}, output);
+  return 0;
+}
+
+void printPushed(const nlohmann::json& out, const std::string& output) {
   if (parseOutputFormat(output) == OutputFormat::Table)
-    std::cout << fmt::format("pushed {} as model {} version {} ({})\n", what, o.name, next, (dst / "model.pt").string());
+    std::cout << fmt::format("pushed {} as model {} version {} ({})\n", out.value("from", ""), out.value("model", ""),
+                             out.value("version", 0), out.value("path", ""));
   else if (parseOutputFormat(output) == OutputFormat::Json)
     printJson(std::cout, out);
   else
     printYaml(std::cout, out);
-  return 0;
 }
 
 }  // namespace trainyard::cli

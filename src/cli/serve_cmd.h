@@ -4,6 +4,8 @@
 #pragma once
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "cli/server_cmd.h"
 
 namespace trainyard::http {
@@ -38,6 +40,8 @@ struct PushOptions {
 };
 
 int cmdModelsPush(const PushOptions& o, const std::string& output);
+// What a push made ({model, version, path, from}), in the -o format.
+void printPushed(const nlohmann::json& pushed, const std::string& output);
 
 // Mounts the inference API for `models_dir` on a server (used by
 // `trainyard server --models DIR` too); keeps what it needs alive for the

@@ -249,6 +249,7 @@ int cmdServer(const ServerCliOptions& o) {
   if (!o.models_dir.empty()) {
     std::string dir = o.models_dir;
     so.extra_routes = [dir, &metrics](http::Server& http) { hostModels(http, dir, 2, metrics); };
+    so.models_dir = dir;
   }
   std::unique_ptr<api::ApiServer> server_ptr;
   try {

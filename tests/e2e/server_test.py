@@ -367,6 +367,41 @@ class Outputs(ServerE2E):
         self.assertIn("symlink", p.stderr)
 
 
+class ModelPush(ServerE2E):
+    def test_a_remote_user_pushes_a_jobs_model_into_the_servers_repository(self):
+        tokens = self.write("tokens.yaml", """\
+            tokens:
+              - {token: alice-token-123, user: alice}
+              - {token: bob-token-4567, user: bob}
+            """)
+        os.chmod(tokens, 0o600)
+        models = os.path.join(self.dir, "models")
+        os.makedirs(models)
+        self.start("--auth", tokens, "--models", models)
+        self.env["TRAINYARD_TOKEN"] = self.token = alice = "alice-token-123"
+        self.ty("submit", self.write("m.yaml", job_yaml("trained", 'printf "weights" > "$TRAINYARD_OUTPUT_DIR/model.pt"')), check=0)
+        self.ty("submit", self.write("n.yaml", job_yaml("no-model", "true")), check=0)
+        self.wait_phase("trained", ("Succeeded",))
+        self.wait_phase("no-model", ("Succeeded",))
+        # From any shell, through the server: the next version of the model, twice.
+        for version in (1, 2):
+            p = self.ty("models", "push", "--from", "trained", "--name", "fmnist", "-o", "json", check=0)
+            out = json.loads(p.stdout)
+            self.assertEqual((out["model"], out["version"]), ("fmnist", version), out)
+            with open(os.path.join(models, "fmnist", str(version), "model.pt")) as f:
+                self.assertEqual(f.read(), "weights")
+        self.assertError(self.call("POST", "/api/v1/models", {"from": "no-model", "name": "x"}, token=alice),
+                         400, "InvalidRequest", "from")
+        self.assertError(self.call("POST", "/api/v1/models", {"from": "trained", "name": "Bad_Name"}, token=alice),
+                         400, "InvalidRequest", "name")
+        self.assertError(self.call("POST", "/api/v1/models", {"from": "nope", "name": "x"}, token=alice),
+                         409, "NothingToPush", "from")
+        # Bob may not read alice's job, so he may not push it.
+        self.assertError(self.call("POST", "/api/v1/models", {"from": "trained", "name": "fmnist"}, token="bob-token-4567"),
+                         403, "Forbidden")
+        self.assertEqual(sorted(os.listdir(os.path.join(models, "fmnist"))), ["1", "2"])
+
+
 class RestartSafety(ServerE2E):
     def test_kill_9_with_jobs_and_an_experiment_running(self):
         marker = os.path.join(self.dir, "marker")
