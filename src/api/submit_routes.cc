@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/views.h"
+#include "artifacts/run_record.h"
 #include "control/control_plane.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -35,6 +36,7 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
   void mount() {
     route("POST", "/api/v1/jobs", "/api/v1/jobs", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, false); }, kMaxSubmitBody);
     route("POST", "/api/v1/experiments", "/api/v1/experiments", [this](const auto& req, auto& res, const User& u) { submit(req, res, u, true); }, kMaxSubmitBody);
+    route("POST", R"(/api/v1/jobs/([^/]+)/rerun)", "/api/v1/jobs/{name}/rerun", [this](const auto& req, auto& res, const User& u) { rerun(req, res, u); });
   }
 
   // Body: {"yaml": "...", "file": "job.yaml", "baseDir": "/abs", "overrides": ["a=b"]}
@@ -87,6 +89,37 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
         throw ApiError(500, "Internal", fmt::format("cannot hand the workspace {} to the jobs' user", ws.string()));
     }
     return ws.string();
+  }
+
+  // A job again from its run record (artifacts/run_record.h), as the caller:
+  // whoever may read a job may run it again as their own, within their
+  // workspace and queues.
+  void rerun(const http::Request& req, http::Response& res, const User& u) {
+    if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
+    auto j = job(u, req.matches[1]);
+    artifacts::Rerun again = artifacts::rerunOf(j.name, j.spec, artifacts::readRunRecord(j.log_dir));
+    std::string workspace = workspaceOf(u);
+    if (!workspace.empty())
+      if (auto [field, path] = spec::pathOutside(again.spec, workspace); !field.empty())
+        throw ApiError(403, "OutsideWorkspace", fmt::format("{} is outside your workspace {}", path, workspace), field);
+    const auto& o = plane->options();
+    if (auto no = control::refuseAtSubmit(again.spec, u.name, plane->status().nodes, db().queueDefs(), o.scheduling))
+      throw ApiError(no->code == "Forbidden" ? 403 : 400, no->code, no->message, no->field);
+    std::string base = again.spec.name;
+    store::JobRecord created;
+    for (int i = 1;; ++i) {
+      again.spec.name = i == 1 ? base : fmt::format("{}-{}", base.substr(0, 60), i);
+      try {
+        created = timed("create_job", [&] { return control::submitJob(db(), again.spec, o, u.name); });
+        break;
+      } catch (const store::NameConflict&) {
+        if (i > 100) throw ApiError(409, "Conflict", fmt::format("no free name for a rerun of {}", j.name), "name");
+      }
+    }
+    json out = jobSummary(db(), created);
+    out["warnings"] = again.warnings;
+    wake();
+    sendJson(res, 201, out);
   }
 
   void submit(const http::Request& req, http::Response& res, const User& u, bool want_experiment) {

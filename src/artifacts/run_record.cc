@@ -178,4 +178,51 @@ json gatherRunRecord(const spec::TrainJobSpec& spec, const RecordContext& ctx) {
   return r;
 }
 
+Rerun rerunOf(const std::string& name, spec::TrainJobSpec spec, const json& rec) {
+  Rerun out;
+  auto warn = [&](std::string w) { out.warnings.push_back(std::move(w)); };
+  if (!rec.is_object()) {
+    warn(fmt::format("{} has no run record (it never started): its stored spec runs as it is", name));
+  } else {
+    for (auto& role : spec.roles) {
+      if (role.image.empty()) continue;
+      for (const auto& im : rec.value("images", json::array()))
+        if (im.value("image", "") == role.image && im.contains("digest") && im["digest"].is_string()) {
+          std::string repo = role.image.substr(0, role.image.find('@'));
+          if (size_t colon = repo.rfind(':'); colon != std::string::npos && repo.find('/', colon) == std::string::npos)
+            repo.resize(colon);  // the tag goes: the digest names the image
+          role.image = repo + "@" + im["digest"].get<std::string>();
+        }
+    }
+    bool any_image = std::any_of(spec.roles.begin(), spec.roles.end(), [](const auto& r) { return !r.image.empty(); });
+    if (!any_image) {
+      // The environment is this machine's: say what changed since.
+      json now = gatherRunRecord(spec::TrainJobSpec{}, RecordContext{})["versions"];
+      const json then = rec.value("versions", json::object());
+      for (const auto& [k, v] : then.items())
+        if (v.is_string() && now.value(k, "") != v.get<std::string>())
+          warn(fmt::format("no image pins the environment, and {} was {} then, {} now", k, v.get<std::string>(),
+                           now.value(k, "(not installed)")));
+    }
+    for (const auto& git : rec.value("git", json::array())) {
+      if (!git.contains("commit")) continue;
+      std::string dir = git.value("dir", ""), then = git.value("commit", "");
+      auto head = util::runCommand({"git", "-C", dir, "rev-parse", "HEAD"}, std::chrono::seconds(30));
+      std::string now_commit = head.ok() ? trim(head.out) : "";
+      auto status = util::runCommand({"git", "-C", dir, "status", "--porcelain"}, std::chrono::seconds(60));
+      if (now_commit != then)
+        warn(fmt::format("{} is at {} now; the job ran at {} (git -C {} checkout {})", dir,
+                         now_commit.empty() ? "no commit" : now_commit.substr(0, 12), then.substr(0, 12), dir, then));
+      if (git.value("dirty", false))
+        warn(fmt::format("{} had uncommitted changes then{}", dir,
+                         git.contains("diff") ? fmt::format(" (kept among its outputs: {})", git.value("diff", "")) : ""));
+      if (status.ok() && !trim(status.out).empty()) warn(fmt::format("{} has uncommitted changes now", dir));
+    }
+  }
+  spec.name = name.substr(0, 57) + "-rerun";  // a name stays a DNS-1123 label (63)
+  spec.labels["trainyard.dev/rerun-of"] = name;
+  out.spec = std::move(spec);
+  return out;
+}
+
 }  // namespace trainyard::artifacts

@@ -10,6 +10,7 @@
 // logs.
 #pragma once
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +33,18 @@ nlohmann::json gatherRunRecord(const spec::TrainJobSpec& spec, const RecordConte
 // True for environment names whose values are not kept: *TOKEN*, *SECRET*,
 // *PASSWORD*, *PASSWD*, *KEY* (not *KEYS* of counts), *CREDENTIAL*, *AUTH*.
 bool looksSecret(const std::string& name);
+
+// What `trainyard rerun` runs: `spec` (the job's stored, resolved spec)
+// with its images pinned to the digests `record` has for them, named
+// NAME-rerun and labelled trainyard.dev/rerun-of; and warnings for what
+// cannot be the same: a working tree that moved on or is dirty (then or
+// now), and without an image, packages whose versions changed. `record`
+// may be null (the job never started): the spec as stored, with a warning.
+struct Rerun {
+  spec::TrainJobSpec spec;
+  std::vector<std::string> warnings;
+};
+Rerun rerunOf(const std::string& name, spec::TrainJobSpec spec, const nlohmann::json& record);
 
 // Where a job's record is kept, in its log directory.
 std::string runRecordFile(const std::string& log_dir);

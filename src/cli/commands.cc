@@ -167,58 +167,14 @@ int cmdRun(const Globals& g, const RunOptions& o) {
 // pinned to the digests they had, with a warning for what cannot be the
 // same (artifacts/run_record.h).
 int cmdRerun(const Globals& g, const RunOptions& o, const std::string& name) {
-  spec::TrainJobSpec spec;
-  nlohmann::json rec;
+  artifacts::Rerun again;
   {
     auto st = store::openStore(g.data_dir);
     auto job = requireJob(*st, name);
-    spec = job.spec;
-    rec = artifacts::readRunRecord(job.log_dir);
+    again = artifacts::rerunOf(name, job.spec, artifacts::readRunRecord(job.log_dir));
   }
-  auto warn = [](const std::string& w) { std::cerr << "trainyard: rerun: " << w << "\n"; };
-  if (!rec.is_object()) {
-    warn(fmt::format("{} has no run record (it never started): its stored spec runs as it is", name));
-  } else {
-    for (auto& role : spec.roles) {
-      if (role.image.empty()) continue;
-      for (const auto& im : rec.value("images", nlohmann::json::array()))
-        if (im.value("image", "") == role.image && im.contains("digest") && im["digest"].is_string()) {
-          std::string repo = role.image.substr(0, role.image.find('@'));
-          if (size_t colon = repo.rfind(':'); colon != std::string::npos && repo.find('/', colon) == std::string::npos)
-            repo.resize(colon);  // the tag goes: the digest names the image
-          role.image = repo + "@" + im["digest"].get<std::string>();
-        }
-    }
-    bool any_image = std::any_of(spec.roles.begin(), spec.roles.end(), [](const auto& r) { return !r.image.empty(); });
-    if (!any_image) {
-      // The environment is this machine's: say what changed since.
-      artifacts::RecordContext ctx;
-      nlohmann::json now = artifacts::gatherRunRecord(spec::TrainJobSpec{}, ctx)["versions"];
-      const nlohmann::json then = rec.value("versions", nlohmann::json::object());
-      for (const auto& [k, v] : then.items())
-        if (v.is_string() && now.value(k, "") != v.get<std::string>())
-          warn(fmt::format("no image pins the environment, and {} was {} then, {} now", k, v.get<std::string>(),
-                           now.value(k, "(not installed)")));
-    }
-    for (const auto& git : rec.value("git", nlohmann::json::array())) {
-      if (!git.contains("commit")) continue;
-      std::string dir = git.value("dir", ""), then = git.value("commit", "");
-      auto head = util::runCommand({"git", "-C", dir, "rev-parse", "HEAD"}, std::chrono::seconds(30));
-      std::string now_commit = head.ok() ? head.out.substr(0, head.out.find('\n')) : "";
-      auto status = util::runCommand({"git", "-C", dir, "status", "--porcelain"}, std::chrono::seconds(60));
-      bool dirty_now = status.ok() && !status.out.empty();
-      if (now_commit != then)
-        warn(fmt::format("{} is at {} now; the job ran at {} (git -C {} checkout {})", dir,
-                         now_commit.empty() ? "no commit" : now_commit.substr(0, 12), then.substr(0, 12), dir, then));
-      if (git.value("dirty", false))
-        warn(fmt::format("{} had uncommitted changes then{}", dir,
-                         git.contains("diff") ? fmt::format(" (kept among its outputs: {})", git.value("diff", "")) : ""));
-      if (dirty_now) warn(fmt::format("{} has uncommitted changes now", dir));
-    }
-  }
-  spec.name = name + "-rerun";
-  spec.labels["trainyard.dev/rerun-of"] = name;
-  return runJobSpec(g, o, spec);
+  for (const auto& w : again.warnings) std::cerr << "trainyard: rerun: " << w << "\n";
+  return runJobSpec(g, o, again.spec);
 }
 
 int runJobSpec(const Globals& g, const RunOptions& o, spec::TrainJobSpec spec) {
@@ -1073,9 +1029,7 @@ int runMain(int argc, char** argv) {
       if (*get_queues) return remoteGetQueues(remote);
       if (*get_nodes) return remoteGetNodes(remote);
       if (*run) throw UserError("`run` drives a job from this shell; with a server use `trainyard submit FILE -f`");
-      if (*rerun)
-        throw UserError("`rerun` reads the job's record from a data directory: run it where the server's data is "
-                        "(--data-dir), without --server");
+      if (*rerun) return remoteRerun(remote, rerun_name);
       if (*validate) return cmdValidate(vfile, vset);
       if (*get_jobs) return remoteGetJobs(remote, get_name, get_phase, get_label);
       if (*get_job) return remoteGetJobs(remote, get_name, "", "");

@@ -375,6 +375,16 @@ int remoteLogs(const Remote& r, const std::string& name, const std::string& repl
   });
 }
 
+int remoteRerun(const Remote& r, const std::string& name) {
+  return guarded([&] {
+    Client c(r);
+    json out = c.post(fmt::format("/api/v1/jobs/{}/rerun", enc(name)), json::object());
+    for (const auto& w : out.value("warnings", json::array())) std::cerr << "trainyard: rerun: " << w.get<std::string>() << "\n";
+    if (!emit(r, out)) std::cout << fmt::format("job {} submitted (a rerun of {})\n", str(out, "name"), name);
+    return 0;
+  });
+}
+
 int remoteModelsPush(const Remote& r, const std::string& from, const std::string& name) {
   return guarded([&] {
     Client c(r);

@@ -24,6 +24,8 @@ int remoteDescribeExperiment(const Remote& r, const std::string& name);
 int remoteLogs(const Remote& r, const std::string& name, const std::string& replica, int attempt, bool follow);
 // A job's outputs: the list (no path), or one file to `to` ("" or "-": stdout).
 int remoteOutputs(const Remote& r, const std::string& job, const std::string& path, const std::string& to);
+// `rerun JOB`: the server runs it again from its record, as this user.
+int remoteRerun(const Remote& r, const std::string& name);
 // `models push --from JOB --name MODEL` into the server's --models repository.
 int remoteModelsPush(const Remote& r, const std::string& from, const std::string& name);
 int remoteCancel(const Remote& r, const std::string& name, bool experiment);

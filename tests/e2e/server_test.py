@@ -402,6 +402,37 @@ class ModelPush(ServerE2E):
         self.assertEqual(sorted(os.listdir(os.path.join(models, "fmnist"))), ["1", "2"])
 
 
+class Rerun(ServerE2E):
+    def test_a_job_runs_again_from_its_record_through_the_server(self):
+        tokens = self.write("tokens.yaml", """\
+            tokens:
+              - {token: alice-token-123, user: alice, admin: true}
+              - {token: bob-token-4567, user: bob}
+            """)
+        os.chmod(tokens, 0o600)
+        self.start("--auth", tokens)
+        self.env["TRAINYARD_TOKEN"] = self.token = "alice-token-123"
+        script = 'awk -v s="$SEED" \'BEGIN { srand(s); for (i = 1; i <= 3; i++) printf "step=%d loss=%.6f\\n", i, rand() }\''
+        self.ty("submit", self.write("det.yaml", job_yaml("det", script, 'env: [{name: SEED, value: "11"}]')), check=0)
+        self.wait_phase("det", ("Succeeded",))
+        p = self.ty("rerun", "det", check=0)
+        self.assertIn("job det-rerun submitted (a rerun of det)", p.stdout)
+        self.wait_phase("det-rerun", ("Succeeded",))
+
+        def losses(name):
+            got = self.tyjson("get", "metrics", name, "--all")["metrics"]
+            return [(m["step"], m["value"]) for m in got if m["name"] == "loss"]
+        self.assertEqual(len(losses("det")), 3)
+        self.assertEqual(losses("det-rerun"), losses("det"))
+        st, again = self.call("GET", "/api/v1/jobs/det-rerun")
+        self.assertEqual(again["user"], "alice")
+        self.assertEqual(again["spec"]["labels"]["trainyard.dev/rerun-of"], "det")
+        # A second rerun gets a name of its own; bob may not read alice's job, so may not rerun it.
+        st, second = self.call("POST", "/api/v1/jobs/det/rerun", {})
+        self.assertEqual((st, second["name"]), (201, "det-rerun-2"), second)
+        self.assertError(self.call("POST", "/api/v1/jobs/det/rerun", {}, token="bob-token-4567"), 403, "Forbidden")
+
+
 class RestartSafety(ServerE2E):
     def test_kill_9_with_jobs_and_an_experiment_running(self):
         marker = os.path.join(self.dir, "marker")
