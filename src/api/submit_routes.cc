@@ -91,6 +91,17 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
     return ws.string();
   }
 
+  // `podman build` runs as the server's Unix user (root on a shared
+  // server), over a context the spec names: only administrators may ask
+  // for one where there are users.
+  void refuseBuild(const spec::TrainJobSpec& s, const User& u) {
+    if (!s.build.context.empty() && opts.access.auth && !u.admin)
+      throw ApiError(403, "Forbidden",
+                     "spec.build runs podman build as the server's own user: only an administrator may build on a "
+                     "shared server; build the image yourself and name it in spec.image",
+                     "spec.build");
+  }
+
   // A job again from its run record (artifacts/run_record.h), as the caller:
   // whoever may read a job may run it again as their own, within their
   // workspace and queues.
@@ -102,6 +113,7 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
     if (!workspace.empty())
       if (auto [field, path] = spec::pathOutside(again.spec, workspace); !field.empty())
         throw ApiError(403, "OutsideWorkspace", fmt::format("{} is outside your workspace {}", path, workspace), field);
+    refuseBuild(again.spec, u);
     const auto& o = plane->options();
     if (auto no = control::refuseAtSubmit(again.spec, u.name, plane->status().nodes, db().queueDefs(), o.scheduling))
       throw ApiError(no->code == "Forbidden" ? 403 : 400, no->code, no->message, no->field);
@@ -154,6 +166,7 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
       if (auto [field, path] = spec::pathOutside(runs, workspace); !field.empty())
         throw ApiError(403, "OutsideWorkspace", fmt::format("{} is outside your workspace {}", path, workspace), field);
     }
+    refuseBuild(runs, u);
     // A job no node could ever hold is refused now, with the numbers, rather
     // than accepted to fail as Unschedulable on the next pass.
     const auto& o = plane->options();

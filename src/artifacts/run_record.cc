@@ -170,6 +170,12 @@ json gatherRunRecord(const spec::TrainJobSpec& spec, const RecordContext& ctx) {
   }
   r["roles"] = roles;
   if (!images.empty()) r["images"] = images;
+  if (!spec.build.context.empty()) {
+    // Built when it runs: the context is the image's source, its git state kept like code's.
+    r["build"] = {{"context", spec.build.context}, {"containerfile", spec.build.containerfile}};
+    if (dirs.insert(spec.build.context).second)
+      git.push_back(gitOf(spec.build.context, ctx.outputs_dir, static_cast<int>(git.size())));
+  }
   r["git"] = git;
   if (!seed.empty()) r["seed"] = seed;
   json versions = packageVersions(ctx.python_root);

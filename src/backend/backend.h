@@ -53,6 +53,9 @@ struct ReplicaLaunch {
   // argv holds only arguments for the image's entrypoint (the spec gave
   // args and no command): in a container, the entrypoint stays.
   bool image_entrypoint = false;
+  // Build the image first (spec.build): the context directory and its
+  // Containerfile; `image` then names what the build makes.
+  std::string build_context, build_file;
   std::vector<Mount> mounts;  // for images; a process sees the node's files anyway
   std::map<std::string, std::string> node_selector;  // for a backend whose own scheduler places it
   // Kubeflow's pod template (JSON) and its main container's index: the

@@ -65,6 +65,8 @@ std::vector<std::string> mergedEnv(const std::vector<std::pair<std::string, std:
 // Limits that cannot be enforced are reported per job by spawn(), when a
 // job actually asks for one.
 LocalBackend::LocalBackend(const LocalBackendOptions& opts) : opts_(opts) {
+  std::error_code ec;
+  self_exe_ = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   if (!opts_.podman.empty()) {
     podman_ = podman::optionsForThisMachine(opts_.podman);
     podman_.run_uid = opts_.run_uid, podman_.run_gid = opts_.run_gid, podman_.run_groups = opts_.run_groups;
@@ -193,6 +195,20 @@ void LocalBackend::launch(const PlacedJob& job) {
                          false);
   Job& j = jobs_[job.uid];
   if (j.attempt == job.attempt) return;  // idempotent
+  // spec.build: the image is tagged by its context's content, hashed now
+  // (the build itself runs in the replica's own process: it may take minutes).
+  std::map<std::string, std::string> built;
+  for (const auto& r : job.replicas) {
+    if (r.build_context.empty() || !r.run || built.count(r.build_context)) continue;
+    if (opts_.podman.empty())
+      throw BackendError(fmt::format("replica {}: spec.build needs Podman (--containers podman, and podman installed)", r.name),
+                         false);
+    try {
+      built[r.build_context] = podman::contextHash(r.build_context);
+    } catch (const std::exception& e) {
+      throw BackendError(e.what(), false);
+    }
+  }
   rememberLogDir(job.uid, job.log_dir);
   for (auto& p : j.procs)
     if (p.status.phase != ReplicaPhase::Exited) {
@@ -219,7 +235,13 @@ void LocalBackend::launch(const PlacedJob& job) {
   for (const auto& r : job.replicas) {
     if (!r.run) continue;
     j.procs.emplace_back();
-    spawn(job, r, config_dir, j.procs.back());
+    if (r.build_context.empty()) {
+      spawn(job, r, config_dir, j.procs.back());
+    } else {
+      ReplicaLaunch b = r;
+      b.image = podman::builtImage(r.image, built.at(r.build_context));
+      spawn(job, b, config_dir, j.procs.back());
+    }
   }
   // Gang semantics: if one replica could not start, the others must not run alone.
   bool failed = std::any_of(j.procs.begin(), j.procs.end(),
@@ -274,6 +296,10 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
       if (k == "TRAINYARD_CONFIG_DIR" && !v.empty()) run.mounts.push_back({v, v, true});
     }
     args = podman::runArgs(podman_, run);
+    if (!r.build_context.empty()) {  // built first, by this replica's own process (podman.h)
+      std::vector<std::string> step = {self_exe_, "__container-build", r.image, r.build_context, r.build_file, "--"};
+      args.insert(args.begin(), step.begin(), step.end());
+    }
     p.container = podman::containerName(job.uid, r.name, job.attempt);
     p.memory_limit = r.resources.memory_bytes;
   }

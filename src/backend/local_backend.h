@@ -70,6 +70,7 @@ class LocalBackend final : public Backend {
 
   LocalBackendOptions opts_;
   podman::Options podman_;
+  std::string self_exe_;  // trainyard, for its __container-build step
   Cgroups cgroups_;
   std::map<std::string, Job> jobs_;
   std::vector<std::string> warnings_;

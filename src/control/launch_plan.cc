@@ -1,6 +1,8 @@
 #include "control/launch_plan.h"
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -48,6 +50,19 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
       r.working_dir = role.working_dir;
       r.image = role.image;
       r.image_pull_policy = role.image_pull_policy;
+      if (!job.spec.build.context.empty()) {
+        r.build_context = job.spec.build.context;
+        r.build_file = job.spec.build.containerfile;
+        if (r.image.empty()) {
+          // Named by the context (its tag is its content's hash), not the
+          // job: every job of an unchanged context finds the same image.
+          std::string base = std::filesystem::path(job.spec.build.context).filename().string(), repo;
+          for (char c : base)
+            repo += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
+                                                                : (c == '.' || c == '_' || c == '-') ? c : '-';
+          r.image = "localhost/trainyard-build-" + (repo.empty() || !std::isalnum(static_cast<unsigned char>(repo[0])) ? "context" + repo : repo);
+        }
+      }
       r.image_entrypoint = role.command.empty();  // args alone: the image's entrypoint stays
       for (const auto& v : role.volumes) r.mounts.push_back({v.host_path, v.mount_path, v.read_only});
       r.node_selector = job.spec.node_selector;

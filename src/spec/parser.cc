@@ -152,7 +152,7 @@ void checkRoles(const Walker& w, const YAML::Node& spec, TrainJobSpec& job) {
   if (job.success_policy == "AllWorkers" && !count("worker"))
     w.fail(spec["successPolicy"], "spec.successPolicy", "AllWorkers needs worker replicas");
   for (const auto& r : job.roles)
-    if (r.command.empty() && r.image.empty() && launchesProcesses(job.framework, r.name))
+    if (r.command.empty() && r.image.empty() && job.build.context.empty() && launchesProcesses(job.framework, r.name))
       w.fail(spec, spec["roles"] && spec["roles"][r.name] ? "spec.roles." + r.name + ".command" : "spec.command",
              "missing required field 'command' (the program to run, as a list; or an image whose entrypoint runs)");
 }
@@ -238,6 +238,17 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
   if (spec["startTimeoutSeconds"])
     job.start_timeout_seconds = w.integer(spec["startTimeoutSeconds"], "spec.startTimeoutSeconds", 1, int64_t{1} << 40);
   if (auto wt = spec["walltime"]) job.walltime_seconds = parseDuration(w, wt, "spec.walltime");
+  if (auto b = spec["build"]) {
+    w.expectMap(b, "spec.build", schema::keysAt("TrainJob", "build"));
+    if (!b["context"]) w.fail(b, "spec.build.context", "missing required field 'context' (the build context directory)");
+    job.build.context = resolveDir(base_dir, w.str(b["context"], "spec.build.context"));
+    if (b["containerfile"]) {
+      job.build.containerfile = w.str(b["containerfile"], "spec.build.containerfile");
+      if (job.build.containerfile.empty() || job.build.containerfile[0] == '/' ||
+          job.build.containerfile.find("..") != std::string::npos)
+        w.fail(b["containerfile"], "spec.build.containerfile", "expected a path inside the context, without '..'");
+    }
+  }
   if (auto sl = spec["slurm"]) {
     w.expectMap(sl, "spec.slurm", schema::keysAt("TrainJob", "slurm"));
     // Slurm's own names: letters, digits and - _ . , (a constraint may also use & | [ ] * : !).

@@ -85,6 +85,7 @@ void to_json(nlohmann::json& j, const TrainJobSpec& s) {
   if (s.placement != "pack") j["placement"] = s.placement;
   if (!s.node_selector.empty()) j["nodeSelector"] = s.node_selector;
   if (s.walltime_seconds) j["walltimeSeconds"] = *s.walltime_seconds;
+  if (!s.build.context.empty()) j["build"] = {{"context", s.build.context}, {"containerfile", s.build.containerfile}};
   if (!s.slurm.empty())
     j["slurm"] = {{"partition", s.slurm.partition}, {"account", s.slurm.account}, {"qos", s.slurm.qos},
                   {"constraint", s.slurm.constraint}, {"nodes", s.slurm.nodes}, {"tasksPerNode", s.slurm.tasks_per_node}};
@@ -112,6 +113,10 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
   s.placement = j.value("placement", s.placement);
   s.node_selector = j.value("nodeSelector", s.node_selector);
   if (j.contains("walltimeSeconds")) s.walltime_seconds = j["walltimeSeconds"].get<int64_t>();
+  if (j.contains("build") && j["build"].is_object()) {
+    s.build.context = j["build"].value("context", "");
+    s.build.containerfile = j["build"].value("containerfile", "");
+  }
   if (j.contains("slurm")) {
     const auto& sl = j["slurm"];
     s.slurm.partition = sl.value("partition", "");

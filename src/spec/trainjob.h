@@ -89,6 +89,14 @@ struct TrainJobSpec {
   std::map<std::string, std::string> node_selector;
   std::optional<int64_t> walltime_seconds;
   SlurmSpec slurm;
+  // Build the image before the job runs (Podman, locally): the context
+  // directory and its Containerfile (relative to the context). The image is
+  // the spec's `image`, or localhost/trainyard-build-<context's name>, tagged
+  // by the context's content hash, so an unchanged context is built once.
+  struct Build {
+    std::string context;        // absolute once parsed; "" = no build
+    std::string containerfile;  // "" = Containerfile (else Dockerfile) in the context
+  } build;
   MetricsCollector metrics;
   // Default: the job succeeds when its primary replica (master, chief,
   // launcher, else worker-0) succeeds. AllWorkers: when every worker does.

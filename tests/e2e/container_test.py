@@ -137,6 +137,46 @@ class Containers(ContainerE2E):
         self.assertEqual(self.containers_of("ddp-in-containers"), [])
 
 
+class Builds(ContainerE2E):
+    def test_spec_build_builds_the_image_once_per_context_content(self):
+        ctx = os.path.join(self.dir, "ctx")
+        os.makedirs(ctx)
+        with open(os.path.join(ctx, "Containerfile"), "w") as f:
+            f.write(f"FROM {IMAGE}\nCOPY hello.txt /etc/hello.txt\n")
+        marker = f"built-{os.getpid()}-{time.monotonic_ns()}"  # a context no earlier run has built
+        with open(os.path.join(ctx, "hello.txt"), "w") as f:
+            f.write(marker + "\n")
+        spec = self.write("b.yaml", json.dumps({
+            "apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": "built"},
+            "spec": {"build": {"context": "ctx"}, "volumes": [USR], "command": ["/bin/cat", "/etc/hello.txt"]}}))
+        first = self.ty("run", spec, check=0)
+        self.assertIn("trainyard: building localhost/trainyard-build-ctx:", first.stdout)
+        self.assertIn(marker, first.stdout)
+        second = self.ty("run", spec, check=0)  # the same content: no build
+        self.assertNotIn("building", second.stdout)
+        self.assertIn(marker, second.stdout)
+        self.assertEqual(self.job("built")["record"]["build"]["context"], ctx)
+        with open(os.path.join(ctx, "hello.txt"), "w") as f:
+            f.write(marker + "-changed\n")
+        third = self.ty("run", spec, check=0)  # changed content: built again
+        self.assertIn("building", third.stdout)
+        self.assertIn(marker + "-changed", third.stdout)
+
+    def test_a_failing_build_ends_the_attempt_with_imagebuildfailed(self):
+        ctx = os.path.join(self.dir, "broken")
+        os.makedirs(ctx)
+        with open(os.path.join(ctx, "Containerfile"), "w") as f:
+            f.write(f"FROM {IMAGE}\nCOPY no-such-file /x\n")
+        spec = self.write("bad.yaml", json.dumps({
+            "apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": "bad-build"},
+            "spec": {"build": {"context": "broken"}, "command": ["/bin/true"]}}))
+        p = self.ty("run", spec)
+        self.assertNotEqual(p.returncode, 0)
+        d = self.job("bad-build")
+        self.assertEqual(d["attempts"][0]["reason"], "ImageBuildFailed", d)
+        self.assertIn("building the image failed", d["message"])
+
+
 class Reproducibility(ContainerE2E):
     def git(self, *args):
         subprocess.run(["git", "-C", self.repo, "-c", "user.email=t@t", "-c", "user.name=t", *args],

@@ -400,6 +400,12 @@ class ModelPush(ServerE2E):
         self.assertError(self.call("POST", "/api/v1/models", {"from": "trained", "name": "fmnist"}, token="bob-token-4567"),
                          403, "Forbidden")
         self.assertEqual(sorted(os.listdir(os.path.join(models, "fmnist"))), ["1", "2"])
+        # podman build would run as the server's own user: not for a non-admin on a shared server.
+        built = self.write("built.yaml", job_yaml("built", "true", "build: {context: .}"))
+        p = self.ty("submit", built)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("spec.build", p.stderr)
+        self.assertIn("only an administrator may build", p.stderr)
 
 
 class Rerun(ServerE2E):

@@ -1,10 +1,18 @@
 #include "backend/container/podman.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -105,10 +113,129 @@ std::optional<std::pair<std::string, std::string>> startFailure(int exit_code, c
     break;
   }
   if (said.empty()) return std::nullopt;  // not podman's words: the command's own exit code
+  if (said.starts_with("building the image failed")) return std::make_pair(std::string("ImageBuildFailed"), said);
   for (const char* pull : {"image not known", "initializing source", "pull", "manifest unknown", "reading manifest",
                            "unauthorized", "short-name"})
     if (said.find(pull) != std::string::npos) return std::make_pair(std::string("ImagePullFailed"), said);
   return std::make_pair(std::string("ContainerError"), said);
+}
+
+namespace {
+
+struct Fnv {
+  uint64_t h = 1469598103934665603ull;
+  void add(const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ull;
+  }
+  void add(const std::string& s) { add(s.data(), s.size() + 1); }  // with its terminator: "ab","c" != "a","bc"
+};
+
+}  // namespace
+
+std::string contextHash(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
+  if (ec) throw std::runtime_error(fmt::format("build context {}: {}", dir, ec.message()));
+  for (; it != end; it.increment(ec)) {
+    if (ec) throw std::runtime_error(fmt::format("build context {}: {}", dir, ec.message()));
+    if (it->path().filename() == ".git") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_symlink() || it->is_regular_file()) files.push_back(it->path());
+    if (files.size() > 50000) throw std::runtime_error(fmt::format("build context {} has more than 50,000 files", dir));
+  }
+  std::sort(files.begin(), files.end());
+  Fnv a, b;
+  b.h ^= 0x9e3779b97f4a7c15ull;  // two streams: 128 bits against accidental equality
+  uint64_t total = 0;
+  std::vector<char> buf(1 << 16);
+  for (const auto& f : files) {
+    std::string rel = fs::relative(f, dir).string();
+    struct stat st {};
+    lstat(f.c_str(), &st);
+    std::string head = fmt::format("{}\n{:o}\n", rel, st.st_mode & 07777);
+    if (S_ISLNK(st.st_mode)) head += fs::read_symlink(f, ec).string();
+    a.add(head), b.add(head);
+    if (S_ISLNK(st.st_mode)) continue;
+    int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(fmt::format("build context: cannot read {}: {}", f.string(), std::strerror(errno)));
+    ssize_t n;
+    while ((n = read(fd, buf.data(), buf.size())) > 0) {
+      a.add(buf.data(), static_cast<size_t>(n)), b.add(buf.data(), static_cast<size_t>(n));
+      total += static_cast<uint64_t>(n);
+      if (total > (uint64_t{8} << 30)) {
+        close(fd);
+        throw std::runtime_error(fmt::format("build context {} holds more than 8 GiB (mount data as a volume)", dir));
+      }
+    }
+    close(fd);
+  }
+  return fmt::format("{:016x}", a.h ^ (b.h << 1)).substr(0, 16);
+}
+
+std::string builtImage(const std::string& image, const std::string& hash) {
+  std::string repo = image.substr(0, image.find('@'));
+  if (size_t colon = repo.rfind(':'); colon != std::string::npos && repo.find('/', colon) == std::string::npos) repo.resize(colon);
+  return repo + ":" + hash;
+}
+
+int runBuildStep(int argc, char** argv) {
+  if (argc < 7 || std::strcmp(argv[5], "--") != 0) {
+    std::fprintf(stderr, "usage: trainyard __container-build IMAGE CONTEXT FILE -- PODMAN RUN...\n");
+    return 2;
+  }
+  std::string image = argv[2], context = argv[3], file = argv[4];
+  char** run = argv + 6;
+  std::string podman = run[0];
+  auto exists = [&] {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int null = open("/dev/null", O_WRONLY);
+      dup2(null, 1), dup2(null, 2);
+      execlp(podman.c_str(), podman.c_str(), "image", "exists", image.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  };
+  if (!exists()) {
+    // One build of an image at a time: the job's other replicas wait for it.
+    Fnv h;
+    h.add(image);
+    std::string lock = fmt::format("/tmp/trainyard-build-{:016x}-{}.lock", h.h, getuid());
+    int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+      while (flock(fd, LOCK_EX) < 0 && errno == EINTR) {
+      }
+    if (!exists()) {
+      if (file.empty()) file = std::filesystem::exists(std::filesystem::path(context) / "Containerfile") ? "Containerfile" : "Dockerfile";
+      std::string path = (std::filesystem::path(context) / file).string();
+      std::fprintf(stderr, "trainyard: building %s from %s (%s)\n", image.c_str(), context.c_str(), file.c_str());
+      pid_t pid = fork();
+      if (pid == 0) {
+        execlp(podman.c_str(), podman.c_str(), "build", "--layers", "-t", image.c_str(), "-f", path.c_str(), context.c_str(),
+               static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      int st = 0;
+      while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
+      if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        std::fprintf(stderr, "Error: building the image failed: podman build of %s exited %d\n", path.c_str(),
+                     WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        return 125;
+      }
+    }
+    if (fd >= 0) close(fd);  // the lock goes with it
+  }
+  execvp(run[0], run);
+  std::fprintf(stderr, "Error: cannot execute %s: %s\n", run[0], std::strerror(errno));
+  return 125;
 }
 
 }  // namespace trainyard::backend::podman

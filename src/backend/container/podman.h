@@ -69,6 +69,19 @@ std::vector<std::string> runArgs(const Options& o, const ContainerRun& run);
 // exit code is the command's own.
 std::optional<std::pair<std::string, std::string>> startFailure(int exit_code, const std::string& log_tail);
 
+// spec.build: the content hash of a build context (each file's path
+// relative to it, its mode and its bytes; .git left out), as 16 hex digits.
+// Throws std::runtime_error beyond 50,000 files or 8 GiB: a context that
+// large is a data directory, which belongs in a volume.
+std::string contextHash(const std::string& dir);
+// The image a build makes: `image` (its tag replaced) tagged by `hash`.
+std::string builtImage(const std::string& image, const std::string& hash);
+// `trainyard __container-build IMAGE CONTEXT FILE -- PODMAN RUN...`: builds
+// IMAGE from CONTEXT unless Podman has it already (one build of an image at a
+// time on this machine), its output in the replica's log, then execs the
+// run. A failed build exits 125 with "Error: building the image failed".
+int runBuildStep(int argc, char** argv);
+
 // imagePullPolicy (IfNotPresent, Never, Always) as podman's --pull value.
 std::string pullPolicy(const std::string& image_pull_policy);
 
