@@ -2,6 +2,10 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <optional>
 #include <regex>
 
 #include <nlohmann/json.hpp>
@@ -74,6 +78,48 @@ LineParser::LineParser(Format format, const std::string& regex) : format_(format
 }
 LineParser::~LineParser() = default;
 
+namespace {
+
+// A JSON number, or a string that is wholly one ("0.7646", " 1e-3"); finite only.
+std::optional<double> jsonNumber(const nlohmann::json& v) {
+  if (v.is_number()) {
+    double d = v.get<double>();
+    return std::isfinite(d) ? std::optional<double>(d) : std::nullopt;
+  }
+  if (!v.is_string()) return std::nullopt;
+  const std::string& s = v.get_ref<const std::string&>();
+  if (s.empty() || s.size() > 64) return std::nullopt;
+  char* end = nullptr;
+  double d = std::strtod(s.c_str(), &end);
+  while (end && *end == ' ') ++end;
+  if (end == s.c_str() || *end != '\0' || !std::isfinite(d)) return std::nullopt;
+  return d;
+}
+
+// Seconds since the epoch from a number, a numeric string, or RFC 3339
+// ("2021-12-02T14:27:51", with optional fraction and Z or +hh:mm).
+std::optional<double> jsonTime(const nlohmann::json& v) {
+  if (auto x = jsonNumber(v)) return x;
+  if (!v.is_string()) return std::nullopt;
+  const std::string& s = v.get_ref<const std::string&>();
+  std::tm tm{};
+  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return std::nullopt;
+  double t = static_cast<double>(timegm(&tm));
+  if (*rest == '.') {
+    char* end = nullptr;
+    t += std::strtod(rest, &end);
+    rest = end;
+  }
+  if (*rest == '+' || *rest == '-') {
+    int hh = 0, mm = 0;
+    if (std::sscanf(rest + 1, "%2d:%2d", &hh, &mm) == 2) t -= (*rest == '+' ? 1 : -1) * (hh * 3600.0 + mm * 60.0);
+  }
+  return t;
+}
+
+}  // namespace
+
 void LineParser::emit(std::vector<Pair>& pairs, double now, std::vector<MetricPoint>& out) {
   if (pairs.empty()) return;
   // A step outside [0, kMaxStep] (or not a number) is no step: the line
@@ -125,16 +171,24 @@ void LineParser::parseLine(std::string_view line, double now, std::vector<Metric
       break;
     }
     case Format::JsonLines: {
+      // Katib's JSON format: one object per line, a value a number or a
+      // string holding one (cloudml-hypertune writes {"loss": "0.76",
+      // "global_step": "1", "trial": "0", "timestamp": 1.7e9}); the
+      // timestamp a number or an RFC 3339 time. global_step is the step;
+      // hypertune's trial id is not a metric.
       auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
       if (!j.is_object()) return;  // not a metrics line; JSON-lines files may hold other records
       owned_.clear();
       owned_.reserve(j.size());
       for (auto& [k, v] : j.items()) {
-        if (!v.is_number() || k == "timestamp") continue;
-        owned_.push_back(k);
-        pairs_.push_back({owned_.back(), v.get<double>()});
+        if (k == "timestamp" || k == "trial") continue;
+        auto x = jsonNumber(v);
+        if (!x) continue;
+        owned_.push_back(k == "global_step" ? "step" : k);
+        pairs_.push_back({owned_.back(), *x});
       }
-      if (j.contains("timestamp") && j["timestamp"].is_number()) now = j["timestamp"].get<double>();
+      if (j.contains("timestamp"))
+        if (auto t = jsonTime(j["timestamp"])) now = *t;
       break;
     }
   }

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include <cmath>
 #include <random>
 #include <regex>
@@ -133,6 +136,25 @@ TEST(LineParser, JsonLines) {
   EXPECT_EQ(out[0].step, 3);
   EXPECT_EQ(out[2].name, "acc");
   EXPECT_DOUBLE_EQ(out[2].timestamp, 42);
+}
+
+TEST(LineParser, KatibsJsonFormatWithNumbersInStrings) {
+  // cloudml-hypertune's lines, as Katib's median-stop-with-json-format example writes them.
+  LineParser p(LineParser::Format::JsonLines);
+  std::vector<MetricPoint> out;
+  p.feed("{\"timestamp\": 1700000000.5, \"trial\": \"0\", \"loss\": \"0.7646\", \"global_step\": \"1\"}\n"
+         "{\"timestamp\": \"2021-12-02T14:27:51Z\", \"loss\": \"0.5\", \"global_step\": \"2\", \"note\": \"abc\"}\n"
+         "{\"epoch\": 3, \"accuracy\": \" 0.9\", \"timestamp\": \"2021-12-02T14:27:51.25+01:00\", \"bad\": \"1e999\"}\n",
+         1, out);
+  std::vector<std::tuple<std::string, double, int64_t>> got;
+  for (const auto& m : out)
+    if (m.name != "step" && m.name != "epoch") got.emplace_back(m.name, m.value, m.step);
+  EXPECT_EQ(got, (std::vector<std::tuple<std::string, double, int64_t>>{{"loss", 0.7646, 1}, {"loss", 0.5, 2}, {"accuracy", 0.9, 3}}));
+  EXPECT_DOUBLE_EQ(out[0].timestamp, 1700000000.5);
+  for (const auto& m : out) EXPECT_NE(m.name, "trial");  // hypertune's trial id, not a metric
+  EXPECT_DOUBLE_EQ(out.back().timestamp, 1638455271.25 - 3600);  // 13:27:51.25Z
+  auto loss2 = std::find_if(out.begin(), out.end(), [](const auto& m) { return m.name == "loss" && m.step == 2; });
+  EXPECT_DOUBLE_EQ(loss2->timestamp, 1638455271);  // 2021-12-02T14:27:51Z
 }
 
 TEST(LineParser, CustomRegex) {
