@@ -57,6 +57,11 @@ struct ReplicaLaunch {
   // Containerfile; `image` then names what the build makes.
   std::string build_context, build_file;
   std::vector<Mount> mounts;  // for images; a process sees the node's files anyway
+  // Directories this replica alone sees at a path (a trial's absolute
+  // metrics path, e.g. Katib's /katib: each pod has its own on a cluster).
+  // Locally: a bind mount in a mount namespace of its own (root), or a
+  // volume of its container; reads of files under mount_path go to host_path.
+  std::vector<Mount> private_mounts;
   std::map<std::string, std::string> node_selector;  // for a backend whose own scheduler places it
   // Kubeflow's pod template (JSON) and its main container's index: the
   // Kubernetes backend builds the pod from it; others ignore it.

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -44,7 +45,7 @@ double wallNow() {
 
 // What a failed child reports back through the exec pipe before _exit(127).
 struct ExecFailure {
-  int stage;  // 0 = chdir, 1 = exec, 2 = log file, 3 = user switch
+  int stage;  // 0 = chdir, 1 = exec, 2 = log file, 3 = user switch, 4 = private mount
   int err;
 };
 
@@ -172,9 +173,24 @@ LogChunk LocalBackend::readLogAt(const std::string& uid, int attempt, const std:
   return readLocalLog(dir, replica, attempt, cursor, max_bytes);
 }
 
-LogChunk LocalBackend::readFileAt(const std::string&, int, const std::string&, const std::string& path,
+LogChunk LocalBackend::readFileAt(const std::string& uid, int, const std::string&, const std::string& path,
                                   const std::string& cursor, size_t max_bytes) {
-  // Replicas run on this machine and see its file system as it is.
+  // Replicas run on this machine and see its file system as it is, but for
+  // their own directories (private_mounts), kept under the job's log
+  // directory at the path they see: read there when it is there.
+  std::string dir;
+  {
+    std::lock_guard lk(log_mu_);
+    auto it = log_dirs_.find(uid);
+    if (it != log_dirs_.end()) dir = it->second;
+    else if (!opts_.log_root.empty() && uid.find('/') == std::string::npos && uid.find("..") == std::string::npos)
+      dir = (std::filesystem::path(opts_.log_root) / uid).string();
+  }
+  if (!dir.empty() && !path.empty() && path[0] == '/' && path.find("..") == std::string::npos) {
+    std::filesystem::path own = std::filesystem::path(dir) / "private" / std::filesystem::path(path).relative_path();
+    struct stat st {};
+    if (lstat(own.parent_path().c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return readReplicaFile(own.string(), cursor, max_bytes);
+  }
   return readReplicaFile(path, cursor, max_bytes);
 }
 
@@ -220,6 +236,25 @@ void LocalBackend::launch(const PlacedJob& job) {
   std::filesystem::create_directories(job.log_dir);
   // The job's user reaches its config files inside, without listing it.
   if (opts_.run_uid >= 0) chmod(job.log_dir.c_str(), 0711);
+  // A replica's own directories (private_mounts): made now, the job's user's.
+  for (const auto& r : job.replicas)
+    for (const auto& m : r.private_mounts) {
+      std::error_code ec;
+      std::filesystem::create_directories(m.host_path, ec);
+      if (ec) throw BackendError(fmt::format("cannot create {}: {}", m.host_path, ec.message()), false);
+      if (opts_.run_uid >= 0) {
+        // Every level below the log directory, so the user can write where it sees m.mount_path.
+        for (std::filesystem::path p = m.host_path; p.string().size() > job.log_dir.size(); p = p.parent_path())
+          if (chown(p.c_str(), opts_.run_uid, opts_.run_gid) != 0) break;
+      }
+      if (!r.image.empty() && !opts_.podman.empty()) continue;  // a container's volume: no mount point on the host
+      if (m.mount_path == "/" || m.mount_path.empty())
+        throw BackendError(fmt::format("replica {}: a file directly under / cannot have a directory of its own "
+                                       "(give the metrics file a directory, e.g. /katib/metrics.json)",
+                                       r.name),
+                           false);
+      std::filesystem::create_directories(m.mount_path, ec);  // the mount point on this machine (empty)
+    }
   std::string config_dir;
   if (!job.files.empty()) {
     config_dir = (std::filesystem::path(job.log_dir) / fmt::format("config.attempt-{}", job.attempt)).string();
@@ -295,6 +330,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
       if (k == "TRAINYARD_OUTPUT_DIR" && !v.empty()) run.mounts.push_back({v, v, false});
       if (k == "TRAINYARD_CONFIG_DIR" && !v.empty()) run.mounts.push_back({v, v, true});
     }
+    for (const auto& m : r.private_mounts) run.mounts.push_back(m);  // its own, as a pod's
     args = podman::runArgs(podman_, run);
     if (!r.build_context.empty()) {  // built first, by this replica's own process (podman.h)
       std::vector<std::string> step = {self_exe_, "__container-build", r.image, r.build_context, r.build_file, "--"};
@@ -334,6 +370,12 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   if (opts_.pin_cpus)
     for (int c : virtualNodeCpus(r.node, opts_.nodes)) CPU_SET(c, &pin), pinned = true;
 
+  // A process's own directories: bind mounts in a mount namespace of its
+  // own, made in the child before it drops privileges (root only).
+  std::vector<std::pair<std::string, std::string>> own_mounts;
+  if (!contained)
+    for (const auto& m : r.private_mounts) own_mounts.emplace_back(m.host_path, m.mount_path);
+
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
 
@@ -368,6 +410,12 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
       _exit(127);
     };
     if (pinned) sched_setaffinity(0, sizeof pin, &pin);
+    if (!own_mounts.empty()) {
+      if (unshare(CLONE_NEWNS) != 0) fail(4);
+      if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) fail(4);
+      for (const auto& [host, at] : own_mounts)
+        if (mount(host.c_str(), at.c_str(), nullptr, MS_BIND, nullptr) != 0) fail(4);
+    }
     int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log < 0) fail(2);
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -400,6 +448,9 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
     std::string what = failure.stage == 0   ? fmt::format("cannot change to the working directory {}", wd)
                        : failure.stage == 1 ? fmt::format("cannot execute {}", args.empty() ? "" : args[0])
                        : failure.stage == 3 ? fmt::format("cannot switch to user {}", opts_.run_user)
+                       : failure.stage == 4 ? fmt::format("cannot give it a directory of its own at {} (a mount namespace: "
+                                                          "root only; or run it in a container, --containers podman)",
+                                                          r.private_mounts.empty() ? "" : r.private_mounts[0].mount_path)
                                             : fmt::format("cannot open the log file {}", log_path);
     reap(p, true);
     p.status.reason = "StartError";

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -22,6 +23,21 @@ void setForced(std::vector<std::pair<std::string, std::string>>& env, const std:
 }
 
 }  // namespace
+
+// A trial's File collector path that is absolute and outside its working
+// directory and outputs (Katib's /katib/mnist.json): on a cluster each pod
+// has its own, and parallel trials here must not share one file. The
+// directory is the trial's own, kept under its log directory.
+std::optional<backend::Mount> privateCollectorDir(const store::JobRecord& job) {
+  const auto& mc = job.spec.metrics;
+  if (mc.kind != spec::MetricsCollector::Kind::File || mc.path.empty() || mc.path[0] != '/') return std::nullopt;
+  if (!job.spec.labels.count(store::kExperimentLabel) || job.log_dir.empty()) return std::nullopt;
+  if (!job.outputs_dir.empty() && spec::isInside(mc.path, job.outputs_dir)) return std::nullopt;
+  for (const auto& role : job.spec.roles)
+    if (!role.working_dir.empty() && spec::isInside(mc.path, role.working_dir)) return std::nullopt;
+  std::filesystem::path dir = std::filesystem::path(mc.path).lexically_normal().parent_path();
+  return backend::Mount{(std::filesystem::path(job.log_dir) / "private" / dir.relative_path()).string(), dir.string(), false};
+}
 
 backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sched::Placement>& placements, int attempt) {
   backend::PlacedJob placed;
@@ -65,6 +81,7 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
       }
       r.image_entrypoint = role.command.empty();  // args alone: the image's entrypoint stays
       for (const auto& v : role.volumes) r.mounts.push_back({v.host_path, v.mount_path, v.read_only});
+      if (auto own = privateCollectorDir(job)) r.private_mounts.push_back(*own);
       r.node_selector = job.spec.node_selector;
       r.pod_template = role.pod_template;
       r.main_container = role.main_container;

@@ -164,5 +164,52 @@ class Resume(E2E):
         self.assertEqual((d["phase"], d["reason"]), ("Succeeded", "MaxTrialsReached"))
 
 
+class KatibJsonFileCollector(E2E):
+    def test_trials_writing_one_absolute_path_each_have_their_own(self):
+        """Katib's median-stop-with-json-format shape: a File collector with format JSON at an absolute
+        path that every trial writes (each pod has its own on a cluster), cloudml-hypertune lines."""
+        if os.geteuid() != 0:
+            self.skipTest("SKIPPED: a process's own directory needs a mount namespace (root); containers give it otherwise")
+        gate = os.path.join(self.dir, "gate")
+        os.makedirs(gate)
+        at = f"/katib-e2e-{os.getpid()}"
+        self.addCleanup(lambda: os.path.isdir(at) and not os.listdir(at) and os.rmdir(at))
+        # Each trial finds the file empty (no other trial's lines), checks in, waits until 3 have,
+        # then writes its own lines: values as strings, global_step as a string, the trial id.
+        script = (f"test ! -s {at}/mnist.json || {{ echo shared; exit 3; }}; touch {gate}/$TRAINYARD_JOB_NAME; "
+                  f"while [ $(ls {gate} | wc -l) -lt 3 ]; do sleep 0.05; done; "
+                  "for s in 1 2 3; do printf '{\"timestamp\": %s.5, \"trial\": \"0\", \"loss\": \"%s\", \"global_step\": \"%s\"}\\n' "
+                  f"$(date +%s) \"$(awk -v x=${{trialParameters.x}} -v s=$s 'BEGIN {{print x / s}}')\" $s >> {at}/mnist.json; done")
+        spec = {
+            "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "katib-json"},
+            "spec": {
+                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                "algorithm": {"algorithmName": "random"},
+                "parallelTrialCount": 3, "maxTrialCount": 3,
+                "metricsCollectorSpec": {"collector": {"kind": "File"},
+                                         "source": {"fileSystemPath": {"path": f"{at}/mnist.json", "kind": "File", "format": "JSON"}}},
+                "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "1", "max": "9"}}],
+                "trialTemplate": {
+                    "primaryContainerName": "training-container",
+                    "trialParameters": [{"name": "x", "reference": "x"}],
+                    "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                        "containers": [{"name": "training-container", "image": "busybox",
+                                        "command": ["/bin/sh", "-c", script],
+                                        "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}],
+                        "restartPolicy": "Never"}}}}}}}
+        path = self.write("katib-json.yaml", json.dumps(spec))
+        p = self.ty("run", "--containers", "host", path, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        trials = self.tyjson("get", "trials", "katib-json")["items"]
+        self.assertEqual([t["state"] for t in trials], ["Succeeded"] * 3, trials)
+        for t in trials:
+            x = float(t["parameters"]["x"])
+            got = self.tyjson("get", "metrics", t["job"], "--all", "--metric", "loss")["metrics"]
+            # Its own three points, from its own file, at the steps hypertune gave them.
+            self.assertEqual([(m["step"], round(m["value"], 4)) for m in got],
+                             [(s, round(x / s, 4)) for s in (1, 2, 3)], t)
+        self.assertEqual(os.listdir(at) if os.path.isdir(at) else [], [])  # nothing written to the host's path
+
+
 if __name__ == "__main__":
     unittest.main()
