@@ -40,6 +40,7 @@ struct ExperimentController::State {
   std::unique_ptr<tune::EarlyStopper> stopper;
   std::map<int, std::map<int64_t, double>> finished_series;  // intermediate values of finished trials
   bool exhausted = false;
+  bool waiting = false;  // the sampler waits for running trials (hyperband's rungs)
 };
 
 ExperimentController::ExperimentController(store::Store& store, JobController& jobs, ControllerOptions opts)
@@ -200,6 +201,10 @@ void ExperimentController::startTrial(store::ExperimentRecord& e, State& s, int 
     s.exhausted = true;
     return;
   }
+  if (suggestion->wait) {  // it depends on trials still running: next pass
+    s.waiting = true;
+    return;
+  }
   store::TrialRecord t;
   t.experiment_id = e.id;
   t.number = number;
@@ -354,7 +359,9 @@ store::ExperimentRecord ExperimentController::reconcile(int64_t id) {
     end_message = fmt::format("{} trials finished", done);
   } else if (s.exhausted && running == 0) {
     end_phase = store::kSucceeded, end_reason = "SearchSpaceExhausted";
-    end_message = fmt::format("all {} points of the grid were tried", trials.size());
+    end_message = spec.algorithm == "hyperband"
+                      ? fmt::format("every hyperband bracket ran ({} trials)", trials.size())
+                      : fmt::format("all {} points of the grid were tried", trials.size());
   }
   if (!end_phase.empty()) {
     if (running > 0) {
@@ -373,9 +380,10 @@ store::ExperimentRecord ExperimentController::reconcile(int64_t id) {
 
   // Starting: fill the free parallel slots up to maxTrials.
   int created = static_cast<int>(trials.size());
+  s.waiting = false;
   while (running < spec.parallel_trials && created < spec.max_trials && !s.exhausted) {
     startTrial(e, s, created, trials);
-    if (s.exhausted) break;
+    if (s.exhausted || s.waiting) break;
     trials = store_.trials(e.id);
     ++created;
     ++running;

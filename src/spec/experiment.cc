@@ -21,7 +21,7 @@ std::optional<std::string> mapKatibAlgorithm(const std::string& k, std::string& 
   static const std::map<std::string, std::string> kMap{
       {"random", "random"}, {"grid", "grid"},   {"sobol", "sobol"},
       {"tpe", "tpe"},       {"multivariate-tpe", "tpe"}, {"bayesianoptimization", "gp"},
-      {"gp", "gp"},         {"cmaes", "cmaes"},  {"hyperband", "random"}};
+      {"gp", "gp"},         {"cmaes", "cmaes"},  {"hyperband", "hyperband"}};
   auto it = kMap.find(k);
   if (it != kMap.end()) return it->second;
   if (k == "enas" || k == "darts" || k == "pbt")
@@ -59,7 +59,7 @@ double number(const Walker& w, const YAML::Node& n, const std::string& path) {
   return v;
 }
 
-void checkParam(const Walker& w, const YAML::Node& at, const std::string& path, tune::Param& p) {
+void checkParam(const Walker& w, const YAML::Node& at, const std::string& path, tune::Param& p, bool fixed_ok = false) {
   using T = tune::Param::Type;
   if (p.type == T::Categorical || p.type == T::Discrete) {
     if (p.values.empty()) w.fail(at, path, "expected a non-empty list of values");
@@ -71,6 +71,7 @@ void checkParam(const Walker& w, const YAML::Node& at, const std::string& path, 
       }
     return;
   }
+  if (fixed_ok && p.min == p.max) return;  // Katib's hyperband resource: its value is the bracket's
   if (!(p.min < p.max)) w.fail(at, path, fmt::format("expected min < max, got min {} and max {}", p.min, p.max));
   if (p.log && p.min <= 0) w.fail(at, path, fmt::format("a log scale needs min > 0, got {}", p.min));
   if (p.type == T::Int && (std::floor(p.min) != p.min || std::floor(p.max) != p.max))
@@ -112,7 +113,7 @@ tune::Param parseParam(const Walker& w, const YAML::Node& n, const std::string& 
 
 // Katib: {name, parameterType, feasibleSpace: {min, max, step, list, distribution}}.
 tune::Param parseKatibParam(const Walker& w, const YAML::Node& n, const std::string& path,
-                            std::vector<std::string>& warnings) {
+                            std::vector<std::string>& warnings, const std::string& resource = "") {
   w.expectMap(n, path, {"name", "parameterType", "feasibleSpace"});
   tune::Param p;
   if (!n["name"]) w.fail(n, path + ".name", "missing required field 'name'");
@@ -148,7 +149,7 @@ tune::Param parseKatibParam(const Walker& w, const YAML::Node& n, const std::str
       if (dist == "logNormal") p.log = true;
     }
   }
-  checkParam(w, fs, fpath, p);
+  checkParam(w, fs, fpath, p, !resource.empty() && p.name == resource);
   return p;
 }
 
@@ -304,6 +305,8 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
     }
   }
   e.objectives.push_back(o);
+  std::string resource;  // Katib hyperband's resource parameter
+  YAML::Node resource_at;
   if (auto a = spec["algorithm"]) {
     w.expectMap(a, "spec.algorithm", {"algorithmName", "algorithmSettings"});
     if (!a["algorithmName"]) w.fail(a, "spec.algorithm.algorithmName", "missing required field 'algorithmName'");
@@ -314,12 +317,13 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
     e.algorithm = *mapped;
     if (a["algorithmSettings"]) e.algorithm_settings = settingsMap(w, a["algorithmSettings"], "spec.algorithm.algorithmSettings");
     if (katib == "hyperband") {
-      // Katib's hyperband is random search plus successive halving on a resource.
-      e.early_stopping = "hyperband";
-      for (const char* k : {"resource_name", "eta", "r_l"}) e.algorithm_settings.erase(k);
-      auto s = settingsMap(w, a["algorithmSettings"] ? a["algorithmSettings"] : YAML::Node(YAML::NodeType::Sequence), "spec.algorithm.algorithmSettings");
-      if (s.count("eta")) e.early_stopping_settings["reduction_factor"] = s["eta"];
-      if (s.count("r_l")) e.early_stopping_settings["max_resource"] = s["r_l"];
+      // Katib's hyperband drives the brackets itself: it sets each trial's
+      // resource parameter per bracket and rung (tune/hyperband_sampler.h).
+      auto s = e.algorithm_settings;
+      if (!s.count("resource_name") || !s.count("r_l"))
+        w.fail(a, "spec.algorithm.algorithmSettings", "hyperband needs the settings resource_name and r_l");
+      resource = s["resource_name"];
+      resource_at = a;
     }
   }
   if (auto s = spec["earlyStopping"]) {
@@ -334,7 +338,10 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
   if (!params) w.fail(spec, "spec.parameters", "missing required field 'parameters'");
   if (!params.IsSequence() || params.size() == 0) w.fail(params, "spec.parameters", "expected a non-empty list of parameters");
   for (size_t i = 0; i < params.size(); ++i)
-    e.space.params.push_back(parseKatibParam(w, params[i], fmt::format("spec.parameters[{}]", i), warnings));
+    e.space.params.push_back(parseKatibParam(w, params[i], fmt::format("spec.parameters[{}]", i), warnings, resource));
+  if (!resource.empty() &&
+      std::none_of(e.space.params.begin(), e.space.params.end(), [&](const auto& p) { return p.name == resource; }))
+    w.fail(resource_at, "spec.algorithm.algorithmSettings", fmt::format("resource_name \"{}\" is not one of the parameters", resource));
   parseCommon(w, spec, e, true);
   if (spec["resumePolicy"])
     warnings.push_back(w.locate(spec["resumePolicy"], "spec.resumePolicy",

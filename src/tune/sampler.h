@@ -31,6 +31,9 @@ struct TrialView {
 struct Suggestion {
   Point point;
   std::string meta;
+  // Not yet: what comes next depends on trials still running (Katib's
+  // hyperband waits for a rung to end). Asked again on a later pass.
+  bool wait = false;
 };
 
 class Sampler {

@@ -211,5 +211,45 @@ class KatibJsonFileCollector(E2E):
         self.assertEqual(os.listdir(at) if os.path.isdir(at) else [], [])  # nothing written to the host's path
 
 
+class KatibHyperband(E2E):
+    def test_hyperband_sets_the_resource_per_bracket_and_promotes_the_best(self):
+        """Katib's hyperband example's shape: resource_name num-epochs declared with min = max, eta 3,
+        r_l 9; the first bracket is 9 trials at 1 epoch, the best 3 at 3, the best at 9."""
+        script = ("awk -v lr=${trialParameters.learningRate} -v e=${trialParameters.numEpochs} "
+                  "'BEGIN { for (i = 1; i <= e; i++) printf \"epoch=%d loss=%.6f\\n\", i, (lr - 0.03)^2 + 1 / (i + 1) }'")
+        spec = {
+            "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "katib-hyperband"},
+            "spec": {
+                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                "algorithm": {"algorithmName": "hyperband", "algorithmSettings": [
+                    {"name": "resource_name", "value": "num-epochs"}, {"name": "eta", "value": "3"},
+                    {"name": "r_l", "value": "9"}]},
+                "parallelTrialCount": 9, "maxTrialCount": 13,
+                "parameters": [
+                    {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.05"}},
+                    {"name": "num-epochs", "parameterType": "int", "feasibleSpace": {"min": "20", "max": "20"}}],
+                "trialTemplate": {
+                    "primaryContainerName": "training-container",
+                    "trialParameters": [{"name": "learningRate", "reference": "lr"}, {"name": "numEpochs", "reference": "num-epochs"}],
+                    "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                        "containers": [{"name": "training-container", "image": "busybox",
+                                        "command": ["/bin/sh", "-c", script],
+                                        "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}],
+                        "restartPolicy": "Never"}}}}}}}
+        p = self.ty("run", "--containers", "host", self.write("hb.yaml", json.dumps(spec)), timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        trials = sorted(self.tyjson("get", "trials", "katib-hyperband")["items"], key=lambda t: t["trial"])
+        self.assertEqual(len(trials), 13)
+        self.assertTrue(all(t["state"] == "Succeeded" for t in trials), trials)
+        epochs = [int(t["parameters"]["num-epochs"]) for t in trials]
+        self.assertEqual(epochs, [1] * 9 + [3] * 3 + [9])
+        # Rung 1 runs rung 0's best three configurations (lowest loss: lr nearest 0.03), rung 2 the best of those.
+        rung0 = sorted(trials[:9], key=lambda t: abs(float(t["parameters"]["lr"]) - 0.03))
+        self.assertEqual([t["parameters"]["lr"] for t in trials[9:12]], [t["parameters"]["lr"] for t in rung0[:3]])
+        self.assertEqual(trials[12]["parameters"]["lr"], rung0[0]["parameters"]["lr"])
+        e = self.tyjson("describe", "experiment", "katib-hyperband")
+        self.assertEqual(e["phase"], "Succeeded", e)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -358,7 +358,7 @@ TEST(ExperimentSpec, KatibAlgorithmNamesMap) {
   EXPECT_EQ(spec::mapKatibAlgorithm("bayesianoptimization", error), "gp");
   EXPECT_EQ(spec::mapKatibAlgorithm("multivariate-tpe", error), "tpe");
   EXPECT_EQ(spec::mapKatibAlgorithm("cmaes", error), "cmaes");
-  EXPECT_EQ(spec::mapKatibAlgorithm("hyperband", error), "random");  // plus hyperband early stopping
+  EXPECT_EQ(spec::mapKatibAlgorithm("hyperband", error), "hyperband");  // Katib's brackets, as a suggestion algorithm
   EXPECT_FALSE(spec::mapKatibAlgorithm("pbt", error));
   EXPECT_NE(error.find("not supported yet"), std::string::npos);
   EXPECT_FALSE(spec::mapKatibAlgorithm("bohb", error));

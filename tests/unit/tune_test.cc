@@ -6,6 +6,7 @@
 
 #include "tune/early_stopping.h"
 #include "tune/gp_sampler.h"
+#include "tune/hyperband_sampler.h"
 #include "tune/pareto.h"
 #include "tune/sampler.h"
 
@@ -101,6 +102,61 @@ TEST(Samplers, UnknownNamesSettingsAndUnsupportedTypesAreRejectedClearly) {
   EXPECT_NE(message([&] { makeSampler({"tpe", {{"n_startup_trials", "x"}}, 0, 1}, space); }).find("must be a number"), std::string::npos);
   EXPECT_NE(message([&] { makeSampler({"gp", {}, 0, 2}, space); }).find("optimises one objective"), std::string::npos);
   for (const auto& name : {"random", "sobol", "tpe", "gp"}) EXPECT_NO_THROW(makeSampler({name, {}, 0, 1}, mixed)) << name;
+}
+
+TEST(Hyperband, ThePlanIsKatibsBracketsAndRungs) {
+  // eta 3, r_l 9: brackets s = 2, 1, 0 (Li et al.'s table): 9@1 3@3 1@9 | 5@3 2@9 | 3@9.
+  auto plan = hyperbandPlan(3, 9);
+  std::vector<std::pair<int, double>> rungs;  // (size, resource) per rung, in order
+  for (const auto& s : plan.slots)
+    if (s.index == 0) rungs.emplace_back(s.rung_size, s.resource);
+  EXPECT_EQ(rungs, (std::vector<std::pair<int, double>>{{9, 1}, {3, 3}, {1, 9}, {5, 3}, {2, 9}, {3, 9}}));
+  EXPECT_EQ(plan.slots.size(), 23u);
+  EXPECT_EQ(plan.slots[9].first_of_previous, 0);
+  EXPECT_EQ(plan.slots[12].first_of_previous, 9);
+  EXPECT_THROW(hyperbandPlan(1.5, 9), std::invalid_argument);  // eta < 2
+  EXPECT_THROW(hyperbandPlan(3, 0), std::invalid_argument);
+}
+
+TEST(Hyperband, ARungWaitsForTheOneBeforeThenPromotesItsBest) {
+  SearchSpace space;
+  Param lr{"lr", Param::Type::Double, 0.001, 0.1};
+  Param epochs{"num-epochs", Param::Type::Int, 20, 20};  // Katib's example: min = max, set per rung
+  space.params = {lr, epochs};
+  auto sampler = makeSampler({"hyperband", {{"resource_name", "num-epochs"}, {"eta", "3"}, {"r_l", "9"}}, 7, 1}, space);
+  std::vector<TrialView> history;
+  for (int n = 0; n < 9; ++n) {
+    auto s = sampler->ask(n, history);
+    ASSERT_TRUE(s && !s->wait);
+    EXPECT_EQ(s->point[1], 1);  // rung 0: resource 1
+    TrialView t;
+    t.number = n;
+    t.point = s->point;
+    t.state = TrialView::State::Running;
+    history.push_back(t);
+  }
+  EXPECT_TRUE(sampler->ask(9, history)->wait);  // rung 1 waits for rung 0
+  for (auto& t : history) {
+    t.state = TrialView::State::Complete;
+    t.values = {std::abs(t.point[0] - 0.05)};  // best near lr 0.05
+  }
+  history[4].state = TrialView::State::Failed, history[4].values.clear();  // a failed one ranks last
+  std::vector<const TrialView*> ranked;
+  for (const auto& t : history) ranked.push_back(&t);
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto* a, const auto* b) {
+    double x = a->values.empty() ? 1e9 : a->values[0], y = b->values.empty() ? 1e9 : b->values[0];
+    return x < y;
+  });
+  for (int k = 0; k < 3; ++k) {
+    auto s = sampler->ask(9 + k, history);
+    ASSERT_TRUE(s && !s->wait);
+    EXPECT_EQ(s->point[0], ranked[k]->point[0]) << k;  // the k-th best configuration
+    EXPECT_EQ(s->point[1], 3);                           // at 3 times the resource
+  }
+  EXPECT_FALSE(sampler->ask(23, history));  // every bracket done
+  EXPECT_THROW(makeSampler({"hyperband", {{"resource_name", "nope"}, {"r_l", "9"}}, 7, 1}, space), std::invalid_argument);
+  EXPECT_THROW(makeSampler({"hyperband", {{"resource_name", "lr"}, {"r_l", "9"}, {"bogus", "1"}}, 7, 1}, space),
+               std::invalid_argument);
 }
 
 TEST(Samplers, GridVisitsEveryCellOnceThenEnds) {
