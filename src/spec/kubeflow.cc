@@ -292,7 +292,14 @@ TrainJobSpec translateKubeflowJob(const Walker& w, const YAML::Node& root, const
   const Flavor* f = nullptr;
   for (const auto& fl : kFlavors)
     if (kind == fl.kind) f = &fl;
-  if (!f) w.fail(root["kind"], "kind", fmt::format("expected PyTorchJob, TFJob or MPIJob for kubeflow.org/v1, got \"{}\"", kind));
+  if (!f) {
+    bool known = kind == "XGBoostJob" || kind == "PaddleJob" || kind == "MXJob" || kind == "JAXJob";
+    w.fail(root["kind"], "kind",
+           known ? fmt::format("{} is not supported: Trainyard runs the training operator's PyTorchJob, TFJob and MPIJob "
+                               "(and Katib's Experiment, batch/v1 Job)",
+                               kind)
+                 : fmt::format("expected PyTorchJob, TFJob or MPIJob for kubeflow.org/v1, got \"{}\"", kind));
+  }
 
   Translator t(w, warnings);
   TrainJobSpec job;

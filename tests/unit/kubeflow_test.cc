@@ -262,6 +262,9 @@ spec:
     Chief: {template: {spec: {containers: [{command: [a]}]}}}
 )")).find("job.yaml:6:5: spec.pytorchReplicaSpecs.Chief: unknown replica type 'Chief' for PyTorchJob"), std::string::npos);
   EXPECT_NE(errorOf("apiVersion: kubeflow.org/v1\nkind: XGBoostJob\nmetadata: {name: x}\nspec: {}\n")
+                .find("XGBoostJob is not supported: Trainyard runs the training operator's PyTorchJob, TFJob and MPIJob"),
+            std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: kubeflow.org/v1\nkind: Nonsense\nmetadata: {name: x}\nspec: {}\n")
                 .find("expected PyTorchJob, TFJob or MPIJob"), std::string::npos);
   EXPECT_NE(errorOf("apiVersion: kubeflow.org/v1\nkind: MPIJob\nmetadata: {name: x}\nspec:\n  mpiReplicaSpecs:\n"
                     "    Worker: {replicas: 1, template: {spec: {containers: [{command: [a]}]}}}\n")
