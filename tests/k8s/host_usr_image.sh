@@ -21,8 +21,12 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
 echo "$image" > "$r/etc/trainyard-image"  # a file only the image has (tests look for it)
 tar -C "$r" -cf "$t/rootfs.tar" .
+old=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 podman import --change 'CMD ["/usr/bin/python3"]' --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
   "$t/rootfs.tar" "$image" >/dev/null
+# The image this replaced, left untagged, goes (each run would otherwise keep one).
+new=$(podman image inspect --format '{{.Id}}' "$image")
+[ -n "$old" ] && [ "$old" != "$new" ] && podman rmi "$old" >/dev/null 2>&1 || true
 rm -f "$out"
 podman save --format docker-archive -o "$out" "$image" >/dev/null 2>&1
 echo "$image -> $out"
