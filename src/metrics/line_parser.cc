@@ -70,11 +70,19 @@ void scanKatibLine(std::string_view s, std::vector<Pair>& out) {
 }
 
 struct LineParser::CompiledRegex {
-  std::regex re;
+  std::vector<std::regex> res;  // Katib's metricsFormat is a list: every one applies to every line
 };
 
 LineParser::LineParser(Format format, const std::string& regex) : format_(format) {
-  if (format_ == Format::Regex) regex_ = std::make_unique<CompiledRegex>(CompiledRegex{std::regex(regex)});
+  if (format_ != Format::Regex) return;
+  regex_ = std::make_unique<CompiledRegex>();
+  for (size_t at = 0; at <= regex.size();) {
+    size_t nl = regex.find('\n', at);
+    std::string one = regex.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    if (!one.empty()) regex_->res.emplace_back(one);
+    if (nl == std::string::npos) break;
+    at = nl + 1;
+  }
 }
 LineParser::~LineParser() = default;
 
@@ -155,13 +163,15 @@ void LineParser::parseLine(std::string_view line, double now, std::vector<Metric
       scanKatibLine(line, pairs_);
       break;
     case Format::Regex: {
-      auto begin = std::cregex_iterator(line.data(), line.data() + line.size(), regex_->re);
       owned_.clear();
       std::vector<std::pair<std::string, double>> found;
-      for (auto it = begin; it != std::cregex_iterator(); ++it) {
-        double v;
-        if ((*it).size() > 2 && toDouble(std::string_view((*it)[2].first, (*it)[2].length()), v))
-          found.emplace_back((*it)[1].str(), v);
+      for (const auto& re : regex_->res) {
+        auto begin = std::cregex_iterator(line.data(), line.data() + line.size(), re);
+        for (auto it = begin; it != std::cregex_iterator(); ++it) {
+          double v;
+          if ((*it).size() > 2 && toDouble(std::string_view((*it)[2].first, (*it)[2].length()), v))
+            found.emplace_back((*it)[1].str(), v);
+        }
       }
       owned_.reserve(found.size());
       for (auto& [n, v] : found) {

@@ -31,7 +31,8 @@ void scanKatibLine(std::string_view line, std::vector<Pair>& out);
 class LineParser {
  public:
   enum class Format { Katib, Regex, JsonLines };
-  // `regex` is used for Format::Regex: group 1 = name, group 2 = value.
+  // `regex` is used for Format::Regex: group 1 = name, group 2 = value;
+  // several regexes, one per line of `regex`, all apply to every line.
   explicit LineParser(Format format, const std::string& regex = "");
   ~LineParser();
 

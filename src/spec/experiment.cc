@@ -362,7 +362,20 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
       }
       if (auto f = src["filter"]; f && f["metricsFormat"]) {
         auto formats = w.strList(f["metricsFormat"], "spec.metricsCollectorSpec.source.filter.metricsFormat");
-        if (!formats.empty()) c.filter = formats[0];
+        if (formats.size() > 16)
+          w.fail(f["metricsFormat"], "spec.metricsCollectorSpec.source.filter.metricsFormat", "at most 16 formats");
+        // Every format applies to every line, as Katib's collector does (one per line here).
+        for (size_t i = 0; i < formats.size(); ++i) {
+          std::string at = fmt::format("spec.metricsCollectorSpec.source.filter.metricsFormat[{}]", i);
+          if (formats[i].find('\n') != std::string::npos) w.fail(f["metricsFormat"][i], at, "a format is one line");
+          try {
+            if (std::regex(formats[i]).mark_count() < 2)
+              w.fail(f["metricsFormat"][i], at, "expected a regex with two groups: (name) and (value)");
+          } catch (const std::regex_error& e) {
+            w.fail(f["metricsFormat"][i], at, fmt::format("expected a valid regular expression: {}", e.what()));
+          }
+          c.filter += (i ? "\n" : "") + formats[i];
+        }
       }
     }
     if (c.kind == MetricsCollector::Kind::File && c.path.empty())

@@ -157,6 +157,16 @@ TEST(LineParser, KatibsJsonFormatWithNumbersInStrings) {
   EXPECT_DOUBLE_EQ(loss2->timestamp, 1638455271);  // 2021-12-02T14:27:51Z
 }
 
+TEST(LineParser, SeveralRegexesAllApplyToEveryLine) {
+  // Katib's metricsFormat list, e.g. its "{metricName: X, metricValue: V}" format beside "X=V".
+  LineParser p(LineParser::Format::Regex, "\\{metricName: ([\\w|-]+), metricValue: ((-?\\d+)(\\.\\d+)?)\\}\n([a-z]+)=([0-9.]+)");
+  std::vector<MetricPoint> out;
+  p.feed("{metricName: accuracy, metricValue: 0.91};{metricName: loss, metricValue: 0.25}\nlr=0.5\n", 1, out);
+  std::vector<std::pair<std::string, double>> got;
+  for (const auto& m : out) got.emplace_back(m.name, m.value);
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, double>>{{"accuracy", 0.91}, {"loss", 0.25}, {"lr", 0.5}}));
+}
+
 TEST(LineParser, CustomRegex) {
   LineParser p(LineParser::Format::Regex, R"(([a-z]+):\s*([0-9.]+))");
   std::vector<MetricPoint> out;
