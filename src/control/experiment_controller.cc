@@ -93,6 +93,9 @@ store::ExperimentRecord ExperimentController::resume(const std::string& name, bo
       throw std::runtime_error(fmt::format("experiment {} is being run by another process ({})", name, e.owner));
     if (store::isTerminal(e.phase) && !reopen)
       throw std::runtime_error(fmt::format("experiment {} already finished ({})", name, e.phase));
+    if (store::isTerminal(e.phase) && e.spec.resume_policy == "Never")
+      throw std::runtime_error(fmt::format("experiment {} has resumePolicy Never: once finished ({}), it is not reopened",
+                                           name, e.phase));
     e.owner = opts_.owner;
     e.phase = store::kRunning;
     e.reason = "Resumed";

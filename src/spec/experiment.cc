@@ -343,9 +343,11 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
       std::none_of(e.space.params.begin(), e.space.params.end(), [&](const auto& p) { return p.name == resource; }))
     w.fail(resource_at, "spec.algorithm.algorithmSettings", fmt::format("resource_name \"{}\" is not one of the parameters", resource));
   parseCommon(w, spec, e, true);
-  if (spec["resumePolicy"])
-    warnings.push_back(w.locate(spec["resumePolicy"], "spec.resumePolicy",
-                                "experiments always resume from the store here (run the same command again, or --resume)"));
+  if (auto rp = spec["resumePolicy"]) {
+    e.resume_policy = w.str(rp, "spec.resumePolicy");
+    if (e.resume_policy != "Never" && e.resume_policy != "LongRunning" && e.resume_policy != "FromVolume")
+      w.fail(rp, "spec.resumePolicy", fmt::format("expected Never, LongRunning or FromVolume, got \"{}\"", e.resume_policy));
+  }
   if (auto mc = spec["metricsCollectorSpec"]) {
     w.expectMap(mc, "spec.metricsCollectorSpec", {"collector", "source"});
     MetricsCollector c;
@@ -533,6 +535,7 @@ void to_json(nlohmann::json& j, const ExperimentSpec& s) {
        {"sourceFile", s.source_file}, {"baseDir", s.base_dir}, {"overrides", s.overrides}};
   if (!s.workspace.empty()) j["workspace"] = s.workspace;
   if (!s.queue.empty()) j["queue"] = s.queue;
+  if (!s.resume_policy.empty()) j["resumePolicy"] = s.resume_policy;
   if (s.target) j["target"] = *s.target;
   if (s.metrics_collector) {
     const auto& c = *s.metrics_collector;
@@ -564,6 +567,7 @@ void from_json(const nlohmann::json& j, ExperimentSpec& s) {
   s.base_dir = j.value("baseDir", "");
   s.workspace = j.value("workspace", "");
   s.queue = j.value("queue", "");
+  s.resume_policy = j.value("resumePolicy", "");
   s.overrides = j.value("overrides", std::vector<std::string>{});
   if (j.contains("target")) s.target = j["target"].get<double>();
   if (j.contains("metricsCollector")) {

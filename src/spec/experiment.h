@@ -26,6 +26,10 @@ struct ExperimentSpec {
   std::optional<double> target;             // reaching it (primary objective) ends the experiment
   std::vector<std::string> additional_metrics;
   std::string algorithm = "random";
+  // Katib's resumePolicy: Never (a finished experiment is never reopened,
+  // `run --resume` included); LongRunning and FromVolume (""): the store
+  // keeps the algorithm's state, so it may be.
+  std::string resume_policy;
   std::map<std::string, std::string> algorithm_settings;
   std::string early_stopping;  // "" = none; median | asha | hyperband
   std::map<std::string, std::string> early_stopping_settings;

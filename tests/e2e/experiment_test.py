@@ -251,5 +251,32 @@ class KatibHyperband(E2E):
         self.assertEqual(e["phase"], "Succeeded", e)
 
 
+class KatibResumePolicy(E2E):
+    def test_resume_policy_never_keeps_a_finished_experiment_closed(self):
+        def spec(policy):
+            return json.dumps({
+                "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": f"rp-{policy.lower()}"},
+                "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                         "algorithm": {"algorithmName": "random"}, "maxTrialCount": 1, "resumePolicy": policy,
+                         "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+                         "trialTemplate": {"trialParameters": [{"name": "x", "reference": "x"}], "trialSpec": {
+                             "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [{
+                                 "name": "c", "image": "busybox", "command": ["/bin/sh", "-c", "echo loss=${trialParameters.x}"],
+                                 "resources": {"limits": {"cpu": "100m"}}}]}}}}}}})
+        never = self.write("never.yaml", spec("Never"))
+        self.ty("run", "--containers", "host", never, check=0)
+        p = self.ty("run", "--containers", "host", "--resume", never)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("has resumePolicy Never", p.stderr)
+        long_running = self.write("long.yaml", spec("LongRunning"))
+        self.ty("run", "--containers", "host", long_running, check=0)
+        p = self.ty("run", "--containers", "host", "--resume", long_running)
+        self.assertIn("resuming experiment rp-longrunning", p.stderr)
+        bad = self.write("bad.yaml", spec("Sometimes"))
+        p = self.ty("validate", bad)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("spec.resumePolicy: expected Never, LongRunning or FromVolume", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
