@@ -97,6 +97,12 @@ std::string pythonVersion(const std::string& root) {
 
 }  // namespace
 
+json machineVersions(const std::string& python_root) {
+  json versions = packageVersions(python_root);
+  if (std::string py = pythonVersion(python_root); !py.empty()) versions["python"] = py;
+  return versions;
+}
+
 bool looksSecret(const std::string& name) {
   std::string u = name;
   std::transform(u.begin(), u.end(), u.begin(), [](unsigned char c) { return std::toupper(c); });
@@ -178,9 +184,7 @@ json gatherRunRecord(const spec::TrainJobSpec& spec, const RecordContext& ctx) {
   }
   r["git"] = git;
   if (!seed.empty()) r["seed"] = seed;
-  json versions = packageVersions(ctx.python_root);
-  if (std::string py = pythonVersion(ctx.python_root); !py.empty()) versions["python"] = py;
-  r["versions"] = versions;  // this machine's: an image's own are in the image its digest names
+  r["versions"] = machineVersions(ctx.python_root);  // this machine's: an image's own are in the image its digest names
   return r;
 }
 
@@ -193,17 +197,13 @@ Rerun rerunOf(const std::string& name, spec::TrainJobSpec spec, const json& rec)
     for (auto& role : spec.roles) {
       if (role.image.empty()) continue;
       for (const auto& im : rec.value("images", json::array()))
-        if (im.value("image", "") == role.image && im.contains("digest") && im["digest"].is_string()) {
-          std::string repo = role.image.substr(0, role.image.find('@'));
-          if (size_t colon = repo.rfind(':'); colon != std::string::npos && repo.find('/', colon) == std::string::npos)
-            repo.resize(colon);  // the tag goes: the digest names the image
-          role.image = repo + "@" + im["digest"].get<std::string>();
-        }
+        if (im.value("image", "") == role.image && im.contains("digest") && im["digest"].is_string())
+          role.image = spec::imageRepository(role.image) + "@" + im["digest"].get<std::string>();  // the digest names it
     }
     bool any_image = std::any_of(spec.roles.begin(), spec.roles.end(), [](const auto& r) { return !r.image.empty(); });
     if (!any_image) {
       // The environment is this machine's: say what changed since.
-      json now = gatherRunRecord(spec::TrainJobSpec{}, RecordContext{})["versions"];
+      json now = machineVersions();
       const json then = rec.value("versions", json::object());
       for (const auto& [k, v] : then.items())
         if (v.is_string() && now.value(k, "") != v.get<std::string>())

@@ -30,6 +30,10 @@ struct RecordContext {
 // no user code). Never throws: what cannot be read is left out, with a note.
 nlohmann::json gatherRunRecord(const spec::TrainJobSpec& spec, const RecordContext& ctx);
 
+// Python's and the framework packages' versions under `python_root`, read
+// from their installed metadata: {"python": "3.11", "torch": "2.1.0", ...}.
+nlohmann::json machineVersions(const std::string& python_root = "/usr/lib");
+
 // True for environment names whose values are not kept: *TOKEN*, *SECRET*,
 // *PASSWORD*, *PASSWD*, *KEY* (not *KEYS* of counts), *CREDENTIAL*, *AUTH*.
 bool looksSecret(const std::string& name);

@@ -128,6 +128,13 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
   }
 }
 
+std::string imageRepository(const std::string& image) {
+  std::string repo = image.substr(0, image.find('@'));
+  // A colon after the last '/' is a tag's; one before it is a registry's port.
+  if (size_t colon = repo.rfind(':'); colon != std::string::npos && repo.find('/', colon) == std::string::npos) repo.resize(colon);
+  return repo;
+}
+
 bool isInside(const std::string& path, const std::string& root) {
   namespace fs = std::filesystem;
   fs::path rel = fs::absolute(path).lexically_normal().lexically_relative(fs::path(root).lexically_normal());

@@ -118,6 +118,10 @@ struct TrainJobSpec {
 const std::vector<std::string>& rolesOf(const std::string& framework);
 
 // Whether `path` (made absolute, normalised: "a/../..") lies in `root`.
+// An image reference without its tag or digest ("reg:5000/a/b:1" ->
+// "reg:5000/a/b"): what a digest or another tag is appended to.
+std::string imageRepository(const std::string& image);
+
 bool isInside(const std::string& path, const std::string& root);
 
 // The first path `job` would use outside the directory `root` (working

@@ -43,6 +43,18 @@ class ServerE2E(E2E):
         self.env["TRAINYARD_SERVER"] = s.url
         return s
 
+    def start_as_alice_with_bob(self, *args, alice_admin=False):
+        """A server with --auth and two users, alice (the CLI's user here) and bob; their tokens."""
+        tokens = self.write("tokens.yaml", f"""\
+            tokens:
+              - {{token: alice-token-123, user: alice{", admin: true" if alice_admin else ""}}}
+              - {{token: bob-token-4567, user: bob}}
+            """)
+        os.chmod(tokens, 0o600)
+        self.start("--auth", tokens, *args)
+        self.env["TRAINYARD_TOKEN"] = self.token = "alice-token-123"
+        return "alice-token-123", "bob-token-4567"
+
     def call(self, method, path, body=None, token=None, headers=None, raw=False):
         """(status, parsed JSON or text) of one HTTP request."""
         data = None
@@ -315,14 +327,7 @@ class Outputs(ServerE2E):
             return e.code, e.headers, e.read()
 
     def test_outputs_are_listed_and_downloaded_by_whoever_may_see_the_job(self):
-        tokens = self.write("tokens.yaml", """\
-            tokens:
-              - {token: alice-token-123, user: alice}
-              - {token: bob-token-4567, user: bob}
-            """)
-        os.chmod(tokens, 0o600)
-        self.start("--auth", tokens)
-        self.env["TRAINYARD_TOKEN"] = self.token = alice = "alice-token-123"
+        alice, _ = self.start_as_alice_with_bob()
         script = ('cd "$TRAINYARD_OUTPUT_DIR" && printf "a,b\\n1,2\\n" > metrics.csv && mkdir -p sub && '
                   'head -c 600000 /dev/urandom > sub/model.bin && echo "<script>alert(1)</script>" > page.html && '
                   'ln -s /etc/passwd pw')
@@ -369,16 +374,9 @@ class Outputs(ServerE2E):
 
 class ModelPush(ServerE2E):
     def test_a_remote_user_pushes_a_jobs_model_into_the_servers_repository(self):
-        tokens = self.write("tokens.yaml", """\
-            tokens:
-              - {token: alice-token-123, user: alice}
-              - {token: bob-token-4567, user: bob}
-            """)
-        os.chmod(tokens, 0o600)
         models = os.path.join(self.dir, "models")
         os.makedirs(models)
-        self.start("--auth", tokens, "--models", models)
-        self.env["TRAINYARD_TOKEN"] = self.token = alice = "alice-token-123"
+        alice, _ = self.start_as_alice_with_bob("--models", models)
         self.ty("submit", self.write("m.yaml", job_yaml("trained", 'printf "weights" > "$TRAINYARD_OUTPUT_DIR/model.pt"')), check=0)
         self.ty("submit", self.write("n.yaml", job_yaml("no-model", "true")), check=0)
         self.wait_phase("trained", ("Succeeded",))
@@ -410,14 +408,7 @@ class ModelPush(ServerE2E):
 
 class Rerun(ServerE2E):
     def test_a_job_runs_again_from_its_record_through_the_server(self):
-        tokens = self.write("tokens.yaml", """\
-            tokens:
-              - {token: alice-token-123, user: alice, admin: true}
-              - {token: bob-token-4567, user: bob}
-            """)
-        os.chmod(tokens, 0o600)
-        self.start("--auth", tokens)
-        self.env["TRAINYARD_TOKEN"] = self.token = "alice-token-123"
+        self.start_as_alice_with_bob(alice_admin=True)
         script = 'awk -v s="$SEED" \'BEGIN { srand(s); for (i = 1; i <= 3; i++) printf "step=%d loss=%.6f\\n", i, rand() }\''
         self.ty("submit", self.write("det.yaml", job_yaml("det", script, 'env: [{name: SEED, value: "11"}]')), check=0)
         self.wait_phase("det", ("Succeeded",))

@@ -17,6 +17,8 @@
 
 #include <fmt/format.h>
 
+#include "spec/trainjob.h"
+
 namespace trainyard::backend::podman {
 
 std::string findPodman() {
@@ -176,11 +178,7 @@ std::string contextHash(const std::string& dir) {
   return fmt::format("{:016x}", a.h ^ (b.h << 1)).substr(0, 16);
 }
 
-std::string builtImage(const std::string& image, const std::string& hash) {
-  std::string repo = image.substr(0, image.find('@'));
-  if (size_t colon = repo.rfind(':'); colon != std::string::npos && repo.find('/', colon) == std::string::npos) repo.resize(colon);
-  return repo + ":" + hash;
-}
+std::string builtImage(const std::string& image, const std::string& hash) { return spec::imageRepository(image) + ":" + hash; }
 
 int runBuildStep(int argc, char** argv) {
   if (argc < 7 || std::strcmp(argv[5], "--") != 0) {
