@@ -109,7 +109,7 @@ json trialJson(const spec::ExperimentSpec& spec, const store::TrialRecord& t, st
   json objective = json::object();
   for (size_t k = 0; k < t.objective.size() && k < spec.objectives.size(); ++k) objective[spec.objectives[k].metric] = t.objective[k];
   return {{"trial", t.number}, {"state", t.state}, {"parameters", t.params}, {"objective", objective},
-          {"metrics", t.metrics}, {"rung", t.rung}, {"job", t.job_name}, {"runs", t.runs}, {"reason", t.reason},
+          {"metrics", t.metrics}, {"rung", t.rung}, {"note", t.meta}, {"job", t.job_name}, {"runs", t.runs}, {"reason", t.reason},
           {"message", t.message}, {"createdAt", t.created_at}, {"finishedAt", t.finished_at},
           {"conditions", trialConditions(st, t)}};
 }

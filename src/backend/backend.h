@@ -56,7 +56,9 @@ struct ReplicaLaunch {
   // Build the image first (spec.build): the context directory and its
   // Containerfile; `image` then names what the build makes.
   std::string build_context, build_file;
-  std::vector<Mount> mounts;  // for images; a process sees the node's files anyway
+  // Volumes. A process sees the node's files anyway, so locally only a
+  // volume mounted at another path needs a mount (root: a mount namespace).
+  std::vector<Mount> mounts;
   // Directories this replica alone sees at a path (a trial's absolute
   // metrics path, e.g. Katib's /katib: each pod has its own on a cluster).
   // Locally: a bind mount in a mount namespace of its own (root), or a

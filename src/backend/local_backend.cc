@@ -49,6 +49,17 @@ struct ExecFailure {
   int err;
 };
 
+// What a process replica (no container) sees at paths of its own: its
+// private directories, and volumes mounted somewhere else than where they
+// are (a PBT trial's checkpoint directory). Same-path volumes are the node's
+// file system as it is.
+std::vector<Mount> processMounts(const ReplicaLaunch& r) {
+  std::vector<Mount> out = r.private_mounts;
+  for (const auto& m : r.mounts)
+    if (m.host_path != m.mount_path) out.push_back(m);
+  return out;
+}
+
 std::vector<std::string> mergedEnv(const std::vector<std::pair<std::string, std::string>>& extra) {
   std::vector<std::string> out;
   for (char** e = environ; e && *e; ++e) {
@@ -255,6 +266,16 @@ void LocalBackend::launch(const PlacedJob& job) {
                            false);
       std::filesystem::create_directories(m.mount_path, ec);  // the mount point on this machine (empty)
     }
+  for (const auto& r : job.replicas) {
+    if (!r.image.empty() && !opts_.podman.empty()) continue;
+    for (const auto& m : r.mounts)
+      if (m.host_path != m.mount_path) {
+        std::error_code ec;
+        if (!std::filesystem::exists(m.host_path, ec))
+          throw BackendError(fmt::format("replica {}: volume {} does not exist", r.name, m.host_path), false);
+        std::filesystem::create_directories(m.mount_path, ec);  // the mount point on this machine
+      }
+  }
   std::string config_dir;
   if (!job.files.empty()) {
     config_dir = (std::filesystem::path(job.log_dir) / fmt::format("config.attempt-{}", job.attempt)).string();
@@ -374,7 +395,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   // own, made in the child before it drops privileges (root only).
   std::vector<std::pair<std::string, std::string>> own_mounts;
   if (!contained)
-    for (const auto& m : r.private_mounts) own_mounts.emplace_back(m.host_path, m.mount_path);
+    for (const auto& m : processMounts(r)) own_mounts.emplace_back(m.host_path, m.mount_path);
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
@@ -450,7 +471,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
                        : failure.stage == 3 ? fmt::format("cannot switch to user {}", opts_.run_user)
                        : failure.stage == 4 ? fmt::format("cannot give it a directory of its own at {} (a mount namespace: "
                                                           "root only; or run it in a container, --containers podman)",
-                                                          r.private_mounts.empty() ? "" : r.private_mounts[0].mount_path)
+                                                          own_mounts.empty() ? "" : own_mounts[0].second)
                                             : fmt::format("cannot open the log file {}", log_path);
     reap(p, true);
     p.status.reason = "StartError";

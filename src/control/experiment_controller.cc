@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "control/checkpoint_handover.h"
 #include "control/owner.h"
 #include "tune/pareto.h"
 
@@ -31,6 +32,14 @@ tune::TrialView::State viewState(const std::string& s) {
 bool reachedTarget(const spec::ExperimentSpec& spec, const store::TrialRecord& t) {
   if (!spec.target || t.state != store::kTrialSucceeded || t.objective.empty()) return false;
   return spec.objectives[0].maximize ? t.objective[0] >= *spec.target : t.objective[0] <= *spec.target;
+}
+
+// PBT: where a trial finds its checkpoint (tune/pbt_sampler.h).
+std::optional<std::string> pbtTrialDir(const spec::ExperimentSpec& spec) {
+  if (spec.algorithm != "pbt") return std::nullopt;
+  auto it = spec.algorithm_settings.find("suggestion_trial_dir");
+  if (it == spec.algorithm_settings.end()) return std::nullopt;
+  return it->second;
 }
 
 }  // namespace
@@ -182,6 +191,8 @@ std::vector<tune::TrialView> ExperimentController::history(const store::Experime
 std::string ExperimentController::submitTrialJob(const store::ExperimentRecord& e, store::TrialRecord& t) {
   std::string base = t.runs > 1 ? fmt::format("{}-{}-r{}", e.name, t.number, t.runs - 1) : fmt::format("{}-{}", e.name, t.number);
   spec::TrainJobSpec job = e.spec.trialJob(t.params, base);
+  if (auto at = pbtTrialDir(e.spec))
+    mountCheckpoint(job, trialCheckpointDir(opts_.data_dir, e, t.number), *at);
   job.labels[store::kExperimentLabel] = e.name;
   for (const auto& [k, v] : e.spec.labels)
     if (k.starts_with(backend::kOwnerLabelPrefix)) job.labels[k] = v;
@@ -216,6 +227,7 @@ void ExperimentController::startTrial(store::ExperimentRecord& e, State& s, int 
   for (size_t j = 0; j < e.spec.space.size(); ++j)
     t.params[e.spec.space.params[j].name] = e.spec.space.params[j].format(suggestion->point[j]);
   t.created_at = store::nowSeconds();
+  if (pbtTrialDir(e.spec)) seedCheckpoint(opts_.data_dir, e, t, opts_.run_uid, opts_.run_gid);
   // The trial and its job are stored together: a crash leaves both or neither.
   store_.transaction([&] {
     t.job_name = submitTrialJob(e, t);
@@ -270,6 +282,7 @@ void ExperimentController::driveTrial(store::ExperimentRecord& e, State& s, stor
   if (lost) {
     // A run interrupted with its controller (kill -9 of `trainyard run`):
     // its processes went with it. The trial runs again under a new job.
+    if (pbtTrialDir(e.spec)) seedCheckpoint(opts_.data_dir, e, t, opts_.run_uid, opts_.run_gid);
     store_.transaction([&] {
       if (!store::isTerminal(job->phase)) markControllerLost(store_, *job, "; the trial runs again");
       t.runs += 1;
@@ -283,6 +296,7 @@ void ExperimentController::driveTrial(store::ExperimentRecord& e, State& s, stor
     return;
   }
   if (!job) {
+    if (pbtTrialDir(e.spec)) seedCheckpoint(opts_.data_dir, e, t, opts_.run_uid, opts_.run_gid);
     store_.transaction([&] {
       t.job_name = submitTrialJob(e, t);
       store_.upsertTrial(t);

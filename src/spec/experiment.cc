@@ -21,15 +21,15 @@ std::optional<std::string> mapKatibAlgorithm(const std::string& k, std::string& 
   static const std::map<std::string, std::string> kMap{
       {"random", "random"}, {"grid", "grid"},   {"sobol", "sobol"},
       {"tpe", "tpe"},       {"multivariate-tpe", "tpe"}, {"bayesianoptimization", "gp"},
-      {"gp", "gp"},         {"cmaes", "cmaes"},  {"hyperband", "hyperband"}};
+      {"gp", "gp"},         {"cmaes", "cmaes"},  {"hyperband", "hyperband"}, {"pbt", "pbt"}};
   auto it = kMap.find(k);
   if (it != kMap.end()) return it->second;
-  if (k == "enas" || k == "darts" || k == "pbt")
-    error = fmt::format("algorithm {} (neural architecture search / population-based training) is not supported yet; "
-                        "use random, grid, sobol, tpe, multivariate-tpe, bayesianoptimization (gp) or cmaes", k);
+  if (k == "enas" || k == "darts")
+    error = fmt::format("algorithm {} is neural architecture search, which is out of scope for now (docs/experiments.md); "
+                        "use random, grid, sobol, tpe, multivariate-tpe, bayesianoptimization (gp), cmaes, hyperband or pbt", k);
   else
     error = fmt::format("unknown algorithm \"{}\" (expected random, grid, sobol, tpe, gp, cmaes, or Katib's "
-                        "multivariate-tpe, bayesianoptimization, hyperband)", k);
+                        "multivariate-tpe, bayesianoptimization, hyperband, pbt)", k);
   return std::nullopt;
 }
 

@@ -1,6 +1,7 @@
 #include "tune/sampler.h"
 
 #include "tune/hyperband_sampler.h"
+#include "tune/pbt_sampler.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -24,6 +25,7 @@ std::unique_ptr<Sampler> makeSampler(const SamplerConfig& c, const SearchSpace& 
         "algorithm {} optimises one objective; with {} objectives use tpe (multi-objective TPE), random, sobol or grid",
         c.name, c.objectives));
   if (c.name == "hyperband") return makeHyperbandSampler(c.settings, space, seed);
+  if (c.name == "pbt") return makePbtSampler(c.settings, space, seed);
   if (c.name == "random") {
     Settings s("algorithm " + c.name, c.settings, {"random_state"});
     return std::make_unique<RandomSampler>(space, seed);

@@ -8,6 +8,7 @@
 #include "tune/gp_sampler.h"
 #include "tune/hyperband_sampler.h"
 #include "tune/pareto.h"
+#include "tune/pbt_sampler.h"
 #include "tune/sampler.h"
 
 using namespace trainyard::tune;
@@ -157,6 +158,75 @@ TEST(Hyperband, ARungWaitsForTheOneBeforeThenPromotesItsBest) {
   EXPECT_THROW(makeSampler({"hyperband", {{"resource_name", "nope"}, {"r_l", "9"}}, 7, 1}, space), std::invalid_argument);
   EXPECT_THROW(makeSampler({"hyperband", {{"resource_name", "lr"}, {"r_l", "9"}, {"bogus", "1"}}, 7, 1}, space),
                std::invalid_argument);
+}
+
+TEST(Pbt, AGenerationWaitsThenTheBottomExploitsTheTopAndEveryoneExplores) {
+  SearchSpace space;
+  Param lr{"lr", Param::Type::Double, 0.001, 0.1};
+  Param opt{"opt", Param::Type::Categorical};
+  opt.values = {"adam", "sgd", "rmsprop"};
+  space.params = {lr, opt};
+  std::map<std::string, std::string> settings{
+      {"n_population", "4"}, {"truncation_threshold", "0.25"}, {"suggestion_trial_dir", "/ckpt"}};
+  auto sampler = makeSampler({"pbt", settings, 3, 1}, space);
+  std::vector<TrialView> history;
+  for (int n = 0; n < 4; ++n) {
+    auto s = sampler->ask(n, history);
+    ASSERT_TRUE(s && !s->wait);
+    EXPECT_FALSE(pbtParent(s->meta)) << s->meta;  // generation 0 starts from nothing
+    TrialView t;
+    t.number = n;
+    t.point = s->point;
+    history.push_back(t);
+  }
+  EXPECT_TRUE(sampler->ask(4, history)->wait);  // generation 1 waits for generation 0
+  for (int n = 0; n < 4; ++n) history[n].state = TrialView::State::Complete, history[n].values = {double(n)};  // 0 best
+  history[2].state = TrialView::State::Failed, history[2].values.clear();
+  std::vector<int> parents;
+  for (int n = 4; n < 8; ++n) {
+    auto s = sampler->ask(n, history);
+    ASSERT_TRUE(s && !s->wait);
+    auto parent = pbtParent(s->meta);
+    ASSERT_TRUE(parent) << s->meta;
+    parents.push_back(*parent);
+    const Point& from = history[*parent].point;
+    // Explored: lr x0.8 or x1.2 (clamped), the choice one step aside.
+    double ratio = s->point[0] / from[0];
+    EXPECT_TRUE(std::abs(ratio - 0.8) < 1e-9 || std::abs(ratio - 1.2) < 1e-9 || s->point[0] == 0.1 || s->point[0] == 0.001)
+        << ratio;
+    double d = std::fmod(s->point[1] - from[1] + 3, 3);
+    EXPECT_TRUE(d == 1 || d == 2) << d;
+  }
+  // Members 0, 1 and 3 continue their own lineage; member 2 (failed: the
+  // bottom quarter) takes the best member's checkpoint (the top quarter: trial 0).
+  EXPECT_EQ(parents, (std::vector<int>{0, 1, 0, 3}));
+  // Deterministic: asked again, the same answer (a resumed experiment).
+  EXPECT_EQ(sampler->ask(6, history)->meta, sampler->ask(6, history)->meta);
+  auto bad = [&](std::map<std::string, std::string> extra) {
+    auto s = settings;
+    for (auto& [k, v] : extra) s[k] = v;
+    return makeSampler({"pbt", s, 3, 1}, space);
+  };
+  EXPECT_THROW(bad({{"n_population", "2"}}), std::invalid_argument);
+  EXPECT_THROW(bad({{"truncation_threshold", "0.9"}}), std::invalid_argument);
+  EXPECT_THROW(bad({{"resample_probability", "1.5"}}), std::invalid_argument);
+  EXPECT_THROW(bad({{"suggestion_trial_dir", "relative"}}), std::invalid_argument);
+  EXPECT_THROW(bad({{"populationsize", "5"}}), std::invalid_argument);
+  EXPECT_THROW(makeSampler({"pbt", {{"n_population", "4"}}, 3, 1}, space), std::invalid_argument);
+}
+
+TEST(Pbt, ResampleProbabilityDrawsFromTheSpace) {
+  SearchSpace space{{dbl("x", 0, 1)}};
+  auto sampler = makeSampler({"pbt", {{"n_population", "3"}, {"resample_probability", "1"}, {"suggestion_trial_dir", "/c"}}, 9, 1}, space);
+  std::vector<TrialView> history;
+  for (int n = 0; n < 3; ++n) history.push_back(done(n, sampler->ask(n, history)->point, n));
+  std::set<double> seen;
+  for (int n = 3; n < 6; ++n) {
+    auto s = sampler->ask(n, history);
+    double from = history[*pbtParent(s->meta)].point[0];
+    EXPECT_NE(s->point[0], from);  // p = 1: always drawn anew
+    EXPECT_NE(s->point[0] / from, 1.2);
+  }
 }
 
 TEST(Samplers, GridVisitsEveryCellOnceThenEnds) {
