@@ -15,6 +15,7 @@ PACKAGES=(
   libssl-dev etcd-server
   containerd runc containernetworking-plugins podman catatonit busybox-static
   slurm-wlm munge
+  protobuf-compiler libprotobuf-dev python3-protobuf
 )
 # The dashboard is built with npm; use the machine's Node.js, else Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

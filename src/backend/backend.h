@@ -235,6 +235,17 @@ class Backend {
   virtual LogChunk readFileAt(const std::string& uid, int attempt, const std::string& replica, const std::string& path,
                               const std::string& cursor, size_t max_bytes) = 0;
 
+  // The TensorBoard event files (names containing "tfevents") under `dir`,
+  // recursively, as the replica sees them, at most `max`: what the
+  // TensorFlowEvent collector reads with readFileAt(). Empty while there are
+  // none, or where this backend cannot reach the replica's files (pods).
+  // Thread-safe.
+  virtual std::vector<std::string> listEventFilesAt(const std::string& uid, int attempt, const std::string& replica,
+                                                    const std::string& dir, size_t max) {
+    (void)uid, (void)attempt, (void)replica, (void)dir, (void)max;
+    return {};
+  }
+
   // Blocks until a replica may have changed state, or `timeout` passes.
   virtual void waitForChange(std::chrono::milliseconds timeout) = 0;
 

@@ -1,5 +1,6 @@
 #include "backend/byte_cursor.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -45,6 +46,23 @@ std::string logFileName(const std::string& replica, int attempt) { return fmt::f
 LogChunk readLocalLog(const std::string& log_dir, const std::string& replica, int attempt, const std::string& cursor,
                       size_t max_bytes) {
   return readFileChunk((std::filesystem::path(log_dir) / logFileName(replica, attempt)).string(), cursor, max_bytes);
+}
+
+std::vector<std::string> listEventFiles(const std::string& dir, size_t max) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (dir.empty() || dir[0] != '/' || !fs::is_directory(fs::symlink_status(dir, ec))) return out;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+  for (size_t seen = 0; !ec && it != end && seen < 10000; it.increment(ec), ++seen) {
+    if (it.depth() >= 4) it.disable_recursion_pending();
+    if (it->is_symlink(ec) || !it->is_regular_file(ec)) continue;
+    if (it->path().filename().string().find("tfevents") == std::string::npos) continue;
+    out.push_back(it->path().string());
+  }
+  std::sort(out.begin(), out.end());
+  if (out.size() > max) out.resize(max);
+  return out;
 }
 
 LogChunk readReplicaFile(const std::string& path, const std::string& cursor, size_t max_bytes) {

@@ -27,6 +27,11 @@ LogChunk readFileChunk(const std::string& path, const std::string& cursor, size_
 // a file only root may read) is not followed; it reads as empty.
 LogChunk readReplicaFile(const std::string& path, const std::string& cursor, size_t max_bytes);
 
+// The event files (names containing "tfevents") under the local directory
+// `dir`, recursively (4 levels), sorted, at most `max`. Symlinks are not
+// followed: the reader may be root and the writer not.
+std::vector<std::string> listEventFiles(const std::string& dir, size_t max);
+
 // The local backend's log file of `replica` in `attempt`, under a job's log directory.
 std::string logFileName(const std::string& replica, int attempt);
 // The local backend's log source without a backend (`trainyard logs` on a

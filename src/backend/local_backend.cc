@@ -173,15 +173,18 @@ LogChunk LocalBackend::readLogAt(const std::string& uid, int attempt, const std:
            std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
   };
   if (!plain(uid) || !plain(replica) || attempt < 0) return {"", cursor};
-  std::string dir;
-  {
-    std::lock_guard lk(log_mu_);
-    auto it = log_dirs_.find(uid);
-    if (it != log_dirs_.end()) dir = it->second;
-    else if (!opts_.log_root.empty()) dir = (std::filesystem::path(opts_.log_root) / uid).string();
-    else return {"", cursor};
-  }
+  std::string dir = logDirOf(uid);
+  if (dir.empty()) return {"", cursor};
   return readLocalLog(dir, replica, attempt, cursor, max_bytes);
+}
+
+std::string LocalBackend::logDirOf(const std::string& uid) {
+  std::lock_guard lk(log_mu_);
+  auto it = log_dirs_.find(uid);
+  if (it != log_dirs_.end()) return it->second;
+  if (!opts_.log_root.empty() && uid.find('/') == std::string::npos && uid.find("..") == std::string::npos)
+    return (std::filesystem::path(opts_.log_root) / uid).string();
+  return "";
 }
 
 LogChunk LocalBackend::readFileAt(const std::string& uid, int, const std::string&, const std::string& path,
@@ -189,20 +192,31 @@ LogChunk LocalBackend::readFileAt(const std::string& uid, int, const std::string
   // Replicas run on this machine and see its file system as it is, but for
   // their own directories (private_mounts), kept under the job's log
   // directory at the path they see: read there when it is there.
-  std::string dir;
-  {
-    std::lock_guard lk(log_mu_);
-    auto it = log_dirs_.find(uid);
-    if (it != log_dirs_.end()) dir = it->second;
-    else if (!opts_.log_root.empty() && uid.find('/') == std::string::npos && uid.find("..") == std::string::npos)
-      dir = (std::filesystem::path(opts_.log_root) / uid).string();
-  }
+  std::string dir = logDirOf(uid);
   if (!dir.empty() && !path.empty() && path[0] == '/' && path.find("..") == std::string::npos) {
     std::filesystem::path own = std::filesystem::path(dir) / "private" / std::filesystem::path(path).relative_path();
     struct stat st {};
     if (lstat(own.parent_path().c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return readReplicaFile(own.string(), cursor, max_bytes);
   }
   return readReplicaFile(path, cursor, max_bytes);
+}
+
+std::vector<std::string> LocalBackend::listEventFilesAt(const std::string& uid, int, const std::string&, const std::string& dir,
+                                                       size_t max) {
+  // As readFileAt: a replica's own directory (private_mounts) is under the
+  // job's log directory; the paths returned are as the replica sees them.
+  std::string log_dir = logDirOf(uid);
+  if (!log_dir.empty() && !dir.empty() && dir[0] == '/' && dir.find("..") == std::string::npos) {
+    std::filesystem::path own = std::filesystem::path(log_dir) / "private" / std::filesystem::path(dir).relative_path();
+    struct stat st {};
+    if (lstat(own.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      std::vector<std::string> out;
+      for (const auto& f : listEventFiles(own.string(), max))
+        out.push_back((std::filesystem::path(dir) / std::filesystem::path(f).lexically_relative(own)).lexically_normal().string());
+      return out;
+    }
+  }
+  return listEventFiles(dir, max);
 }
 
 std::map<std::string, std::vector<ReplicaStatus>> LocalBackend::observeAll() {

@@ -35,6 +35,8 @@ class LocalBackend final : public Backend {
                      size_t max_bytes) override;
   LogChunk readFileAt(const std::string& uid, int attempt, const std::string& replica, const std::string& path,
                       const std::string& cursor, size_t max_bytes) override;
+  std::vector<std::string> listEventFilesAt(const std::string& uid, int attempt, const std::string& replica,
+                                            const std::string& dir, size_t max) override;
   void waitForChange(std::chrono::milliseconds timeout) override;
   std::vector<ReplicaStatus> reattach(const std::string& uid, int attempt,
                                       const std::vector<ReplicaStatus>& recorded) override;
@@ -79,6 +81,8 @@ class LocalBackend final : public Backend {
   mutable std::mutex log_mu_;
   std::map<std::string, std::string> log_dirs_;
   void rememberLogDir(const std::string& uid, const std::string& dir);
+  // The log directory of `uid` (its own, or under log_root); "" when unknown.
+  std::string logDirOf(const std::string& uid);
 };
 
 }  // namespace trainyard::backend

@@ -17,6 +17,7 @@
 #include "dist/wiring.h"
 #include "control/owner.h"
 #include "control/restart_policy.h"
+#include "metrics/tf_events.h"
 #include "sched/scheduler.h"
 
 namespace trainyard::control {
@@ -32,6 +33,7 @@ struct JobController::Tracked {
     std::string log_cursor, file_cursor;
     std::string saved_log_cursor, saved_file_cursor, saved_carry;
     std::unique_ptr<metrics::Collector> collector;
+    std::unique_ptr<metrics::TfEventDirectory> events;  // TensorFlowEvent: its state is file_cursor
     bool recorded_exit = false;
   };
   int attempt = -1;
@@ -366,6 +368,25 @@ bool JobController::collect(JobRecord& job, Tracked& t, bool final) {
         r.log_cursor = chunk.next;
         if (on_log) on_log(name, chunk.bytes);
         if (r.collector && mc.kind == spec::MetricsCollector::Kind::StdOut) r.collector->consume(chunk.bytes, now, points);
+      }
+      if (r.collector && mc.kind == spec::MetricsCollector::Kind::TensorFlowEvent) {
+        fs::path dir = mc.path;
+        if (dir.is_relative()) dir = fs::path(role.working_dir) / dir;
+        std::string at = dir.lexically_normal().string();
+        while (at.size() > 1 && at.back() == '/') at.pop_back();
+        if (!r.events) r.events = std::make_unique<metrics::TfEventDirectory>(at, mc.names, r.file_cursor);
+        auto before = r.events->errors();
+        drained = drained && r.events->poll(
+            [&](const std::string& d) { return backend_.listEventFilesAt(job.uid, t.attempt, name, d, metrics::TfEventDirectory::kMaxFiles); },
+            [&](const std::string& path, const std::string& cursor) {
+              auto c = backend_.readFileAt(job.uid, t.attempt, name, path, cursor, 1 << 20);
+              return metrics::TfEventDirectory::Chunk{std::move(c.bytes), std::move(c.next), c.unavailable};
+            },
+            points);
+        r.file_cursor = r.events->state();
+        for (const auto& e : r.events->errors())
+          if (std::find(before.begin(), before.end(), e) == before.end())
+            event(job, "Warning", "MetricsFileUnreadable", fmt::format("{} (the rest of that file is not read)", e));
       }
       if (r.collector && mc.kind == spec::MetricsCollector::Kind::File) {
         fs::path file = mc.path;

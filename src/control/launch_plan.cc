@@ -24,18 +24,21 @@ void setForced(std::vector<std::pair<std::string, std::string>>& env, const std:
 
 }  // namespace
 
-// A trial's File collector path that is absolute and outside its working
-// directory and outputs (Katib's /katib/mnist.json): on a cluster each pod
-// has its own, and parallel trials here must not share one file. The
-// directory is the trial's own, kept under its log directory.
+// A trial's File collector path (or TensorFlowEvent directory) that is
+// absolute and outside its working directory and outputs (Katib's
+// /katib/mnist.json): on a cluster each pod has its own, and parallel trials
+// here must not share one file. The directory is the trial's own, kept under
+// its log directory.
 std::optional<backend::Mount> privateCollectorDir(const store::JobRecord& job) {
   const auto& mc = job.spec.metrics;
-  if (mc.kind != spec::MetricsCollector::Kind::File || mc.path.empty() || mc.path[0] != '/') return std::nullopt;
+  bool events = mc.kind == spec::MetricsCollector::Kind::TensorFlowEvent;
+  if ((mc.kind != spec::MetricsCollector::Kind::File && !events) || mc.path.empty() || mc.path[0] != '/') return std::nullopt;
   if (!job.spec.labels.count(store::kExperimentLabel) || job.log_dir.empty()) return std::nullopt;
   if (!job.outputs_dir.empty() && spec::isInside(mc.path, job.outputs_dir)) return std::nullopt;
   for (const auto& role : job.spec.roles)
     if (!role.working_dir.empty() && spec::isInside(mc.path, role.working_dir)) return std::nullopt;
-  std::filesystem::path dir = std::filesystem::path(mc.path).lexically_normal().parent_path();
+  std::filesystem::path dir = std::filesystem::path(mc.path).lexically_normal();
+  if (!events || !dir.has_filename()) dir = dir.parent_path();  // a file's directory; "/x/" is /x
   return backend::Mount{(std::filesystem::path(job.log_dir) / "private" / dir.relative_path()).string(), dir.string(), false};
 }
 

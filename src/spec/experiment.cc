@@ -2,6 +2,7 @@
 #include "spec/schema.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <functional>
 #include <regex>
@@ -355,12 +356,27 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
     if (kind == "StdOut") c.kind = MetricsCollector::Kind::StdOut;
     else if (kind == "File") c.kind = MetricsCollector::Kind::File;
     else if (kind == "None") c.kind = MetricsCollector::Kind::None;
+    else if (kind == "TensorFlowEvent") c.kind = MetricsCollector::Kind::TensorFlowEvent;
     else w.fail(mc["collector"]["kind"], "spec.metricsCollectorSpec.collector.kind",
-                fmt::format("collector {} is not supported locally (StdOut, File or None)", kind));
+                fmt::format("collector {} is not supported (StdOut, File, TensorFlowEvent or None)", kind));
+    std::string fs_kind;
+    YAML::Node fs_at;
     if (auto src = mc["source"]) {
+      w.expectMap(src, "spec.metricsCollectorSpec.source", {"fileSystemPath", "filter", "httpGet"});
+      if (src["httpGet"]) w.fail(src["httpGet"], "spec.metricsCollectorSpec.source.httpGet",
+                                 "Prometheus metrics over HTTP are not collected; print them, or write a File or TensorFlowEvent");
       if (auto fsp = src["fileSystemPath"]) {
+        fs_at = fsp;
+        w.expectMap(fsp, "spec.metricsCollectorSpec.source.fileSystemPath", {"path", "kind", "format"});
         if (fsp["path"]) c.path = w.str(fsp["path"], "spec.metricsCollectorSpec.source.fileSystemPath.path");
         if (fsp["format"]) c.format = w.str(fsp["format"], "spec.metricsCollectorSpec.source.fileSystemPath.format");
+        if (fsp["kind"]) fs_kind = w.str(fsp["kind"], "spec.metricsCollectorSpec.source.fileSystemPath.kind");
+        if (!fs_kind.empty() && fs_kind != "File" && fs_kind != "Directory")
+          w.fail(fsp["kind"], "spec.metricsCollectorSpec.source.fileSystemPath.kind",
+                 fmt::format("expected File or Directory, got \"{}\"", fs_kind));
+        if (!c.format.empty() && c.format != "TEXT" && c.format != "JSON")
+          w.fail(fsp["format"], "spec.metricsCollectorSpec.source.fileSystemPath.format",
+                 fmt::format("expected TEXT or JSON, got \"{}\"", c.format));
       }
       if (auto f = src["filter"]; f && f["metricsFormat"]) {
         auto formats = w.strList(f["metricsFormat"], "spec.metricsCollectorSpec.source.filter.metricsFormat");
@@ -380,8 +396,21 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
         }
       }
     }
-    if (c.kind == MetricsCollector::Kind::File && c.path.empty())
-      w.fail(mc, "spec.metricsCollectorSpec.source.fileSystemPath.path", "the File collector needs a path");
+    const char* at = "spec.metricsCollectorSpec.source.fileSystemPath.path";
+    if (c.kind == MetricsCollector::Kind::File) {
+      if (c.path.empty()) w.fail(mc, at, "the File collector needs a path");
+      std::error_code ec;
+      if (fs_kind == "Directory" || c.path.back() == '/' || (c.path[0] == '/' && std::filesystem::is_directory(c.path, ec)))
+        w.fail(fs_at["path"] ? fs_at["path"] : fs_at, at,
+               fmt::format("{} is a directory; the File collector reads one file (kind: File)", c.path));
+    }
+    if (c.kind == MetricsCollector::Kind::TensorFlowEvent) {
+      if (c.path.empty()) w.fail(mc, at, "the TensorFlowEvent collector needs the directory of the event files");
+      std::error_code ec;
+      if (fs_kind == "File" || (c.path[0] == '/' && std::filesystem::is_regular_file(c.path, ec)))
+        w.fail(fs_at["path"] ? fs_at["path"] : fs_at, at,
+               fmt::format("{} is a file; the TensorFlowEvent collector reads a directory of event files (kind: Directory)", c.path));
+    }
     e.metrics_collector = c;
   }
   YAML::Node tt = spec["trialTemplate"];
@@ -494,6 +523,10 @@ TrainJobSpec ExperimentSpec::trialJob(const std::map<std::string, std::string>& 
   spec.name = job_name;
   spec.source_file = source_file;
   if (metrics_collector) spec.metrics = *metrics_collector;
+  if (spec.metrics.kind == MetricsCollector::Kind::TensorFlowEvent && spec.metrics.names.empty()) {
+    for (const auto& o : objectives) spec.metrics.names.push_back(o.metric);
+    for (const auto& m : additional_metrics) spec.metrics.names.push_back(m);
+  }
   if (!queue.empty()) spec.queue = queue;
   if (!workspace.empty())
     if (auto [field, path] = pathOutside(spec, workspace); !field.empty())
@@ -539,7 +572,7 @@ void to_json(nlohmann::json& j, const ExperimentSpec& s) {
   if (s.target) j["target"] = *s.target;
   if (s.metrics_collector) {
     const auto& c = *s.metrics_collector;
-    j["metricsCollector"] = {{"kind", static_cast<int>(c.kind)}, {"path", c.path}, {"format", c.format}, {"filter", c.filter}};
+    j["metricsCollector"] = {{"kind", static_cast<int>(c.kind)}, {"path", c.path}, {"format", c.format}, {"filter", c.filter}};  // names: from the objectives
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <filesystem>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -34,6 +35,13 @@ bool isValidName(const std::string& name) {
 
 namespace {
 
+// An absolute path that is a directory now (a relative one is checked
+// against the working directory when the job starts).
+bool isDirectory(const std::string& p) {
+  std::error_code ec;
+  return !p.empty() && p[0] == '/' && std::filesystem::is_directory(p, ec);
+}
+
 MetricsCollector parseCollector(const Walker& w, const YAML::Node& n, const std::string& path) {
   MetricsCollector mc;
   w.expectMap(n, path, schema::keysAt("TrainJob", "metricsCollector"));
@@ -42,11 +50,16 @@ MetricsCollector parseCollector(const Walker& w, const YAML::Node& n, const std:
     if (kind == "StdOut") mc.kind = MetricsCollector::Kind::StdOut;
     else if (kind == "File") mc.kind = MetricsCollector::Kind::File;
     else if (kind == "None") mc.kind = MetricsCollector::Kind::None;
-    else w.fail(k, path + ".kind", fmt::format("expected one of StdOut, File, None, got \"{}\"", kind));
+    else if (kind == "TensorFlowEvent") mc.kind = MetricsCollector::Kind::TensorFlowEvent;
+    else w.fail(k, path + ".kind", fmt::format("expected one of StdOut, File, TensorFlowEvent, None, got \"{}\"", kind));
   }
   if (auto p = n["path"]) mc.path = w.str(p, path + ".path");
   if (mc.kind == MetricsCollector::Kind::File && mc.path.empty())
     w.fail(n, path + ".path", "the File collector needs a path to a JSON-lines file");
+  if (mc.kind == MetricsCollector::Kind::TensorFlowEvent && mc.path.empty())
+    w.fail(n, path + ".path", "the TensorFlowEvent collector needs the directory its event files are written to");
+  if (mc.kind == MetricsCollector::Kind::File && (mc.path.back() == '/' || isDirectory(mc.path)))
+    w.fail(n["path"], path + ".path", fmt::format("{} is a directory; the File collector reads one file", mc.path));
   if (auto f = n["filter"]) {
     mc.filter = w.str(f, path + ".filter");
     try {

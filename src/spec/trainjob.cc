@@ -64,9 +64,10 @@ NLOHMANN_JSON_SERIALIZE_ENUM(RestartPolicy, {{RestartPolicy::Never, "Never"},
                                              {RestartPolicy::ExitCode, "ExitCode"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(MetricsCollector::Kind, {{MetricsCollector::Kind::StdOut, "StdOut"},
                                                       {MetricsCollector::Kind::File, "File"},
-                                                      {MetricsCollector::Kind::None, "None"}})
+                                                      {MetricsCollector::Kind::None, "None"},
+                                                      {MetricsCollector::Kind::TensorFlowEvent, "TensorFlowEvent"}})
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Resources, cpu_millis, memory_bytes, gpu, gpu_share)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MetricsCollector, kind, path, format, filter)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MetricsCollector, kind, path, format, filter, names)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Volume, host_path, mount_path, read_only)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReplicaRole, name, replicas, command, args, env,
                                                 working_dir, image, image_pull_policy, volumes, resources, pod_template, main_container)
@@ -148,7 +149,8 @@ std::pair<std::string, std::string> pathOutside(const TrainJobSpec& job, const s
   for (const auto& r : job.roles) {
     fs::path wd = r.working_dir.empty() ? base : fs::path(r.working_dir);
     if (!inside(wd)) return {"spec.roles." + r.name + ".workingDir", wd.string()};
-    if (job.metrics.kind == MetricsCollector::Kind::File && !job.metrics.path.empty()) {
+    if ((job.metrics.kind == MetricsCollector::Kind::File || job.metrics.kind == MetricsCollector::Kind::TensorFlowEvent) &&
+        !job.metrics.path.empty()) {
       fs::path f = fs::path(job.metrics.path).is_absolute() ? fs::path(job.metrics.path) : wd / job.metrics.path;
       if (!inside(f)) return {"spec.metricsCollector.path", f.string()};
     }

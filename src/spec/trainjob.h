@@ -27,11 +27,16 @@ enum class RestartPolicy { Never, OnFailure, ExitCode };
 const char* toString(RestartPolicy p);
 
 struct MetricsCollector {
-  enum class Kind { StdOut, File, None };
+  enum class Kind { StdOut, File, None, TensorFlowEvent };
   Kind kind = Kind::StdOut;
-  std::string path;    // File: the file, relative to workingDir
+  // File: the file; TensorFlowEvent: the directory of event files (read
+  // recursively). Relative to workingDir.
+  std::string path;
   std::string format;  // File: JSON (default: JSON lines) or TEXT (Katib's name=value lines)
   std::string filter;  // StdOut: custom regex; empty = Katib's default format
+  // TensorFlowEvent: the metric names the experiment wants (its objectives),
+  // matched to event tags as Katib does (metrics/tf_events.h).
+  std::vector<std::string> names;
 };
 
 // A directory of the node mounted into a replica's container: hostPath

@@ -302,6 +302,81 @@ class KatibPbt(E2E):
         print(f"\nPBT best {pbt_best:.3f}; random search: 4 x 80 steps {long_best:.3f}, 40 x 8 steps {short_best:.3f}")
 
 
+class KatibTensorFlowEvent(E2E):
+    def run_with(self, writer):
+        """Katib's tfjob-mnist-with-summaries shape: a TensorFlowEvent collector on an absolute
+        directory (each trial its own), event files in train/ and eval/; objective accuracy (a bare
+        tag, any directory) and train/loss (directory and tag), as Katib matches them."""
+        if os.geteuid() != 0:
+            self.skipTest("SKIPPED: a trial's own event directory needs a mount namespace (root) or a container")
+        env = []
+        if writer == "protobuf":
+            subprocess.run(["protoc", f"--python_out={self.dir}", "-I", os.path.join(SOURCE_DIR, "src", "metrics"),
+                            "tf_event.proto"], check=True)
+            env = [{"name": "PYTHONPATH", "value": self.dir}]
+        at = f"/var/log/katib-e2e-{os.getpid()}/tfevent/"
+        name = f"tfevent-{writer}"
+        spec = {
+            "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
+            "spec": {
+                "objective": {"type": "maximize", "objectiveMetricName": "accuracy", "additionalMetricNames": ["train/loss"]},
+                "algorithm": {"algorithmName": "random"},
+                "parallelTrialCount": 3, "maxTrialCount": 3,
+                "metricsCollectorSpec": {"collector": {"kind": "TensorFlowEvent"},
+                                         "source": {"fileSystemPath": {"path": at, "kind": "Directory"}}},
+                "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.05"}}],
+                "trialTemplate": {
+                    "primaryContainerName": "tensorflow",
+                    "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                    "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                        "containers": [{"name": "tensorflow", "image": "tensorflow/tensorflow", "env": env,
+                                        "command": ["/usr/bin/python3", os.path.join(SOURCE_DIR, "tests", "e2e", "tfevents_writer.py"),
+                                                    f"--writer={writer}", f"--dir={at}", "--lr=${trialParameters.learningRate}"],
+                                        "resources": {"limits": {"cpu": "100m", "memory": "128Mi"}}}],
+                        "restartPolicy": "Never"}}}}}}}
+        p = self.ty("run", "--containers", "host", self.write(f"{name}.yaml", json.dumps(spec)), timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        trials = self.tyjson("get", "trials", name)["items"]
+        self.assertEqual([t["state"] for t in trials], ["Succeeded"] * 3, trials)
+        for t in trials:
+            lr = float(t["parameters"]["lr"])
+            loss = [(lr - 0.03) ** 2 * 100 + 1.0 / s for s in (1, 2, 3)]
+            got = self.tyjson("get", "metrics", t["job"], "--all", "--metric", "accuracy")["metrics"]
+            self.assertEqual([(m["step"], round(m["value"], 4)) for m in got],
+                             [(s, round(1 - loss[s - 1] / 2, 4)) for s in (1, 2, 3)], t)
+            got = self.tyjson("get", "metrics", t["job"], "--all", "--metric", "train/loss")["metrics"]
+            self.assertEqual([(m["step"], round(m["value"], 4)) for m in got], [(s, round(loss[s - 1], 4)) for s in (1, 2, 3)])
+            self.assertAlmostEqual(t["objective"]["accuracy"], 1 - loss[2] / 2, places=4)  # max: the last step's
+            self.assertAlmostEqual(t["metrics"]["train/loss"], loss[2], places=4)
+        best = self.tyjson("describe", "experiment", name)
+        self.assertEqual(best["phase"], "Succeeded", best)
+        self.assertEqual(os.listdir(at) if os.path.isdir(at) else [], [])  # every trial wrote its own
+
+    def test_event_files_written_by_python_protobuf(self):
+        self.run_with("protobuf")
+
+    def test_event_files_written_by_hand_encoded_bytes(self):
+        self.run_with("raw")
+
+    def test_a_collector_path_of_the_wrong_kind_is_refused(self):
+        for kind, path, want in (("File", self.dir, "is a directory"), ("File", "/katib/out/", "is a directory"),
+                                 ("TensorFlowEvent", __file__, "is a file")):
+            spec = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "bad"},
+                    "spec": {"objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
+                             "algorithm": {"algorithmName": "random"},
+                             "metricsCollectorSpec": {"collector": {"kind": kind},
+                                                      "source": {"fileSystemPath": {"path": path}}},
+                             "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+                             "trialTemplate": {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
+                                 "spec": {"containers": [{"name": "c", "image": "i", "command": ["true"]}]}}}}}}}
+            f = self.write("bad.yaml", json.dumps(spec, indent=1))
+            p = self.ty("validate", f)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("spec.metricsCollectorSpec.source.fileSystemPath.path", p.stderr)
+            self.assertIn(want, p.stderr)
+            self.assertRegex(p.stderr, r"bad\.yaml:\d+:\d+:")
+
+
 class KatibResumePolicy(E2E):
     def test_resume_policy_never_keeps_a_finished_experiment_closed(self):
         def spec(policy):

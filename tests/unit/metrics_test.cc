@@ -1,8 +1,11 @@
 #include "metrics/line_parser.h"
+#include "metrics/tf_events.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <map>
 #include <tuple>
 
 #include <cmath>
@@ -174,4 +177,115 @@ TEST(LineParser, CustomRegex) {
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[1].name, "acc");
   EXPECT_DOUBLE_EQ(out[1].value, 0.25);
+}
+
+// --- TensorBoard event files (metrics/tf_events.h) ---------------------------
+
+namespace {
+
+// Hand-encoded protobuf, independent of the generated classes.
+std::string varint(uint64_t v) {
+  std::string out;
+  while (v >= 0x80) out += static_cast<char>(v | 0x80), v >>= 7;
+  return out + static_cast<char>(v);
+}
+std::string field(int number, int wire, const std::string& payload) {
+  std::string key = varint(static_cast<uint64_t>(number) << 3 | wire);
+  return key + (wire == 2 ? varint(payload.size()) : "") + payload;
+}
+std::string fixed32(float f) { std::string s(4, '\0'); std::memcpy(s.data(), &f, 4); return s; }
+std::string fixed64(double d) { std::string s(8, '\0'); std::memcpy(s.data(), &d, 8); return s; }
+std::string le(uint64_t v, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += static_cast<char>(v >> (8 * i));
+  return s;
+}
+std::string record(const std::string& data) {
+  std::string len = le(data.size(), 8);
+  return len + le(trainyard::metrics::maskedCrc32c(len), 4) + data + le(trainyard::metrics::maskedCrc32c(data), 4);
+}
+// Event{wall_time, step, summary{value{tag, simple_value}}}
+std::string simpleEvent(double t, int64_t step, const std::string& tag, float v) {
+  std::string value = field(1, 2, tag) + field(2, 5, fixed32(v));
+  return field(1, 1, fixed64(t)) + field(2, 0, varint(static_cast<uint64_t>(step))) + field(5, 2, field(1, 2, value));
+}
+// A TF2 scalar: a float tensor of shape [] in tensor_content.
+std::string tensorEvent(double t, int64_t step, const std::string& tag, float v) {
+  std::string tensor = field(1, 0, varint(1)) + field(2, 2, "") + field(4, 2, fixed32(v));
+  std::string value = field(1, 2, tag) + field(8, 2, tensor);
+  return field(1, 1, fixed64(t)) + field(2, 0, varint(static_cast<uint64_t>(step))) + field(5, 2, field(1, 2, value));
+}
+
+}  // namespace
+
+TEST(TfEvents, Crc32cIsCastagnolis) {
+  EXPECT_EQ(trainyard::metrics::crc32c("123456789"), 0xE3069283u);  // the standard check value
+}
+
+TEST(TfEvents, ReadsScalarsFedInPiecesAndStopsAtADamagedRecord) {
+  using trainyard::metrics::TfEventReader;
+  std::string file = record(field(3, 2, "brain.Event:2"))  // file_version: no metric
+                     + record(simpleEvent(100.5, 1, "loss", 0.5f)) + record(tensorEvent(101.5, 2, "loss", 0.25f)) +
+                     record(simpleEvent(102, 3, "accuracy_1", 0.75f));
+  TfEventReader reader("train", {"accuracy", "test/loss"});
+  std::vector<trainyard::metrics::MetricPoint> out;
+  for (size_t i = 0; i < file.size(); i += 7) reader.feed(std::string_view(file).substr(i, 7), out);  // as appended
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].name, "train/loss");  // not test/loss: another directory
+  EXPECT_EQ(out[0].step, 1);
+  EXPECT_DOUBLE_EQ(out[0].value, 0.5);
+  EXPECT_DOUBLE_EQ(out[0].timestamp, 100.5);
+  EXPECT_DOUBLE_EQ(out[1].value, 0.25);  // a tensor scalar
+  EXPECT_EQ(out[2].name, "accuracy");    // Katib: a tag starting with a wanted name is that metric
+  EXPECT_TRUE(reader.carry().empty());
+  EXPECT_TRUE(reader.error().empty());
+
+  std::string bad = record(simpleEvent(1, 1, "loss", 1));
+  bad[bad.size() - 6] ^= 1;  // a byte of the event
+  TfEventReader damaged;
+  out.clear();
+  damaged.feed(bad + record(simpleEvent(2, 2, "loss", 2)), out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_NE(damaged.error().find("checksum"), std::string::npos);
+
+  TfEventReader huge;  // a length field that claims 1 TiB: refused before anything is allocated
+  std::string len = le(1ull << 40, 8);
+  huge.feed(len + le(trainyard::metrics::maskedCrc32c(len), 4), out);
+  EXPECT_NE(huge.error().find("bytes"), std::string::npos);
+  TfEventReader text;
+  text.feed("epoch=1 loss=0.5\nepoch=2 loss=0.25\n", out);
+  EXPECT_FALSE(text.error().empty());
+}
+
+TEST(TfEvents, ADirectoryResumesFromItsStateWithoutRereading) {
+  using trainyard::metrics::TfEventDirectory;
+  std::map<std::string, std::string> files{{"/d/events.out.tfevents.1", record(simpleEvent(1, 1, "loss", 1))}};
+  auto list = [&](const std::string&) {
+    std::vector<std::string> out;
+    for (const auto& [p, _] : files) out.push_back(p);
+    return out;
+  };
+  auto read = [&](const std::string& p, const std::string& cursor) {
+    size_t at = cursor.empty() ? 0 : std::stoul(cursor);
+    const std::string& f = files[p];
+    return TfEventDirectory::Chunk{f.substr(at), std::to_string(f.size()), false};
+  };
+  std::vector<trainyard::metrics::MetricPoint> out;
+  TfEventDirectory first("/d", {}, "");
+  first.poll(list, read, out);
+  ASSERT_EQ(out.size(), 1u);
+  std::string second_record = record(simpleEvent(2, 2, "loss", 2));
+  files["/d/events.out.tfevents.1"] += second_record.substr(0, 10);  // half written
+  files["/d/eval/events.out.tfevents.2"] = record(simpleEvent(3, 7, "acc", 3));
+  first.poll(list, read, out);
+  // A controller that takes over from the stored state: the half record and the cursors carry over.
+  TfEventDirectory taken(first.state().empty() ? "" : "/d", {}, first.state());
+  files["/d/events.out.tfevents.1"] += second_record.substr(10);
+  taken.poll(list, read, out);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1].name, "eval/acc");
+  EXPECT_EQ(out[2].step, 2);
+  out.clear();
+  taken.poll(list, read, out);
+  EXPECT_TRUE(out.empty());  // nothing read twice
 }

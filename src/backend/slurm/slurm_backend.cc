@@ -197,6 +197,11 @@ class SlurmBackend final : public Backend {
     return readReplicaFile(path, cursor, max_bytes);  // the filesystem the nodes share with this machine
   }
 
+  std::vector<std::string> listEventFilesAt(const std::string&, int, const std::string&, const std::string& dir,
+                                            size_t max) override {
+    return listEventFiles(dir, max);
+  }
+
   void waitForChange(std::chrono::milliseconds timeout) override {
     // squeue has no watch: a pass every quarter second at most (squeue
     // --json costs ~7 ms here; slurmctld answers it from memory).
