@@ -52,6 +52,21 @@ class JobRoutes final : public RouteGroup, RouteContext {
       wake();
       sendJson(res, 202, {{"name", j.name}, {"phase", j.phase}, {"cancelRequested", !store::isTerminal(j.phase)}});
     });
+    // Kubeflow's runPolicy.suspend as desired state: suspend stops a running
+    // job's replicas and keeps it queued; resume lets it be admitted again.
+    for (const char* verb : {"suspend", "resume"}) {
+      bool suspend = std::string(verb) == "suspend";
+      route("POST", fmt::format(R"(/api/v1/jobs/([^/]+)/{})", verb), fmt::format("/api/v1/jobs/{{name}}/{}", verb),
+            [this, suspend](const auto& req, auto& res, const User& u) {
+              auto j = job(u, req.matches[1], true);
+              if (store::isTerminal(j.phase))
+                throw ApiError(409, "JobFinished", fmt::format("job \"{}\" is {}; only a queued or running job can be {}", j.name,
+                                                               j.phase, suspend ? "suspended" : "resumed"));
+              timed("suspend_job", [&] { db().setSuspended(j.id, suspend); });
+              wake();
+              sendJson(res, 202, {{"name", j.name}, {"phase", j.phase}, {"suspended", suspend}});
+            });
+    }
     route("GET", R"(/api/v1/jobs/([^/]+)/events)", "/api/v1/jobs/{name}/events", [this](const auto& req, auto& res, const User& u) {
       auto j = job(u, req.matches[1]);
       auto evs = timed("events", [&] { return db().events(j.id); });

@@ -26,6 +26,7 @@ json jobJson(store::Store& st, const store::JobRecord& j, bool detail) {
            {"reason", j.reason},
            {"message", j.message},
            {"restarts", j.restarts},
+           {"suspended", j.suspended},
            {"createdAt", j.created_at},
            {"startedAt", j.started_at},
            {"finishedAt", j.finished_at},

@@ -195,6 +195,9 @@ int runJobSpec(const Globals& g, const RunOptions& o, spec::TrainJobSpec spec) {
     }
   }
   if (job.name != wanted) std::cerr << fmt::format("trainyard: a job named {} exists; this run is {}\n", wanted, job.name);
+  if (job.suspended)
+    std::cerr << fmt::format("trainyard: job {} is suspended (runPolicy.suspend): it waits until `trainyard resume {}` "
+                             "(from another shell)\n", job.name, job.name);
 
   const bool tty = isatty(STDERR_FILENO);
   const bool multi = spec.totalReplicas() > 1;
@@ -688,6 +691,18 @@ int cmdCancel(const Globals& g, const std::string& name) {
   return 0;
 }
 
+int cmdSuspend(const Globals& g, const std::string& name, bool suspend) {
+  auto st = store::openStore(g.data_dir);
+  auto job = requireJob(*st, name);
+  if (store::isTerminal(job.phase))
+    throw UserError(fmt::format("job {} is {}; only a queued or running job can be {}", name, job.phase,
+                                suspend ? "suspended" : "resumed"));
+  st->setSuspended(job.id, suspend);
+  std::cout << fmt::format("job {} {}\n", name,
+                           suspend ? "suspended (its replicas stop; it stays queued until `trainyard resume`)" : "resumed (queued to start)");
+  return 0;
+}
+
 int cmdDeleteJob(const Globals& g, const std::string& name) {
   auto st = store::openStore(g.data_dir);
   auto job = requireJob(*st, name);
@@ -967,6 +982,12 @@ int runMain(int argc, char** argv) {
   cancel->add_option("name", cancel_name, "Job or experiment name")->required();
   cancel->add_flag("--experiment", cancel_experiment, "NAME is an experiment");
 
+  std::string suspend_name;
+  auto* suspend = app.add_subcommand("suspend", "Suspend a job (Kubeflow's runPolicy.suspend): its replicas stop, it stays queued");
+  suspend->add_option("job", suspend_name, "Job name")->required();
+  auto* resume = app.add_subcommand("resume", "Resume a suspended job: it is queued to start again");
+  resume->add_option("job", suspend_name, "Job name")->required();
+
   std::string delete_name;
   std::string apply_file, node_name, node_reason;
   std::vector<std::string> apply_set;
@@ -1041,6 +1062,7 @@ int runMain(int argc, char** argv) {
       if (*logs) return remoteLogs(remote, logs_name, logs_replica, logs_attempt, logs_follow);
       if (*outputs) return remoteOutputs(remote, outputs_job, outputs_path, outputs_to);
       if (*cancel) return remoteCancel(remote, cancel_name, cancel_experiment);
+      if (*suspend || *resume) return remoteSuspend(remote, suspend_name, suspend->parsed());
       if (*del_job) return remoteDelete(remote, delete_name);
     }
     if (*apply) return cmdApply(g, apply_file, apply_set);
@@ -1060,6 +1082,7 @@ int runMain(int argc, char** argv) {
     if (*logs) return cmdLogs(g, logs_name, logs_replica, logs_attempt, logs_follow);
     if (*outputs) return cmdOutputs(g, outputs_job, outputs_path, outputs_to);
     if (*cancel) return cancel_experiment ? cmdCancelExperiment(g, cancel_name) : cmdCancel(g, cancel_name);
+    if (*suspend || *resume) return cmdSuspend(g, suspend_name, suspend->parsed());
     if (*del_job) return cmdDeleteJob(g, delete_name);
   } catch (const spec::SpecError& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -433,6 +433,15 @@ int remoteCancel(const Remote& r, const std::string& name, bool experiment) {
   });
 }
 
+int remoteSuspend(const Remote& r, const std::string& name, bool suspend) {
+  return guarded([&] {
+    Client c(r);
+    json out = c.post(fmt::format("/api/v1/jobs/{}/{}", enc(name), suspend ? "suspend" : "resume"), json::object());
+    if (!emit(r, out)) std::cout << fmt::format("job {} {}\n", name, suspend ? "suspended" : "resumed");
+    return 0;
+  });
+}
+
 int remoteDelete(const Remote& r, const std::string& name) {
   return guarded([&] {
     Client c(r);

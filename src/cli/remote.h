@@ -29,6 +29,8 @@ int remoteRerun(const Remote& r, const std::string& name);
 // `models push --from JOB --name MODEL` into the server's --models repository.
 int remoteModelsPush(const Remote& r, const std::string& from, const std::string& name);
 int remoteCancel(const Remote& r, const std::string& name, bool experiment);
+// `suspend JOB` / `resume JOB`: Kubeflow's runPolicy.suspend, set on the server.
+int remoteSuspend(const Remote& r, const std::string& name, bool suspend);
 int remoteDelete(const Remote& r, const std::string& name);
 int remoteTop(const Remote& r, bool once);
 // Queues, cohorts and nodes.

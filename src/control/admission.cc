@@ -197,11 +197,11 @@ AdmissionOutcome admitQueued(store::Store& store, const std::vector<sched::Node>
         a.placements = held->second;
         a.started_at = row.started_at;
         if (r.duration) a.expected_end = row.started_at + *r.duration;
-        a.terminating = row.cancel_requested || row.preempt_requested;
+        a.terminating = row.cancel_requested || row.preempt_requested || row.suspended;
         s.assume(std::move(a));
         continue;
       }
-      if (row.phase != store::kQueued) continue;
+      if (row.phase != store::kQueued || row.suspended) continue;  // suspended: not a candidate until resumed
       ++out.queued;
       r.job = row.name;
       r.user = row.user;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "control/experiment_controller.h"
+#include "control/finished_job_ttl.h"
 #include "control/owner.h"
 #include "store/store.h"
 
@@ -102,6 +103,12 @@ void ControlPlane::run(const std::function<void()>& ready) {
       spdlog::error("cannot take over experiment {}: {}", e.name, err.what());
     }
   }
+  FinishedJobTtl ttl;
+  try {
+    ttl.scan(*store);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot read finished jobs for ttlSecondsAfterFinished: {}", e.what());
+  }
   ready();
 
   std::map<int64_t, std::string> phase_seen;
@@ -148,11 +155,14 @@ void ControlPlane::run(const std::function<void()>& ready) {
         phase_seen[job.id] = now.phase;
         if (store::isTerminal(now.phase)) {
           phase_seen.erase(job.id);
+          ttl.finished(now);
           continue;
         }
         st.jobs_by_phase[now.phase]++;
         if (now.phase == store::kQueued) st.queued++;
       }
+      for (const auto& name : ttl.collect(*store, store::nowSeconds()))
+        spdlog::info("deleted job {}: ttlSecondsAfterFinished passed", name);
       for (const auto& [id, placements] : store->allPlacements())
         for (const auto& p : placements) st.used[p.node] += p.held;
     } catch (const std::exception& e) {

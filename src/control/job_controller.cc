@@ -109,6 +109,8 @@ JobRecord submitJob(store::Store& store, const spec::TrainJobSpec& spec, const C
   job.name = spec.name;
   job.spec = spec;
   job.phase = store::kQueued;
+  job.suspended = spec.suspend;
+  if (job.suspended) job.reason = "Suspended";
   job.created_at = nowSeconds();
   job.owner = opts.owner;
   job.request = encodeRequest(spec);
@@ -163,11 +165,24 @@ JobRecord JobController::reconcile(int64_t job_id) {
     job = std::move(*now);
     if (job.phase != store::kRunning) return job;
   }
+  if (t.launch_pending && job.suspended) {  // suspended between admission and launch: nothing runs yet
+    t.launch_pending = false;
+    requeue(job, "Suspended", "suspended before it started", false);  // no attempt was made
+    return job;
+  }
   if (t.launch_pending) {
     if (nowSeconds() < t.launch_at) return job;
     t.launch_pending = false;
     launchAttempt(job, job.restarts);
     return job;
+  }
+  if (job.suspended && job.phase == store::kRunning && t.stopping_reason.empty()) {
+    // Kubeflow's suspend: the pods go, the job stays. Queued again, not
+    // admitted until resumed; the attempt does not count against backoffLimit.
+    t.stopping_reason = "Suspended";
+    t.stopping_message = "suspended: its replicas were stopped; `trainyard resume` starts it again";
+    event(job, "Normal", "Suspending", fmt::format("stopping all replicas (grace {} ms)", opts_.grace.count()));
+    backend_.stop(job.uid, opts_.grace);
   }
   if (job.preempt_requested && t.stopping_reason.empty()) {
     t.stopping_reason = "Preempted";
@@ -632,8 +647,8 @@ void JobController::observe(JobRecord& job) {
                       fmt::format("the replicas' logs could not be read to their end within {} s; the last metrics may be missing",
                                   kDrainSeconds));
 
-  if (t.stopping_reason == "Preempted") {
-    requeue(job, "Preempted", t.stopping_message, true);
+  if (t.stopping_reason == "Preempted" || t.stopping_reason == "Suspended") {
+    requeue(job, t.stopping_reason, t.stopping_message, true);
     return;
   }
   if (t.stopping_reason == "DeadlineExceeded" || t.stopping_reason == "Cancelled") {

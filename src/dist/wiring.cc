@@ -13,7 +13,7 @@ void setEnv(backend::ReplicaLaunch& r, const std::string& key, const std::string
   r.env.emplace_back(key, value);
 }
 
-void wirePyTorch(backend::PlacedJob& job, const std::vector<backend::Endpoint>& eps) {
+void wirePyTorch(const spec::TrainJobSpec& spec, backend::PlacedJob& job, const std::vector<backend::Endpoint>& eps) {
   size_t master = 0;
   for (size_t i = 0; i < job.replicas.size(); ++i)
     if (job.replicas[i].role == "master") master = i;
@@ -35,6 +35,14 @@ void wirePyTorch(backend::PlacedJob& job, const std::vector<backend::Endpoint>& 
     setEnv(r, "PET_MASTER_ADDR", addr.host);
     setEnv(r, "PET_MASTER_PORT", std::to_string(addr.port));
     setEnv(r, "PYTHONUNBUFFERED", "1");  // so logs and metrics arrive as they are printed
+    if (!spec.elastic_env.empty()) {
+      // Elastic (torchrun's dynamic rendezvous): ranks come from the
+      // rendezvous at the master's address, not from a fixed node rank.
+      std::erase_if(r.env, [](const auto& kv) { return kv.first == "PET_NODE_RANK"; });
+      for (const auto& [k, v] : spec.elastic_env) setEnv(r, k, v);
+      setEnv(r, "PET_RDZV_ENDPOINT", fmt::format("{}:{}", addr.host, addr.port));
+      if (!spec.elastic_env.count("PET_RDZV_ID")) setEnv(r, "PET_RDZV_ID", job.uid);
+    }
   }
 }
 
@@ -82,7 +90,7 @@ std::string tfConfig(const backend::PlacedJob& job, const std::vector<backend::E
 
 void wire(const spec::TrainJobSpec& spec, backend::PlacedJob& job, const std::vector<backend::Endpoint>& endpoints,
           const WireOptions& opts) {
-  if (spec.framework == "pytorch") wirePyTorch(job, endpoints);
+  if (spec.framework == "pytorch") wirePyTorch(spec, job, endpoints);
   if (spec.framework == "tensorflow")
     for (size_t i = 0; i < job.replicas.size(); ++i) setEnv(job.replicas[i], "TF_CONFIG", tfConfig(job, endpoints, i));
   if (spec.framework == "mpi") wireMpi(spec, job, endpoints, opts);

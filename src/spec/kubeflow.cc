@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
+#include <tuple>
 
 #include <cerrno>
 #include <cstdlib>
@@ -240,6 +242,61 @@ class Translator {
     return out;
   }
 
+  // PyTorchJob's elasticPolicy, as far as a launch of a fixed size honours
+  // it: the replicas start as written, and torchrun (which reads PET_*)
+  // rendezvouses them through the master's (else worker-0's) address, with
+  // the min:max range, backend, id, restarts and config the policy gives.
+  // Scaling between min and max (HPA metrics) is not done: a warning says so.
+  void elastic(const YAML::Node& e, const std::string& path, TrainJobSpec& job) {
+    w_.expectMap(e, path, {"minReplicas", "maxReplicas", "rdzvBackend", "rdzvPort", "rdzvHost", "rdzvId", "rdzvConf",
+                           "nProcPerNode", "maxRestarts", "metrics"});
+    int replicas = job.totalReplicas();
+    int lo = e["minReplicas"] ? static_cast<int>(w_.integer(e["minReplicas"], path + ".minReplicas", 1, 10000)) : replicas;
+    int hi = e["maxReplicas"] ? static_cast<int>(w_.integer(e["maxReplicas"], path + ".maxReplicas", 1, 10000)) : replicas;
+    if (lo > hi) w_.fail(e["minReplicas"], path + ".minReplicas", fmt::format("minReplicas {} is above maxReplicas {}", lo, hi));
+    if (replicas < lo || replicas > hi)
+      w_.fail(e, path, fmt::format("the job has {} replicas, outside minReplicas..maxReplicas {}..{}", replicas, lo, hi));
+    auto& env = job.elastic_env;
+    env["PET_NNODES"] = fmt::format("{}:{}", lo, hi);
+    std::string backend = e["rdzvBackend"] ? w_.str(e["rdzvBackend"], path + ".rdzvBackend") : "c10d";
+    if (backend != "c10d" && backend != "static")
+      w_.fail(e["rdzvBackend"], path + ".rdzvBackend", fmt::format("expected c10d or static (etcd needs a cluster), got \"{}\"", backend));
+    env["PET_RDZV_BACKEND"] = backend;
+    if (e["rdzvId"]) env["PET_RDZV_ID"] = w_.str(e["rdzvId"], path + ".rdzvId");
+    if (e["maxRestarts"]) env["PET_MAX_RESTARTS"] = std::to_string(w_.integer(e["maxRestarts"], path + ".maxRestarts", 0, 1000));
+    if (e["nProcPerNode"]) {
+      auto n = w_.integer(e["nProcPerNode"], path + ".nProcPerNode", 1, 1024);
+      env["PET_NPROC_PER_NODE"] = std::to_string(n);
+    }
+    if (auto c = e["rdzvConf"]) {
+      if (!c.IsSequence()) w_.fail(c, path + ".rdzvConf", "expected a list of {key, value}");
+      std::string conf;
+      for (size_t i = 0; i < c.size(); ++i) {
+        std::string at = fmt::format("{}.rdzvConf[{}]", path, i);
+        w_.expectMap(c[i], at, {"key", "value"});
+        if (!c[i]["key"] || !c[i]["value"]) w_.fail(c[i], at, "each entry needs key and value");
+        conf += fmt::format("{}{}={}", conf.empty() ? "" : ",", w_.str(c[i]["key"], at + ".key"), w_.str(c[i]["value"], at + ".value"));
+      }
+      env["PET_RDZV_CONF"] = conf;
+    }
+    for (const char* k : {"rdzvHost", "rdzvPort"})
+      if (e[k]) warn(e[k], path + "." + k, "the rendezvous is at the master's (else worker-0's) address and port, given by Trainyard");
+    if (e["metrics"]) warn(e["metrics"], path + ".metrics", "autoscaling on metrics is not done; the job keeps its replicas");
+    if (lo != hi)
+      warn(e, path, fmt::format("the job runs with its {} replicas (a launch of fixed size); it is not scaled within {}..{}",
+                                replicas, lo, hi));
+  }
+
+  // Trainyard's gangs are all or nothing: every replica starts together.
+  void checkMinAvailable(const TrainJobSpec& job) {
+    if (!min_available_) return;
+    const auto& [at, path, min] = *min_available_;
+    if (min > job.totalReplicas())
+      w_.fail(at, path, fmt::format("minAvailable {} is more than the job's {} replicas", min, job.totalReplicas()));
+    if (min < job.totalReplicas())
+      warn(at, path, fmt::format("the gang starts all {} replicas together (all or nothing), not {}", job.totalReplicas(), min));
+  }
+
   void runPolicy(const YAML::Node& rp, const std::string& path, TrainJobSpec& job) {
     w_.expectMap(rp, path, {"cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit",
                             "schedulingPolicy", "suspend", "managedBy"});
@@ -255,8 +312,8 @@ class Translator {
              "None keeps pods after the job on a cluster; locally every replica process is stopped when the job ends");
     }
     if (rp["ttlSecondsAfterFinished"])
-      warn(rp["ttlSecondsAfterFinished"], path + ".ttlSecondsAfterFinished",
-           "finished jobs are kept until `trainyard delete job`; no TTL on the local backend");
+      job.ttl_seconds_after_finished =
+          w_.integer(rp["ttlSecondsAfterFinished"], path + ".ttlSecondsAfterFinished", 0, int64_t{1} << 40);
     if (auto s = rp["schedulingPolicy"]) {
       if (s["priorityClass"]) warn(s["priorityClass"], path + ".schedulingPolicy.priorityClass",
                                    "priority classes need a cluster; use spec.priority of a TrainJob locally");
@@ -270,14 +327,17 @@ class Translator {
       if (s["scheduleTimeoutSeconds"])
         job.start_timeout_seconds = w_.integer(s["scheduleTimeoutSeconds"], path + ".schedulingPolicy.scheduleTimeoutSeconds",
                                                1, int64_t{1} << 40);
-      warnOthers(s, path + ".schedulingPolicy", {"priorityClass", "queue", "scheduleTimeoutSeconds"},
+      if (auto m = s["minAvailable"])  // checked once the replicas are known (checkMinAvailable)
+        min_available_ = {m, path + ".schedulingPolicy.minAvailable", w_.integer(m, path + ".schedulingPolicy.minAvailable", 1, 100000)};
+      warnOthers(s, path + ".schedulingPolicy", {"priorityClass", "queue", "scheduleTimeoutSeconds", "minAvailable"},
                  "gang scheduling is built in");
     }
-    if (rp["suspend"]) warn(rp["suspend"], path + ".suspend", "suspend is not supported on the local backend");
+    if (rp["suspend"]) job.suspend = w_.boolean(rp["suspend"], path + ".suspend");
     if (rp["managedBy"]) warn(rp["managedBy"], path + ".managedBy", "ignored on the local backend");
   }
 
   std::map<std::string, std::string> selector;  // merged over the replica types
+  std::optional<std::tuple<YAML::Node, std::string, int64_t>> min_available_;
 
  private:
   const Walker& w_;
@@ -325,8 +385,7 @@ TrainJobSpec translateKubeflowJob(const Walker& w, const YAML::Node& root, const
   w.expectMap(spec, "spec", keys);
 
   if (spec["runPolicy"]) t.runPolicy(spec["runPolicy"], "spec.runPolicy", job);
-  if (spec["elasticPolicy"])
-    t.warn(spec["elasticPolicy"], "spec.elasticPolicy", "elastic training is not supported locally; the job runs with its fixed replicas");
+
   if (auto n = spec["nprocPerNode"]) {
     std::string v = w.str(n, "spec.nprocPerNode");
     if (v != "1" && v != "auto" && v != "cpu")
@@ -386,6 +445,8 @@ TrainJobSpec translateKubeflowJob(const Walker& w, const YAML::Node& root, const
   }
   if (f->framework == std::string("pytorch") && !job.role("master") && !job.role("worker"))
     w.fail(specs, spath, "a PyTorchJob needs a Master or Workers");
+  t.checkMinAvailable(job);
+  if (auto e = spec["elasticPolicy"]) t.elastic(e, "spec.elasticPolicy", job);
   return job;
 }
 
@@ -406,7 +467,11 @@ TrainJobSpec translateBatchJob(const Walker& w, const YAML::Node& root, const st
   w.expectMap(spec, "spec", {"template", "backoffLimit", "activeDeadlineSeconds", "completions", "parallelism",
                              "ttlSecondsAfterFinished", "suspend", "backoffLimitPerIndex", "podFailurePolicy",
                              "completionMode", "manualSelector", "selector", "maxFailedIndexes", "podReplacementPolicy"});
-  t.warnOthers(spec, "spec", {"template", "backoffLimit", "activeDeadlineSeconds"}, "not applied on the local backend");
+  t.warnOthers(spec, "spec", {"template", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "suspend"},
+               "not applied on the local backend");
+  if (spec["suspend"]) job.suspend = w.boolean(spec["suspend"], "spec.suspend");
+  if (spec["ttlSecondsAfterFinished"])
+    job.ttl_seconds_after_finished = w.integer(spec["ttlSecondsAfterFinished"], "spec.ttlSecondsAfterFinished", 0, int64_t{1} << 40);
   job.restart_policy = RestartPolicy::OnFailure;
   job.backoff_limit = spec["backoffLimit"] ? static_cast<int>(w.integer(spec["backoffLimit"], "spec.backoffLimit", 0, 1000)) : 6;
   if (spec["activeDeadlineSeconds"])

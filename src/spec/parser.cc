@@ -233,9 +233,13 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
   if (auto rp = spec["restartPolicy"]) job.restart_policy = parseRestartPolicy(w, rp, "spec.restartPolicy");
   if (spec["backoffLimit"])
     job.backoff_limit = static_cast<int>(w.integer(spec["backoffLimit"], "spec.backoffLimit", 0, 1000));
+  if (spec["ttlSecondsAfterFinished"])
+    job.ttl_seconds_after_finished =
+        w.integer(spec["ttlSecondsAfterFinished"], "spec.ttlSecondsAfterFinished", 0, int64_t{1} << 40);
   if (spec["activeDeadlineSeconds"])
     job.active_deadline_seconds =
         w.integer(spec["activeDeadlineSeconds"], "spec.activeDeadlineSeconds", 1, int64_t{1} << 40);
+  if (spec["suspend"]) job.suspend = w.boolean(spec["suspend"], "spec.suspend");
   if (spec["priority"])
     job.priority = static_cast<int>(w.integer(spec["priority"], "spec.priority", -1000000, 1000000));
   if (spec["queue"]) {

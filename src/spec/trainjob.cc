@@ -82,8 +82,11 @@ void to_json(nlohmann::json& j, const TrainJobSpec& s) {
                      {"successPolicy", s.success_policy}, {"slotsPerWorker", s.slots_per_worker},
                      {"sourceFile", s.source_file}};
   if (s.active_deadline_seconds) j["activeDeadlineSeconds"] = *s.active_deadline_seconds;
+  if (s.ttl_seconds_after_finished) j["ttlSecondsAfterFinished"] = *s.ttl_seconds_after_finished;
   if (s.start_timeout_seconds != 600) j["startTimeoutSeconds"] = s.start_timeout_seconds;
   if (s.placement != "pack") j["placement"] = s.placement;
+  if (s.suspend) j["suspend"] = true;
+  if (!s.elastic_env.empty()) j["elasticEnv"] = s.elastic_env;
   if (!s.node_selector.empty()) j["nodeSelector"] = s.node_selector;
   if (s.walltime_seconds) j["walltimeSeconds"] = *s.walltime_seconds;
   if (!s.build.context.empty()) j["build"] = {{"context", s.build.context}, {"containerfile", s.build.containerfile}};
@@ -103,11 +106,14 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
   s.backoff_limit = j.value("backoffLimit", s.backoff_limit);
   s.priority = j.value("priority", s.priority);
   s.queue = j.value("queue", s.queue);
+  s.suspend = j.value("suspend", s.suspend);
+  s.elastic_env = j.value("elasticEnv", s.elastic_env);
   s.metrics = j.value("metrics", s.metrics);
   s.outputs_dir = j.value("outputsDir", s.outputs_dir);
   s.success_policy = j.value("successPolicy", s.success_policy);
   s.slots_per_worker = j.value("slotsPerWorker", s.slots_per_worker);
   s.source_file = j.value("sourceFile", s.source_file);
+  if (j.contains("ttlSecondsAfterFinished")) s.ttl_seconds_after_finished = j["ttlSecondsAfterFinished"].get<int64_t>();
   if (j.contains("activeDeadlineSeconds"))
     s.active_deadline_seconds = j["activeDeadlineSeconds"].get<int64_t>();
   s.start_timeout_seconds = j.value("startTimeoutSeconds", s.start_timeout_seconds);

@@ -80,12 +80,21 @@ struct TrainJobSpec {
   RestartPolicy restart_policy = RestartPolicy::Never;
   int backoff_limit = 6;  // as Kubernetes Jobs
   std::optional<int64_t> active_deadline_seconds;
+  // Deleted this long after it finished (its outputs stay): Kubeflow's
+  // runPolicy.ttlSecondsAfterFinished. Unset: kept until deleted.
+  std::optional<int64_t> ttl_seconds_after_finished;
   // How long a replica may stay Pending in its backend (an image pulled, a
   // node found) before the attempt counts as failed (reason StartTimeout);
   // as Kueue's waitForPodsReady.timeout.
   int64_t start_timeout_seconds = 600;
   int priority = 0;
   std::string queue = "default";
+  // Submitted suspended (Kubeflow's runPolicy.suspend): it stays queued
+  // until resumed (`trainyard resume`); the store keeps whether it is now.
+  bool suspend = false;
+  // PyTorchJob's elasticPolicy as torchrun's PET_* settings (PET_NNODES
+  // "min:max", PET_RDZV_BACKEND...); the wiring adds PET_RDZV_ENDPOINT.
+  std::map<std::string, std::string> elastic_env;
   // Scheduling hints: "pack" (fewest nodes, the default) or "spread"; node
   // labels every replica's node must have; how long the job runs about
   // (lets it start ahead of a reserved gang; activeDeadlineSeconds is used

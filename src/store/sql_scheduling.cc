@@ -59,7 +59,7 @@ std::map<int64_t, std::vector<sched::Placement>> SqlStore::allPlacements() {
 std::vector<SchedulingRow> SqlStore::schedulingRows() {
   auto s = db_->prepare(
       "SELECT id, name, \"user\", phase, owner, queue, request, message, priority, restarts, created_at, started_at, "
-      "cancel_requested, preempt_requested FROM jobs WHERE phase NOT IN ('Succeeded', 'Failed') ORDER BY id");
+      "cancel_requested, preempt_requested, suspended FROM jobs WHERE phase NOT IN ('Succeeded', 'Failed') ORDER BY id");
   std::vector<SchedulingRow> out;
   while (s->step()) {
     SchedulingRow r;
@@ -77,6 +77,7 @@ std::vector<SchedulingRow> SqlStore::schedulingRows() {
     r.started_at = s->f64(11);
     r.cancel_requested = s->i64(12) != 0;
     r.preempt_requested = s->i64(13) != 0;
+    r.suspended = s->i64(14) != 0;
     out.push_back(std::move(r));
   }
   return out;

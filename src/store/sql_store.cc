@@ -204,6 +204,11 @@ ALTER TABLE attempts ADD COLUMN collect_carry TEXT NOT NULL DEFAULT '';
 UPDATE attempts SET log_cursor = CAST(log_offset AS TEXT) WHERE log_offset > 0;
 UPDATE attempts SET file_cursor = CAST(file_offset AS TEXT) WHERE file_offset > 0;
 )sql",
+    // 7: Kubeflow's runPolicy.suspend: desired state, set at submission and
+    // by `trainyard suspend/resume`.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 // PostgreSQL: the same schema, created in one step (no PostgreSQL store
@@ -373,6 +378,10 @@ ALTER TABLE attempts ADD COLUMN file_cursor TEXT NOT NULL DEFAULT '';
 ALTER TABLE attempts ADD COLUMN collect_carry TEXT NOT NULL DEFAULT '';
 UPDATE attempts SET log_cursor = CAST(log_offset AS TEXT) WHERE log_offset > 0;
 UPDATE attempts SET file_cursor = CAST(file_offset AS TEXT) WHERE file_offset > 0;
+)sql",
+    // 5: runPolicy.suspend (SQLite's 7).
+    R"sql(
+ALTER TABLE jobs ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
 )sql"
 };
 
@@ -452,11 +461,12 @@ void SqlStore::createJob(JobRecord& job) {
   job.uid = newUid();
   auto s = db_->prepare(
       "INSERT INTO jobs(uid, name, kind, spec, phase, reason, message, priority, queue, created_at, owner, "
-      "outputs_dir, log_dir, \"user\", labels, request) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id");
+      "outputs_dir, log_dir, \"user\", labels, request, suspended) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id");
   s->bind(1, job.uid).bind(2, job.name).bind(3, job.kind).bind(4, nlohmann::json(job.spec).dump());
   s->bind(5, job.phase).bind(6, job.reason).bind(7, job.message).bind(8, job.spec.priority);
   s->bind(9, job.spec.queue).bind(10, job.created_at).bind(11, job.owner).bind(12, job.outputs_dir);
   s->bind(13, job.log_dir).bind(14, job.user).bind(15, nlohmann::json(job.spec.labels).dump()).bind(16, job.request);
+  s->bind(17, job.suspended ? 1 : 0);
   try {
     s->step();
   } catch (const NameConflict&) {
@@ -467,8 +477,8 @@ void SqlStore::createJob(JobRecord& job) {
 
 static constexpr const char* kJobColumns =
     "SELECT id, uid, name, kind, spec, phase, reason, message, restarts, created_at, started_at, finished_at, "
-    "node, allocation, owner, cancel_requested, outputs_dir, log_dir, \"user\", request, preemptions, preempt_requested "
-    "FROM jobs ";
+    "node, allocation, owner, cancel_requested, outputs_dir, log_dir, \"user\", request, preemptions, preempt_requested, "
+    "suspended FROM jobs ";
 
 std::vector<JobRecord> SqlStore::selectJobs(const std::string& where, const std::function<void(SqlStmt&)>& bind) {
   auto s = db_->prepare(kJobColumns + where);
@@ -498,6 +508,7 @@ std::vector<JobRecord> SqlStore::selectJobs(const std::string& where, const std:
     j.request = s->text(19);
     j.preemptions = static_cast<int>(s->i64(20));
     j.preempt_requested = s->i64(21) != 0;
+    j.suspended = s->i64(22) != 0;
     out.push_back(std::move(j));
   }
   return out;
@@ -603,6 +614,10 @@ void SqlStore::updateJobStatus(const JobRecord& j) {
   s->bind(6, j.finished_at).bind(7, j.node).bind(8, j.allocation).bind(9, j.owner).bind(10, j.outputs_dir);
   s->bind(11, j.log_dir).bind(12, j.preemptions).bind(13, j.preempt_requested ? 1 : 0).bind(14, j.id);
   s->step();
+}
+
+void SqlStore::setSuspended(int64_t job_id, bool suspended) {
+  db_->prepare("UPDATE jobs SET suspended=? WHERE id=?")->bind(1, suspended ? 1 : 0).bind(2, job_id).step();
 }
 
 void SqlStore::requestCancel(int64_t job_id) {

@@ -50,10 +50,13 @@ struct JobRecord {
   std::string node;             // the nodes the gang is placed on, "n1,n2" ("" while queued); placements() has each replica's
   std::string allocation;       // unused since schema 5 (placements are rows of their own)
   std::string request;          // JSON: what the scheduler needs of the spec (control/admission.h), written at creation
-  int preemptions = 0;          // attempts ended by preemption: counted in restarts, not against backoffLimit
+  int preemptions = 0;          // attempts ended by preemption, a gang timeout or suspend: counted in restarts, not against backoffLimit
   bool preempt_requested = false;  // the scheduler wants it stopped and queued again
   std::string owner;            // "host:pid:starttime" of the controller driving it
   bool cancel_requested = false;
+  // Kubeflow's runPolicy.suspend, as desired state: a suspended job stays
+  // queued (a running one is stopped and queued again) until it is resumed.
+  bool suspended = false;
   std::string outputs_dir;
   std::string log_dir;
   std::string user;  // who submitted it ("" when no authentication is in use)
@@ -170,6 +173,7 @@ struct SchedulingRow {
   int restarts = 0;
   double created_at = 0, started_at = 0;
   bool cancel_requested = false, preempt_requested = false;
+  bool suspended = false;
 };
 
 // What an administrator said about a node: Ready (default), Drained (no new
@@ -226,6 +230,7 @@ class Store {
   // Writes the status fields (phase..log_dir); the spec is immutable.
   virtual void updateJobStatus(const JobRecord& job) = 0;
   virtual void requestCancel(int64_t job_id) = 0;
+  virtual void setSuspended(int64_t job_id, bool suspended) = 0;
   virtual bool deleteJob(int64_t job_id) = 0;
   // Filtered, paged list (oldest first unless newest_first).
   virtual JobPage queryJobs(const JobQuery& q) = 0;

@@ -49,6 +49,35 @@ class Distributed(E2E):
                 if n == 4:
                     self.assertEqual(scheduled, ["placed on node-1 (2 replicas), node-2 (2 replicas)"])
 
+    def test_elastic_pytorchjob_rendezvouses_through_torchrun(self):
+        """Kubeflow's elasticPolicy on a fixed-size launch: two Workers under torchrun, which reads
+        PET_NNODES 2:3, the c10d backend, the endpoint and rdzvConf; ranks come from the rendezvous."""
+        if not os.path.exists("/usr/bin/torchrun"):
+            self.skipTest("SKIPPED: /usr/bin/torchrun missing (apt-get install python3-torch)")
+        script = self.write("elastic.py", """\
+            import os
+            import torch
+            import torch.distributed as dist
+            dist.init_process_group("gloo")
+            t = torch.tensor([float(dist.get_rank() + 1)])
+            dist.all_reduce(t)
+            print(f"rank {dist.get_rank()} of {dist.get_world_size()} sum={t.item()} nodes {os.environ['PET_NNODES']}", flush=True)
+            """)
+        spec = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "elastic"},
+                "spec": {"elasticPolicy": {"minReplicas": 2, "maxReplicas": 3, "rdzvBackend": "c10d", "maxRestarts": 1,
+                                           "rdzvConf": [{"key": "last_call_timeout", "value": "1"}]},
+                         "pytorchReplicaSpecs": {"Worker": {"replicas": 2, "restartPolicy": "OnFailure", "template": {"spec": {
+                             "containers": [{"name": "pytorch", "image": "docker.io/kubeflow/pytorch-elastic-example",
+                                             # --redirects/--tee 1: Debian's torch 1.13 on Python 3.11 cannot
+                                             # parse their default "0" (its Std flag enum no longer lists 0).
+                                             "command": ["/usr/bin/torchrun", "--redirects", "1", "--tee", "1", script],
+                                             "resources": {"limits": {"cpu": "500m"}}}]}}}}}}
+        p = self.ty("run", "--containers", "host", self.write("elastic.yaml", json.dumps(spec)), timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr[-3000:])
+        self.assertIn("not scaled within 2..3", p.stderr)  # the fixed-size launch is said
+        lines = sorted(re.search(r"rank \d of \d+ sum=\S+ nodes \S+", l).group(0) for l in p.stdout.splitlines() if " sum=" in l)
+        self.assertEqual(lines, ["rank 0 of 2 sum=3.0 nodes 2:3", "rank 1 of 2 sum=3.0 nodes 2:3"], p.stdout[-2000:])
+
     @unittest.skipUnless(os.path.exists(CPP_DDP), "C++ DDP example not built (libtorch/gloo missing)")
     def test_cpp_ddp(self):
         _, d = self.run_ddp("cpp-ddp.yaml", "fmnist-ddp-cpp", 2, "--set", f"spec.command[0]={CPP_DDP}")

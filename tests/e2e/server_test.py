@@ -430,6 +430,74 @@ class Rerun(ServerE2E):
         self.assertError(self.call("POST", "/api/v1/jobs/det/rerun", {}, token="bob-token-4567"), 403, "Forbidden")
 
 
+class KubeflowRunPolicy(ServerE2E):
+    def test_a_suspended_pytorchjob_waits_then_runs_and_suspending_it_stops_its_replicas(self):
+        """Kubeflow's runPolicy.suspend: submitted suspended it stays queued (another job runs past
+        it); resumed it starts; suspended while running its replicas stop and it is queued again
+        without counting against backoffLimit 0; resumed, it completes."""
+        self.start_as_alice_with_bob("--containers", "host")  # busybox is Docker Hub's: run the command here
+        marks, gate = os.path.join(self.dir, "marks"), os.path.join(self.dir, "go")
+        os.makedirs(marks)
+        script = (f"touch {marks}/started-$TRAINYARD_ATTEMPT-$TRAINYARD_REPLICA; "
+                  f"while [ ! -e {gate} ]; do sleep 0.05; done; echo loss=0.5")
+        spec = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "held"},
+                "spec": {"runPolicy": {"suspend": True, "backoffLimit": 0},
+                         "pytorchReplicaSpecs": {r: {"replicas": n, "restartPolicy": "Never", "template": {"spec": {"containers": [{
+                             "name": "pytorch", "image": "busybox", "command": ["/bin/sh", "-c", script],
+                             "resources": {"limits": {"cpu": "100m"}}}]}}} for r, n in (("Master", 1), ("Worker", 1))}}}
+        self.ty("submit", "--containers", "host", self.write("held.yaml", json.dumps(spec)), check=0) \
+            if False else self.ty("submit", self.write("held.yaml", json.dumps(spec)), check=0)
+        self.ty("submit", self.write("other.yaml", job_yaml("other", "echo loss=1")), check=0)
+        self.wait_phase("other", ("Succeeded",))
+        held = self.job("held")
+        self.assertEqual((held["phase"], held["reason"], held["suspended"]), ("Queued", "Suspended", True), held)
+        self.assertEqual(os.listdir(marks), [])  # nothing of it ran
+
+        p = self.ty("resume", "held", check=0)
+        self.assertIn("job held resumed", p.stdout)
+        self.wait_until("both replicas started", lambda: len(os.listdir(marks)) == 2, job="held")
+        self.assertEqual(sorted(os.listdir(marks)), ["started-0-master-0", "started-0-worker-0"])
+        self.ty("suspend", "held", check=0)
+        self.wait_until("held queued again", lambda: self.job("held")["reason"] == "Suspended"
+                        and self.job("held")["phase"] == "Queued", job="held")
+        self.assertFalse([pid for pid in os.listdir("/proc") if pid.isdigit() and self.runs_marks(pid, marks)])
+
+        self.ty("resume", "held", check=0)
+        self.wait_until("attempt 1 started", lambda: len(os.listdir(marks)) == 4, job="held")
+        open(gate, "w").close()
+        self.wait_phase("held", ("Succeeded",))
+        held = self.job("held")
+        self.assertEqual((held["restarts"], held["suspended"]), (1, False), held)
+        # Only the owner (or an admin) may suspend a job.
+        self.assertError(self.call("POST", "/api/v1/jobs/held/suspend", {}, token="bob-token-4567"), 403, "Forbidden")
+        self.assertError(self.call("POST", "/api/v1/jobs/held/resume", {}), 409, "JobFinished")
+
+    def test_ttl_seconds_after_finished_deletes_the_job_but_keeps_its_outputs(self):
+        self.start("--containers", "host")
+        def pytorchjob(name, ttl):
+            return json.dumps({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": name},
+                               "spec": {"runPolicy": {"ttlSecondsAfterFinished": ttl}, "pytorchReplicaSpecs": {"Master": {
+                                   "replicas": 1, "template": {"spec": {"containers": [{
+                                       "name": "pytorch", "image": "busybox",
+                                       "command": ["/bin/sh", "-c", "echo kept > $TRAINYARD_OUTPUT_DIR/out.txt"]}]}}}}}})
+        self.ty("submit", self.write("kept.yaml", pytorchjob("kept", 3600)), check=0)
+        self.ty("submit", self.write("gone.yaml", pytorchjob("gone", 0)), check=0)
+        self.wait_phase("kept", ("Succeeded",))
+        self.wait_until("gone deleted", lambda: self.ty("get", "job", "gone").returncode != 0)
+        self.assertIn("not found", self.ty("get", "job", "gone").stderr)
+        with open(os.path.join(self.data, "outputs", "gone", "out.txt")) as f:
+            self.assertEqual(f.read(), "kept\n")  # its outputs stay
+        self.assertEqual(self.phase("kept"), "Succeeded")  # an hour to go
+
+    @staticmethod
+    def runs_marks(pid, marks):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return marks.encode() in f.read()
+        except OSError:
+            return False
+
+
 class RestartSafety(ServerE2E):
     def test_kill_9_with_jobs_and_an_experiment_running(self):
         marker = os.path.join(self.dir, "marker")

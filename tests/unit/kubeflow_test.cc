@@ -273,3 +273,40 @@ spec:
                     "  pytorchReplicaSpecs: {}\n")
                 .find("spec.runPolicy.backoffLimit: expected an integer in [0, 1000]"), std::string::npos);
 }
+
+TEST(Kubeflow, RunPolicySuspendTtlMinAvailableAndElasticPolicy) {
+  std::string text = kPyTorchJob;
+  auto with = [&](const std::string& run_policy_extra, const std::string& spec_extra = "") {
+    std::string t = text;
+    t.replace(t.find("    backoffLimit: 3\n"), 0, run_policy_extra);
+    t.replace(t.find("  pytorchReplicaSpecs:"), 0, spec_extra);
+    return t;
+  };
+  auto l = load(with("    suspend: true\n    ttlSecondsAfterFinished: 120\n"));
+  EXPECT_TRUE(l.job.suspend);
+  EXPECT_EQ(l.job.ttl_seconds_after_finished, 120);
+  EXPECT_FALSE(hasWarning(l, "suspend"));
+
+  // schedulingPolicy.minAvailable: the gang is all four replicas.
+  std::string sched = "    schedulingPolicy: {scheduleTimeoutSeconds: 45}\n";
+  std::string t = with("");
+  t.replace(t.find(sched), sched.size(), "    schedulingPolicy: {minAvailable: 2, queue: team-a}\n");
+  l = load(t);
+  EXPECT_EQ(l.job.queue, "team-a");
+  EXPECT_TRUE(hasWarning(l, "spec.runPolicy.schedulingPolicy.minAvailable: the gang starts all 4 replicas together"));
+  t.replace(t.find("minAvailable: 2"), 15, "minAvailable: 9");
+  EXPECT_NE(errorOf(t).find("minAvailable 9 is more than the job's 4 replicas"), std::string::npos) << errorOf(t);
+
+  // elasticPolicy: torchrun's settings; the launch keeps its size.
+  l = load(with("", "  elasticPolicy:\n    minReplicas: 2\n    maxReplicas: 6\n    maxRestarts: 3\n"
+                    "    rdzvConf: [{key: last_call_timeout, value: '5'}]\n"));
+  EXPECT_EQ(l.job.elastic_env, (std::map<std::string, std::string>{{"PET_NNODES", "2:6"},
+                                                                   {"PET_RDZV_BACKEND", "c10d"},
+                                                                   {"PET_MAX_RESTARTS", "3"},
+                                                                   {"PET_RDZV_CONF", "last_call_timeout=5"}}));
+  EXPECT_TRUE(hasWarning(l, "it is not scaled within 2..6"));
+  EXPECT_NE(errorOf(with("", "  elasticPolicy: {minReplicas: 5, maxReplicas: 6}\n")).find("outside minReplicas..maxReplicas 5..6"),
+            std::string::npos);
+  EXPECT_NE(errorOf(with("", "  elasticPolicy: {rdzvBackend: etcd}\n")).find("expected c10d or static"), std::string::npos);
+  EXPECT_NE(errorOf(with("", "  elasticPolicy: {minReplicas: 3, maxReplicas: 2}\n")).find("is above maxReplicas"), std::string::npos);
+}

@@ -455,7 +455,8 @@ TEST(SqliteStoreOnly, OneNodeAllocationsMigrateToPlacements) {
                           "INSERT INTO attempts(job_id, attempt, replica, state, pid, pid_start, log_offset, file_offset) "
                           "VALUES(1, 0, 'worker-0', 'Running', 77, 88, 123, 0)",
                           "ALTER TABLE jobs DROP COLUMN request", "ALTER TABLE jobs DROP COLUMN preemptions",
-                          "ALTER TABLE jobs DROP COLUMN preempt_requested", "UPDATE schema_version SET version = 4",
+                          "ALTER TABLE jobs DROP COLUMN preempt_requested", "ALTER TABLE jobs DROP COLUMN suspended",
+                          "UPDATE schema_version SET version = 4",
                           "UPDATE jobs SET phase = 'Running', node = 'host-a', "
                           "allocation = '{\"cpu_millis\":2000,\"memory_bytes\":1024,\"gpu\":2,\"gpu_ids\":[0,1]}'"})
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql << ": " << sqlite3_errmsg(db);
