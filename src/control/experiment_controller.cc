@@ -248,7 +248,8 @@ void ExperimentController::finishTrial(store::ExperimentRecord& e, State& s, sto
   }
   if (!all) t.objective.clear();
   for (const auto& m : e.spec.additional_metrics) {
-    tune::Objective o{m, e.spec.objectives[0].maximize, "latest"};
+    auto strategy = e.spec.additional_strategies.find(m);
+    tune::Objective o{m, e.spec.objectives[0].maximize, strategy != e.spec.additional_strategies.end() ? strategy->second : "latest"};
     if (auto v = objectiveValue(store_.metrics(job.id, m), o)) t.metrics[m] = *v;
   }
   if (t.stop_requested) {

@@ -293,16 +293,21 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
   tune::Objective o{w.str(obj["objectiveMetricName"], "spec.objective.objectiveMetricName"), type == "maximize", ""};
   if (obj["goal"]) e.target = number(w, obj["goal"], "spec.objective.goal");
   if (obj["additionalMetricNames"]) e.additional_metrics = w.strList(obj["additionalMetricNames"], "spec.objective.additionalMetricNames");
+  // Katib's defaults: every metric is read by the objective's direction.
+  for (const auto& m : e.additional_metrics) e.additional_strategies[m] = o.maximize ? "max" : "min";
   if (auto ms = obj["metricStrategies"]) {
     if (!ms.IsSequence()) w.fail(ms, "spec.objective.metricStrategies", "expected a list of {name, value}");
     for (size_t i = 0; i < ms.size(); ++i) {
       std::string p = fmt::format("spec.objective.metricStrategies[{}]", i);
       w.expectMap(ms[i], p, {"name", "value"});
-      if (ms[i]["name"] && ms[i]["value"] && ms[i]["name"].Scalar() == o.metric) {
-        o.strategy = w.str(ms[i]["value"], p + ".value");
-        if (o.strategy != "min" && o.strategy != "max" && o.strategy != "latest")
-          w.fail(ms[i]["value"], p + ".value", fmt::format("expected min, max or latest, got \"{}\"", o.strategy));
-      }
+      if (!ms[i]["name"] || !ms[i]["value"]) w.fail(ms[i], p, "each strategy needs name and value");
+      std::string name = w.str(ms[i]["name"], p + ".name"), value = w.str(ms[i]["value"], p + ".value");
+      if (value != "min" && value != "max" && value != "latest")
+        w.fail(ms[i]["value"], p + ".value", fmt::format("expected min, max or latest, got \"{}\"", value));
+      if (name == o.metric) o.strategy = value;
+      else if (e.additional_strategies.count(name)) e.additional_strategies[name] = value;
+      else w.fail(ms[i]["name"], p + ".name",
+                  fmt::format("\"{}\" is neither the objective metric nor one of additionalMetricNames", name));
     }
   }
   e.objectives.push_back(o);
@@ -560,7 +565,8 @@ void to_json(nlohmann::json& j, const ExperimentSpec& s) {
   for (const auto& o : s.objectives) objectives.push_back({{"metric", o.metric}, {"maximize", o.maximize}, {"strategy", o.strategy}});
   for (const auto& p : s.space.params) params.push_back(paramJson(p));
   j = {{"apiVersion", s.api_version}, {"kind", s.kind}, {"name", s.name}, {"labels", s.labels},
-       {"objectives", objectives}, {"additionalMetrics", s.additional_metrics}, {"algorithm", s.algorithm},
+       {"objectives", objectives}, {"additionalMetrics", s.additional_metrics},
+       {"additionalStrategies", s.additional_strategies}, {"algorithm", s.algorithm},
        {"algorithmSettings", s.algorithm_settings}, {"earlyStopping", s.early_stopping},
        {"earlyStoppingSettings", s.early_stopping_settings}, {"parameters", params},
        {"parallelTrials", s.parallel_trials}, {"maxTrials", s.max_trials}, {"maxFailedTrials", s.max_failed_trials},
@@ -584,6 +590,7 @@ void from_json(const nlohmann::json& j, ExperimentSpec& s) {
   s.objectives.clear();
   for (const auto& o : j.at("objectives")) s.objectives.push_back({o.at("metric"), o.at("maximize"), o.value("strategy", "")});
   s.additional_metrics = j.value("additionalMetrics", s.additional_metrics);
+  s.additional_strategies = j.value("additionalStrategies", s.additional_strategies);
   s.algorithm = j.value("algorithm", s.algorithm);
   s.algorithm_settings = j.value("algorithmSettings", s.algorithm_settings);
   s.early_stopping = j.value("earlyStopping", s.early_stopping);

@@ -25,6 +25,10 @@ struct ExperimentSpec {
   std::vector<tune::Objective> objectives;  // the first is primary; several = multi-objective
   std::optional<double> target;             // reaching it (primary objective) ends the experiment
   std::vector<std::string> additional_metrics;
+  // How an additional metric's value is read from its series: min, max or
+  // latest (Katib's metricStrategies; Katib defaults them to the
+  // objective's direction). Unlisted: latest.
+  std::map<std::string, std::string> additional_strategies;
   std::string algorithm = "random";
   // Katib's resumePolicy: Never (a finished experiment is never reopened,
   // `run --resume` included); LongRunning and FromVolume (""): the store

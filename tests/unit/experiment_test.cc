@@ -131,6 +131,13 @@ spec:
   EXPECT_EQ(e.algorithm, "gp");
   EXPECT_TRUE(e.objectives[0].maximize);
   EXPECT_EQ(e.objectives[0].strategy, "latest");
+  // An additional metric is read by the objective's direction, as Katib's defaults say.
+  EXPECT_EQ(e.additional_strategies, (std::map<std::string, std::string>{{"loss", "max"}}));
+  std::string other = katib;
+  other.replace(other.find("{name: acc, value: latest}"), 26, "{name: loss, value: min}");
+  EXPECT_EQ(spec::loadSpecString(other, "k.yaml", "/base").experiment->additional_strategies.at("loss"), "min");
+  other.replace(other.find("{name: loss, value: min}"), 24, "{name: lss, value: min}");
+  EXPECT_NE(errorOf(other).find("\"lss\" is neither the objective metric nor one of additionalMetricNames"), std::string::npos);
   EXPECT_EQ(*e.target, 0.9);
   EXPECT_EQ(e.early_stopping, "median");
   EXPECT_EQ(e.max_trials, 12);
