@@ -13,6 +13,7 @@
 
 #include "spec/kubeflow.h"
 #include "spec/overrides.h"
+#include "spec/katib_regex.h"
 #include "spec/parser.h"
 #include "spec/yaml_walker.h"
 
@@ -385,6 +386,7 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
       }
       if (auto f = src["filter"]; f && f["metricsFormat"]) {
         auto formats = w.strList(f["metricsFormat"], "spec.metricsCollectorSpec.source.filter.metricsFormat");
+        for (auto& re : formats) re = literalBraces(re);  // RE2's literal braces
         if (formats.size() > 16)
           w.fail(f["metricsFormat"], "spec.metricsCollectorSpec.source.filter.metricsFormat", "at most 16 formats");
         // Every format applies to every line, as Katib's collector does (one per line here).

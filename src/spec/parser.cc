@@ -1,5 +1,6 @@
 #include "spec/parser.h"
 #include "spec/schema.h"
+#include "spec/katib_regex.h"
 
 #include <algorithm>
 #include <cstring>
@@ -61,7 +62,7 @@ MetricsCollector parseCollector(const Walker& w, const YAML::Node& n, const std:
   if (mc.kind == MetricsCollector::Kind::File && (mc.path.back() == '/' || isDirectory(mc.path)))
     w.fail(n["path"], path + ".path", fmt::format("{} is a directory; the File collector reads one file", mc.path));
   if (auto f = n["filter"]) {
-    mc.filter = w.str(f, path + ".filter");
+    mc.filter = literalBraces(w.str(f, path + ".filter"));
     try {
       std::regex re(mc.filter);
       if (re.mark_count() < 2) w.fail(f, path + ".filter", "expected a regex with two groups: (name) and (value)");

@@ -378,6 +378,98 @@ class KatibTensorFlowEvent(E2E):
             self.assertRegex(p.stderr, r"bad\.yaml:\d+:\d+:")
 
 
+class KatibExampleShapes(E2E):
+    """Katib's published example Experiments, in their shapes, with a stand-in that logs as their
+    programs do (tests/e2e/katib_standin.py): the right number of trials, the right best trial,
+    metrics from the right lines."""
+    STANDIN = os.path.join(SOURCE_DIR, "tests", "e2e", "katib_standin.py")
+
+    def experiment(self, name, style, objective, collector=None, extra_args=(), trials=4):
+        spec = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"namespace": "kubeflow", "name": name},
+                "spec": {"objective": objective, "algorithm": {"algorithmName": "random"},
+                         "parallelTrialCount": 2, "maxTrialCount": trials, "maxFailedTrialCount": 1,
+                         "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.05"}}],
+                         "trialTemplate": {"primaryContainerName": "training-container",
+                                           "trialParameters": [{"name": "learningRate", "description": "Learning rate", "reference": "lr"}],
+                                           "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                                               "containers": [{"name": "training-container", "image": "docker.io/kubeflowkatib/mxnet-mnist:latest",
+                                                               "command": ["/usr/bin/python3", self.STANDIN, f"--style={style}",
+                                                                           "--lr=${trialParameters.learningRate}", *extra_args],
+                                                               "resources": {"limits": {"cpu": "100m", "memory": "128Mi"}}}],
+                                               "restartPolicy": "Never"}}}}}}}
+        if collector:
+            spec["spec"]["metricsCollectorSpec"] = collector
+        p = self.ty("run", "--containers", "host", self.write(f"{name}.yaml", json.dumps(spec)), timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        trials_out = self.tyjson("get", "trials", name)["items"]
+        self.assertEqual(len(trials_out), trials)
+        self.assertTrue(all(t["state"] == "Succeeded" for t in trials_out), trials_out)
+        best = min(trials_out, key=lambda t: abs(float(t["parameters"]["lr"]) - 0.03))
+        e = self.tyjson("describe", "experiment", name)
+        self.assertEqual(e["best"]["trial"], best["trial"], e["best"])
+        return trials_out
+
+    def series(self, job, metric):
+        return [(m["step"], round(m["value"], 6)) for m in self.tyjson("get", "metrics", job, "--all", "--metric", metric)["metrics"]]
+
+    def test_bad_algorithm_settings_exit_2_with_their_place(self):
+        cases = (("hyperband", [{"name": "resource_name", "value": "lr"}, {"name": "r_l", "value": "9"}, {"name": "eta", "value": "1.5"}],
+                  "eta must be at least 2"),
+                 ("pbt", [{"name": "n_population", "value": "2"}, {"name": "suggestion_trial_dir", "value": "/c"}],
+                  "setting n_population must be a number >= 3"),
+                 ("tpe", [{"name": "n_startup_trails", "value": "3"}], "unknown setting n_startup_trails"),
+                 ("pbt", [{"name": "n_population", "value": "5"}, {"name": "populaton", "value": "5"},
+                          {"name": "suggestion_trial_dir", "value": "/c"}], "unknown setting populaton"))
+        for algorithm, settings, want in cases:
+            spec = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "bad"},
+                    "spec": {"objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
+                             "algorithm": {"algorithmName": algorithm, "algorithmSettings": settings},
+                             "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "1"}}],
+                             "trialTemplate": {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
+                                 "spec": {"containers": [{"name": "c", "image": "i", "command": ["true"]}]}}}}}}}
+            p = self.ty("validate", self.write("bad.yaml", json.dumps(spec, indent=1)))
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertRegex(p.stderr, r"bad\.yaml:\d+:\d+: spec\.algorithm")
+            self.assertIn(want, p.stderr)
+
+    def test_random_example_mxnet_logging_on_stderr(self):
+        trials = self.experiment("random", "mxnet", {"type": "maximize", "goal": 0.99, "objectiveMetricName": "Validation-accuracy",
+                                                     "additionalMetricNames": ["Train-accuracy"]})
+        for t in trials:
+            lr = float(t["parameters"]["lr"])
+            acc = [round(1 - abs(lr - 0.03) * 10 - 0.1 / e, 6) for e in (1, 2, 3)]
+            self.assertEqual([v for _, v in self.series(t["job"], "Validation-accuracy")], acc)
+            self.assertEqual([v for _, v in self.series(t["job"], "Train-accuracy")], [round(a - 0.01, 6) for a in acc])
+            self.assertAlmostEqual(t["objective"]["Validation-accuracy"], acc[-1], places=6)
+
+    def test_pytorch_example_train_epoch_lines(self):
+        trials = self.experiment("pytorch-mnist", "pytorch", {"type": "maximize", "goal": 0.99,
+                                                              "objectiveMetricName": "Validation-accuracy",
+                                                              "additionalMetricNames": ["loss"]})
+        for t in trials:
+            lr = float(t["parameters"]["lr"])
+            losses = [round(abs(lr - 0.03) * 10 + 0.1 / e + 0.5 - pct / 100, 4) for e in (1, 2, 3) for pct in (0, 11, 21)]
+            self.assertEqual([round(v, 4) for _, v in self.series(t["job"], "loss")], losses)
+            self.assertEqual(len(self.series(t["job"], "Validation-accuracy")), 3)
+
+    def test_file_metrics_collector_example_with_its_metrics_format(self):
+        if os.geteuid() != 0:
+            self.skipTest("SKIPPED: a trial's own /katib needs a mount namespace (root) or a container")
+        at = f"/katib-e2e-shapes-{os.getpid()}/mnist.log"
+        trials = self.experiment(
+            "file-metrics-collector", "katib-text", {"type": "maximize", "goal": 0.99, "objectiveMetricName": "accuracy",
+                                                    "additionalMetricNames": ["loss"]},
+            collector={"source": {"filter": {"metricsFormat": ["{metricName: ([\\w|-]+), metricValue: ((-?\\d+)(\\.\\d+)?)}"]},
+                                  "fileSystemPath": {"path": at, "kind": "File", "format": "TEXT"}},
+                       "collector": {"kind": "File"}},
+            extra_args=[f"--log-path={at}"])
+        for t in trials:
+            lr = float(t["parameters"]["lr"])
+            self.assertEqual([v for _, v in self.series(t["job"], "accuracy")],
+                             [round(1 - abs(lr - 0.03) * 10 - 0.1 / e, 6) for e in (1, 2, 3)])
+            self.assertEqual([v for _, v in self.series(t["job"], "loss")], [round(abs(lr - 0.03) * 10 + 0.1 / e, 6) for e in (1, 2, 3)])
+
+
 class KatibResumePolicy(E2E):
     def test_resume_policy_never_keeps_a_finished_experiment_closed(self):
         def spec(policy):

@@ -1,4 +1,5 @@
 #include "spec/parser.h"
+#include "spec/katib_regex.h"
 
 #include <gtest/gtest.h>
 
@@ -313,4 +314,12 @@ TEST(Schema, TheParserAcceptsWhatTheSchemaNamesAndNothingElse) {
   auto tj = sc::openApi(sc::specOf("TrainJob"));
   EXPECT_EQ(tj["properties"]["restartPolicy"]["enum"], nlohmann::json({"Never", "OnFailure", "ExitCode"}));
   EXPECT_EQ(tj["properties"]["roles"]["additionalProperties"]["properties"]["replicas"]["type"], "integer");
+}
+
+TEST(KatibRegex, BracesThatAreNotRepetitionsAreLiterals) {
+  using trainyard::spec::literalBraces;
+  EXPECT_EQ(literalBraces(R"({metricName: ([\w|-]+), metricValue: ((-?\d+)(\.\d+)?)})"),
+            R"(\{metricName: ([\w|-]+), metricValue: ((-?\d+)(\.\d+)?)\})");
+  EXPECT_EQ(literalBraces(R"(a{2}b{1,}c{1,3}[{}]\{)"), R"(a{2}b{1,}c{1,3}[{}]\{)");  // repetitions, a class, an escape stay
+  EXPECT_EQ(literalBraces("({2})"), R"((\{2\}))");  // nothing to repeat: literal
 }
