@@ -403,9 +403,10 @@ bool JobController::collect(JobRecord& job, Tracked& t, bool final) {
           if (std::find(before.begin(), before.end(), e) == before.end())
             event(job, "Warning", "MetricsFileUnreadable", fmt::format("{} (the rest of that file is not read)", e));
       }
-      if (r.collector && mc.kind == spec::MetricsCollector::Kind::File) {
+      if (r.collector && (mc.kind == spec::MetricsCollector::Kind::File || mc.kind == spec::MetricsCollector::Kind::Custom)) {
         fs::path file = mc.path;
         if (file.is_relative()) file = fs::path(role.working_dir) / file;
+        if (mc.kind == spec::MetricsCollector::Kind::Custom) file = customMetricsFile(job, t.attempt);
         for (;;) {
           auto chunk = backend_.readFileAt(job.uid, t.attempt, name, file.lexically_normal().string(), r.file_cursor, 1 << 20);
           drained = drained && (!chunk.unavailable || t.forced.count(name));

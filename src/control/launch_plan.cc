@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "util/format.h"
+
 namespace trainyard::control {
 namespace {
 
@@ -40,6 +42,35 @@ std::optional<backend::Mount> privateCollectorDir(const store::JobRecord& job) {
   std::filesystem::path dir = std::filesystem::path(mc.path).lexically_normal();
   if (!events || !dir.has_filename()) dir = dir.parent_path();  // a file's directory; "/x/" is /x
   return backend::Mount{(std::filesystem::path(job.log_dir) / "private" / dir.relative_path()).string(), dir.string(), false};
+}
+
+std::string customMetricsFile(const store::JobRecord& job, int attempt) {
+  return (std::filesystem::path(job.outputs_dir) / "trainyard" / fmt::format("custom-metrics-{}.log", attempt)).string();
+}
+
+// The Custom collector: the primary's program runs under a shell that starts
+// the collector beside it (told the program's pid), sends the collector's
+// output to a file of the attempt, gives it 30 s after the program ends to
+// finish, and exits with the program's status. It runs in the same process
+// tree, container or pod, so every backend runs it the same way.
+std::vector<std::string> wrapWithCustomCollector(const std::vector<std::string>& argv,
+                                                 const std::vector<std::string>& collector) {
+  std::string cmd;
+  for (const auto& a : collector) cmd += (cmd.empty() ? "" : " ") + util::shellQuote(a);
+  std::string script =
+      "d=\"$TRAINYARD_OUTPUT_DIR/trainyard\"; mkdir -p \"$d\"\n"
+      "\"$@\" & main=$!\n"
+      "trap 'kill -TERM $main 2>/dev/null' TERM INT\n"
+      "TRAINYARD_MAIN_PID=$main; export TRAINYARD_MAIN_PID\n" +
+      cmd + " >\"$d/custom-metrics-$TRAINYARD_ATTEMPT.log\" 2>&1 </dev/null & col=$!\n"
+      "wait $main; rc=$?\n"
+      "while kill -0 $main 2>/dev/null; do wait $main; rc=$?; done\n"
+      "i=0; while kill -0 $col 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n"
+      "kill -TERM $col 2>/dev/null; wait $col 2>/dev/null\n"
+      "exit $rc\n";
+  std::vector<std::string> out{"/bin/sh", "-c", script, "trainyard-custom-collector"};
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
 }
 
 backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sched::Placement>& placements, int attempt) {
@@ -83,6 +114,9 @@ backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sc
         }
       }
       r.image_entrypoint = role.command.empty();  // args alone: the image's entrypoint stays
+      if (job.spec.metrics.kind == spec::MetricsCollector::Kind::Custom && r.name == job.spec.primaryReplica() && r.run &&
+          !r.image_entrypoint)
+        r.argv = wrapWithCustomCollector(r.argv, job.spec.metrics.command);
       for (const auto& v : role.volumes) r.mounts.push_back({v.host_path, v.mount_path, v.read_only});
       if (auto own = privateCollectorDir(job)) r.private_mounts.push_back(*own);
       r.node_selector = job.spec.node_selector;

@@ -20,4 +20,8 @@ namespace trainyard::control {
 // before schema 5: the whole gang on one node, its GPUs handed out in order).
 backend::PlacedJob planAttempt(const store::JobRecord& job, const std::vector<sched::Placement>& placements, int attempt);
 
+// The Custom metrics collector's output of one attempt (the primary's
+// program is wrapped so that the collector runs beside it and writes here).
+std::string customMetricsFile(const store::JobRecord& job, int attempt);
+
 }  // namespace trainyard::control

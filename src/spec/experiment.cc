@@ -357,14 +357,31 @@ ExperimentSpec translateKatibExperiment(const Walker& w, const YAML::Node& root,
   }
   if (auto mc = spec["metricsCollectorSpec"]) {
     w.expectMap(mc, "spec.metricsCollectorSpec", {"collector", "source"});
+    if (mc["collector"]) w.expectMap(mc["collector"], "spec.metricsCollectorSpec.collector", {"kind", "customCollector"});
     MetricsCollector c;
     std::string kind = mc["collector"] && mc["collector"]["kind"] ? w.str(mc["collector"]["kind"], "spec.metricsCollectorSpec.collector.kind") : "StdOut";
     if (kind == "StdOut") c.kind = MetricsCollector::Kind::StdOut;
     else if (kind == "File") c.kind = MetricsCollector::Kind::File;
     else if (kind == "None") c.kind = MetricsCollector::Kind::None;
     else if (kind == "TensorFlowEvent") c.kind = MetricsCollector::Kind::TensorFlowEvent;
-    else w.fail(mc["collector"]["kind"], "spec.metricsCollectorSpec.collector.kind",
-                fmt::format("collector {} is not supported (StdOut, File, TensorFlowEvent or None)", kind));
+    else if (kind == "Custom") {
+      c.kind = MetricsCollector::Kind::Custom;
+      const char* at = "spec.metricsCollectorSpec.collector.customCollector";
+      auto cc = mc["collector"]["customCollector"];
+      if (!cc || !cc["command"]) w.fail(cc ? cc : mc["collector"], at, "the Custom collector needs customCollector with a command");
+      c.command = w.command(cc["command"], std::string(at) + ".command");
+      if (cc["args"]) {
+        auto args = w.strList(cc["args"], std::string(at) + ".args");
+        c.command.insert(c.command.end(), args.begin(), args.end());
+      }
+      for (auto it = cc.begin(); it != cc.end(); ++it) {
+        std::string key = it->first.Scalar();
+        if (key != "name" && key != "command" && key != "args")
+          warnings.push_back(w.locate(it->first, std::string(at) + "." + key,
+                                      "the collector runs in the trial's own container, with its environment"));
+      }
+    } else w.fail(mc["collector"]["kind"], "spec.metricsCollectorSpec.collector.kind",
+                fmt::format("collector {} is not supported (StdOut, File, TensorFlowEvent, Custom or None)", kind));
     std::string fs_kind;
     YAML::Node fs_at;
     if (auto src = mc["source"]) {
@@ -580,7 +597,8 @@ void to_json(nlohmann::json& j, const ExperimentSpec& s) {
   if (s.target) j["target"] = *s.target;
   if (s.metrics_collector) {
     const auto& c = *s.metrics_collector;
-    j["metricsCollector"] = {{"kind", static_cast<int>(c.kind)}, {"path", c.path}, {"format", c.format}, {"filter", c.filter}};  // names: from the objectives
+    j["metricsCollector"] = {{"kind", static_cast<int>(c.kind)}, {"path", c.path}, {"format", c.format}, {"filter", c.filter},
+                             {"command", c.command}};  // names: from the objectives
   }
 }
 
@@ -619,6 +637,7 @@ void from_json(const nlohmann::json& j, ExperimentSpec& s) {
     c.path = m.value("path", "");
     c.format = m.value("format", "");
     c.filter = m.value("filter", "");
+    c.command = m.value("command", c.command);
     s.metrics_collector = c;
   }
 }

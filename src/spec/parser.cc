@@ -52,8 +52,12 @@ MetricsCollector parseCollector(const Walker& w, const YAML::Node& n, const std:
     else if (kind == "File") mc.kind = MetricsCollector::Kind::File;
     else if (kind == "None") mc.kind = MetricsCollector::Kind::None;
     else if (kind == "TensorFlowEvent") mc.kind = MetricsCollector::Kind::TensorFlowEvent;
-    else w.fail(k, path + ".kind", fmt::format("expected one of StdOut, File, TensorFlowEvent, None, got \"{}\"", kind));
+    else if (kind == "Custom") mc.kind = MetricsCollector::Kind::Custom;
+    else w.fail(k, path + ".kind", fmt::format("expected one of StdOut, File, TensorFlowEvent, Custom, None, got \"{}\"", kind));
   }
+  if (auto c = n["command"]) mc.command = w.command(c, path + ".command");
+  if (mc.kind == MetricsCollector::Kind::Custom && mc.command.empty())
+    w.fail(n, path + ".command", "the Custom collector needs a command (its output is parsed)");
   if (auto p = n["path"]) mc.path = w.str(p, path + ".path");
   if (mc.kind == MetricsCollector::Kind::File && mc.path.empty())
     w.fail(n, path + ".path", "the File collector needs a path to a JSON-lines file");

@@ -53,8 +53,10 @@ Field trainJobSpec() {
   Field role = f("", T::Object, "", roleFields());
   role.fields.insert(role.fields.begin(), f("replicas", T::Integer, "how many replicas of this role"));
   Field collector = f("metricsCollector", T::Object, "where metrics come from",
-                      {oneOf("kind", {"StdOut", "File", "None"}, "StdOut (Katib's name=value lines), File or None"),
-                       f("path", T::String, "File: the file, relative to workingDir"),
+                      {oneOf("kind", {"StdOut", "File", "TensorFlowEvent", "Custom", "None"},
+                             "StdOut (Katib's name=value lines), File, TensorFlowEvent, Custom or None"),
+                       f("path", T::String, "File: the file; TensorFlowEvent: the directory (relative to workingDir)"),
+                       f("command", T::Any, "Custom: a command run beside the program; its output is parsed"),
                        f("filter", T::String, "StdOut: a regex with two groups, name and value")});
   std::vector<Field> rest = {
       oneOf("framework", {"none", "pytorch", "tensorflow", "mpi"}, "how replicas are wired together"),

@@ -65,9 +65,10 @@ NLOHMANN_JSON_SERIALIZE_ENUM(RestartPolicy, {{RestartPolicy::Never, "Never"},
 NLOHMANN_JSON_SERIALIZE_ENUM(MetricsCollector::Kind, {{MetricsCollector::Kind::StdOut, "StdOut"},
                                                       {MetricsCollector::Kind::File, "File"},
                                                       {MetricsCollector::Kind::None, "None"},
-                                                      {MetricsCollector::Kind::TensorFlowEvent, "TensorFlowEvent"}})
+                                                      {MetricsCollector::Kind::TensorFlowEvent, "TensorFlowEvent"},
+                                                      {MetricsCollector::Kind::Custom, "Custom"}})
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Resources, cpu_millis, memory_bytes, gpu, gpu_share)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MetricsCollector, kind, path, format, filter, names)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MetricsCollector, kind, path, format, filter, names, command)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Volume, host_path, mount_path, read_only)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReplicaRole, name, replicas, command, args, env,
                                                 working_dir, image, image_pull_policy, volumes, resources, pod_template, main_container)

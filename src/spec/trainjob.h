@@ -27,7 +27,7 @@ enum class RestartPolicy { Never, OnFailure, ExitCode };
 const char* toString(RestartPolicy p);
 
 struct MetricsCollector {
-  enum class Kind { StdOut, File, None, TensorFlowEvent };
+  enum class Kind { StdOut, File, None, TensorFlowEvent, Custom };
   Kind kind = Kind::StdOut;
   // File: the file; TensorFlowEvent: the directory of event files (read
   // recursively). Relative to workingDir.
@@ -37,6 +37,10 @@ struct MetricsCollector {
   // TensorFlowEvent: the metric names the experiment wants (its objectives),
   // matched to event tags as Katib does (metrics/tf_events.h).
   std::vector<std::string> names;
+  // Custom: a command (Katib's customCollector) run beside the primary
+  // replica's program, in its environment, told the program's pid
+  // (TRAINYARD_MAIN_PID); its output is parsed as StdOut (with `filter`).
+  std::vector<std::string> command;
 };
 
 // A directory of the node mounted into a replica's container: hostPath

@@ -412,6 +412,39 @@ class KatibExampleShapes(E2E):
     def series(self, job, metric):
         return [(m["step"], round(m["value"], 6)) for m in self.tyjson("get", "metrics", job, "--all", "--metric", metric)["metrics"]]
 
+    def test_custom_collector_runs_beside_the_program_and_only_its_output_counts(self):
+        """collector kind Custom: its command runs beside the trial's program, told its pid, and
+        reads what the program wrote after it ended; the program's own stdout is not parsed."""
+        train = ("echo accuracy=0.0; awk -v lr=${trialParameters.learningRate} "
+                 "'BEGIN { for (e = 1; e <= 3; e++) printf \"%.6f\\n\", 1 - (lr - 0.03) ^ 2 * 100 - 0.1 / e }' "
+                 "> $TRAINYARD_OUTPUT_DIR/result.txt")
+        collect = ("while kill -0 $TRAINYARD_MAIN_PID 2>/dev/null; do sleep 0.05; done; n=0; "
+                   "while read v; do n=$((n+1)); echo \"{metricName: accuracy, metricValue: $v} epoch $n\"; done "
+                   "< $TRAINYARD_OUTPUT_DIR/result.txt")
+        spec = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "custom"},
+                "spec": {"objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
+                         "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 2, "maxTrialCount": 3,
+                         "metricsCollectorSpec": {
+                             "collector": {"kind": "Custom", "customCollector": {
+                                 "name": "custom-metrics-logger-and-collector", "image": "example/collector",
+                                 "command": ["/bin/sh", "-c"], "args": [collect]}},
+                             "source": {"filter": {"metricsFormat": ["{metricName: ([\\w|-]+), metricValue: ((-?\\d+)(\\.\\d+)?)}"]}}},
+                         "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.05"}}],
+                         "trialTemplate": {"trialParameters": [{"name": "learningRate", "reference": "lr"}], "trialSpec": {
+                             "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [{
+                                 "name": "training-container", "image": "busybox", "command": ["/bin/sh", "-c", train],
+                                 "resources": {"limits": {"cpu": "100m"}}}], "restartPolicy": "Never"}}}}}}}
+        p = self.ty("run", "--containers", "host", self.write("custom.yaml", json.dumps(spec)), timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        self.assertIn("customCollector.image: the collector runs in the trial's own container", p.stderr)
+        trials = self.tyjson("get", "trials", "custom")["items"]
+        self.assertEqual([t["state"] for t in trials], ["Succeeded"] * 3, trials)
+        for t in trials:
+            lr = float(t["parameters"]["lr"])
+            want = [round(1 - (lr - 0.03) ** 2 * 100 - 0.1 / e, 6) for e in (1, 2, 3)]
+            self.assertEqual([round(v, 6) for _, v in self.series(t["job"], "accuracy")], want)  # not the program's 0.0
+            self.assertAlmostEqual(t["objective"]["accuracy"], want[-1], places=6)
+
     def test_bad_algorithm_settings_exit_2_with_their_place(self):
         cases = (("hyperband", [{"name": "resource_name", "value": "lr"}, {"name": "r_l", "value": "9"}, {"name": "eta", "value": "1.5"}],
                   "eta must be at least 2"),

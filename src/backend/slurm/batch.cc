@@ -7,19 +7,12 @@
 #include "backend/byte_cursor.h"
 #include "backend/slurm/slurm_state.h"
 #include "util/files.h"
+#include "util/format.h"
 
 namespace trainyard::backend::slurm {
 using json = nlohmann::json;
 
-namespace {
-
-std::string shellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-}  // namespace
+using util::shellQuote;
 
 std::string planFile(const std::string& log_dir, int attempt) { return fmt::format("{}/slurm-{}.json", log_dir, attempt); }
 std::string scriptFile(const std::string& log_dir, int attempt) { return fmt::format("{}/slurm-{}.sh", log_dir, attempt); }
