@@ -335,6 +335,20 @@ spec:
   EXPECT_EQ(job.totalReplicas(), 3);
   EXPECT_EQ(job.role("worker")->command.back(), "--lr=0.05");
   EXPECT_EQ(job.primaryReplica(), "master-0");
+
+  // Katib's default conditions for its kinds are what a trial does anyway; retain is accepted.
+  std::string with = katib;
+  with.replace(with.find("    trialSpec:"), 0,
+               "    retain: true\n"
+               "    successCondition: status.conditions.#(type==\"Succeeded\")#|#(status==\"True\")#\n"
+               "    failureCondition: status.conditions.#(type==\"Failed\")#|#(status==\"True\")#\n");
+  auto l = spec::loadSpecString(with, "kp.yaml", "/base");
+  for (const auto& w : l.warnings) EXPECT_EQ(w.find("Condition"), std::string::npos) << w;
+  with.replace(with.find("type==\"Succeeded\""), 17, "type==\"Done\"");
+  l = spec::loadSpecString(with, "kp.yaml", "/base");
+  bool warned = false;
+  for (const auto& w : l.warnings) warned |= w.find("spec.trialTemplate.successCondition: a PyTorchJob trial succeeds") != std::string::npos;
+  EXPECT_TRUE(warned);
 }
 
 TEST_F(Experiments, SameSeedSequentialExperimentsSuggestTheSameTrials) {
