@@ -264,7 +264,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{"env_bad_name", "@  command: [a]\n  env:\n    - name: 1FOO\n      value: x\n", 8, 13, "spec.env[0].name", "environment variable name"},
         BadSpec{"env_missing_name", "@  command: [a]\n  env:\n    - value: x\n", 8, 7, "spec.env[0].name", "missing required field 'name'"},
         BadSpec{"env_unknown", "@  command: [a]\n  env:\n    - name: A\n      valueFrom: {}\n", 9, 7, "spec.env[0].valueFrom", "unknown field"},
-        BadSpec{"collector_kind", "@  command: [a]\n  metricsCollector: {kind: Prometheus}\n", 7, 28, "spec.metricsCollector.kind", "expected one of StdOut, File, TensorFlowEvent, None"},
+        BadSpec{"collector_kind", "@  command: [a]\n  metricsCollector: {kind: Prometheus}\n", 7, 28, "spec.metricsCollector.kind", "expected one of StdOut, File, TensorFlowEvent, Custom, None"},
         BadSpec{"collector_file_no_path", "@  command: [a]\n  metricsCollector: {kind: File}\n", 7, 21, "spec.metricsCollector.path", "needs a path"},
         BadSpec{"collector_bad_regex", "@  command: [a]\n  metricsCollector: {filter: \"([a-z\"}\n", 7, 30, "spec.metricsCollector.filter", "valid regular expression"},
         BadSpec{"replicas_without_framework", "@  command: [a]\n  replicas: 2\n", 7, 13, "spec.replicas", "need a framework"},
