@@ -803,7 +803,7 @@ int cmdApply(const Globals& g, const std::string& file, const std::vector<std::s
   auto loaded = spec::loadSpecFile(file, sets);
   printWarnings(loaded);
   if (!loaded.queue)
-    throw UserError(fmt::format("{} is a {}: `apply` takes a Queue or Cohort; run a job with `trainyard run` or `submit`", file, loaded.kind));
+    throw UserError(fmt::format("{} is a {}: `apply` takes a Queue, Cohort or PriorityClass; run a job with `trainyard run` or `submit`", file, loaded.kind));
   auto st = store::openStore(g.data_dir);
   control::applyQueue(*st, *loaded.queue, "");
   std::cout << fmt::format("{} {} applied\n", loaded.queue->kind, loaded.queue->name);
@@ -991,8 +991,8 @@ int runMain(int argc, char** argv) {
   std::string delete_name;
   std::string apply_file, node_name, node_reason;
   std::vector<std::string> apply_set;
-  auto* apply = app.add_subcommand("apply", "Create or update a Queue or Cohort (with --server: on that server; administrators)");
-  apply->add_option("file", apply_file, "Spec file (YAML): kind Queue or Cohort")->required();
+  auto* apply = app.add_subcommand("apply", "Create or update a Queue, Cohort or PriorityClass (with --server: on that server; administrators)");
+  apply->add_option("file", apply_file, "Spec file (YAML): kind Queue, Cohort or PriorityClass")->required();
   apply->add_option("--set", apply_set, "Override a field (repeatable)");
   auto* node = app.add_subcommand("node", "Take a node out of service or back: drain (no new work), down (lost), up");
   node->require_subcommand(1);

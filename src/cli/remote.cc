@@ -213,7 +213,7 @@ int remoteSubmit(const Remote& r, const std::string& file, const std::vector<std
       out = c.post("/api/v1/experiments", body);
     }
     for (const auto& w : out.value("warnings", json::array())) std::cerr << "warning: " << w.get<std::string>() << "\n";
-    if (out.value("kind", "") == "Queue" || out.value("kind", "") == "Cohort") {
+    if (out.value("kind", "") == "Queue" || out.value("kind", "") == "Cohort" || out.value("kind", "") == "PriorityClass") {
       if (!emit(r, out)) std::cout << fmt::format("{} {} applied\n", str(out, "kind"), str(out, "name"));
       return 0;
     }

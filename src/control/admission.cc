@@ -97,9 +97,30 @@ std::vector<sched::Node> withNodeStates(std::vector<sched::Node> nodes, const st
   return nodes;
 }
 
+std::optional<std::string> applyPriorityClass(const std::vector<spec::QueueDef>& defs, spec::TrainJobSpec& spec) {
+  const spec::QueueDef* found = nullptr;
+  for (const auto& d : defs)
+    if (d.kind == "PriorityClass" &&
+        (spec.priority_class.empty() ? d.global_default && spec.priority == 0 : d.name == spec.priority_class))
+      found = &d;
+  if (found) {
+    spec.priority = static_cast<int>(found->value);
+    return std::nullopt;
+  }
+  if (spec.priority_class.empty()) return std::nullopt;
+  std::string known;
+  for (const auto& d : defs)
+    if (d.kind == "PriorityClass") known += (known.empty() ? "" : ", ") + d.name;
+  return fmt::format("priority class {} does not exist (apply a scheduling.k8s.io/v1 PriorityClass; classes: {})",
+                     spec.priority_class, known.empty() ? "none" : known);
+}
+
 std::optional<Refusal> refuseAtSubmit(const spec::TrainJobSpec& spec, const std::string& user,
                                       const std::vector<sched::Node>& nodes, const std::vector<spec::QueueDef>& defs,
                                       const sched::SchedulerOptions& opts) {
+  spec::TrainJobSpec resolved = spec;
+  if (auto missing = applyPriorityClass(defs, resolved))
+    return Refusal{"UnknownPriorityClass", "spec.priorityClassName", *missing};
   sched::Request r = requestOf(spec);
   r.user = user;
   auto queues = queueSpecs(defs);

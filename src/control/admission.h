@@ -42,6 +42,11 @@ std::optional<Refusal> refuseAtSubmit(const spec::TrainJobSpec& spec, const std:
                                       const std::vector<sched::Node>& nodes, const std::vector<spec::QueueDef>& queues,
                                       const sched::SchedulerOptions& opts);
 
+// The priority a PriorityClass gives (spec/queue.h): the one `spec` names,
+// else a globalDefault one when the spec sets no priority. Sets
+// spec.priority; an error message when the named class does not exist.
+std::optional<std::string> applyPriorityClass(const std::vector<spec::QueueDef>& defs, spec::TrainJobSpec& spec);
+
 // Stores a Queue or Cohort (replacing one of the same kind and name) after
 // checking it with the others: a missing cohort or a cycle of parents is a
 // spec::SpecError naming the file, line, column and field.

@@ -108,12 +108,14 @@ JobRecord submitJob(store::Store& store, const spec::TrainJobSpec& spec, const C
   job.user = user;
   job.name = spec.name;
   job.spec = spec;
+  // A PriorityClass's value, fixed at submission as Kubernetes does.
+  if (auto missing = applyPriorityClass(store.queueDefs(), job.spec)) throw std::invalid_argument(*missing);
   job.phase = store::kQueued;
   job.suspended = spec.suspend;
   if (job.suspended) job.reason = "Suspended";
   job.created_at = nowSeconds();
   job.owner = opts.owner;
-  job.request = encodeRequest(spec);
+  job.request = encodeRequest(job.spec);
   job.outputs_dir = spec.outputs_dir.empty() ? (fs::path(opts.data_dir) / "outputs" / spec.name).string()
                                              : spec.outputs_dir;
   store.transaction([&] {

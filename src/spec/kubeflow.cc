@@ -315,8 +315,7 @@ class Translator {
       job.ttl_seconds_after_finished =
           w_.integer(rp["ttlSecondsAfterFinished"], path + ".ttlSecondsAfterFinished", 0, int64_t{1} << 40);
     if (auto s = rp["schedulingPolicy"]) {
-      if (s["priorityClass"]) warn(s["priorityClass"], path + ".schedulingPolicy.priorityClass",
-                                   "priority classes need a cluster; use spec.priority of a TrainJob locally");
+      if (s["priorityClass"]) job.priority_class = w_.name(s["priorityClass"], path + ".schedulingPolicy.priorityClass");
       if (s["queue"]) {
         job.queue = w_.str(s["queue"], path + ".schedulingPolicy.queue");
         if (!isValidName(job.queue)) w_.fail(s["queue"], path + ".schedulingPolicy.queue", "expected a DNS-1123 queue name");

@@ -245,6 +245,7 @@ TrainJobSpec parseTrainJob(const Walker& w, const YAML::Node& root, const std::s
     job.active_deadline_seconds =
         w.integer(spec["activeDeadlineSeconds"], "spec.activeDeadlineSeconds", 1, int64_t{1} << 40);
   if (spec["suspend"]) job.suspend = w.boolean(spec["suspend"], "spec.suspend");
+  if (spec["priorityClassName"]) job.priority_class = w.name(spec["priorityClassName"], "spec.priorityClassName");
   if (spec["priority"])
     job.priority = static_cast<int>(w.integer(spec["priority"], "spec.priority", -1000000, 1000000));
   if (spec["queue"]) {
@@ -439,6 +440,27 @@ TrainJobSpec parseJobNode(const Walker& w, const YAML::Node& root, const std::st
 }
 
 namespace {
+// scheduling.k8s.io/v1 PriorityClass, as Kubernetes has it.
+QueueDef parsePriorityClass(const Walker& w, const YAML::Node& root) {
+  QueueDef q;
+  q.kind = "PriorityClass";
+  w.expectMap(root, "", {"apiVersion", "kind", "metadata", "value", "globalDefault", "description", "preemptionPolicy"});
+  YAML::Node meta = root["metadata"];
+  if (!meta) w.fail(root, "metadata", "missing required field 'metadata' (with a name)");
+  w.expectMap(meta, "metadata", {"name", "labels", "annotations"});
+  if (!meta["name"]) w.fail(meta, "metadata.name", "missing required field 'name'");
+  q.name = w.name(meta["name"], "metadata.name");
+  if (!root["value"]) w.fail(root, "value", "missing required field 'value' (the priority, higher first)");
+  q.value = w.integer(root["value"], "value", -1000000000, 1000000000);
+  if (auto g = root["globalDefault"]) q.global_default = w.boolean(g, "globalDefault");
+  if (auto p = root["preemptionPolicy"]) {
+    std::string v = w.str(p, "preemptionPolicy");
+    if (v != "PreemptLowerPriority" && v != "Never")
+      w.fail(p, "preemptionPolicy", fmt::format("expected PreemptLowerPriority or Never, got \"{}\"", v));
+  }
+  return q;
+}
+
 LoadedSpec loadParsed(const Walker& w, const YAML::Node& root, const std::string& text, const std::string& file_name,
                       const std::string& base_dir, const std::vector<std::string>& overrides, LoadedSpec out,
                       const std::string& api, const std::string& kind);
@@ -578,6 +600,11 @@ LoadedSpec loadParsed(const Walker& w, const YAML::Node& root, const std::string
                       const std::string& api, const std::string& kind) {
   if ((kind == "Queue" || kind == "Cohort") && api == "trainyard.dev/v1") {
     out.queue = parseQueue(w, root, kind);
+    out.queue->source_file = file_name;
+    return out;
+  }
+  if (kind == "PriorityClass" && api == "scheduling.k8s.io/v1") {
+    out.queue = parsePriorityClass(w, root);
     out.queue->source_file = file_name;
     return out;
   }

@@ -42,6 +42,7 @@ void to_json(nlohmann::json& j, const QueueDef& q) {
                      {"users", q.users},
                      {"userWeights", q.user_weights},
                      {"sourceFile", q.source_file}};
+  if (q.kind == "PriorityClass") j["value"] = q.value, j["globalDefault"] = q.global_default;
 }
 
 void from_json(const nlohmann::json& j, QueueDef& q) {
@@ -58,6 +59,8 @@ void from_json(const nlohmann::json& j, QueueDef& q) {
   q.users = j.value("users", q.users);
   q.user_weights = j.value("userWeights", q.user_weights);
   q.source_file = j.value("sourceFile", q.source_file);
+  q.value = j.value("value", q.value);
+  q.global_default = j.value("globalDefault", q.global_default);
 }
 
 std::optional<QueueProblem> checkQueues(const std::vector<QueueDef>& defs) {

@@ -16,6 +16,12 @@
 //     preemption: {withinQueue: LowerPriority, reclaimWithinCohort: Any}
 //     users: [alice, bob]             # who may submit to it (default: anyone)
 //     userWeights: {alice: 2}         # fair share between its users (default 1 each)
+//
+// Kubernetes' PriorityClass (scheduling.k8s.io/v1: metadata.name, value,
+// globalDefault) is kept beside them: a job naming it (Kubeflow's
+// schedulingPolicy.priorityClass, a TrainJob's priorityClassName) gets its
+// value as priority when it is submitted; a globalDefault one applies to
+// jobs that give neither a class nor a priority.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -34,7 +40,7 @@ struct QuotaDef {  // absent = unlimited
 };
 
 struct QueueDef {
-  std::string kind = "Queue";  // Queue | Cohort
+  std::string kind = "Queue";  // Queue | Cohort | PriorityClass
   std::string name;
   std::string cohort;  // Queue: the cohort it shares with ("" = none)
   std::string parent;  // Cohort: its parent cohort ("" = a root)
@@ -44,6 +50,8 @@ struct QueueDef {
   std::string reclaim_within_cohort = "Any";   // or Never
   std::vector<std::string> users;
   std::map<std::string, double> user_weights;
+  int64_t value = 0;            // PriorityClass: the priority it gives
+  bool global_default = false;  // PriorityClass: for jobs that name none
   std::string source_file;
   int parent_line = 0, parent_column = 0;  // where `cohort`/`parent` is written, for errors found later
 };

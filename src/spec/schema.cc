@@ -70,6 +70,7 @@ Field trainJobSpec() {
       f("priority", T::Integer, "higher runs first and may preempt"),
       f("queue", T::String, "the queue it is admitted through"),
       f("suspend", T::Boolean, "stays queued until `trainyard resume`"),
+      f("priorityClassName", T::String, "a PriorityClass (trainyard apply) whose value is the priority"),
       collector,
       f("outputs", T::Object, "where the job writes its results", {f("dir", T::String, "$TRAINYARD_OUTPUT_DIR")}),
       oneOf("successPolicy", {"Default", "AllWorkers"}, "when the job has succeeded"),

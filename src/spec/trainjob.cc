@@ -87,6 +87,7 @@ void to_json(nlohmann::json& j, const TrainJobSpec& s) {
   if (s.start_timeout_seconds != 600) j["startTimeoutSeconds"] = s.start_timeout_seconds;
   if (s.placement != "pack") j["placement"] = s.placement;
   if (s.suspend) j["suspend"] = true;
+  if (!s.priority_class.empty()) j["priorityClassName"] = s.priority_class;
   if (!s.elastic_env.empty()) j["elasticEnv"] = s.elastic_env;
   if (!s.node_selector.empty()) j["nodeSelector"] = s.node_selector;
   if (s.walltime_seconds) j["walltimeSeconds"] = *s.walltime_seconds;
@@ -108,6 +109,7 @@ void from_json(const nlohmann::json& j, TrainJobSpec& s) {
   s.priority = j.value("priority", s.priority);
   s.queue = j.value("queue", s.queue);
   s.suspend = j.value("suspend", s.suspend);
+  s.priority_class = j.value("priorityClassName", s.priority_class);
   s.elastic_env = j.value("elasticEnv", s.elastic_env);
   s.metrics = j.value("metrics", s.metrics);
   s.outputs_dir = j.value("outputsDir", s.outputs_dir);

@@ -92,6 +92,9 @@ struct TrainJobSpec {
   // as Kueue's waitForPodsReady.timeout.
   int64_t start_timeout_seconds = 600;
   int priority = 0;
+  // A PriorityClass (spec/queue.h) whose value becomes `priority` when the
+  // job is submitted (Kubeflow's schedulingPolicy.priorityClass).
+  std::string priority_class;
   std::string queue = "default";
   // Submitted suspended (Kubeflow's runPolicy.suspend): it stays queued
   // until resumed (`trainyard resume`); the store keeps whether it is now.

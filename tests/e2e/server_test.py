@@ -489,6 +489,31 @@ class KubeflowRunPolicy(ServerE2E):
             self.assertEqual(f.read(), "kept\n")  # its outputs stay
         self.assertEqual(self.phase("kept"), "Succeeded")  # an hour to go
 
+    def test_scheduling_policy_priority_class_gives_the_classs_value(self):
+        self.start("--containers", "host")
+        for name, value, default in (("high", 1000, False), ("normal", 10, True)):
+            pc = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+                  "value": value, "globalDefault": default, "description": "from Kubernetes"}
+            p = self.ty("apply", self.write(f"{name}.yaml", json.dumps(pc)), check=0)
+            self.assertIn(f"PriorityClass {name} applied", p.stdout)
+
+        def pytorchjob(name, cls):
+            return json.dumps({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": name},
+                               "spec": {"runPolicy": {"schedulingPolicy": {"priorityClass": cls, "minAvailable": 1}},
+                                        "pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {"containers": [{
+                                            "name": "pytorch", "image": "busybox", "command": ["/bin/sh", "-c", "echo loss=1"]}]}}}}}})
+        self.ty("submit", self.write("urgent.yaml", pytorchjob("urgent", "high")), check=0)
+        self.ty("submit", self.write("plain.yaml", job_yaml("plain", "echo loss=1")), check=0)
+        st, urgent = self.call("GET", "/api/v1/jobs/urgent")
+        st, plain = self.call("GET", "/api/v1/jobs/plain")
+        self.assertEqual((urgent["spec"]["priority"], plain["spec"]["priority"]), (1000, 10))  # named; the global default
+        p = self.ty("submit", self.write("lost.yaml", pytorchjob("lost", "nope")))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("priority class nope does not exist", p.stderr)
+        self.assertIn("classes: high, normal", p.stderr)
+        # Not a queue: the queue list does not show it.
+        self.assertNotIn("high", [q["name"] for q in self.tyjson("get", "queues")])
+
     @staticmethod
     def runs_marks(pid, marks):
         try:

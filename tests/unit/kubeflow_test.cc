@@ -290,11 +290,13 @@ TEST(Kubeflow, RunPolicySuspendTtlMinAvailableAndElasticPolicy) {
   // schedulingPolicy.minAvailable: the gang is all four replicas.
   std::string sched = "    schedulingPolicy: {scheduleTimeoutSeconds: 45}\n";
   std::string t = with("");
-  t.replace(t.find(sched), sched.size(), "    schedulingPolicy: {minAvailable: 2, queue: team-a}\n");
+  t.replace(t.find(sched), sched.size(), "    schedulingPolicy: {minAvailable: 2, queue: team-a, priorityClass: high}\n");
   l = load(t);
   EXPECT_EQ(l.job.queue, "team-a");
+  EXPECT_EQ(l.job.priority_class, "high");  // its value is the priority, at submission
   EXPECT_TRUE(hasWarning(l, "spec.runPolicy.schedulingPolicy.minAvailable: the gang starts all 4 replicas together"));
   t.replace(t.find("minAvailable: 2"), 15, "minAvailable: 9");
+  t.replace(t.find(", priorityClass: high"), 21, "");
   EXPECT_NE(errorOf(t).find("minAvailable 9 is more than the job's 4 replicas"), std::string::npos) << errorOf(t);
 
   // elasticPolicy: torchrun's settings; the launch keeps its size.

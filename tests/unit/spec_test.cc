@@ -323,3 +323,20 @@ TEST(KatibRegex, BracesThatAreNotRepetitionsAreLiterals) {
   EXPECT_EQ(literalBraces(R"(a{2}b{1,}c{1,3}[{}]\{)"), R"(a{2}b{1,}c{1,3}[{}]\{)");  // repetitions, a class, an escape stay
   EXPECT_EQ(literalBraces("({2})"), R"((\{2\}))");  // nothing to repeat: literal
 }
+
+TEST(PriorityClass, KubernetesShapeIsParsedAndCheckedAtItsPlace) {
+  auto l = trainyard::spec::loadSpecString(
+      "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000\nglobalDefault: false\n"
+      "description: urgent work\npreemptionPolicy: PreemptLowerPriority\n",
+      "pc.yaml", "/base");
+  ASSERT_TRUE(l.queue);
+  EXPECT_EQ(l.queue->kind, "PriorityClass");
+  EXPECT_EQ(l.queue->value, 1000);
+  try {
+    trainyard::spec::loadSpecString("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: x}\nvalue: high\n",
+                                    "pc.yaml", "/base");
+    FAIL() << "accepted";
+  } catch (const trainyard::spec::SpecError& e) {
+    EXPECT_NE(std::string(e.what()).find("pc.yaml:4:8: value"), std::string::npos) << e.what();
+  }
+}
