@@ -257,6 +257,25 @@ class Jobs(SlurmE2E):
 
 
 class Experiments(SlurmE2E):
+    def test_a_trial_directory_of_its_own_is_refused_not_shared(self):
+        """Katib's absolute File collector path: on Slurm the nodes' processes cannot get a
+        directory of their own, so the trial fails saying why instead of sharing one file."""
+        spec = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "own-dir"},
+                "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                         "algorithm": {"algorithmName": "random"}, "maxTrialCount": 1, "maxFailedTrialCount": 0,
+                         "metricsCollectorSpec": {"collector": {"kind": "File"},
+                                                  "source": {"fileSystemPath": {"path": "/katib/metrics.json", "kind": "File"}}},
+                         "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+                         "trialTemplate": {"trialParameters": [{"name": "x", "reference": "x"}], "trialSpec": {
+                             "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [{
+                                 "name": "c", "image": "busybox", "command": ["/bin/sh", "-c", "echo loss=1"],
+                                 "resources": {"limits": {"cpu": "1"}}}]}}}}}}}
+        p = self.ty("run", "--backend", "slurm", "--containers", "host", self.write("own.yaml", json.dumps(spec)), timeout=300)
+        self.assertNotEqual(p.returncode, 0)
+        trial = self.tyjson("get", "trials", "own-dir")["items"][0]
+        self.assertEqual(trial["state"], "Failed", trial)
+        self.assertIn("a directory of its own at /katib needs a mount", trial["message"])
+
     def test_an_experiment_runs_4_trials_at_once_and_asha_stops_some(self):
         gate = os.path.join(self.dir, "gate")
         os.makedirs(gate)

@@ -82,6 +82,21 @@ class SlurmBackend final : public Backend {
   void launch(const PlacedJob& placed) override {
     auto it = jobs_.find(placed.uid);
     if (it != jobs_.end() && it->second.attempt == placed.attempt && !it->second.id.empty()) return;  // launched already
+    // Slurm runs processes on the nodes, which see the shared file system
+    // as it is: a directory of a replica's own at some path (a trial's
+    // private metrics path, a PBT checkpoint directory) cannot be given, and
+    // must never be silently shared between trials.
+    for (const auto& r : placed.replicas) {
+      std::string at = !r.private_mounts.empty() ? r.private_mounts[0].mount_path : "";
+      for (const auto& m : r.mounts)
+        if (at.empty() && m.host_path != m.mount_path) at = m.mount_path;
+      if (!at.empty())
+        throw BackendError(fmt::format("replica {}: a directory of its own at {} needs a mount, which Slurm's processes do not "
+                                       "get; use a path inside the working directory or outputs (TRAINYARD_OUTPUT_DIR), or "
+                                       "the local or Kubernetes backend",
+                                       r.name, at),
+                           false);
+    }
     std::string log_dir = (fs::path(o_.log_root) / placed.uid).string();
     Tracked t;
     t.attempt = placed.attempt;
