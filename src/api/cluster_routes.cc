@@ -57,7 +57,7 @@ class ClusterRoutes final : public RouteGroup, RouteContext {
         }
       }
       // Finished jobs by phase, from the store.
-      for (const char* p : {store::kSucceeded, store::kFailed}) {
+      for (const char* p : {store::kSucceeded, store::kFailed, store::kStopped}) {
         store::JobQuery q;
         q.phase = p;
         q.limit = 0;

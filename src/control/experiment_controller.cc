@@ -324,7 +324,7 @@ void ExperimentController::considerStopping(State& s, store::TrialRecord& t, con
     t.message = fmt::format("stopped early at step {}: {}", decision->step, decision->reason);
     store_.transaction([&] {
       store_.upsertTrial(t);
-      store_.requestCancel(job->id);
+      store_.requestEarlyStop(job->id);
       store_.addEvent(job->id, {store::nowSeconds(), "Normal", "EarlyStopped", t.message});
     });
   } else if (decision->rung > t.rung) {

@@ -150,11 +150,12 @@ JobRecord JobController::reconcile(int64_t job_id) {
 
   if (job.cancel_requested && t.stopping_reason.empty()) {
     if (job.phase == store::kQueued) {
-      finish(job, store::kFailed, "Cancelled", "cancelled before it started");
+      if (job.stop_early) finish(job, store::kStopped, "EarlyStopped", "stopped early by its experiment before it started");
+      else finish(job, store::kFailed, "Cancelled", "cancelled before it started");
       return job;
     }
-    t.stopping_reason = "Cancelled";
-    t.stopping_message = "cancelled by the user";
+    t.stopping_reason = job.stop_early ? "EarlyStopped" : "Cancelled";
+    t.stopping_message = job.stop_early ? "stopped early by its experiment" : "cancelled by the user";
     event(job, "Normal", "Cancelling", fmt::format("stopping all replicas (grace {} ms)", opts_.grace.count()));
     backend_.stop(job.uid, opts_.grace);
   }
@@ -652,6 +653,10 @@ void JobController::observe(JobRecord& job) {
 
   if (t.stopping_reason == "Preempted" || t.stopping_reason == "Suspended") {
     requeue(job, t.stopping_reason, t.stopping_message, true);
+    return;
+  }
+  if (t.stopping_reason == "EarlyStopped") {
+    finish(job, store::kStopped, "EarlyStopped", t.stopping_message);
     return;
   }
   if (t.stopping_reason == "DeadlineExceeded" || t.stopping_reason == "Cancelled") {

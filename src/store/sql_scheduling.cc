@@ -59,7 +59,7 @@ std::map<int64_t, std::vector<sched::Placement>> SqlStore::allPlacements() {
 std::vector<SchedulingRow> SqlStore::schedulingRows() {
   auto s = db_->prepare(
       "SELECT id, name, \"user\", phase, owner, queue, request, message, priority, restarts, created_at, started_at, "
-      "cancel_requested, preempt_requested, suspended FROM jobs WHERE phase NOT IN ('Succeeded', 'Failed') ORDER BY id");
+      "cancel_requested, preempt_requested, suspended FROM jobs WHERE phase NOT IN ('Succeeded', 'Failed', 'Stopped') ORDER BY id");
   std::vector<SchedulingRow> out;
   while (s->step()) {
     SchedulingRow r;

@@ -502,6 +502,7 @@ std::vector<JobRecord> SqlStore::selectJobs(const std::string& where, const std:
     j.allocation = s->text(13);
     j.owner = s->text(14);
     j.cancel_requested = s->i64(15) != 0;
+    j.stop_early = s->i64(15) == 2;
     j.outputs_dir = s->text(16);
     j.log_dir = s->text(17);
     j.user = s->text(18);
@@ -536,7 +537,7 @@ std::vector<JobRecord> SqlStore::listJobs(const std::string& phase) {
 }
 
 std::vector<JobRecord> SqlStore::listActiveJobs() {
-  return selectJobs("WHERE phase NOT IN ('Succeeded', 'Failed') ORDER BY id", [](SqlStmt&) {});
+  return selectJobs("WHERE phase NOT IN ('Succeeded', 'Failed', 'Stopped') ORDER BY id", [](SqlStmt&) {});
 }
 
 namespace {
@@ -557,7 +558,7 @@ JobPage SqlStore::queryJobs(const JobQuery& q) {
   std::string where = "WHERE 1=1";
   std::vector<std::string> args;
   if (q.phase == "active") {
-    where += " AND phase NOT IN ('Succeeded', 'Failed')";
+    where += " AND phase NOT IN ('Succeeded', 'Failed', 'Stopped')";
   } else if (!q.phase.empty()) {
     where += " AND phase = ?";
     args.push_back(q.phase);
@@ -591,7 +592,7 @@ JobPage SqlStore::queryJobs(const JobQuery& q) {
 std::vector<StateRow> SqlStore::jobStates(int64_t recent) {
   auto s = db_->prepare(
       "SELECT id, name, phase, reason, restarts, \"user\", CASE WHEN labels LIKE ? ESCAPE '\\' THEN 1 ELSE 0 END FROM jobs "
-      "WHERE phase NOT IN ('Succeeded', 'Failed') OR id IN (SELECT id FROM jobs ORDER BY id DESC LIMIT ?) ORDER BY id");
+      "WHERE phase NOT IN ('Succeeded', 'Failed', 'Stopped') OR id IN (SELECT id FROM jobs ORDER BY id DESC LIMIT ?) ORDER BY id");
   s->bind(1, labelPattern(kSharedLabel, "true")).bind(2, std::max<int64_t>(recent, 0));
   std::vector<StateRow> out;
   while (s->step())
@@ -600,7 +601,7 @@ std::vector<StateRow> SqlStore::jobStates(int64_t recent) {
 }
 
 std::vector<StateRow> SqlStore::activeExperimentStates() {
-  auto s = db_->prepare("SELECT id, name, phase, reason, \"user\" FROM experiments WHERE phase NOT IN ('Succeeded', 'Failed') ORDER BY id");
+  auto s = db_->prepare("SELECT id, name, phase, reason, \"user\" FROM experiments WHERE phase NOT IN ('Succeeded', 'Failed', 'Stopped') ORDER BY id");
   std::vector<StateRow> out;
   while (s->step()) out.push_back({s->i64(0), s->text(1), s->text(2), s->text(3), s->text(4), 0, false});
   return out;
@@ -618,6 +619,11 @@ void SqlStore::updateJobStatus(const JobRecord& j) {
 
 void SqlStore::setSuspended(int64_t job_id, bool suspended) {
   db_->prepare("UPDATE jobs SET suspended=? WHERE id=?")->bind(1, suspended ? 1 : 0).bind(2, job_id).step();
+}
+
+void SqlStore::requestEarlyStop(int64_t job_id) {
+  // cancel_requested 2: a cancel that ends the job Stopped (a user's cancel, 1, wins over it).
+  db_->prepare("UPDATE jobs SET cancel_requested=2 WHERE id=? AND cancel_requested=0")->bind(1, job_id).step();
 }
 
 void SqlStore::requestCancel(int64_t job_id) {
@@ -1100,7 +1106,7 @@ std::vector<ExperimentRecord> SqlStore::listExperiments() {
 }
 
 std::vector<ExperimentRecord> SqlStore::listActiveExperiments() {
-  return selectExperiments("WHERE phase NOT IN ('Succeeded', 'Failed') ORDER BY id", [](SqlStmt&) {});
+  return selectExperiments("WHERE phase NOT IN ('Succeeded', 'Failed', 'Stopped') ORDER BY id", [](SqlStmt&) {});
 }
 
 void SqlStore::updateExperimentStatus(const ExperimentRecord& e) {

@@ -26,6 +26,7 @@ class SqlStore final : public Store {
   std::vector<StateRow> activeExperimentStates() override;
   void updateJobStatus(const JobRecord& job) override;
   void setSuspended(int64_t job_id, bool suspended) override;
+  void requestEarlyStop(int64_t job_id) override;
   void requestCancel(int64_t job_id) override;
   bool deleteJob(int64_t job_id) override;
   JobPage queryJobs(const JobQuery& q) override;

@@ -8,7 +8,7 @@
 
 namespace trainyard::store {
 
-bool isTerminal(const std::string& phase) { return phase == kSucceeded || phase == kFailed; }
+bool isTerminal(const std::string& phase) { return phase == kSucceeded || phase == kFailed || phase == kStopped; }
 
 double nowSeconds() {
   using namespace std::chrono;

@@ -32,6 +32,9 @@ inline constexpr const char* kRunning = "Running";
 inline constexpr const char* kRestarting = "Restarting";
 inline constexpr const char* kSucceeded = "Succeeded";
 inline constexpr const char* kFailed = "Failed";
+// Ended by its experiment's early stopping (reason EarlyStopped): a trial
+// that was doing worse than others, not a failure.
+inline constexpr const char* kStopped = "Stopped";
 bool isTerminal(const std::string& phase);
 
 struct JobRecord {
@@ -54,6 +57,7 @@ struct JobRecord {
   bool preempt_requested = false;  // the scheduler wants it stopped and queued again
   std::string owner;            // "host:pid:starttime" of the controller driving it
   bool cancel_requested = false;
+  bool stop_early = false;  // the cancel is early stopping's: it ends Stopped, not Failed
   // Kubeflow's runPolicy.suspend, as desired state: a suspended job stays
   // queued (a running one is stopped and queued again) until it is resumed.
   bool suspended = false;
@@ -230,6 +234,8 @@ class Store {
   // Writes the status fields (phase..log_dir); the spec is immutable.
   virtual void updateJobStatus(const JobRecord& job) = 0;
   virtual void requestCancel(int64_t job_id) = 0;
+  // Early stopping ends the job: as a cancel, but it ends Stopped (reason EarlyStopped).
+  virtual void requestEarlyStop(int64_t job_id) = 0;
   virtual void setSuspended(int64_t job_id, bool suspended) = 0;
   virtual bool deleteJob(int64_t job_id) = 0;
   // Filtered, paged list (oldest first unless newest_first).

@@ -79,11 +79,29 @@ spec:
       resources: {cpu: 100m}
 `;
 ty('submit', write('sweep.yaml', sweep('sweep', 'objective: {metric: loss, goal: minimize}', 8)));
+// Early stopping: a grid, one trial at a time; x 0.1 and 0.2 finish, 0.9 and 0.95 report worse
+// than their median and would run on for minutes: the median rule stops them (phase Stopped).
+ty('submit', write('stopping.yaml', `apiVersion: trainyard.dev/v1
+kind: Experiment
+metadata: {name: stopping}
+spec:
+  objective: {metric: loss, goal: minimize}
+  algorithm: {name: grid}
+  earlyStopping: {name: median, settings: {min_trials_required: 2, start_step: 2}}
+  parallelTrials: 1
+  maxTrials: 4
+  parameters:
+    - {name: x, type: discrete, values: [0.1, 0.2, 0.9, 0.95]}
+  trialTemplate:
+    spec:
+      command: [/bin/sh, -c, "for s in 1 2 3; do echo step=$s loss=\${trialParameters.x}; done; case \${trialParameters.x} in 0.9*) sleep 300;; esac"]
+      resources: {cpu: 100m}
+`));
 ty('submit', write('pareto.yaml', sweep('pareto', 'objective: {objectives: [{metric: loss, goal: minimize}, {metric: size, goal: minimize}]}', 6)));
 await until('jobs and experiments to finish', async () => {
   const e = (await api('/experiments')).items;
   const j = await api('/jobs?state=active&limit=1');
-  return e.length === 2 && e.every((x) => x.phase !== 'Running') && j.total === 0;
+  return e.length === 3 && e.every((x) => x.phase !== 'Running') && j.total === 0;
 });
 
 const browser = await chromium.launch({
@@ -100,7 +118,10 @@ try {
   // Overview.
   await page.goto(server.url + '/');
   await ready('/');
-  assert.equal(await page.textContent('[data-count="Succeeded"] .n'), '16', '2 jobs and 14 trial jobs succeeded');
+  assert.equal(await page.textContent('[data-count="Succeeded"] .n'), '18', '2 jobs and 16 trial jobs succeeded');
+  // Trials that early stopping ended are Stopped, not failures.
+  assert.equal(await page.textContent('[data-count="Stopped"] .n'), '2', 'two trial jobs stopped early');
+  assert.equal(await page.textContent('[data-count="Failed"] .n'), '0', 'nothing failed');
   await page.waitForSelector('text=curve-long');
   assert.match(await page.textContent('#exps'), /sweep/);
   assert.match(await page.textContent('#nodes'), /cores/);
@@ -109,7 +130,7 @@ try {
   await page.waitForSelector('#live.on');
   ty('submit', write('live.yaml', job('arrives-live', 'echo hello')));
   await page.waitForSelector('#jobs >> text=arrives-live', { timeout: 30000 });
-  await page.waitForFunction(() => document.querySelector('[data-count="Succeeded"] .n')?.textContent === '17');
+  await page.waitForFunction(() => document.querySelector('[data-count="Succeeded"] .n')?.textContent === '19');
 
   // Job page: conditions, attempts, a downsampled chart, the log.
   await page.click('#jobs >> text=curve-long');

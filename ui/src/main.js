@@ -87,14 +87,15 @@ async function overview() {
     <h2>Experiments</h2><div class="panel" id="exps"></div>
     <h2>Jobs</h2><div class="panel"><div class="toolbar">
       <label>State <select id="state"><option value="">any</option><option>active</option><option>Queued</option><option>Running</option>
-      <option>Succeeded</option><option>Failed</option></select></label>
+      <option>Succeeded</option><option>Failed</option><option>Stopped</option></select></label>
       <label><input type="checkbox" id="trials"> include trial jobs</label>
       <label>Label <input id="label" placeholder="key=value" size="16"></label>
       <button id="cmp">Compare selected</button></div><div id="jobs"></div></div>`;
   const selected = new Set();
   const counts = async () => {
-    const [q, r, s, f, n] = await Promise.all(['Queued', 'Running', 'Succeeded', 'Failed'].map((p) => api(`/jobs?state=${p}&limit=1`)).concat([api('/nodes')]));
-    document.getElementById('counts').innerHTML = [['Running', r.total], ['Queued', q.total], ['Succeeded', s.total], ['Failed', f.total]]
+    // Stopped: ended by early stopping (a trial doing worse than others), not a failure.
+    const [q, r, s, f, st, n] = await Promise.all(['Queued', 'Running', 'Succeeded', 'Failed', 'Stopped'].map((p) => api(`/jobs?state=${p}&limit=1`)).concat([api('/nodes')]));
+    document.getElementById('counts').innerHTML = [['Running', r.total], ['Queued', q.total], ['Succeeded', s.total], ['Failed', f.total], ['Stopped', st.total]]
       .map(([l, v]) => `<div class="card" data-count="${l}"><div class="n">${v}</div><div class="l">${l}</div></div>`).join('');
     document.getElementById('nodes').innerHTML = `<table><thead><tr><th>Node</th><th>CPU</th><th></th><th>Memory</th><th></th><th>GPU</th></tr></thead><tbody>${
       n.items.map((x) => {
@@ -246,13 +247,13 @@ async function jobPage(name) {
   document.getElementById('attempt').onchange = follow;
   follow();
   // Metrics and status refresh while the job runs.
-  if (!['Succeeded', 'Failed'].includes(j.phase)) {
+  if (!['Succeeded', 'Failed', 'Stopped'].includes(j.phase)) {
     const timer = setInterval(async () => {
       try {
         const now = await api(`/jobs/${encodeURIComponent(name)}`);
         renderJob(now);
         await renderCharts(now.series);
-        if (['Succeeded', 'Failed'].includes(now.phase)) clearInterval(timer);
+        if (['Succeeded', 'Failed', 'Stopped'].includes(now.phase)) clearInterval(timer);
       } catch (e) { /* transient */ }
     }, 2000);
     cleanup.push(() => clearInterval(timer));
