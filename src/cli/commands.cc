@@ -512,11 +512,14 @@ int cmdCancelExperiment(const Globals& g, const std::string& name) {
 
 // ---------------------------------------------------------------- get / describe / logs
 
-int cmdGetJobs(const Globals& g, const std::string& name, const std::string& phase) {
+int cmdGetJobs(const Globals& g, const std::string& name, const std::string& phase, bool trials = false) {
   auto st = store::openStore(g.data_dir);
   std::vector<store::JobRecord> jobs;
   if (!name.empty()) jobs.push_back(requireJob(*st, name));
   else jobs = st->listJobs(phase);
+  // Experiments' trial jobs are listed by `get trials EXP` (or with --all), as the dashboard does.
+  if (name.empty() && !trials)
+    std::erase_if(jobs, [](const store::JobRecord& j) { return j.spec.labels.count(store::kExperimentLabel) > 0; });
   json arr = json::array();
   for (const auto& j : jobs) arr.push_back(jobJson(*st, j, false));
   emit(g, name.empty() ? json{{"items", arr}} : arr[0], [&] {
@@ -937,6 +940,8 @@ int runMain(int argc, char** argv) {
   get->add_subcommand("job", "Show one job");
   get_jobs->add_option("name", get_name, "Only this job");
   get_jobs->add_option("--phase", get_phase, "Only jobs in this phase");
+  bool get_jobs_all = false;
+  get_jobs->add_flag("--all", get_jobs_all, "Also experiments' trial jobs (hidden by default, as in the dashboard)");
   get_jobs->add_option("-l,--label", get_label, "Only jobs with this label (key=value; --server only)");
   auto* get_job = get->get_subcommand("job");
   get_job->add_option("name", get_name, "Job name")->required();
@@ -1052,7 +1057,7 @@ int runMain(int argc, char** argv) {
       if (*run) throw UserError("`run` drives a job from this shell; with a server use `trainyard submit FILE -f`");
       if (*rerun) return remoteRerun(remote, rerun_name);
       if (*validate) return cmdValidate(vfile, vset);
-      if (*get_jobs) return remoteGetJobs(remote, get_name, get_phase, get_label);
+      if (*get_jobs) return remoteGetJobs(remote, get_name, get_phase, get_label, get_jobs_all);
       if (*get_job) return remoteGetJobs(remote, get_name, "", "");
       if (*get_metrics) return remoteGetMetrics(remote, metrics_job, metrics_all, metric_name);
       if (*describe_job) return remoteDescribeJob(remote, describe_name);
@@ -1072,7 +1077,7 @@ int runMain(int argc, char** argv) {
     if (*run) return cmdRun(g, ro);
     if (*rerun) return cmdRerun(g, rro, rerun_name);
     if (*validate) return cmdValidate(vfile, vset);
-    if (*get_jobs) return cmdGetJobs(g, get_name, get_phase);
+    if (*get_jobs) return cmdGetJobs(g, get_name, get_phase, get_jobs_all);
     if (*get_job) return cmdGetJobs(g, get_name, "");
     if (*get_metrics) return cmdGetMetrics(g, metrics_job, metrics_all, metric_name);
     if (*describe_job) return cmdDescribeJob(g, describe_name);

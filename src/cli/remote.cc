@@ -226,7 +226,7 @@ int remoteSubmit(const Remote& r, const std::string& file, const std::vector<std
   });
 }
 
-int remoteGetJobs(const Remote& r, const std::string& name, const std::string& phase, const std::string& label) {
+int remoteGetJobs(const Remote& r, const std::string& name, const std::string& phase, const std::string& label, bool trials) {
   return guarded([&] {
     Client c(r);
     json items = json::array();
@@ -235,6 +235,7 @@ int remoteGetJobs(const Remote& r, const std::string& name, const std::string& p
       std::string q = "/api/v1/jobs?order=asc";
       if (!phase.empty()) q += "&state=" + enc(phase);
       if (!label.empty()) q += "&label=" + enc(label);
+      if (!trials) q += "&trials=false";  // experiments' trial jobs: `get trials EXP`, or --all
       items = all(c, q);
     }
     if (emit(r, name.empty() ? items : items[0])) return 0;

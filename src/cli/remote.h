@@ -15,7 +15,9 @@ struct Remote {
 };
 
 int remoteSubmit(const Remote& r, const std::string& file, const std::vector<std::string>& overrides, bool follow);
-int remoteGetJobs(const Remote& r, const std::string& name, const std::string& phase, const std::string& label);
+// Trial jobs of experiments only with `trials` (--all), as the dashboard.
+int remoteGetJobs(const Remote& r, const std::string& name, const std::string& phase, const std::string& label,
+                  bool trials = false);
 int remoteGetMetrics(const Remote& r, const std::string& job, bool all, const std::string& metric);
 int remoteDescribeJob(const Remote& r, const std::string& name);
 int remoteGetExperiments(const Remote& r);

@@ -53,6 +53,11 @@ class Sweep(E2E):
         self.assertIn("Best trial:", self.ty("describe", "experiment", "quick", check=0).stdout)
         # Each trial is a job of its own, with logs and metrics.
         self.assertIn("epoch=3", self.ty("logs", "quick-0", check=0).stdout)
+        # `get jobs` lists them only with --all, as the dashboard does.
+        self.ty("run", self.write("solo.yaml", "apiVersion: trainyard.dev/v1\nkind: TrainJob\nmetadata: {name: solo}\n"
+                                               "spec: {command: [/bin/true]}\n"), check=0)
+        self.assertEqual([j["name"] for j in self.tyjson("get", "jobs")["items"]], ["solo"])
+        self.assertEqual(len(self.tyjson("get", "jobs", "--all")["items"]), 7)
 
     def test_ctrl_c_cancels_the_experiment_and_its_trials(self):
         path = self.write("slow.yaml", QUICK.format(max_trials=6, sleep=30))
