@@ -61,6 +61,8 @@ const job = (name, script) => `apiVersion: trainyard.dev/v1\nkind: TrainJob\nmet
 // A long series (downsampled in the chart) and a short one.
 ty('submit', write('long.yaml', job('curve-long', "seq 1 6000 | awk '{printf \"step=%d loss=%.6f\\n\", $1, 1/$1 + ($1 % 97 == 0 ? 0.5 : 0)}'; echo hello-output > $TRAINYARD_OUTPUT_DIR/notes.txt")));
 ty('submit', write('short.yaml', job('curve-short', "for s in 1 2 3 4 5; do echo step=$s loss=0.$s; done")));
+// Counters beside a result: epoch is the step key; epochs, steps and global_step are series, not results.
+ty('submit', write('counters.yaml', job('counters', "for e in 1 2 3; do echo epoch=$e epochs=3 steps=$((e * 10)) global_step=$((e * 10)) accuracy=0.$e; done")));
 const sweep = (name, objectives, trials) => `apiVersion: trainyard.dev/v1
 kind: Experiment
 metadata: {name: ${name}}
@@ -118,7 +120,7 @@ try {
   // Overview.
   await page.goto(server.url + '/');
   await ready('/');
-  assert.equal(await page.textContent('[data-count="Succeeded"] .n'), '18', '2 jobs and 16 trial jobs succeeded');
+  assert.equal(await page.textContent('[data-count="Succeeded"] .n'), '19', '3 jobs and 16 trial jobs succeeded');
   // Trials that early stopping ended are Stopped, not failures.
   assert.equal(await page.textContent('[data-count="Stopped"] .n'), '2', 'two trial jobs stopped early');
   assert.equal(await page.textContent('[data-count="Failed"] .n'), '0', 'nothing failed');
@@ -130,7 +132,7 @@ try {
   await page.waitForSelector('#live.on');
   ty('submit', write('live.yaml', job('arrives-live', 'echo hello')));
   await page.waitForSelector('#jobs >> text=arrives-live', { timeout: 30000 });
-  await page.waitForFunction(() => document.querySelector('[data-count="Succeeded"] .n')?.textContent === '19');
+  await page.waitForFunction(() => document.querySelector('[data-count="Succeeded"] .n')?.textContent === '20');
 
   // Job page: conditions, attempts, a downsampled chart, the log.
   await page.click('#jobs >> text=curve-long');
@@ -149,6 +151,16 @@ try {
   await page.waitForFunction(() => document.getElementById('preview').textContent.includes('hello-output'));
   assert.match(await page.textContent('#record'), /local on/);
   await page.screenshot({ path: join(ARTIFACTS, 'job.png'), fullPage: true });
+
+  // Counters are not charted unless asked; the result is.
+  await page.goto(server.url + '/#/jobs/counters');
+  await ready('/jobs/counters');
+  await page.waitForSelector('#charts [data-metric="accuracy"]');
+  assert.deepEqual(await page.$$eval('#charts [data-metric]', (els) => els.map((e) => e.dataset.metric)), ['accuracy']);
+  assert.match(await page.textContent('#hiddencounters'), /not charted: .*epochs/);
+  await page.check('#counters');
+  await page.waitForSelector('#charts [data-metric="steps"]');
+  assert.ok((await page.$$('#charts [data-metric]')).length >= 3, 'counters charted when asked');
 
   // Experiment page: trial table sorted and filtered, charts.
   await page.goto(server.url + '/#/');

@@ -183,7 +183,8 @@ async function jobPage(name) {
     <div class="panel" id="summary"></div>
     <div class="grid2"><div><h2>Conditions</h2><div class="panel" id="conds"></div></div>
     <div><h2>Replicas and attempts</h2><div class="panel" id="attempts"></div></div></div>
-    <h2>Metrics</h2><div class="charts" id="charts"></div>
+    <h2>Metrics</h2><div class="toolbar"><label><input type="checkbox" id="counters"> chart counters too (step, epoch, ...)</label>
+      <span class="muted" id="hiddencounters"></span></div><div class="charts" id="charts"></div>
     <h2>Logs</h2><div class="panel"><div class="toolbar"><label>Replica <select id="replica">${replicas.map((r) => `<option>${esc(r)}</option>`).join('')}</select></label>
       <label>Attempt <select id="attempt">${[...Array(latest + 1).keys()].reverse().map((a) => `<option>${a}</option>`).join('')}</select></label></div>
       <pre class="log" id="log"></pre></div>
@@ -209,8 +210,16 @@ async function jobPage(name) {
   };
   renderJob(j);
   const charts = new Map();
+  // Counters (step, epoch, their totals) are axes, not results: not charted unless asked.
+  const isCounter = (name) => /^(global_?step|steps?|epochs?|iter(ation)?s?|batch(es)?|total_steps|num_epochs)$/i.test(name);
+  let lastSeries = j.series;
   const renderCharts = async (series) => {
+    lastSeries = series;
     const box = document.getElementById('charts');
+    const showCounters = document.getElementById('counters').checked;
+    const hidden = series.filter((s) => isCounter(s.name)).map((s) => s.name);
+    document.getElementById('hiddencounters').textContent = hidden.length && !showCounters ? `not charted: ${hidden.join(', ')}` : '';
+    series = showCounters ? series : series.filter((s) => !isCounter(s.name));
     if (!series.length && !charts.size) box.innerHTML = '<div class="muted">no metrics reported yet</div>';
     for (const s of series) {
       if (!charts.has(s.name)) {
@@ -225,6 +234,13 @@ async function jobPage(name) {
     }
   };
   await renderCharts(j.series);
+  document.getElementById('counters').onchange = async () => {
+    for (const [name, c] of charts) if (isCounter(name) && !document.getElementById('counters').checked) {
+      document.querySelector(`#charts [data-metric="${CSS.escape(name)}"]`)?.remove();
+      charts.delete(name);
+    }
+    await renderCharts(lastSeries);
+  };
 
   let logSource = null;
   const logEl = document.getElementById('log');
