@@ -162,6 +162,12 @@ try {
   await page.waitForSelector('#charts [data-metric="steps"]');
   assert.ok((await page.$$('#charts [data-metric]')).length >= 3, 'counters charted when asked');
 
+  // An experiment with early stopping: its stopped trials are on the chart, marked apart.
+  await page.goto(server.url + '/#/experiments/stopping');
+  await ready('/experiments/stopping');
+  await page.waitForSelector('#objchart[data-stopped="2"]');
+  assert.equal(await page.getAttribute('#objchart', 'data-points'), '2');
+
   // Experiment page: trial table sorted and filtered, charts.
   await page.goto(server.url + '/#/');
   await ready('/');

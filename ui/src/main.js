@@ -363,23 +363,27 @@ async function experimentPage(name) {
   const maximize = obj.goal === 'maximize';
   async function charts() {
     const cols = await api(`/experiments/${encodeURIComponent(name)}/trials?view=columns&sort=number`);
-    const pts = [], best = [];
+    const pts = [], best = [], stopped = [];
     let b = null;
     cols.number.forEach((n, i) => {
       const v = cols.objective[i]?.[0];
+      // A trial early stopping ended has the value it had reached: shown, marked, not "best so far".
+      if (v != null && cols.state[i] === 'EarlyStopped') stopped.push([n, v]);
       if (v == null || cols.state[i] !== 'Succeeded') return;
       pts.push([n, v]);
       b = b == null ? v : maximize ? Math.max(b, v) : Math.min(b, v);
       best.push([n, b]);
     });
     objChart.setOption({
-      title: { text: `${obj.metric} per trial`, subtext: `${pts.length} trials with a result`, textStyle: { fontSize: 13 } },
+      title: { text: `${obj.metric} per trial`, subtext: `${pts.length} trials with a result` + (stopped.length ? `, ${stopped.length} stopped early` : ''), textStyle: { fontSize: 13 } },
       grid: { left: 55, right: 20, top: 55, bottom: 40 }, tooltip: { trigger: 'item' }, legend: { right: 10, top: 5 },
       xAxis: { type: 'value', name: 'trial' }, yAxis: { type: 'value', scale: true },
       series: [{ name: 'trial', type: 'scatter', symbolSize: pts.length > 2000 ? 3 : 6, data: pts, large: pts.length > 2000 },
-        { name: 'best so far', type: 'line', step: 'end', showSymbol: false, data: best }],
+        { name: 'best so far', type: 'line', step: 'end', showSymbol: false, data: best },
+        { name: 'stopped early', type: 'scatter', symbol: 'emptyCircle', symbolSize: 7, itemStyle: { color: '#8a94b8' }, data: stopped }],
     });
     document.getElementById('objchart').dataset.points = String(pts.length);
+    document.getElementById('objchart').dataset.stopped = String(stopped.length);
     const names = Object.keys(cols.params);
     const dims = names.map((p, i) => {
       const col = cols.params[p];
