@@ -152,6 +152,21 @@ try {
   assert.match(await page.textContent('#record'), /local on/);
   await page.screenshot({ path: join(ARTIFACTS, 'job.png'), fullPage: true });
 
+  // Smoothing changes what is drawn, not the data; log y; the data as CSV.
+  await page.goto(server.url + '/#/jobs/curve-short');
+  await ready('/jobs/curve-short');
+  await page.waitForSelector('#charts [data-metric="loss"][data-drawn-last]');
+  assert.equal(await page.getAttribute('#charts [data-metric="loss"]', 'data-drawn-last'), '0.5', 'unsmoothed: the last value');
+  await page.$eval('#smooth', (e) => { e.value = '0.9'; e.dispatchEvent(new Event('input')); });
+  const drawn = Number(await page.getAttribute('#charts [data-metric="loss"]', 'data-drawn-last'));
+  assert.ok(drawn > 0.1 && drawn < 0.5, `smoothed last value ${drawn} lies between the first and the last`);
+  await page.check('#logy');
+  assert.equal(await page.getAttribute('#charts [data-metric="loss"]', 'data-logy'), 'true');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('button[data-csv="loss"]')]);
+  const csvText = readFileSync(await download.path(), 'utf8');
+  assert.deepEqual(csvText.trim().split('\n').map((l) => l.split(',').slice(0, 2).join(',')),
+    ['step,value', '1,0.1', '2,0.2', '3,0.3', '4,0.4', '5,0.5'], 'the CSV has the raw points, not the smoothed ones');
+
   // Counters are not charted unless asked; the result is.
   await page.goto(server.url + '/#/jobs/counters');
   await ready('/jobs/counters');

@@ -142,13 +142,34 @@ async function overview() {
 }
 
 // ------------------------------------------------------------------ job
+// TensorBoard's smoothing: an exponential moving average, debiased so the
+// first points are not pulled toward 0. Applied here, to the values drawn;
+// the data (and its CSV) stay as the server sent them.
+function smoothed(values, weight) {
+  if (!weight) return values.slice();
+  let acc = 0, n = 0;
+  return values.map((v) => {
+    if (v == null || !Number.isFinite(v)) return v;
+    acc = acc * weight + (1 - weight) * v;
+    n += 1;
+    return acc / (1 - weight ** n);
+  });
+}
+
+// Options every chart of a page shares: smoothing weight, log y.
+const chartView = { smooth: 0, logy: false };
+
 function seriesChart(el, job, info) {
   const c = chart(el);
-  async function load(from, to) {
-    const q = from != null ? `&from=${Math.floor(from)}&to=${Math.ceil(to)}` : '';
-    const s = await api(`/jobs/${encodeURIComponent(job)}/metrics/${encodeURIComponent(info.name)}?maxPoints=2000${q}`);
-    const last = s.step.map((x, i) => [x, s.last[i]]);
+  let data = null;  // the last response, redrawn when the view options change
+  function draw() {
+    const s = data;
+    const raw = s.step.map((x, i) => [x, s.last[i]]);
+    const sm = smoothed(s.last, chartView.smooth);
+    const last = s.step.map((x, i) => [x, sm[i]]);
+    el.dataset.drawnLast = String(sm[sm.length - 1] ?? '');
     const series = [{ name: info.name, type: 'line', showSymbol: last.length < 60, data: last, sampling: null }];
+    if (chartView.smooth) series.push({ name: 'raw', type: 'line', showSymbol: false, data: raw, lineStyle: { width: 1, opacity: 0.3 }, z: 1 });
     if (s.downsampled) {
       // Each bucket's extremes as faint lines around the last values: spikes stay visible.
       const faint = { width: 1, opacity: 0.35 };
@@ -158,12 +179,38 @@ function seriesChart(el, job, info) {
     c.setOption({
       title: { text: info.name, subtext: `${s.totalPoints} points${s.downsampled ? `, ${s.step.length} buckets of ${s.bucketWidth} steps (min/max lines)` : ''}`, textStyle: { fontSize: 13 } },
       grid: { left: 55, right: 20, top: 55, bottom: 55 }, tooltip: { trigger: 'axis' },
-      xAxis: { type: 'value', name: 'step', min: 'dataMin', max: 'dataMax' }, yAxis: { type: 'value', scale: true },
+      xAxis: { type: 'value', name: 'step', min: 'dataMin', max: 'dataMax' },
+      yAxis: chartView.logy ? { type: 'log', scale: true } : { type: 'value', scale: true },
       dataZoom: [{ type: 'inside', filterMode: 'none' }, { type: 'slider', filterMode: 'none', height: 18, bottom: 8 }],
       series,
     }, { replaceMerge: ['series'] });
     el.dataset.points = String(s.step.length);
+    el.dataset.logy = String(chartView.logy);
   }
+  async function load(from, to) {
+    const q = from != null ? `&from=${Math.floor(from)}&to=${Math.ceil(to)}` : '';
+    data = await api(`/jobs/${encodeURIComponent(job)}/metrics/${encodeURIComponent(info.name)}?maxPoints=2000${q}`);
+    draw();
+  }
+  // The points as the server sent them (bucket min/max when downsampled), as CSV.
+  function csv() {
+    const s = data;
+    const rows = ['step,value,min,max,time'];
+    s.step.forEach((x, i) => rows.push([x, s.last[i], s.min?.[i] ?? s.last[i], s.max?.[i] ?? s.last[i], s.time?.[i] ?? ''].join(',')));
+    return rows.join('\n') + '\n';
+  }
+  const dl = document.createElement('button');
+  dl.className = 'csv';
+  dl.dataset.csv = info.name;
+  dl.textContent = 'CSV';
+  dl.onclick = () => {
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([csv()], { type: 'text/csv' }));
+    a.download = `${job}-${info.name}.csv`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  };
+  el.parentElement?.insertBefore(dl, el);
   let zoomT = null;
   c.on('datazoom', () => {
     clearTimeout(zoomT);
@@ -172,7 +219,7 @@ function seriesChart(el, job, info) {
       load(ax[0], ax[1]).catch(() => {});
     }, 300);
   });
-  return { load };
+  return { load, draw: () => data && draw() };
 }
 
 async function jobPage(name) {
@@ -184,6 +231,8 @@ async function jobPage(name) {
     <div class="grid2"><div><h2>Conditions</h2><div class="panel" id="conds"></div></div>
     <div><h2>Replicas and attempts</h2><div class="panel" id="attempts"></div></div></div>
     <h2>Metrics</h2><div class="toolbar"><label><input type="checkbox" id="counters"> chart counters too (step, epoch, ...)</label>
+      <label>Smoothing <input type="range" id="smooth" min="0" max="0.99" step="0.01" value="0"></label>
+      <label><input type="checkbox" id="logy"> log y</label>
       <span class="muted" id="hiddencounters"></span></div><div class="charts" id="charts"></div>
     <h2>Logs</h2><div class="panel"><div class="toolbar"><label>Replica <select id="replica">${replicas.map((r) => `<option>${esc(r)}</option>`).join('')}</select></label>
       <label>Attempt <select id="attempt">${[...Array(latest + 1).keys()].reverse().map((a) => `<option>${a}</option>`).join('')}</select></label></div>
@@ -224,19 +273,32 @@ async function jobPage(name) {
     for (const s of series) {
       if (!charts.has(s.name)) {
         if (!charts.size) box.innerHTML = '';
+        const wrap = document.createElement('div');
+        wrap.dataset.chartOf = s.name;
         const el = document.createElement('div');
         el.className = 'panel chart';
         el.dataset.metric = s.name;
-        box.appendChild(el);
+        wrap.appendChild(el);
+        box.appendChild(wrap);
         charts.set(s.name, seriesChart(el, j.name, s));
       }
       await charts.get(s.name).load();
     }
   };
   await renderCharts(j.series);
+  chartView.smooth = 0;
+  chartView.logy = false;
+  document.getElementById('smooth').oninput = (ev) => {
+    chartView.smooth = Number(ev.target.value);
+    for (const c of charts.values()) c.draw();
+  };
+  document.getElementById('logy').onchange = (ev) => {
+    chartView.logy = ev.target.checked;
+    for (const c of charts.values()) c.draw();
+  };
   document.getElementById('counters').onchange = async () => {
     for (const [name, c] of charts) if (isCounter(name) && !document.getElementById('counters').checked) {
-      document.querySelector(`#charts [data-metric="${CSS.escape(name)}"]`)?.remove();
+      document.querySelector(`#charts [data-chart-of="${CSS.escape(name)}"]`)?.remove();
       charts.delete(name);
     }
     await renderCharts(lastSeries);
