@@ -166,6 +166,8 @@ try {
   const csvText = readFileSync(await download.path(), 'utf8');
   assert.deepEqual(csvText.trim().split('\n').map((l) => l.split(',').slice(0, 2).join(',')),
     ['step,value', '1,0.1', '2,0.2', '3,0.3', '4,0.4', '5,0.5'], 'the CSV has the raw points, not the smoothed ones');
+  const [image] = await Promise.all([page.waitForEvent('download'), page.click('button[data-png="loss"]')]);
+  assert.deepEqual([...readFileSync(await image.path()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG image');
 
   // Counters are not charted unless asked; the result is.
   await page.goto(server.url + '/#/jobs/counters');
@@ -215,6 +217,7 @@ try {
   await page.click('#tcmp');
   await ready('/compare');
   await page.waitForSelector('#cchart[data-series="2"]');
+  assert.equal((await page.getAttribute('#cchart', 'data-legend')).split(',').length, 2, 'one legend entry per job');
   await page.screenshot({ path: join(ARTIFACTS, 'compare.png'), fullPage: true });
 
   // Multi-objective: the Pareto front.

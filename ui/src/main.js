@@ -211,6 +211,17 @@ function seriesChart(el, job, info) {
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
   };
   el.parentElement?.insertBefore(dl, el);
+  const png = document.createElement('button');
+  png.className = 'csv';
+  png.dataset.png = info.name;
+  png.textContent = 'PNG';
+  png.onclick = () => {
+    const a = document.createElement('a');
+    a.href = c.getDataURL({ type: 'png', pixelRatio: 2, backgroundColor: '#fff' });
+    a.download = `${job}-${info.name}.png`;
+    a.click();
+  };
+  el.parentElement?.insertBefore(png, el);
   let zoomT = null;
   c.on('datazoom', () => {
     clearTimeout(zoomT);
@@ -544,6 +555,7 @@ async function comparePage(params) {
       grid: { left: 60, right: 20, top: 60, bottom: 50 }, xAxis: { type: 'value', name: 'step' }, yAxis: { type: 'value', scale: true },
       dataZoom: [{ type: 'inside' }, { type: 'slider', height: 18, bottom: 8 }], series }, { replaceMerge: ['series'] });
     document.getElementById('cchart').dataset.series = String(series.filter((s) => s.data.length).length);
+    document.getElementById('cchart').dataset.legend = c.getOption().legend?.[0] ? series.map((s) => s.name).join(',') : '';
   }
   document.getElementById('cgo').onclick = () => {
     location.hash = `#/compare?metric=${encodeURIComponent(sel.value)}&jobs=${document.getElementById('cjobs').value.split(',').map((s) => encodeURIComponent(s.trim())).join(',')}`;
