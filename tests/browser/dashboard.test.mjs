@@ -183,6 +183,11 @@ try {
   await page.goto(server.url + '/#/experiments/stopping');
   await ready('/experiments/stopping');
   await page.waitForSelector('#objchart[data-stopped="2"]');
+  // Every trial's curve, coloured by x, the stopped ones dashed, the median rule's start step marked.
+  await page.waitForSelector('#curves[data-curves="4"]');
+  assert.equal(await page.getAttribute('#curves', 'data-dashed'), '2');
+  assert.equal(await page.getAttribute('#curves', 'data-rungs'), '2');
+  assert.deepEqual(await page.$$eval('#curvecolor option', (o) => o.map((x) => x.textContent)), ['x']);
   assert.equal(await page.getAttribute('#objchart', 'data-points'), '2');
 
   // Experiment page: trial table sorted and filtered, charts.

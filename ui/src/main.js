@@ -415,6 +415,8 @@ async function experimentPage(name) {
     <div class="panel" id="esummary"></div>
     <div class="grid2"><div class="panel chart" id="objchart"></div><div class="panel chart" id="${multi ? 'pareto' : 'parallel'}"></div></div>
     ${multi ? '<div class="panel chart" id="parallel"></div>' : ''}
+    <div class="panel"><div class="toolbar"><label>Colour by <select id="curvecolor"></select></label></div>
+      <div class="chart" id="curves" style="height:360px"></div></div>
     <h2>Trials</h2><div class="panel"><div class="toolbar">
       <label>State <select id="tstate"><option value="">any</option><option>Running</option><option>Succeeded</option><option>Failed</option>
       <option>EarlyStopped</option><option>MetricsUnavailable</option><option>Cancelled</option></select></label>
@@ -430,6 +432,62 @@ async function experimentPage(name) {
       <tr><th>Reason</th><td class="wrap" colspan="3">${esc(e.reason)} ${esc(e.message)}</td></tr></tbody></table>`;
   };
   summary(e);
+  // Every trial's objective against its step, coloured by a parameter; trials
+  // early stopping ended are dashed; ASHA's rungs (or median's start step)
+  // are the vertical lines where trials were judged.
+  const curveChart = chart(document.getElementById('curves'));
+  const colorSel = document.getElementById('curvecolor');
+  const curveParams = (e.spec?.parameters || []).map((p) => p.name);
+  colorSel.innerHTML = curveParams.map((p) => `<option>${esc(p)}</option>`).join('');
+  const rungs = (() => {
+    const s = e.spec?.earlyStoppingSettings || {};
+    if (e.spec?.earlyStopping === 'asha' || e.spec?.earlyStopping === 'hyperband') {
+      const out = [], eta = Number(s.reduction_factor || 3), max = Number(s.max_resource || 0);
+      for (let r = Number(s.min_resource || 1); r <= max && out.length < 12; r *= eta) out.push(r);
+      return out;
+    }
+    return e.spec?.earlyStopping === 'median' ? [Number(s.start_step || 4)] : [];
+  })();
+  async function curves() {
+    // The latest 100 trials: one request each.
+    const list = (await api(`/experiments/${encodeURIComponent(name)}/trials?limit=100&sort=number&order=desc`)).items || [];
+    const shown = list.filter((t) => t.job).reverse();
+    const pname = colorSel.value;
+    const vals = shown.map((t) => t.parameters?.[pname]);
+    const nums = vals.map(Number), numeric = vals.every((v) => v != null && Number.isFinite(Number(v)));
+    const lo = Math.min(...nums), hi = Math.max(...nums);
+    const cats = [...new Set(vals)];
+    const palette = ['#5470c6', '#91cc75', '#fac858', '#ee6666', '#73c0de', '#3ba272', '#fc8452', '#9a60b4'];
+    const colorOf = (v) => {
+      if (!numeric) return palette[cats.indexOf(v) % palette.length];
+      const f = hi > lo ? (Number(v) - lo) / (hi - lo) : 0.5;
+      return `hsl(${Math.round(230 - 230 * f)}, 70%, 45%)`;
+    };
+    const series = await Promise.all(shown.map(async (t) => {
+      let data = [];
+      try {
+        const s = await api(`/jobs/${encodeURIComponent(t.job)}/metrics/${encodeURIComponent(obj.metric)}?maxPoints=200`);
+        data = s.step.map((x, i) => [x, s.last[i]]);
+      } catch { /* no series yet */ }
+      return { name: `#${t.trial} ${pname}=${t.parameters?.[pname]}`, type: 'line', showSymbol: false, data,
+        lineStyle: { color: colorOf(t.parameters?.[pname]), width: 1.5, type: t.state === 'EarlyStopped' ? 'dashed' : 'solid' },
+        itemStyle: { color: colorOf(t.parameters?.[pname]) } };
+    }));
+    if (series.length && rungs.length)
+      series[0].markLine = { silent: true, symbol: 'none', lineStyle: { color: '#aaa', type: 'dotted' },
+        label: { formatter: 'rung {c}' }, data: rungs.map((r) => ({ xAxis: r })) };
+    curveChart.setOption({
+      title: { text: `${obj.metric} by step, every trial`, subtext: `colour: ${pname}${numeric ? ` (${lo} blue .. ${hi} red)` : ''}; dashed: stopped early`, textStyle: { fontSize: 13 } },
+      grid: { left: 55, right: 20, top: 60, bottom: 40 }, tooltip: { trigger: 'item' },
+      xAxis: { type: 'value', name: 'step' }, yAxis: { type: 'value', scale: true }, series,
+    }, { replaceMerge: ['series'] });
+    const el = document.getElementById('curves');
+    el.dataset.curves = String(series.filter((s) => s.data.length).length);
+    el.dataset.dashed = String(series.filter((s) => s.lineStyle.type === 'dashed').length);
+    el.dataset.rungs = rungs.join(',');
+  }
+  colorSel.onchange = () => curves().catch(() => {});
+
   const objChart = chart(document.getElementById('objchart'));
   const parChart = chart(document.getElementById('parallel'));
   const paretoChart = multi ? chart(document.getElementById('pareto')) : null;
@@ -518,13 +576,18 @@ async function experimentPage(name) {
   });
   document.getElementById('tstate').onchange = (ev) => table.setFilter({ state: ev.target.value });
   document.getElementById('tcmp').onclick = () => { location.hash = `#/compare?metric=${encodeURIComponent(obj.metric)}&jobs=${[...selected].map(encodeURIComponent).join(',')}`; };
-  await Promise.all([charts(), table.render()]);
+  await Promise.all([charts(), table.render(), curves().catch(() => {})]);
+  let curvesAt = Date.now();
   const refresh = debounce(async () => {
     try {
       const now = await api(`/experiments/${encodeURIComponent(name)}`);
       summary(now);
       e.paretoFront = now.paretoFront;
       await Promise.all([charts(), table.render()]);
+      if (Date.now() - curvesAt > 5000) {  // a request per trial: not on every change
+        curvesAt = Date.now();
+        await curves();
+      }
     } catch (err) { /* transient */ }
   }, 500);
   stream('/stream', { experiment: (ev) => { if (JSON.parse(ev.data).name === name) refresh(); } });
