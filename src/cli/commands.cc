@@ -19,6 +19,7 @@
 
 #include "artifacts/artifact_store.h"
 #include "artifacts/run_record.h"
+#include "metrics/progress.h"
 #include "util/command.h"
 #include "backend/byte_cursor.h"
 #include "backend/backend.h"
@@ -524,10 +525,22 @@ int cmdGetJobs(const Globals& g, const std::string& name, const std::string& pha
   for (const auto& j : jobs) arr.push_back(jobJson(*st, j, false));
   emit(g, name.empty() ? json{{"items", arr}} : arr[0], [&] {
     std::vector<std::vector<std::string>> rows;
-    for (const auto& j : jobs)
+    for (const auto& j : jobs) {
+      // What it reported, not its counters: the last value of up to 3 results.
+      std::string results;
+      int shown = 0;
+      for (const auto& m : st->lastMetrics(j.id)) {
+        if (metrics::isCounter(m.name)) continue;
+        if (++shown > 3) {
+          results += " ...";
+          break;
+        }
+        results += (results.empty() ? "" : " ") + m.name + "=" + formatValue(m.value);
+      }
       rows.push_back({j.name, j.phase, j.reason, std::to_string(j.restarts), formatTime(j.created_at),
-                      j.started_at > 0 ? formatDuration(jobDuration(j)) : "-"});
-    printTable(std::cout, {"NAME", "PHASE", "REASON", "RESTARTS", "CREATED", "DURATION"}, rows);
+                      j.started_at > 0 ? formatDuration(jobDuration(j)) : "-", results.empty() ? "-" : results});
+    }
+    printTable(std::cout, {"NAME", "PHASE", "REASON", "RESTARTS", "CREATED", "DURATION", "RESULTS"}, rows);
   });
   return 0;
 }

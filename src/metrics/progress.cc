@@ -1,4 +1,5 @@
 #include "metrics/progress.h"
+#include <cctype>
 
 #include <algorithm>
 
@@ -27,6 +28,17 @@ std::optional<double> etaSeconds(const Latest& latest, double elapsed_seconds) {
   auto f = progressFraction(latest);
   if (!f || *f <= 0 || *f >= 1) return std::nullopt;
   return elapsed_seconds * (1 - *f) / *f;
+}
+
+bool isCounter(const std::string& name) {
+  std::string n;
+  for (char c : name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static const char* const kCounters[] = {"step",      "steps",     "epoch",      "epochs",      "global_step", "globalstep",
+                                          "iteration", "iterations", "iter",      "iters",       "batch",       "batches",
+                                          "total_steps", "total_epochs", "num_epochs", "progress"};
+  for (const char* c : kCounters)
+    if (n == c) return true;
+  return false;
 }
 
 }  // namespace trainyard::metrics

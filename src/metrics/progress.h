@@ -20,4 +20,9 @@ std::optional<double> progressFraction(const Latest& latest);
 // Seconds left at the pace so far, for a fraction strictly between 0 and 1.
 std::optional<double> etaSeconds(const Latest& latest, double elapsed_seconds);
 
+// A counter (step, steps, epoch, epochs, global_step, iteration, batch,
+// total_steps, num_epochs, progress): an axis of the results, not a result.
+// Summaries and charts leave them out (the dashboard's list is the same).
+bool isCounter(const std::string& name);
+
 }  // namespace trainyard::metrics

@@ -51,6 +51,12 @@ class BadInput(E2E):
 
 
 class RunAndInspect(E2E):
+    def test_get_jobs_summarises_results_not_counters(self):
+        self.ty("run", "-q", self.write("sum.yaml", job_yaml(
+            "sum", "for e in 1 2; do echo epoch=$e epochs=2 step=$e global_step=$e loss=0.$e accuracy=0.9$e; done")), check=0)
+        row = [l for l in self.ty("get", "jobs", check=0).stdout.splitlines() if l.startswith("sum ")][0]
+        self.assertTrue(row.rstrip().endswith("accuracy=0.92 loss=0.2"), row)  # the last values; no epochs/step counters
+
     def test_run_then_get_describe_logs_metrics(self):
         path = self.write("job.yaml", job_yaml(
             "train", "for e in 1 2 3; do echo epoch=$e epochs=3 loss=0.$((9-e)); done; echo saved > $TRAINYARD_OUTPUT_DIR/model.txt",
