@@ -270,8 +270,9 @@ async function jobPage(name) {
   };
   renderJob(j);
   const charts = new Map();
-  // Counters (step, epoch, their totals) are axes, not results: not charted unless asked.
-  const isCounter = (name) => /^(global_?step|steps?|epochs?|iter(ation)?s?|batch(es)?|total_steps|num_epochs)$/i.test(name);
+  // Counters (step, epoch, their totals) are axes, not results: not charted unless asked
+  // (the same list as metrics::isCounter, which `get jobs` uses).
+  const isCounter = (name) => /^(global_?step|steps?|epochs?|iter(ation)?s?|batch(es)?|total_steps|total_epochs|num_epochs|progress)$/i.test(name);
   let lastSeries = j.series;
   const renderCharts = async (series) => {
     lastSeries = series;
