@@ -112,7 +112,10 @@ JobRecord submitJob(store::Store& store, const spec::TrainJobSpec& spec, const C
   if (auto missing = applyPriorityClass(store.queueDefs(), job.spec)) throw std::invalid_argument(*missing);
   job.phase = store::kQueued;
   job.suspended = spec.suspend;
-  if (job.suspended) job.reason = "Suspended";
+  if (job.suspended) {
+    job.reason = "Suspended";
+    job.message = fmt::format("suspended (runPolicy.suspend): `trainyard resume {}` lets it start", spec.name);
+  }
   job.created_at = nowSeconds();
   job.owner = opts.owner;
   job.request = encodeRequest(job.spec);

@@ -169,6 +169,16 @@ try {
   const [image] = await Promise.all([page.waitForEvent('download'), page.click('button[data-png="loss"]')]);
   assert.deepEqual([...readFileSync(await image.path()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG image');
 
+  // The cluster page: nodes against capacity, the queues, who runs what, what waits and why.
+  await page.click('nav >> text=Cluster');
+  await ready('/cluster');
+  assert.ok((await page.$$('#cnodes tr[data-node]')).length >= 1, 'a node row');
+  assert.match(await page.textContent('#cqueues tr[data-queue="default"]'), /unlimited/);
+  assert.match(await page.textContent('#cpending'), /nothing waits/);
+  ty('submit', write('held.yaml', job('held', 'echo never').replace('  resources:', '  suspend: true\n  resources:')));
+  await page.waitForSelector('#cpending tr[data-pending="held"]', { timeout: 15000 });
+  assert.match(await page.textContent('#cpending tr[data-pending="held"]'), /suspended .*trainyard resume held/);
+
   // Counters are not charted unless asked; the result is.
   await page.goto(server.url + '/#/jobs/counters');
   await ready('/jobs/counters');

@@ -97,14 +97,7 @@ async function overview() {
     const [q, r, s, f, st, n] = await Promise.all(['Queued', 'Running', 'Succeeded', 'Failed', 'Stopped'].map((p) => api(`/jobs?state=${p}&limit=1`)).concat([api('/nodes')]));
     document.getElementById('counts').innerHTML = [['Running', r.total], ['Queued', q.total], ['Succeeded', s.total], ['Failed', f.total], ['Stopped', st.total]]
       .map(([l, v]) => `<div class="card" data-count="${l}"><div class="n">${v}</div><div class="l">${l}</div></div>`).join('');
-    document.getElementById('nodes').innerHTML = `<table><thead><tr><th>Node</th><th>CPU</th><th></th><th>Memory</th><th></th><th>GPU</th></tr></thead><tbody>${
-      n.items.map((x) => {
-        const pc = (a, b) => (b ? Math.min(100, (100 * a) / b) : 0);
-        const gb = (b) => (b / 2 ** 30).toFixed(1) + ' GiB';
-        return `<tr><td>${esc(x.name)}</td><td>${x.allocated.cpu} / ${x.allocatable.cpu} cores</td><td><div class="bar"><div style="width:${pc(x.allocated.cpu, x.allocatable.cpu)}%"></div></div></td>
-          <td>${gb(x.allocated.memoryBytes)} / ${gb(x.allocatable.memoryBytes)}</td><td><div class="bar"><div style="width:${pc(x.allocated.memoryBytes, x.allocatable.memoryBytes)}%"></div></div></td>
-          <td>${x.allocated.gpu} / ${x.allocatable.gpu}</td></tr>`;
-      }).join('')}</tbody></table>`;
+    document.getElementById('nodes').innerHTML = nodesTable(n);
   };
   const exps = pagedTable(document.getElementById('exps'), {
     pageSize: 20,
@@ -628,6 +621,48 @@ async function comparePage(params) {
   await draw();
 }
 
+// ------------------------------------------------------------------ cluster
+function nodesTable(n) {
+  return `<table><thead><tr><th>Node</th><th>CPU</th><th></th><th>Memory</th><th></th><th>GPU</th><th>State</th></tr></thead><tbody>${
+    n.items.map((x) => {
+      const pc = (a, b) => (b ? Math.min(100, (100 * a) / b) : 0);
+      const gb = (b) => (b / 2 ** 30).toFixed(1) + ' GiB';
+      return `<tr data-node="${esc(x.name)}"><td>${esc(x.name)}</td><td>${x.allocated.cpu} / ${x.allocatable.cpu} cores</td><td><div class="bar"><div style="width:${pc(x.allocated.cpu, x.allocatable.cpu)}%"></div></div></td>
+        <td>${gb(x.allocated.memoryBytes)} / ${gb(x.allocatable.memoryBytes)}</td><td><div class="bar"><div style="width:${pc(x.allocated.memoryBytes, x.allocatable.memoryBytes)}%"></div></div></td>
+        <td>${x.allocated.gpu} / ${x.allocatable.gpu}</td><td>${esc(x.state || 'Ready')}</td></tr>`;
+    }).join('')}</tbody></table>`;
+}
+
+// Nodes (allocation against capacity), queues (quota, usage, borrowing),
+// who uses what, and the jobs that wait with why.
+async function clusterPage() {
+  app.innerHTML = `<h1>Cluster</h1><h2>Nodes</h2><div class="panel" id="cnodes"></div>
+    <h2>Queues</h2><div class="panel" id="cqueues"></div>
+    <div class="grid2"><div><h2>Running jobs by user</h2><div class="panel" id="cusers"></div></div>
+    <div><h2>Pending jobs</h2><div class="panel" id="cpending"></div></div></div>`;
+  const amount = (a) => Object.entries(a || {}).map(([k, v]) => `${esc(k)} ${k === 'memory' ? (v / 2 ** 30).toFixed(1) + ' GiB' : fmt(v)}`).join(', ') || 'unlimited';
+  const render = async () => {
+    const [n, q, running] = await Promise.all([api('/nodes'), api('/queues'), api('/jobs?state=active&limit=1000')]);
+    document.getElementById('cnodes').innerHTML = nodesTable(n);
+    document.getElementById('cqueues').innerHTML = `<table><thead><tr><th>Queue</th><th>Cohort</th><th>Quota</th><th>Usage</th><th>Running</th><th>Pending</th></tr></thead><tbody>${
+      q.items.map((x) => `<tr data-queue="${esc(x.name)}"><td>${esc(x.name)}</td><td>${esc(x.cohort || '-')}</td><td>${amount(x.quota)}</td>
+        <td>${amount(x.usage)}${x.borrowing ? ' <span class="phase Restarting">borrowing</span>' : ''}</td><td>${x.running}</td><td>${x.pending}</td></tr>`).join('')}</tbody></table>`;
+    const users = {};
+    for (const j of running.items) if (j.phase === 'Running') users[j.user || '(no auth)'] = (users[j.user || '(no auth)'] || 0) + 1;
+    document.getElementById('cusers').innerHTML = Object.keys(users).length
+      ? `<table><tbody>${Object.entries(users).map(([u, c]) => `<tr><td>${esc(u)}</td><td>${c}</td></tr>`).join('')}</tbody></table>`
+      : '<div class="muted">nothing running</div>';
+    const pending = q.items.flatMap((x) => x.jobs.map((j) => ({ ...j, queue: x.name })));
+    document.getElementById('cpending').innerHTML = pending.length
+      ? `<table><thead><tr><th>Job</th><th>Queue</th><th>User</th><th>Priority</th><th>Why pending</th></tr></thead><tbody>${
+        pending.map((j) => `<tr data-pending="${esc(j.name)}"><td>${j.name ? jobLink(j.name) : '(another user\'s)'}</td><td>${esc(j.queue)}</td><td>${esc(j.user)}</td><td>${j.priority}</td><td class="wrap">${esc(j.message || '')}</td></tr>`).join('')}</tbody></table>`
+      : '<div class="muted">nothing waits</div>';
+  };
+  await render();
+  const timer = setInterval(() => render().catch(() => {}), 3000);
+  cleanup.push(() => clearInterval(timer));
+}
+
 // ------------------------------------------------------------------ router
 async function route() {
   for (const f of cleanup.splice(0)) f();
@@ -639,6 +674,7 @@ async function route() {
     if (parts[0] === 'jobs' && parts[1]) await jobPage(parts[1]);
     else if (parts[0] === 'experiments' && parts[1]) await experimentPage(parts[1]);
     else if (parts[0] === 'compare') await comparePage(params);
+    else if (parts[0] === 'cluster') await clusterPage();
     else await overview();
     document.body.dataset.ready = path;
   } catch (err) {
