@@ -217,6 +217,7 @@ class JobRoutes final : public RouteGroup, RouteContext {
     json out{{"job", j.name}, {"name", v.name}, {"totalPoints", v.total_points}, {"downsampled", v.downsampled},
              {"bucketWidth", v.width}, {"step", v.step}, {"last", v.last}};
     if (v.downsampled) out["min"] = v.min, out["max"] = v.max;
+    else out["time"] = v.time;
     sendJson(res, 200, out, &req);
   }
 

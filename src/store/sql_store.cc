@@ -967,7 +967,7 @@ SeriesView SqlStore::seriesView(int64_t job_id, const std::string& name, int64_t
 
   auto raw = [&](int64_t width) {
     auto s = db_->prepare(
-        "SELECT step, value FROM metrics WHERE job_id=? AND name_id=? AND step BETWEEN ? AND ? ORDER BY step");
+        "SELECT step, value, time FROM metrics WHERE job_id=? AND name_id=? AND step BETWEEN ? AND ? ORDER BY step");
     s->bind(1, job_id).bind(2, *name_id).bind(3, from).bind(4, to);
     metrics::Downsampler d(width);
     int64_t n = 0;
@@ -979,6 +979,7 @@ SeriesView SqlStore::seriesView(int64_t job_id, const std::string& name, int64_t
         v.min.push_back(x);
         v.max.push_back(x);
         v.last.push_back(x);
+        v.time.push_back(s->f64(2));
       } else {
         d.add(s->i64(0), s->f64(1));
       }
@@ -988,6 +989,7 @@ SeriesView SqlStore::seriesView(int64_t job_id, const std::string& name, int64_t
   };
   auto emit = [&](const metrics::Downsampler& d) {
     v.downsampled = true;
+    v.time.clear();
     v.width = d.width();
     for (const auto& b : d.buckets()) {
       v.step.push_back(b.step);

@@ -204,6 +204,9 @@ struct SeriesView {
   bool downsampled = false;
   std::vector<int64_t> step;
   std::vector<double> min, max, last;
+  // When each point was collected (seconds since the epoch): raw points
+  // only; empty when downsampled (buckets have no single time).
+  std::vector<double> time;
 };
 
 inline constexpr const char* kSharedLabel = "trainyard.dev/shared";

@@ -160,6 +160,12 @@ try {
   await page.$eval('#smooth', (e) => { e.value = '0.9'; e.dispatchEvent(new Event('input')); });
   const drawn = Number(await page.getAttribute('#charts [data-metric="loss"]', 'data-drawn-last'));
   assert.ok(drawn > 0.1 && drawn < 0.5, `smoothed last value ${drawn} lies between the first and the last`);
+  await page.selectOption('#xaxis', 'relative');
+  assert.equal(await page.getAttribute('#charts [data-metric="loss"]', 'data-xaxis'), 'relative');
+  const firstX = Number(await page.getAttribute('#charts [data-metric="loss"]', 'data-first-x'));
+  assert.ok(firstX >= 0 && firstX < 600, `seconds since the job started: ${firstX}`);
+  await page.selectOption('#xaxis', 'step');
+  assert.equal(await page.getAttribute('#charts [data-metric="loss"]', 'data-first-x'), '1');
   await page.check('#logy');
   assert.equal(await page.getAttribute('#charts [data-metric="loss"]', 'data-logy'), 'true');
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('button[data-csv="loss"]')]);

@@ -149,30 +149,38 @@ function smoothed(values, weight) {
   });
 }
 
-// Options every chart of a page shares: smoothing weight, log y.
-const chartView = { smooth: 0, logy: false };
+// Options every chart of a page shares: smoothing weight, log y, the x axis
+// (step; or the time each point was collected, relative to t0 or wall).
+const chartView = { smooth: 0, logy: false, x: 'step', t0: 0 };
 
 function seriesChart(el, job, info) {
   const c = chart(el);
   let data = null;  // the last response, redrawn when the view options change
   function draw() {
     const s = data;
-    const raw = s.step.map((x, i) => [x, s.last[i]]);
+    // Time needs each point's time: raw points have it, buckets do not (zoom in).
+    const byTime = chartView.x !== 'step' && s.time?.length === s.step.length;
+    const t0 = chartView.t0 || (s.time?.[0] ?? 0);
+    const xs = !byTime ? s.step : chartView.x === 'wall' ? s.time.map((t) => t * 1000) : s.time.map((t) => t - t0);
+    el.dataset.xaxis = byTime ? chartView.x : 'step';
+    el.dataset.firstX = String(xs[0] ?? '');
+    const raw = s.step.map((_, i) => [xs[i], s.last[i]]);
     const sm = smoothed(s.last, chartView.smooth);
-    const last = s.step.map((x, i) => [x, sm[i]]);
+    const last = s.step.map((_, i) => [xs[i], sm[i]]);
     el.dataset.drawnLast = String(sm[sm.length - 1] ?? '');
     const series = [{ name: info.name, type: 'line', showSymbol: last.length < 60, data: last, sampling: null }];
     if (chartView.smooth) series.push({ name: 'raw', type: 'line', showSymbol: false, data: raw, lineStyle: { width: 1, opacity: 0.3 }, z: 1 });
     if (s.downsampled) {
       // Each bucket's extremes as faint lines around the last values: spikes stay visible.
       const faint = { width: 1, opacity: 0.35 };
-      series.push({ name: 'max', type: 'line', showSymbol: false, data: s.step.map((x, i) => [x, s.max[i]]), lineStyle: faint, z: 1 });
-      series.push({ name: 'min', type: 'line', showSymbol: false, data: s.step.map((x, i) => [x, s.min[i]]), lineStyle: faint, z: 1 });
+      series.push({ name: 'max', type: 'line', showSymbol: false, data: s.step.map((_, i) => [xs[i], s.max[i]]), lineStyle: faint, z: 1 });
+      series.push({ name: 'min', type: 'line', showSymbol: false, data: s.step.map((_, i) => [xs[i], s.min[i]]), lineStyle: faint, z: 1 });
     }
     c.setOption({
       title: { text: info.name, subtext: `${s.totalPoints} points${s.downsampled ? `, ${s.step.length} buckets of ${s.bucketWidth} steps (min/max lines)` : ''}`, textStyle: { fontSize: 13 } },
       grid: { left: 55, right: 20, top: 55, bottom: 55 }, tooltip: { trigger: 'axis' },
-      xAxis: { type: 'value', name: 'step', min: 'dataMin', max: 'dataMax' },
+      xAxis: byTime && chartView.x === 'wall' ? { type: 'time', name: 'time' }
+        : { type: 'value', name: byTime ? 'seconds' : (chartView.x === 'step' ? 'step' : 'step (no times when downsampled)'), min: 'dataMin', max: 'dataMax' },
       yAxis: chartView.logy ? { type: 'log', scale: true } : { type: 'value', scale: true },
       dataZoom: [{ type: 'inside', filterMode: 'none' }, { type: 'slider', filterMode: 'none', height: 18, bottom: 8 }],
       series,
@@ -218,6 +226,7 @@ function seriesChart(el, job, info) {
   let zoomT = null;
   c.on('datazoom', () => {
     clearTimeout(zoomT);
+    if (chartView.x !== 'step') return;  // a zoomed range is in steps
     zoomT = setTimeout(() => {
       const ax = c.getModel().getComponent('xAxis', 0).axis.scale.getExtent();
       load(ax[0], ax[1]).catch(() => {});
@@ -237,6 +246,7 @@ async function jobPage(name) {
     <h2>Metrics</h2><div class="toolbar"><label><input type="checkbox" id="counters"> chart counters too (step, epoch, ...)</label>
       <label>Smoothing <input type="range" id="smooth" min="0" max="0.99" step="0.01" value="0"></label>
       <label><input type="checkbox" id="logy"> log y</label>
+      <label>X <select id="xaxis"><option value="step">step</option><option value="relative">time since start</option><option value="wall">wall time</option></select></label>
       <span class="muted" id="hiddencounters"></span></div><div class="charts" id="charts"></div>
     <h2>Logs</h2><div class="panel"><div class="toolbar"><label>Replica <select id="replica">${replicas.map((r) => `<option>${esc(r)}</option>`).join('')}</select></label>
       <label>Attempt <select id="attempt">${[...Array(latest + 1).keys()].reverse().map((a) => `<option>${a}</option>`).join('')}</select></label></div>
@@ -293,6 +303,12 @@ async function jobPage(name) {
   await renderCharts(j.series);
   chartView.smooth = 0;
   chartView.logy = false;
+  chartView.x = 'step';
+  chartView.t0 = j.startedAt || 0;
+  document.getElementById('xaxis').onchange = (ev) => {
+    chartView.x = ev.target.value;
+    for (const c of charts.values()) c.draw();
+  };
   document.getElementById('smooth').oninput = (ev) => {
     chartView.smooth = Number(ev.target.value);
     for (const c of charts.values()) c.draw();
