@@ -63,6 +63,8 @@ ty('submit', write('long.yaml', job('curve-long', "seq 1 6000 | awk '{printf \"s
 ty('submit', write('short.yaml', job('curve-short', "for s in 1 2 3 4 5; do echo step=$s loss=0.$s; done")));
 // Counters beside a result: epoch is the step key; epochs, steps and global_step are series, not results.
 ty('submit', write('counters.yaml', job('counters', "for e in 1 2 3; do echo epoch=$e epochs=3 steps=$((e * 10)) global_step=$((e * 10)) accuracy=0.$e; done")));
+// Steps with an epoch series beside them: epoch 1 is steps 1-2, epoch 2 steps 3-4.
+ty('submit', write('epochs.yaml', job('by-epoch', "for s in 1 2 3 4; do echo step=$s epoch=$(( (s + 1) / 2 )) loss=0.$s; done")));
 const sweep = (name, objectives, trials) => `apiVersion: trainyard.dev/v1
 kind: Experiment
 metadata: {name: ${name}}
@@ -120,7 +122,7 @@ try {
   // Overview.
   await page.goto(server.url + '/');
   await ready('/');
-  assert.equal(await page.textContent('[data-count="Succeeded"] .n'), '19', '3 jobs and 16 trial jobs succeeded');
+  assert.equal(await page.textContent('[data-count="Succeeded"] .n'), '20', '4 jobs and 16 trial jobs succeeded');
   // Trials that early stopping ended are Stopped, not failures.
   assert.equal(await page.textContent('[data-count="Stopped"] .n'), '2', 'two trial jobs stopped early');
   assert.equal(await page.textContent('[data-count="Failed"] .n'), '0', 'nothing failed');
@@ -132,7 +134,7 @@ try {
   await page.waitForSelector('#live.on');
   ty('submit', write('live.yaml', job('arrives-live', 'echo hello')));
   await page.waitForSelector('#jobs >> text=arrives-live', { timeout: 30000 });
-  await page.waitForFunction(() => document.querySelector('[data-count="Succeeded"] .n')?.textContent === '20');
+  await page.waitForFunction(() => document.querySelector('[data-count="Succeeded"] .n')?.textContent === '21');
 
   // Job page: conditions, attempts, a downsampled chart, the log.
   await page.click('#jobs >> text=curve-long');
@@ -183,7 +185,16 @@ try {
   assert.match(await page.textContent('#cpending'), /nothing waits/);
   ty('submit', write('held.yaml', job('held', 'echo never').replace('  resources:', '  suspend: true\n  resources:')));
   await page.waitForSelector('#cpending tr[data-pending="held"]', { timeout: 15000 });
+  await page.screenshot({ path: join(ARTIFACTS, 'cluster.png'), fullPage: true });
   assert.match(await page.textContent('#cpending tr[data-pending="held"]'), /suspended .*trainyard resume held/);
+
+  // The epoch as the x axis, from the job's epoch series.
+  await page.goto(server.url + '/#/jobs/by-epoch');
+  await ready('/jobs/by-epoch');
+  await page.waitForSelector('#charts [data-metric="loss"][data-first-x="1"][data-last-x="4"]');  // steps 1..4
+  await page.selectOption('#xaxis', 'epoch');
+  await page.waitForSelector('#charts [data-metric="loss"][data-xaxis="epoch"][data-last-x="2"]');  // epochs 1..2
+  await page.screenshot({ path: join(ARTIFACTS, 'job-by-epoch.png'), fullPage: true });
 
   // Counters are not charted unless asked; the result is.
   await page.goto(server.url + '/#/jobs/counters');
@@ -201,6 +212,7 @@ try {
   await page.waitForSelector('#objchart[data-stopped="2"]');
   // Every trial's curve, coloured by x, the stopped ones dashed, the median rule's start step marked.
   await page.waitForSelector('#curves[data-curves="4"]');
+  await page.screenshot({ path: join(ARTIFACTS, 'experiment-early-stopping.png'), fullPage: true });
   assert.equal(await page.getAttribute('#curves', 'data-dashed'), '2');
   assert.equal(await page.getAttribute('#curves', 'data-rungs'), '2');
   assert.deepEqual(await page.$$eval('#curvecolor option', (o) => o.map((x) => x.textContent)), ['x']);

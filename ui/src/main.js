@@ -151,7 +151,20 @@ function smoothed(values, weight) {
 
 // Options every chart of a page shares: smoothing weight, log y, the x axis
 // (step; or the time each point was collected, relative to t0 or wall).
-const chartView = { smooth: 0, logy: false, x: 'step', t0: 0 };
+const chartView = { smooth: 0, logy: false, x: 'step', t0: 0, epochs: null };
+
+// The epoch at a step, from the job's "epoch" series (the last epoch
+// reported at or before it); null without one.
+function epochAt(step) {
+  const e = chartView.epochs;
+  if (!e || !e.step.length || step < e.step[0]) return null;
+  let lo = 0, hi = e.step.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (e.step[mid] <= step) lo = mid; else hi = mid - 1;
+  }
+  return e.last[lo];
+}
 
 function seriesChart(el, job, info) {
   const c = chart(el);
@@ -159,11 +172,14 @@ function seriesChart(el, job, info) {
   function draw() {
     const s = data;
     // Time needs each point's time: raw points have it, buckets do not (zoom in).
-    const byTime = chartView.x !== 'step' && s.time?.length === s.step.length;
+    const byEpoch = chartView.x === 'epoch' && chartView.epochs?.step.length > 0;
+    const byTime = (chartView.x === 'relative' || chartView.x === 'wall') && s.time?.length === s.step.length;
     const t0 = chartView.t0 || (s.time?.[0] ?? 0);
-    const xs = !byTime ? s.step : chartView.x === 'wall' ? s.time.map((t) => t * 1000) : s.time.map((t) => t - t0);
-    el.dataset.xaxis = byTime ? chartView.x : 'step';
+    const xs = byEpoch ? s.step.map(epochAt)
+      : !byTime ? s.step : chartView.x === 'wall' ? s.time.map((t) => t * 1000) : s.time.map((t) => t - t0);
+    el.dataset.xaxis = byEpoch ? 'epoch' : byTime ? chartView.x : 'step';
     el.dataset.firstX = String(xs[0] ?? '');
+    el.dataset.lastX = String(xs[xs.length - 1] ?? '');
     const raw = s.step.map((_, i) => [xs[i], s.last[i]]);
     const sm = smoothed(s.last, chartView.smooth);
     const last = s.step.map((_, i) => [xs[i], sm[i]]);
@@ -178,9 +194,16 @@ function seriesChart(el, job, info) {
     }
     c.setOption({
       title: { text: info.name, subtext: `${s.totalPoints} points${s.downsampled ? `, ${s.step.length} buckets of ${s.bucketWidth} steps (min/max lines)` : ''}`, textStyle: { fontSize: 13 } },
-      grid: { left: 55, right: 20, top: 55, bottom: 55 }, tooltip: { trigger: 'axis' },
+      grid: { left: 55, right: 20, top: 55, bottom: 55 },
+      // Hover: the step, the value and, for raw points, when it was collected.
+      tooltip: { trigger: 'axis', formatter: (ps) => {
+        const i = ps[0]?.dataIndex ?? 0;
+        const when = s.time?.[i] ? new Date(s.time[i] * 1000).toLocaleTimeString() : '';
+        return `step ${s.step[i]}${byEpoch ? ` (epoch ${xs[i]})` : ''}<br>${esc(info.name)} ${fmt(s.last[i])}${when ? `<br>${when}` : ''}`;
+      } },
       xAxis: byTime && chartView.x === 'wall' ? { type: 'time', name: 'time' }
-        : { type: 'value', name: byTime ? 'seconds' : (chartView.x === 'step' ? 'step' : 'step (no times when downsampled)'), min: 'dataMin', max: 'dataMax' },
+        : { type: 'value', name: byEpoch ? 'epoch' : byTime ? 'seconds' : chartView.x === 'step' ? 'step'
+          : chartView.x === 'epoch' ? 'step (no epoch series)' : 'step (no times when downsampled)', min: 'dataMin', max: 'dataMax' },
       yAxis: chartView.logy ? { type: 'log', scale: true } : { type: 'value', scale: true },
       dataZoom: [{ type: 'inside', filterMode: 'none' }, { type: 'slider', filterMode: 'none', height: 18, bottom: 8 }],
       series,
@@ -246,7 +269,7 @@ async function jobPage(name) {
     <h2>Metrics</h2><div class="toolbar"><label><input type="checkbox" id="counters"> chart counters too (step, epoch, ...)</label>
       <label>Smoothing <input type="range" id="smooth" min="0" max="0.99" step="0.01" value="0"></label>
       <label><input type="checkbox" id="logy"> log y</label>
-      <label>X <select id="xaxis"><option value="step">step</option><option value="relative">time since start</option><option value="wall">wall time</option></select></label>
+      <label>X <select id="xaxis"><option value="step">step</option><option value="relative">time since start</option><option value="wall">wall time</option><option value="epoch">epoch</option></select></label>
       <span class="muted" id="hiddencounters"></span></div><div class="charts" id="charts"></div>
     <h2>Logs</h2><div class="panel"><div class="toolbar"><label>Replica <select id="replica">${replicas.map((r) => `<option>${esc(r)}</option>`).join('')}</select></label>
       <label>Attempt <select id="attempt">${[...Array(latest + 1).keys()].reverse().map((a) => `<option>${a}</option>`).join('')}</select></label></div>
@@ -305,8 +328,11 @@ async function jobPage(name) {
   chartView.logy = false;
   chartView.x = 'step';
   chartView.t0 = j.startedAt || 0;
-  document.getElementById('xaxis').onchange = (ev) => {
+  chartView.epochs = null;
+  document.getElementById('xaxis').onchange = async (ev) => {
     chartView.x = ev.target.value;
+    if (chartView.x === 'epoch' && !chartView.epochs && j.series.some((s) => s.name === 'epoch'))
+      chartView.epochs = await api(`/jobs/${encodeURIComponent(j.name)}/metrics/epoch?maxPoints=10000`).catch(() => null);
     for (const c of charts.values()) c.draw();
   };
   document.getElementById('smooth').oninput = (ev) => {
