@@ -14,6 +14,7 @@
 #include "api/views.h"
 #include "artifacts/artifact_store.h"
 #include "control/control_plane.h"
+#include "metrics/progress.h"
 #include "http/server.h"
 #include "store/store.h"
 
@@ -160,7 +161,17 @@ class JobRoutes final : public RouteGroup, RouteContext {
     q.limit = intParam(req, "limit", 100, 1, 1000);
     auto p = timed("list_jobs", [&] { return db().queryJobs(q); });
     json items = json::array();
-    for (const auto& j : p.items) items.push_back(jobSummary(db(), j));
+    // results=true: each job's last reported values (counters left out), a
+    // query per job, so only when asked (`trainyard get jobs`).
+    const bool results = strParam(req, "results", "false") == "true";
+    for (const auto& j : p.items) {
+      items.push_back(jobSummary(db(), j));
+      if (!results) continue;
+      json r = json::object();
+      for (const auto& m : db().lastMetrics(j.id))
+        if (!metrics::isCounter(m.name)) r[m.name] = m.value;
+      items.back()["results"] = r;
+    }
     sendJson(res, 200, page(std::move(items), p.total, q.offset, q.limit));
   }
 

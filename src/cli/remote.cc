@@ -236,13 +236,26 @@ int remoteGetJobs(const Remote& r, const std::string& name, const std::string& p
       if (!phase.empty()) q += "&state=" + enc(phase);
       if (!label.empty()) q += "&label=" + enc(label);
       if (!trials) q += "&trials=false";  // experiments' trial jobs: `get trials EXP`, or --all
+      q += "&results=true";
       items = all(c, q);
     }
     if (emit(r, name.empty() ? items : items[0])) return 0;
     std::vector<std::vector<std::string>> rows;
-    for (const auto& j : items)
-      rows.push_back({str(j, "name"), str(j, "phase"), str(j, "restarts"), duration(j), str(j, "user"), str(j, "message")});
-    printTable(std::cout, {"NAME", "PHASE", "RESTARTS", "DURATION", "USER", "MESSAGE"}, rows);
+    for (const auto& j : items) {
+      std::string results;
+      int shown = 0;
+      const json got = j.value("results", json::object());  // bound: items() of a temporary dangles
+      for (const auto& [k, v] : got.items()) {
+        if (++shown > 3) {
+          results += " ...";
+          break;
+        }
+        results += (results.empty() ? "" : " ") + k + "=" + (v.is_number() ? util::formatValue(v.get<double>()) : v.dump());
+      }
+      rows.push_back({str(j, "name"), str(j, "phase"), str(j, "restarts"), duration(j), str(j, "user"),
+                      results.empty() ? "-" : results, str(j, "message")});
+    }
+    printTable(std::cout, {"NAME", "PHASE", "RESTARTS", "DURATION", "USER", "RESULTS", "MESSAGE"}, rows);
     return 0;
   });
 }

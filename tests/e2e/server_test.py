@@ -127,6 +127,10 @@ class RestApi(ServerE2E):
         # The CLI against the server.
         out = self.ty("get", "jobs", check=0).stdout
         self.assertIn("hello-2", out)
+        row = [l for l in out.splitlines() if l.startswith("hello-1 ")][0]
+        self.assertIn("loss=0.13", row)  # its results, from the list's results=true
+        st, plain = self.call("GET", "/api/v1/jobs?limit=1")
+        self.assertNotIn("results", plain["items"][0])  # only when asked: a query per job
         self.assertEqual(self.ty("logs", "hello-0", check=0).stdout, "step=1 loss=0.01\nstep=2 loss=0.02\nstep=3 loss=0.03\n")
         self.assertEqual(self.tyjson("get", "job", "hello-0")["phase"], "Succeeded")
         self.assertIn("JobSucceeded", self.ty("describe", "job", "hello-0", check=0).stdout)
