@@ -91,11 +91,12 @@ class ClusterRoutes final : public RouteGroup, RouteContext {
     });
     route("GET", "/api/v1/queues", "/api/v1/queues", [this](const auto&, auto& res, const User& u) {
       json items = timed("queues", [&] { return queuesJson(db(), u.admin ? std::nullopt : std::optional<std::string>(u.name)); });
-      json cohorts = items["cohorts"];
+      json cohorts = items["cohorts"], users = items["users"];
       items = items["items"];
       int64_t n = static_cast<int64_t>(items.size());
       json out = page(std::move(items), n, 0, std::max<int64_t>(n, 1));
       out["cohorts"] = cohorts;
+      out["users"] = users;  // what each user's running jobs hold
       sendJson(res, 200, out);
     });
     // Node states: drain (no new work), down (lost: its replicas are Lost and

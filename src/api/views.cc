@@ -144,11 +144,17 @@ json queuesJson(store::Store& db, const std::optional<std::string>& viewer) {
   std::map<std::string, sched::Resources> used;
   std::map<std::string, json> pending;
   std::map<std::string, int> running;
+  // Per user: what their running jobs hold (another user's name is not
+  // shown to a viewer who is not an administrator: "others").
+  std::map<std::string, sched::Resources> by_user;
+  std::map<std::string, int> running_by_user;
   for (const auto& r : rows) {
     auto p = placements.find(r.id);
     if (p != placements.end()) {
-      for (const auto& pl : p->second) used[r.queue] += pl.held;
+      std::string who = !viewer || *viewer == r.user ? (r.user.empty() ? "(no auth)" : r.user) : "others";
+      for (const auto& pl : p->second) used[r.queue] += pl.held, by_user[who] += pl.held;
       running[r.queue]++;
+      running_by_user[who]++;
     }
     if (r.phase != store::kQueued) continue;
     json& list = pending[r.queue];
@@ -185,7 +191,10 @@ json queuesJson(store::Store& db, const std::optional<std::string>& viewer) {
   json cohorts = json::array();
   for (const auto& d : defs)
     if (d.kind == "Cohort") cohorts.push_back({{"name", d.name}, {"parent", d.parent}});
-  return {{"items", items}, {"cohorts", cohorts}};
+  json users = json::array();
+  for (const auto& [who, held] : by_user)
+    users.push_back({{"user", who}, {"usage", amounts(sched::amounts(held))}, {"running", running_by_user[who]}});
+  return {{"items", items}, {"cohorts", cohorts}, {"users", users}};
 }
 
 ModelSource modelSource(store::Store& st, const std::string& from) {

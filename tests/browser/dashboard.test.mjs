@@ -183,6 +183,12 @@ try {
   assert.ok((await page.$$('#cnodes tr[data-node]')).length >= 1, 'a node row');
   assert.match(await page.textContent('#cqueues tr[data-queue="default"]'), /unlimited/);
   assert.match(await page.textContent('#cpending'), /nothing waits/);
+  assert.match(await page.textContent('#cusers'), /nothing running/);
+  const gate = join(dir, 'gate');
+  ty('submit', write('busy.yaml', job('busy', `while [ ! -e ${gate} ]; do sleep 0.05; done`)));
+  await page.waitForSelector('#cusers tr[data-user]', { timeout: 15000 });
+  assert.match(await page.textContent('#cusers tr[data-user]'), /1\s*cpu 0\.1/, 'one running job holding 0.1 cpu');
+  writeFileSync(gate, '');
   ty('submit', write('held.yaml', job('held', 'echo never').replace('  resources:', '  suspend: true\n  resources:')));
   await page.waitForSelector('#cpending tr[data-pending="held"]', { timeout: 15000 });
   await page.screenshot({ path: join(ARTIFACTS, 'cluster.png'), fullPage: true });

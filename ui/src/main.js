@@ -680,19 +680,18 @@ function nodesTable(n) {
 async function clusterPage() {
   app.innerHTML = `<h1>Cluster</h1><h2>Nodes</h2><div class="panel" id="cnodes"></div>
     <h2>Queues</h2><div class="panel" id="cqueues"></div>
-    <div class="grid2"><div><h2>Running jobs by user</h2><div class="panel" id="cusers"></div></div>
+    <div class="grid2"><div><h2>Usage by user</h2><div class="panel" id="cusers"></div></div>
     <div><h2>Pending jobs</h2><div class="panel" id="cpending"></div></div></div>`;
   const amount = (a) => Object.entries(a || {}).map(([k, v]) => `${esc(k)} ${k === 'memory' ? (v / 2 ** 30).toFixed(1) + ' GiB' : fmt(v)}`).join(', ') || 'unlimited';
   const render = async () => {
-    const [n, q, running] = await Promise.all([api('/nodes'), api('/queues'), api('/jobs?state=active&limit=1000')]);
+    const [n, q] = await Promise.all([api('/nodes'), api('/queues')]);
     document.getElementById('cnodes').innerHTML = nodesTable(n);
     document.getElementById('cqueues').innerHTML = `<table><thead><tr><th>Queue</th><th>Cohort</th><th>Quota</th><th>Usage</th><th>Running</th><th>Pending</th></tr></thead><tbody>${
       q.items.map((x) => `<tr data-queue="${esc(x.name)}"><td>${esc(x.name)}</td><td>${esc(x.cohort || '-')}</td><td>${amount(x.quota)}</td>
         <td>${amount(x.usage)}${x.borrowing ? ' <span class="phase Restarting">borrowing</span>' : ''}</td><td>${x.running}</td><td>${x.pending}</td></tr>`).join('')}</tbody></table>`;
-    const users = {};
-    for (const j of running.items) if (j.phase === 'Running') users[j.user || '(no auth)'] = (users[j.user || '(no auth)'] || 0) + 1;
-    document.getElementById('cusers').innerHTML = Object.keys(users).length
-      ? `<table><tbody>${Object.entries(users).map(([u, c]) => `<tr><td>${esc(u)}</td><td>${c}</td></tr>`).join('')}</tbody></table>`
+    document.getElementById('cusers').innerHTML = (q.users || []).length
+      ? `<table><thead><tr><th>User</th><th>Running</th><th>Holds</th></tr></thead><tbody>${
+        q.users.map((u) => `<tr data-user="${esc(u.user)}"><td>${esc(u.user)}</td><td>${u.running}</td><td>${amount(u.usage)}</td></tr>`).join('')}</tbody></table>`
       : '<div class="muted">nothing running</div>';
     const pending = q.items.flatMap((x) => x.jobs.map((j) => ({ ...j, queue: x.name })));
     document.getElementById('cpending').innerHTML = pending.length
