@@ -42,6 +42,12 @@ std::optional<std::string> pbtTrialDir(const spec::ExperimentSpec& spec) {
   return it->second;
 }
 
+// A PBT trial's checkpoint directory, seeded from its parent's before each
+// run of the trial (its first, or again after a crash).
+void seedIfPbt(const ControllerOptions& opts, const store::ExperimentRecord& e, const store::TrialRecord& t) {
+  if (pbtTrialDir(e.spec)) seedCheckpoint(opts.data_dir, e, t, opts.run_uid, opts.run_gid);
+}
+
 }  // namespace
 
 struct ExperimentController::State {
@@ -227,7 +233,7 @@ void ExperimentController::startTrial(store::ExperimentRecord& e, State& s, int 
   for (size_t j = 0; j < e.spec.space.size(); ++j)
     t.params[e.spec.space.params[j].name] = e.spec.space.params[j].format(suggestion->point[j]);
   t.created_at = store::nowSeconds();
-  if (pbtTrialDir(e.spec)) seedCheckpoint(opts_.data_dir, e, t, opts_.run_uid, opts_.run_gid);
+  seedIfPbt(opts_, e, t);
   // The trial and its job are stored together: a crash leaves both or neither.
   store_.transaction([&] {
     t.job_name = submitTrialJob(e, t);
@@ -283,7 +289,7 @@ void ExperimentController::driveTrial(store::ExperimentRecord& e, State& s, stor
   if (lost) {
     // A run interrupted with its controller (kill -9 of `trainyard run`):
     // its processes went with it. The trial runs again under a new job.
-    if (pbtTrialDir(e.spec)) seedCheckpoint(opts_.data_dir, e, t, opts_.run_uid, opts_.run_gid);
+    seedIfPbt(opts_, e, t);
     store_.transaction([&] {
       if (!store::isTerminal(job->phase)) markControllerLost(store_, *job, "; the trial runs again");
       t.runs += 1;
@@ -297,7 +303,7 @@ void ExperimentController::driveTrial(store::ExperimentRecord& e, State& s, stor
     return;
   }
   if (!job) {
-    if (pbtTrialDir(e.spec)) seedCheckpoint(opts_.data_dir, e, t, opts_.run_uid, opts_.run_gid);
+    seedIfPbt(opts_, e, t);
     store_.transaction([&] {
       t.job_name = submitTrialJob(e, t);
       store_.upsertTrial(t);

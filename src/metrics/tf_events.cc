@@ -154,20 +154,24 @@ TfEventDirectory::TfEventDirectory(std::string dir, std::vector<std::string> wan
     const auto& f = it.value();
     if (!f.is_object()) continue;
     auto [at, fresh] = files_.try_emplace(it.key());
-    std::string sub = std::filesystem::path(it.key()).parent_path().lexically_relative(dir_).string();
-    at->second.reader = TfEventReader(sub == "." ? "" : sub, wanted_);
+    at->second.reader = readerFor(it.key());
     at->second.cursor = f.value("c", "");
     at->second.reader.restoreCarry(unhex(f.value("k", "")));
     if (f.contains("e")) at->second.reader.fail(f.value("e", ""));
   }
 }
 
+TfEventReader TfEventDirectory::readerFor(const std::string& path) const {
+  // Its tags are named after its directory below dir_ ("train/loss").
+  std::string sub = std::filesystem::path(path).parent_path().lexically_relative(dir_).string();
+  return TfEventReader(sub == "." ? "" : sub, wanted_);
+}
+
 bool TfEventDirectory::poll(const List& list, const Read& read, std::vector<MetricPoint>& out) {
   for (const auto& path : list(dir_)) {
     if (files_.size() >= kMaxFiles) break;
     if (files_.count(path)) continue;
-    std::string sub = std::filesystem::path(path).parent_path().lexically_relative(dir_).string();
-    files_[path].reader = TfEventReader(sub == "." ? "" : sub, wanted_);
+    files_[path].reader = readerFor(path);
   }
   bool drained = true;
   for (auto& [path, f] : files_) {

@@ -75,6 +75,8 @@ class TfEventDirectory {
     std::string cursor;
     TfEventReader reader;
   };
+  TfEventReader readerFor(const std::string& path) const;
+
   std::string dir_;
   std::vector<std::string> wanted_;
   std::map<std::string, File> files_;

@@ -223,29 +223,23 @@ function seriesChart(el, job, info) {
     s.step.forEach((x, i) => rows.push([x, s.last[i], s.min?.[i] ?? s.last[i], s.max?.[i] ?? s.last[i], s.time?.[i] ?? ''].join(',')));
     return rows.join('\n') + '\n';
   }
-  const dl = document.createElement('button');
-  dl.className = 'csv';
-  dl.dataset.csv = info.name;
-  dl.textContent = 'CSV';
-  dl.onclick = () => {
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(new Blob([csv()], { type: 'text/csv' }));
-    a.download = `${job}-${info.name}.csv`;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  // A button above the chart that downloads what href() gives (a data or blob URL).
+  const download = (kind, href) => {
+    const b = document.createElement('button');
+    b.className = 'csv';
+    b.dataset[kind] = info.name;
+    b.textContent = kind.toUpperCase();
+    b.onclick = () => {
+      const a = document.createElement('a');
+      a.href = href();
+      a.download = `${job}-${info.name}.${kind}`;
+      a.click();
+      if (a.href.startsWith('blob:')) setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    };
+    el.parentElement?.insertBefore(b, el);
   };
-  el.parentElement?.insertBefore(dl, el);
-  const png = document.createElement('button');
-  png.className = 'csv';
-  png.dataset.png = info.name;
-  png.textContent = 'PNG';
-  png.onclick = () => {
-    const a = document.createElement('a');
-    a.href = c.getDataURL({ type: 'png', pixelRatio: 2, backgroundColor: '#fff' });
-    a.download = `${job}-${info.name}.png`;
-    a.click();
-  };
-  el.parentElement?.insertBefore(png, el);
+  download('csv', () => URL.createObjectURL(new Blob([csv()], { type: 'text/csv' })));
+  download('png', () => c.getDataURL({ type: 'png', pixelRatio: 2, backgroundColor: '#fff' }));
   let zoomT = null;
   c.on('datazoom', () => {
     clearTimeout(zoomT);
