@@ -156,7 +156,10 @@ bool RequestGuard::check(http::Request& req, http::Response& res) {
                            opts_.address, opts_.public_url.empty() ? "" : " or " + opts_.public_url));
     return true;
   }
-  bool write = isWrite(req.method);
+  // A WebSocket is opened by a GET, but it is a channel that changes things
+  // (a kernel runs code) and browsers open one cross-site with the cookie:
+  // it passes the write rules (cross-site WebSocket hijacking).
+  bool write = isWrite(req.method) || strcasecmp(req.get_header_value("Upgrade").c_str(), "websocket") == 0;
   std::string origin = req.get_header_value("Origin");
   if (write && !origin.empty() && !originAllowed(req, origin)) {
     writeError(req, res, 403, "ForbiddenOrigin",
@@ -209,6 +212,7 @@ bool RequestGuard::check(http::Request& req, http::Response& res) {
     return true;
   }
   auto u = opts_.auth->lookup(token);
+  for (size_t i = 0; !u && i < verifiers_.size(); ++i) u = verifiers_[i](token);
   if (!u) {
     failed(req.remote_addr);
     if (pagePath()) {

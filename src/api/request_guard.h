@@ -3,7 +3,7 @@
 //  - Host names a loopback address, the listening address or the public URL
 //    (DNS rebinding); skipped when listening on a wildcard address, where
 //    --auth is mandatory.
-//  - State-changing methods: an Origin, when sent, is this server's own or
+//  - State-changing methods (and WebSocket upgrades): an Origin, when sent, is this server's own or
 //    listed in allowed_origins; a body is application/json or
 //    application/yaml (a browser sends neither cross-origin without a
 //    preflight, which is never granted) - but for the inference protocols
@@ -51,6 +51,9 @@ class RequestGuard {
   // `throttled` set when this address has guessed too often.
   std::optional<User> signIn(const std::string& remote_addr, const std::string& token, bool& throttled);
   bool authEnabled() const { return opts_.auth.has_value(); }
+  // Another kind of token (a notebook's scoped one), asked when the token
+  // file does not know a token. Added before the server serves.
+  void addTokenVerifier(TokenAuth::Verifier v) { verifiers_.push_back(std::move(v)); }
   // Seconds a throttled address should wait (the Retry-After header).
   std::string retryAfter() const;
 
@@ -63,6 +66,7 @@ class RequestGuard {
   void failed(const std::string& addr);
 
   GuardOptions opts_;
+  std::vector<TokenAuth::Verifier> verifiers_;
   std::vector<std::string> own_hosts_;
   std::mutex mu_;
   struct Bucket {

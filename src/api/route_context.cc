@@ -1,6 +1,10 @@
 #include "api/route_context.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
+
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +14,7 @@
 #include "http/server.h"
 
 namespace trainyard::api {
+namespace fs = std::filesystem;
 namespace {
 // gzip at level 1: a 500 KB answer (10,000 trials as columns) costs a few
 // milliseconds, where the HTTP library's own brotli took a second.
@@ -155,6 +160,56 @@ void RouteContext::route(const char* method, const std::string& pattern, const s
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   };
   http.route(method, pattern, wrapped, max_body);
+}
+
+// Body: {"yaml": "...", "file": "job.yaml", "baseDir": "/abs", "overrides": ["a=b"]}
+// or raw YAML (Content-Type application/yaml or text/yaml).
+// (The request guard has already refused any other Content-Type.)
+spec::LoadedSpec RouteContext::loadSpecBody(const http::Request& req, const std::string& workspace) {
+  auto tooLarge = [](size_t n) {
+    return ApiError(413, "TooLarge", fmt::format("the spec is {} bytes; specs are limited to {} bytes (1 MiB)", n, spec::kMaxSpecBytes), "yaml");
+  };
+  std::string type = req.get_header_value("Content-Type");
+  if (type.find("json") != std::string::npos) {
+    json b = json::parse(req.body);
+    if (!b.is_object() || !b.contains("yaml") || !b["yaml"].is_string())
+      throw ApiError(400, "InvalidRequest", "expected {\"yaml\": \"<the spec>\", \"file\": ..., \"baseDir\": ...}", "yaml");
+    const std::string& text = b["yaml"].get_ref<const std::string&>();
+    if (text.size() > spec::kMaxSpecBytes) throw tooLarge(text.size());
+    std::string base = b.contains("baseDir") && b["baseDir"].is_string() ? b["baseDir"].get<std::string>() : fs::current_path().string();
+    if (!workspace.empty() && !spec::isInside(base, workspace)) base = workspace;
+    std::string file = b.contains("file") && b["file"].is_string() ? b["file"].get<std::string>() : "<request>";
+    std::vector<std::string> overrides;
+    if (b.contains("overrides")) {
+      if (!b["overrides"].is_array() || b["overrides"].size() > 1000)
+        throw ApiError(400, "InvalidRequest", "overrides must be a list of at most 1000 \"path=value\" strings", "overrides");
+      for (size_t i = 0; i < b["overrides"].size(); ++i) {
+        if (!b["overrides"][i].is_string())
+          throw ApiError(400, "InvalidRequest", "each override is a \"path=value\" string", fmt::format("overrides[{}]", i));
+        overrides.push_back(b["overrides"][i].get<std::string>());
+      }
+    }
+    return spec::loadSpecString(text, file, base, overrides);
+  }
+  if (req.body.size() > spec::kMaxSpecBytes) throw tooLarge(req.body.size());
+  return spec::loadSpecString(req.body, "<request>", workspace.empty() ? fs::current_path().string() : workspace);
+}
+
+
+// A workspace: DATA_DIR/workspaces/<dir>, owned by the jobs' Unix user.
+std::string RouteContext::makeWorkspace(const std::string& dir) {
+  fs::path ws = fs::path(opts.data_dir) / "workspaces" / dir;
+  std::error_code ec;
+  if (!fs::exists(ws, ec)) {
+    fs::create_directories(ws.parent_path(), ec);
+    chmod(ws.parent_path().c_str(), 0711);
+    fs::create_directory(ws, ec);
+    if (ec) throw ApiError(500, "Internal", fmt::format("cannot create the workspace {}: {}", ws.string(), ec.message()));
+    chmod(ws.c_str(), 0700);
+    if (opts.workspace_uid >= 0 && chown(ws.c_str(), opts.workspace_uid, opts.workspace_gid) != 0)
+      throw ApiError(500, "Internal", fmt::format("cannot hand the workspace {} to the jobs' user", ws.string()));
+  }
+  return ws.string();
 }
 
 void RouteContext::wake() {

@@ -103,6 +103,14 @@ class RouteContext {
   // Registers a handler: errors as JSON, request metrics labelled `label`.
   void route(const char* method, const std::string& pattern, const std::string& label, Handler h, size_t max_body = 0);
   void wake();
+
+  // A spec in a request body: {"yaml": "...", "file": "job.yaml", "baseDir":
+  // "/abs", "overrides": ["a=b"]}, or raw YAML. With a workspace, baseDir
+  // stays inside it.
+  spec::LoadedSpec loadSpecBody(const http::Request& req, const std::string& workspace);
+  // DATA_DIR/workspaces/<dir>, made on first use (0700, owned by the jobs'
+  // Unix user); its path.
+  std::string makeWorkspace(const std::string& dir);
 };
 
 // A resource's routes; its handlers capture it, so the server keeps it.
@@ -116,6 +124,9 @@ std::unique_ptr<RouteGroup> mountJobRoutes(const RouteContext& c);         // jo
 std::unique_ptr<RouteGroup> mountSubmitRoutes(const RouteContext& c);      // POST jobs and experiments
 std::unique_ptr<RouteGroup> mountExperimentRoutes(const RouteContext& c);  // experiments and trials
 std::unique_ptr<RouteGroup> mountModelRoutes(const RouteContext& c);       // POST a job's model into --models
+// Notebooks: their API, the proxy at /notebooks/<owner>/<name>/ and the
+// idle culler (a thread from construction to destruction).
+std::unique_ptr<RouteGroup> mountNotebookRoutes(const RouteContext& c, RequestGuard& guard);
 // The sign-in form (throttled by the guard) and the embedded dashboard: last,
 // as its catch-all route answers every other GET.
 std::unique_ptr<RouteGroup> mountDashboardRoutes(const RouteContext& c, RequestGuard& guard);

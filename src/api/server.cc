@@ -38,6 +38,7 @@ struct ApiServer::Impl {
     groups.push_back(mountExperimentRoutes(c));
     groups.push_back(mountModelRoutes(c));
     stream = mountChangeStream(c);
+    groups.push_back(mountNotebookRoutes(c, guard));
     if (opts.extra_routes) opts.extra_routes(http);  // the inference API, before the dashboard's catch-all
     groups.push_back(mountDashboardRoutes(c, guard));
     http.set_pre_routing([this](http::Request& req, http::Response& res) { return guard.check(req, res); });

@@ -39,56 +39,12 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
     route("POST", R"(/api/v1/jobs/([^/]+)/rerun)", "/api/v1/jobs/{name}/rerun", [this](const auto& req, auto& res, const User& u) { rerun(req, res, u); });
   }
 
-  // Body: {"yaml": "...", "file": "job.yaml", "baseDir": "/abs", "overrides": ["a=b"]}
-  // or raw YAML (Content-Type application/yaml or text/yaml).
-  // (The request guard has already refused any other Content-Type.)
-  spec::LoadedSpec loadBody(const http::Request& req, const std::string& workspace) {
-    auto tooLarge = [](size_t n) {
-      return ApiError(413, "TooLarge", fmt::format("the spec is {} bytes; specs are limited to {} bytes (1 MiB)", n, spec::kMaxSpecBytes), "yaml");
-    };
-    std::string type = req.get_header_value("Content-Type");
-    if (type.find("json") != std::string::npos) {
-      json b = json::parse(req.body);
-      if (!b.is_object() || !b.contains("yaml") || !b["yaml"].is_string())
-        throw ApiError(400, "InvalidRequest", "expected {\"yaml\": \"<the spec>\", \"file\": ..., \"baseDir\": ...}", "yaml");
-      const std::string& text = b["yaml"].get_ref<const std::string&>();
-      if (text.size() > spec::kMaxSpecBytes) throw tooLarge(text.size());
-      std::string base = b.contains("baseDir") && b["baseDir"].is_string() ? b["baseDir"].get<std::string>() : fs::current_path().string();
-      if (!workspace.empty() && !spec::isInside(base, workspace)) base = workspace;
-      std::string file = b.contains("file") && b["file"].is_string() ? b["file"].get<std::string>() : "<request>";
-      std::vector<std::string> overrides;
-      if (b.contains("overrides")) {
-        if (!b["overrides"].is_array() || b["overrides"].size() > 1000)
-          throw ApiError(400, "InvalidRequest", "overrides must be a list of at most 1000 \"path=value\" strings", "overrides");
-        for (size_t i = 0; i < b["overrides"].size(); ++i) {
-          if (!b["overrides"][i].is_string())
-            throw ApiError(400, "InvalidRequest", "each override is a \"path=value\" string", fmt::format("overrides[{}]", i));
-          overrides.push_back(b["overrides"][i].get<std::string>());
-        }
-      }
-      return spec::loadSpecString(text, file, base, overrides);
-    }
-    if (req.body.size() > spec::kMaxSpecBytes) throw tooLarge(req.body.size());
-    return spec::loadSpecString(req.body, "<request>", workspace.empty() ? fs::current_path().string() : workspace);
-  }
-
   // A non-admin user's files: workingDir, baseDir and outputs.dir stay in
-  // DATA_DIR/workspaces/<user>, owned by the jobs' Unix user. Admins (and
-  // everyone without --auth, where the one user owns the machine) are free.
+  // DATA_DIR/workspaces/<user>. Admins (and everyone without --auth, where
+  // the one user owns the machine) are free.
   std::string workspaceOf(const User& u) {
     if (!opts.access.auth || u.admin || opts.data_dir.empty()) return "";
-    fs::path ws = fs::path(opts.data_dir) / "workspaces" / u.name;
-    std::error_code ec;
-    if (!fs::exists(ws, ec)) {
-      fs::create_directories(ws.parent_path(), ec);
-      chmod(ws.parent_path().c_str(), 0711);
-      fs::create_directory(ws, ec);
-      if (ec) throw ApiError(500, "Internal", fmt::format("cannot create the workspace {}: {}", ws.string(), ec.message()));
-      chmod(ws.c_str(), 0700);
-      if (opts.workspace_uid >= 0 && chown(ws.c_str(), opts.workspace_uid, opts.workspace_gid) != 0)
-        throw ApiError(500, "Internal", fmt::format("cannot hand the workspace {} to the jobs' user", ws.string()));
-    }
-    return ws.string();
+    return makeWorkspace(u.name);
   }
 
   // `podman build` runs as the server's Unix user (root on a shared
@@ -137,7 +93,7 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
   void submit(const http::Request& req, http::Response& res, const User& u, bool want_experiment) {
     if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
     std::string workspace = workspaceOf(u);
-    spec::LoadedSpec loaded = loadBody(req, workspace);
+    spec::LoadedSpec loaded = loadSpecBody(req, workspace);
     if (loaded.queue) {
       // Queues and cohorts divide the cluster: administrators only.
       if (!u.admin) throw ApiError(403, "Forbidden", fmt::format("only administrators apply a {}", loaded.queue->kind), "kind");
@@ -148,6 +104,8 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
       sendJson(res, 201, out);
       return;
     }
+    if (loaded.notebook)
+      throw ApiError(400, "WrongKind", "this is a Notebook: POST it to /api/v1/notebooks (trainyard notebook start FILE)", "kind");
     if (loaded.experiment && !want_experiment)
       throw ApiError(400, "WrongKind", "this is an Experiment: POST it to /api/v1/experiments", "kind");
     if (!loaded.experiment && want_experiment)

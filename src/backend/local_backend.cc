@@ -457,6 +457,11 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
     if (devnull >= 0) dup2(devnull, 0);
     dup2(log, 1);
     dup2(log, 2);
+    // Nothing else of the server's goes with the replica: not its listening
+    // socket (a job would hold the server's port across a restart), not its
+    // store, not its clients' connections.
+    if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) != 0)
+      for (int fd = 3; fd < 65536; ++fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (child_umask >= 0) umask(static_cast<mode_t>(child_umask));
     if (switch_uid >= 0) {
       errno = 0;

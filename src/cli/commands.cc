@@ -160,6 +160,12 @@ int runJobSpec(const Globals& g, const RunOptions& o, spec::TrainJobSpec spec);
 int cmdRun(const Globals& g, const RunOptions& o) {
   spec::LoadedSpec loaded = spec::loadSpecFile(o.file, o.overrides);
   printWarnings(loaded);
+  if (loaded.notebook)
+    throw UserError(fmt::format("{} is a Notebook: notebooks run behind a server's proxy; start it with "
+                                "`trainyard notebook start {} --server URL`",
+                                o.file, o.file));
+  if (loaded.queue)
+    throw UserError(fmt::format("{} is a {}: apply it with `trainyard apply {}`", o.file, loaded.kind, o.file));
   if (loaded.experiment) return cmdRunExperiment(g, o, loaded);
   return runJobSpec(g, o, loaded.job);
 }
@@ -771,6 +777,10 @@ int cmdValidate(const std::string& file, const std::vector<std::string>& overrid
     std::cout << fmt::format("{}: valid {} \"{}\" (apply it with `trainyard apply`)\n", file, loaded.kind, loaded.queue->name);
     return 0;
   }
+  if (loaded.notebook) {
+    std::cout << fmt::format("{}: valid Notebook \"{}\" (start it with `trainyard notebook start`)\n", file, loaded.notebook->name);
+    return 0;
+  }
   std::string roles;
   for (const auto& r : loaded.job.roles) roles += fmt::format("{}{} x{}", roles.empty() ? "" : ", ", r.name, r.replicas);
   std::cout << fmt::format("{}: valid {} \"{}\" ({}: {})\n", file, loaded.kind, loaded.job.name,
@@ -1027,6 +1037,24 @@ int runMain(int argc, char** argv) {
   auto* get_queues = get->add_subcommand("queues", "Queues with quota, usage, borrowing and waiting jobs");
   auto* get_nodes = get->add_subcommand("nodes", "Nodes with allocation, capacity and state (--server)");
 
+  auto* notebook = app.add_subcommand("notebook", "Jupyter notebooks on a server (--server), behind its sign-in (docs/notebooks.md)");
+  notebook->require_subcommand(1);
+  std::string nb_target, nb_owner;
+  std::vector<std::string> nb_set;
+  const char* nb_names[5] = {"start", "stop", "list", "open", "delete"};
+  const char* nb_help[5] = {"Start a notebook: a Notebook FILE, or the NAME of a stopped one",
+                            "Stop a notebook (its workspace is kept)", "Notebooks with their state, resources and last activity",
+                            "Print the notebook's URL (open it in a browser signed in to the dashboard)",
+                            "Delete a stopped notebook (its workspace is kept)"};
+  CLI::App* nb_actions[5];
+  for (int i = 0; i < 5; ++i) {
+    nb_actions[i] = notebook->add_subcommand(nb_names[i], nb_help[i]);
+    if (i == 2) continue;
+    nb_actions[i]->add_option("target", nb_target, i == 0 ? "A Notebook file, or a stopped notebook's name" : "Notebook name")->required();
+    nb_actions[i]->add_option("--owner", nb_owner, "Whose notebook (administrators see every user's)");
+  }
+  nb_actions[0]->add_option("--set", nb_set, "Override a field: path=value (repeatable)");
+
   auto* del = app.add_subcommand("delete", "Delete a finished job and its logs");
   del->require_subcommand(1);
   del->fallthrough();
@@ -1059,6 +1087,11 @@ int runMain(int argc, char** argv) {
       return remoteTop(remote, top_once);
     }
     if (*crds) return cmdCrds(crds_out, crds_check);
+    for (int i = 0; i < 5; ++i)
+      if (*nb_actions[i]) {
+        if (remote.url.empty()) remote.url = "http://127.0.0.1:8080";
+        return remoteNotebook(remote, nb_names[i], nb_target, nb_owner, nb_set);
+      }
     std::string node_action;
     for (int i = 0; i < 3; ++i)
       if (*node_actions[i]) node_action = node_names[i];

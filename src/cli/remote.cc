@@ -209,7 +209,14 @@ int remoteSubmit(const Remote& r, const std::string& file, const std::vector<std
     try {
       out = c.post("/api/v1/jobs", body);
     } catch (const RemoteError& e) {
-      if (std::string(e.what()).find("this is an Experiment") == std::string::npos) throw;
+      std::string what = e.what();
+      if (what.find("this is a Notebook") != std::string::npos) {
+        out = c.post("/api/v1/notebooks", body);
+        for (const auto& w : out.value("warnings", json::array())) std::cerr << "warning: " << w.get<std::string>() << "\n";
+        if (!emit(r, out)) std::cout << fmt::format("notebook {} started ({}): {}{}\n", str(out, "name"), str(out, "phase"), r.url, str(out, "url"));
+        return 0;
+      }
+      if (what.find("this is an Experiment") == std::string::npos) throw;
       out = c.post("/api/v1/experiments", body);
     }
     for (const auto& w : out.value("warnings", json::array())) std::cerr << "warning: " << w.get<std::string>() << "\n";
@@ -531,6 +538,76 @@ int remoteNode(const Remote& r, const std::string& action, const std::string& na
     if (!reason.empty()) path += "?reason=" + enc(reason);
     json out = c.post(path, json::object());
     if (!emit(r, out)) std::cout << fmt::format("node {} {}\n", name, str(out, "state"));
+    return 0;
+  });
+}
+
+namespace {
+std::string ago(double t) {
+  if (t <= 0) return "-";
+  double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  double s = std::max(0.0, now - t);
+  return s < 90 ? fmt::format("{:.0f}s ago", s) : s < 5400 ? fmt::format("{:.0f}m ago", s / 60) : fmt::format("{:.1f}h ago", s / 3600);
+}
+
+// The notebook `name` among those the caller sees (an admin sees every
+// user's: --owner picks one).
+json findNotebook(Client& c, const std::string& name, const std::string& owner) {
+  std::vector<json> found;
+  json all = c.get("/api/v1/notebooks?live=false");
+  for (const auto& n : all["items"])
+    if (n["name"] == name && (owner.empty() || n["owner"] == owner || (owner == "_" && n["owner"] == ""))) found.push_back(n);
+  if (found.empty()) throw RemoteError(kExitBadInput, fmt::format("no notebook named {}{} (see `trainyard notebook list`)", name,
+                                                                  owner.empty() ? "" : " of " + owner));
+  if (found.size() > 1) throw RemoteError(kExitBadInput, fmt::format("several users have a notebook named {}: name one with --owner", name));
+  return found[0];
+}
+
+std::string notebookPath(const json& n) {
+  std::string owner = n["owner"].get<std::string>();
+  return fmt::format("/api/v1/notebooks/{}/{}", enc(owner.empty() ? "_" : owner), enc(n["name"].get<std::string>()));
+}
+}  // namespace
+
+int remoteNotebook(const Remote& r, const std::string& action, const std::string& target, const std::string& owner,
+                   const std::vector<std::string>& overrides) {
+  return guarded([&] {
+    Client c(r);
+    if (action == "list") {
+      json items = c.get("/api/v1/notebooks")["items"];
+      if (emit(r, items)) return 0;
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& n : items) {
+        std::string owner_name = n["owner"].get<std::string>();
+        rows.push_back({str(n, "name"), owner_name.empty() ? "-" : owner_name, str(n, "phase"),
+                        formatValue(n["resources"]["cpu"].get<double>()),
+                        n["resources"]["memoryBytes"].get<double>() > 0
+                            ? fmt::format("{:.1f}Gi", n["resources"]["memoryBytes"].get<double>() / 1073741824.0)
+                            : "-",
+                        n["resources"]["gpu"].dump(), n["lastActivity"].is_number() ? ago(n["lastActivity"].get<double>()) : "-",
+                        r.url + str(n, "url")});
+      }
+      printTable(std::cout, {"NAME", "OWNER", "PHASE", "CPU", "MEMORY", "GPU", "LAST ACTIVITY", "URL"}, rows);
+      return 0;
+    }
+    if (action == "start" && fs::is_regular_file(target)) {
+      std::string text = util::readFrom(target, 0, 16 << 20);
+      json body{{"yaml", text}, {"file", target}, {"baseDir", fs::absolute(target).parent_path().string()}, {"overrides", overrides}};
+      json out = c.post("/api/v1/notebooks", body);
+      for (const auto& w : out.value("warnings", json::array())) std::cerr << "warning: " << w.get<std::string>() << "\n";
+      if (!emit(r, out)) std::cout << fmt::format("notebook {} started ({}): {}{}\n", str(out, "name"), str(out, "phase"), r.url, str(out, "url"));
+      return 0;
+    }
+    json n = findNotebook(c, target, owner);
+    if (action == "open") {
+      if (!emit(r, n)) std::cout << r.url << str(n, "url") << "\n";
+      return 0;
+    }
+    json out = action == "delete" ? c.del(notebookPath(n)) : c.post(notebookPath(n) + "/" + action, json::object());
+    if (!emit(r, out))
+      std::cout << (action == "delete" ? fmt::format("notebook {} deleted (its workspace is kept)\n", target)
+                    : action == "stop" ? fmt::format("notebook {} stopping (its workspace is kept)\n", target)
+                                       : fmt::format("notebook {} started ({}): {}{}\n", target, str(out, "phase"), r.url, str(out, "url")));
     return 0;
   });
 }

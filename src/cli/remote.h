@@ -35,6 +35,10 @@ int remoteCancel(const Remote& r, const std::string& name, bool experiment);
 int remoteSuspend(const Remote& r, const std::string& name, bool suspend);
 int remoteDelete(const Remote& r, const std::string& name);
 int remoteTop(const Remote& r, bool once);
+// `notebook list|start|stop|open|delete`: start takes a Notebook file (or
+// the name of a stopped one); the others a name (and --owner, for admins).
+int remoteNotebook(const Remote& r, const std::string& action, const std::string& target, const std::string& owner,
+                   const std::vector<std::string>& overrides);
 // Queues, cohorts and nodes.
 int remoteGetQueues(const Remote& r);
 int remoteGetNodes(const Remote& r);

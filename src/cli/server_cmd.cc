@@ -201,6 +201,7 @@ int cmdServer(const ServerCliOptions& o) {
     so.workspace_gid = bo.run_gid;
   }
   so.data_dir = data_dir;
+  so.backend = o.backend;
   // The small supervisor beside this binary; else this binary's own __supervise.
   fs::path self = fs::read_symlink("/proc/self/exe");
   bo.supervisor = fs::exists(self.parent_path() / "trainyard-supervise") ? (self.parent_path() / "trainyard-supervise").string()

@@ -108,7 +108,7 @@ ClientResponse Client::request(const std::string& method, const std::string& tar
     c.stream.expires_after(read_timeout_);
     beast::error_code ec = c.run([&](auto h) { bhttp::async_write(c.stream, req, h); });
     bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    parser.body_limit(max_body_);
     if (!ec) ec = c.run([&](auto h) { bhttp::async_read(c.stream, c.buffer, parser, h); });
     if (ec) {
       c.close();

@@ -4,6 +4,7 @@
 // front of the server, which speaks plain HTTP itself).
 #pragma once
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -38,6 +39,9 @@ class Client {
     read_timeout_ = read;
   }
 
+  // A response body over this many bytes is an error (ClientError).
+  void set_max_body(size_t bytes) { max_body_ = bytes; }
+
   ClientResponse request(const std::string& method, const std::string& target, const std::string& body = "",
                          const std::string& content_type = "", const Headers& extra = {});
   ClientResponse get(const std::string& target) { return request("GET", target); }
@@ -53,6 +57,7 @@ class Client {
   std::string host_, port_;
   std::string token_;
   std::chrono::milliseconds connect_timeout_{5000}, read_timeout_{3600 * 1000};
+  size_t max_body_ = SIZE_MAX;
   std::unique_ptr<Conn> conn_;
 };
 

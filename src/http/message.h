@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <optional>
 #include <regex>
 #include <string>
 
@@ -46,11 +47,22 @@ class StreamSink {
 // called done(); it may block (a stream holds that thread, not an I/O one).
 using StreamProducer = std::function<bool(StreamSink&)>;
 
+// A handler's answer that is not an answer: the connection becomes a byte
+// pipe to host:port (an IP address), after `head` (the request as the
+// upstream should see it) is sent there. The upstream answers the client
+// itself, e.g. "101 Switching Protocols" for a WebSocket it proxies.
+struct Tunnel {
+  std::string host;
+  int port = 0;
+  std::string head;
+};
+
 struct Response {
   int status = 200;
   std::string body;
   Headers headers;
   StreamProducer stream;  // set: a chunked body produced by repeated calls (SSE)
+  std::optional<Tunnel> tunnel;  // set: splice the connection (http/server.h)
 
   void set_header(const std::string& key, const std::string& value);
   void set_content(std::string text, const std::string& content_type);

@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -180,6 +181,8 @@ struct Server::Impl {
   std::condition_variable stream_cv;
   int streams = 0;
   std::unordered_map<std::string, int> streams_by_address;
+  int tunnels = 0;  // guarded by stream_mu, as the streams
+  std::unordered_map<std::string, int> tunnels_by_address;
 
   std::unique_ptr<WorkerPool> pool;
   // Last, so that it (and the sessions its handlers hold) goes first.
@@ -354,6 +357,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto res = std::make_shared<Response>();
     srv_->dispatch(*req, route, *res);
     if (res->stream) return startStream(req, res);
+    if (res->tunnel) return asio::post(stream_.get_executor(), [self = shared_from_this(), res] { self->startTunnel(*res->tunnel); });
     asio::post(stream_.get_executor(), [self = shared_from_this(), res] { self->write(res); });
   }
 
@@ -433,6 +437,96 @@ class Session : public std::enable_shared_from_this<Session> {
     sink.done();
   }
 
+
+  // The connection becomes a pipe to the tunnel's upstream: connect, send
+  // the head and whatever the client sent after its request, then copy
+  // both ways until both sides have finished. No deadline while relaying:
+  // a WebSocket may be quiet for hours; the count per address bounds them.
+  void startTunnel(const Tunnel& t) {
+    {
+      std::lock_guard lk(srv_->stream_mu);
+      int& mine = srv_->tunnels_by_address[addr_];
+      bool full = srv_->tunnels >= limits().max_tunnels, greedy = mine >= limits().max_tunnels_per_address;
+      if (full || greedy || srv_->stopped) {
+        if (mine == 0) srv_->tunnels_by_address.erase(addr_);
+        return failTunnel(503, "Busy", greedy ? fmt::format("this address holds {} proxied connections already", mine)
+                                             : fmt::format("the server holds {} proxied connections already", srv_->tunnels));
+      }
+      ++srv_->tunnels;
+      ++mine;
+    }
+    Server::Impl* srv = srv_;
+    std::string addr = addr_;
+    tunnel_slot_ = std::shared_ptr<void>(nullptr, [srv, addr](void*) {
+      std::lock_guard lk(srv->stream_mu);
+      --srv->tunnels;
+      if (--srv->tunnels_by_address[addr] <= 0) srv->tunnels_by_address.erase(addr);
+    });
+    beast::error_code ec;
+    auto ip = asio::ip::make_address(t.host, ec);
+    if (ec) return failTunnel(502, "BadGateway", fmt::format("the upstream {} is not an IP address", t.host));
+    upstream_.emplace(stream_.get_executor());
+    upstream_->expires_after(limits().connect_timeout);
+    tcp::endpoint ep(ip, static_cast<unsigned short>(t.port));
+    head_ = t.head;
+    // Bytes the client sent after its request (rare before the 101) go too.
+    auto extra = buffer_.data();
+    head_.append(static_cast<const char*>(extra.data()), extra.size());
+    buffer_.consume(buffer_.size());
+    upstream_->async_connect(ep, [self = shared_from_this(), ep](beast::error_code ec) {
+      if (ec)
+        return self->failTunnel(502, "BadGateway", fmt::format("cannot reach {}:{}: {}", ep.address().to_string(), ep.port(), ec.message()));
+      self->upstream_->expires_after(self->limits().write_timeout);
+      asio::async_write(*self->upstream_, asio::buffer(self->head_), [self](beast::error_code ec, size_t) {
+        if (ec) return self->close();
+        self->head_.clear();
+        self->upstream_->expires_never();
+        self->stream_.expires_never();
+        self->up_buf_.resize(64 << 10);
+        self->down_buf_.resize(64 << 10);
+        self->relay(true);
+        self->relay(false);
+      });
+    });
+  }
+
+  void failTunnel(int status, const std::string& code, const std::string& message) {
+    auto res = std::make_shared<Response>();
+    errorResponse(*res, status, code, message);
+    keep_alive_ = false;
+    write(res);
+  }
+
+  // One direction of a tunnel: read some, write it all, again. At the end
+  // of one side the other side's sending half is shut, so half-closed
+  // exchanges finish; when both are over the connection closes.
+  void relay(bool to_upstream) {
+    auto& buf = to_upstream ? up_buf_ : down_buf_;
+    auto& from = to_upstream ? stream_ : *upstream_;
+    from.async_read_some(asio::buffer(buf), [self = shared_from_this(), to_upstream](beast::error_code ec, size_t n) {
+      auto& to = to_upstream ? *self->upstream_ : self->stream_;
+      if (ec) {
+        beast::error_code ignored;
+        to.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        if (++self->relays_done_ == 2) {
+          beast::error_code e2;
+          self->upstream_->socket().close(e2);
+          self->close();
+        }
+        return;
+      }
+      auto& buf = to_upstream ? self->up_buf_ : self->down_buf_;
+      asio::async_write(to, asio::buffer(buf.data(), n), [self, to_upstream](beast::error_code ec, size_t) {
+        if (ec) {
+          beast::error_code ignored;
+          self->upstream_->socket().close(ignored);
+          return self->close();
+        }
+        self->relay(to_upstream);
+      });
+    });
+  }
+
   // After refusing a request whose body is still arriving: stop sending,
   // read and drop what comes for a moment, so the client (still writing)
   // gets to read the answer instead of a reset connection.
@@ -456,6 +550,7 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
+    if (upstream_) upstream_->close();
   }
 
   beast::tcp_stream stream_;
@@ -472,6 +567,12 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_ = false;
   bool waiting_ = false;  // guarded by srv_->addr_mu
   std::list<std::weak_ptr<Session>>::iterator wait_it_;
+  // A tunnel's other end, what is sent there first, and its two buffers.
+  std::optional<beast::tcp_stream> upstream_;
+  std::string head_;
+  std::vector<char> up_buf_, down_buf_;  // sized when a tunnel starts
+  int relays_done_ = 0;
+  std::shared_ptr<void> tunnel_slot_;  // releases the tunnel's count with the session
 };
 
 void Server::Impl::accept() {
@@ -541,6 +642,8 @@ int Server::bind(const std::string& address, int port) {
   if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  // Children (a job's processes) must not inherit the port.
+  if (!ec) ::fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);
   if (ec) throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", address, port, ec.message()));
   return a.local_endpoint().port();
 }

@@ -3,7 +3,7 @@
 // within a total deadline and size limits, before a handler thread sees it,
 // so slow or idle clients (slowloris) cannot starve the others. Handlers run
 // on a fixed pool; a streamed response (SSE) moves to a thread of its own,
-// up to a cap. Limits per client address evict the oldest waiting
+// up to a cap; a tunnel (a proxied WebSocket) is relayed asynchronously. Limits per client address evict the oldest waiting
 // connection of that address rather than refuse a new one.
 #pragma once
 #include <chrono>
@@ -32,6 +32,11 @@ struct ServerLimits {
   int max_queued = 4096;     // complete requests waiting for a handler; beyond: 503
   int max_streams = 512;     // concurrent streamed responses; beyond: 503
   int max_streams_per_address = 128;  // so one client cannot take them all
+  // Spliced connections (Response::tunnel, e.g. proxied WebSockets): they
+  // cost no thread, only two sockets and two 64 KiB buffers each.
+  int max_tunnels = 1024;
+  int max_tunnels_per_address = 256;
+  std::chrono::milliseconds connect_timeout{5000};  // to a tunnel's upstream
   int io_threads = 1;
 };
 

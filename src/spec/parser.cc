@@ -435,7 +435,7 @@ TrainJobSpec parseJobNode(const Walker& w, const YAML::Node& root, const std::st
            fmt::format("expected trainyard.dev/v1 (or kubeflow.org/v1 for PyTorchJob, TFJob, MPIJob; "
                        "kubeflow.org/v1beta1 for a Katib Experiment), got \"{}\"", api));
   if (kind != "TrainJob")
-    w.fail(root["kind"], "kind", fmt::format("expected TrainJob, Experiment, Queue or Cohort, got \"{}\"", kind));
+    w.fail(root["kind"], "kind", fmt::format("expected TrainJob, Experiment, Notebook, Queue or Cohort, got \"{}\"", kind));
   return parseTrainJob(w, root, base_dir);
 }
 
@@ -601,6 +601,11 @@ LoadedSpec loadParsed(const Walker& w, const YAML::Node& root, const std::string
   if ((kind == "Queue" || kind == "Cohort") && api == "trainyard.dev/v1") {
     out.queue = parseQueue(w, root, kind);
     out.queue->source_file = file_name;
+    return out;
+  }
+  if (kind == "Notebook" && api == "trainyard.dev/v1") {
+    out.notebook = parseNotebook(w, root, base_dir);
+    out.notebook->source_file = file_name;
     return out;
   }
   if (kind == "PriorityClass" && api == "scheduling.k8s.io/v1") {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "spec/experiment.h"
+#include "spec/notebook.h"
 #include "spec/queue.h"
 #include "spec/trainjob.h"
 
@@ -28,6 +29,7 @@ struct LoadedSpec {
   TrainJobSpec job;  // when not an experiment
   std::optional<ExperimentSpec> experiment;
   std::optional<QueueDef> queue;  // kind Queue or Cohort
+  std::optional<NotebookSpec> notebook;  // kind Notebook
   // "file:line:col: path: ..." for each field that cannot apply here (image,
   // volumes, nodeSelector... on the local backend); never silently dropped.
   std::vector<std::string> warnings;

@@ -134,9 +134,21 @@ Field queueSpec() {
             mapOf("userWeights", f("", T::Number, ""), "fair share between its users")});
 }
 
+Field notebookSpec() {
+  std::vector<Field> fields;
+  for (auto& r : roleFields())
+    if (r.name != "command" && r.name != "args") fields.push_back(r);
+  fields.push_back(f("idleTimeout", T::IntOrString, "stopped after this long without kernel activity: 3600, \"30m\", \"2h\"; 0: never"));
+  fields.push_back(f("queue", T::String, "the queue whose share it holds"));
+  fields.push_back(f("priority", T::Integer, "higher is scheduled first"));
+  return f("spec", T::Object, "a Notebook: a Jupyter server holding resources, proxied behind the server's auth", fields);
+}
+
 const std::map<std::string, Field>& specs() {
-  static const std::map<std::string, Field> all = {
-      {"TrainJob", trainJobSpec()}, {"Experiment", experimentSpec()}, {"Queue", queueSpec()}};
+  static const std::map<std::string, Field> all = {{"TrainJob", trainJobSpec()},
+                                                   {"Experiment", experimentSpec()},
+                                                   {"Queue", queueSpec()},
+                                                   {"Notebook", notebookSpec()}};
   return all;
 }
 

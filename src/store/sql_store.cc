@@ -543,8 +543,9 @@ std::vector<JobRecord> SqlStore::listActiveJobs() {
 namespace {
 // A LIKE pattern matching `"key":"value"` inside the labels JSON. LIKE's
 // own wildcards are escaped; the JSON encoding of the label is exact.
+// An empty value matches any value of the key.
 std::string labelPattern(const std::string& key, const std::string& value) {
-  std::string frag = nlohmann::json(key).dump() + ":" + nlohmann::json(value).dump();
+  std::string frag = nlohmann::json(key).dump() + ":" + (value.empty() ? "" : nlohmann::json(value).dump());
   std::string out = "%";
   for (char c : frag) {
     if (c == '%' || c == '_' || c == '\\') out += '\\';

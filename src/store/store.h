@@ -148,7 +148,7 @@ struct TrialRecord {
 struct JobQuery {
   std::string phase;        // "" = any; "active" = not Succeeded/Failed
   std::string label_key;    // "" = any
-  std::string label_value;
+  std::string label_value;  // "" = any value of label_key
   std::optional<std::string> viewer;
   bool include_trials = true;  // jobs labelled trainyard.dev/experiment
   int64_t offset = 0;
