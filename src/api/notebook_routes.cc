@@ -95,6 +95,12 @@ std::string withoutAccessToken(const std::string& target) {
   return kept.empty() ? out : out + "?" + kept;
 }
 
+std::string scrub(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) text.erase(pos, secret.size());
+  return text;
+}
+
 struct Status {
   std::optional<double> last_activity;
   int kernels = 0, connections = 0;
@@ -211,6 +217,14 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     if (store::isTerminal(j.phase) && live)
       for (const auto& e : db().events(j.id))
         if (e.reason == "IdleCulled") out["culled"] = true, out["culledMessage"] = e.message;
+    // What a user means: Starting (queued or restarting), Running, Stopped
+    // (by someone), Culled (idle), or Failed.
+    std::string state = j.phase == store::kRunning ? "Running" : !store::isTerminal(j.phase) ? "Starting" : j.phase;
+    // Until Jupyter has said where it listens, Open would only say "starting".
+    if (state == "Running" && !notebook::jupyterPort(notebook::stateDir(opts.data_dir, j.name))) state = "Starting";
+    if (store::isTerminal(j.phase) && j.reason == "Cancelled") state = "Stopped";
+    if (out.value("culled", false)) state = "Culled";
+    out["state"] = state;
     out["lastActivity"] = st && st->last_activity ? json(*st->last_activity) : json(nullptr);
     out["kernels"] = st ? st->kernels : 0;
     out["connections"] = st ? st->connections : 0;
@@ -377,8 +391,11 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     // replace the dashboard's strict policy on these paths.
     res.headers.erase("Content-Security-Policy");
     for (const auto& [k, v] : r.headers)
-      if (!hopByHop(k) && strcasecmp(k.c_str(), "server") != 0) res.headers.emplace(k, v);
-    res.body = std::move(r.body);
+      if (!hopByHop(k) && strcasecmp(k.c_str(), "server") != 0) res.headers.emplace(k, scrub(v, up.token));
+    // Jupyter writes its token into its pages (data-jupyter-api-token, a
+    // ?token= link) for its scripts' API calls. The browser must not have
+    // it: it is taken out, and this proxy adds it to every request instead.
+    res.body = scrub(std::move(r.body), up.token);
   }
 
   // --- Idle culling --------------------------------------------------------

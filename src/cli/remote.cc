@@ -579,7 +579,7 @@ int remoteNotebook(const Remote& r, const std::string& action, const std::string
       std::vector<std::vector<std::string>> rows;
       for (const auto& n : items) {
         std::string owner_name = n["owner"].get<std::string>();
-        rows.push_back({str(n, "name"), owner_name.empty() ? "-" : owner_name, str(n, "phase"),
+        rows.push_back({str(n, "name"), owner_name.empty() ? "-" : owner_name, str(n, "state"),
                         formatValue(n["resources"]["cpu"].get<double>()),
                         n["resources"]["memoryBytes"].get<double>() > 0
                             ? fmt::format("{:.1f}Gi", n["resources"]["memoryBytes"].get<double>() / 1073741824.0)
@@ -587,7 +587,7 @@ int remoteNotebook(const Remote& r, const std::string& action, const std::string
                         n["resources"]["gpu"].dump(), n["lastActivity"].is_number() ? ago(n["lastActivity"].get<double>()) : "-",
                         r.url + str(n, "url")});
       }
-      printTable(std::cout, {"NAME", "OWNER", "PHASE", "CPU", "MEMORY", "GPU", "LAST ACTIVITY", "URL"}, rows);
+      printTable(std::cout, {"NAME", "OWNER", "STATE", "CPU", "MEMORY", "GPU", "LAST ACTIVITY", "URL"}, rows);
       return 0;
     }
     if (action == "start" && fs::is_regular_file(target)) {

@@ -82,7 +82,10 @@ spec::TrainJobSpec notebookJob(const spec::NotebookSpec& nb, const std::string& 
                // Only the server's proxy talks to it, with the token: no
                // browser ever opens it directly, and no password is set.
                "--NotebookApp.allow_remote_access=False",
-               "--NotebookApp.quit_button=False"};
+               "--NotebookApp.quit_button=False",
+               // Jupyter refuses root unless told; whether jobs run as root
+               // is the server's --run-as decision, not Jupyter's.
+               "--allow-root"};
   r.args.clear();
   // A container (host network, as every local one) sees both directories
   // where the server made them.

@@ -698,6 +698,61 @@ async function clusterPage() {
   cleanup.push(() => clearInterval(timer));
 }
 
+// ------------------------------------------------------------------ notebooks
+const ago = (t) => (t ? dur(Date.now() / 1000 - t) + ' ago' : '-');
+
+// Jupyter servers: the caller's (an admin's: everyone's), with state and
+// last activity; "New notebook" starts one; Open goes through the proxy.
+async function notebooksPage() {
+  app.innerHTML = `<h1>Notebooks</h1>
+    <details class="panel" id="nbnew"><summary>New notebook</summary>
+      <form id="nbform" class="form">
+        <label>Name <input name="name" required pattern="[a-z0-9]([-a-z0-9]*[a-z0-9])?" placeholder="explore"></label>
+        <label>CPU <input name="cpu" value="1"></label>
+        <label>Memory <input name="memory" value="2Gi"></label>
+        <label>GPU <input name="gpu" value="0"></label>
+        <label>Image <input name="image" placeholder="(this machine's Python)"></label>
+        <label>Idle timeout <input name="idle" value="1h"></label>
+        <button type="submit">Start</button> <span id="nberr" class="error-text"></span>
+      </form></details>
+    <div class="panel" id="nblist"></div>`;
+  document.getElementById('nbform').onsubmit = async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const spec = { resources: { cpu: f.get('cpu'), memory: f.get('memory'), gpu: Number(f.get('gpu') || 0) }, idleTimeout: f.get('idle') };
+    if (f.get('image')) spec.image = f.get('image');
+    const doc = { apiVersion: 'trainyard.dev/v1', kind: 'Notebook', metadata: { name: f.get('name') }, spec };
+    try {
+      await api('/notebooks', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ yaml: JSON.stringify(doc), file: 'dashboard' }) });
+      document.getElementById('nberr').textContent = '';
+      document.getElementById('nbnew').open = false;
+      await render();
+    } catch (err) { document.getElementById('nberr').textContent = err.message; }
+  };
+  const act = async (n, what) => {
+    const path = `/notebooks/${encodeURIComponent(n.owner || '_')}/${encodeURIComponent(n.name)}`;
+    await api(what === 'delete' ? path : `${path}/${what}`, { method: what === 'delete' ? 'DELETE' : 'POST', headers: { 'Content-Type': 'application/json' }, body: what === 'delete' ? undefined : '{}' });
+    await render();
+  };
+  let items = [];
+  const render = async () => {
+    items = (await api('/notebooks')).items;
+    const el = document.getElementById('nblist');
+    el.innerHTML = items.length ? `<table><thead><tr><th>Notebook</th><th>Owner</th><th>State</th><th>Resources</th><th>Last activity</th><th>Idle timeout</th><th></th></tr></thead><tbody>${
+      items.map((n, i) => `<tr data-notebook="${esc(n.name)}"><td>${esc(n.name)}</td><td>${esc(n.owner || '-')}</td>
+        <td>${phase(n.state)}${n.culledMessage ? ` <span class="muted">${esc(n.culledMessage)}</span>` : ''}</td>
+        <td>${fmt(n.resources.cpu)} cpu, ${(n.resources.memoryBytes / 2 ** 30).toFixed(1)} GiB${n.resources.gpu ? `, ${n.resources.gpu} gpu` : ''}${n.image ? `, ${esc(n.image)}` : ''}</td>
+        <td data-activity>${ago(n.lastActivity)}</td><td>${n.idleTimeoutSeconds ? dur(n.idleTimeoutSeconds) : 'never'}</td>
+        <td>${n.state === 'Running' ? `<a class="button" data-open href="${esc(n.url)}" target="_blank" rel="noopener">Open</a> <button data-i="${i}" data-act="stop">Stop</button>`
+          : ['Stopped', 'Culled', 'Failed', 'Succeeded'].includes(n.state) ? `<button data-i="${i}" data-act="start">Start</button> <button data-i="${i}" data-act="delete">Delete</button>` : ''}</td></tr>`).join('')}</tbody></table>`
+      : '<div class="muted">no notebooks yet: start one above</div>';
+    el.querySelectorAll('button[data-act]').forEach((b) => b.onclick = () => act(items[Number(b.dataset.i)], b.dataset.act).catch((err) => alert(err.message)));
+  };
+  await render();
+  const timer = setInterval(() => render().catch(() => {}), 3000);
+  cleanup.push(() => clearInterval(timer));
+}
+
 // ------------------------------------------------------------------ router
 async function route() {
   for (const f of cleanup.splice(0)) f();
@@ -710,6 +765,7 @@ async function route() {
     else if (parts[0] === 'experiments' && parts[1]) await experimentPage(parts[1]);
     else if (parts[0] === 'compare') await comparePage(params);
     else if (parts[0] === 'cluster') await clusterPage();
+    else if (parts[0] === 'notebooks') await notebooksPage();
     else await overview();
     document.body.dataset.ready = path;
   } catch (err) {
