@@ -16,6 +16,7 @@ PACKAGES=(
   containerd runc containernetworking-plugins podman catatonit busybox-static
   slurm-wlm munge
   protobuf-compiler libprotobuf-dev python3-protobuf
+  jupyter-notebook python3-notebook python3-ipykernel
 )
 # The dashboard is built with npm; use the machine's Node.js, else Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

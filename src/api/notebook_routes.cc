@@ -303,6 +303,8 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     at.working_dir = job.roles.at(0).working_dir;
     at.port = notebook::freeLoopbackPort();
     at.server_url = fmt::format("http://{}:{}", opts.address == "0.0.0.0" || opts.address.empty() ? "127.0.0.1" : opts.address, opts.port);
+    std::error_code ec;
+    at.trainyard_bin = fs::read_symlink("/proc/self/exe", ec).string();
     job = notebook::notebookJob(nb, owner, at);
     const auto& o = plane->options();
     if (auto no = control::refuseAtSubmit(job, user, plane->status().nodes, db().queueDefs(), o.scheduling))

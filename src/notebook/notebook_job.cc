@@ -16,7 +16,8 @@ constexpr const char* kIdleLabel = "trainyard.dev/notebook-idle-timeout";
 // start, not written into the spec: $1 is the state dir, then Jupyter's
 // arguments.
 constexpr const char* kStartScript =
-    "TRAINYARD_TOKEN=\"$(cat \"$1/user-token\" 2>/dev/null)\"; export TRAINYARD_TOKEN; shift; exec jupyter-notebook \"$@\"";
+    "TRAINYARD_TOKEN=\"$(cat \"$1/user-token\" 2>/dev/null)\"; export TRAINYARD_TOKEN; "
+    "[ -n \"$TRAINYARD_BIN\" ] && PATH=\"$PATH:${TRAINYARD_BIN%/*}\"; export PATH; shift; exec jupyter-notebook \"$@\"";
 }  // namespace
 
 std::string ownerSegment(const std::string& owner) { return owner.empty() ? "_" : owner; }
@@ -103,6 +104,7 @@ spec::TrainJobSpec notebookJob(const spec::NotebookSpec& nb, const std::string& 
   setEnv("IPYTHONDIR", at.state_dir + "/ipython");
   setEnv("MPLCONFIGDIR", at.state_dir + "/matplotlib");
   setEnv("TRAINYARD_SERVER", at.server_url);
+  if (!at.trainyard_bin.empty()) setEnv("TRAINYARD_BIN", at.trainyard_bin);
   setEnv("TRAINYARD_NOTEBOOK", ownerSegment(owner) + "/" + nb.name);
   return job;
 }

@@ -34,6 +34,7 @@ struct Launch {
   std::string working_dir;  // the notebook's directory (a workspace by default)
   int port = 0;             // the port asked for (Jupyter moves on if taken)
   std::string server_url;   // the API, as seen from the notebook
+  std::string trainyard_bin;  // this binary: `trainyard` is on the notebook's PATH (appended)
 };
 
 // The job that runs `nb` for `owner`. Jupyter's token is read from a file

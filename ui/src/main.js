@@ -741,7 +741,7 @@ async function notebooksPage() {
     el.innerHTML = items.length ? `<table><thead><tr><th>Notebook</th><th>Owner</th><th>State</th><th>Resources</th><th>Last activity</th><th>Idle timeout</th><th></th></tr></thead><tbody>${
       items.map((n, i) => `<tr data-notebook="${esc(n.name)}"><td>${esc(n.name)}</td><td>${esc(n.owner || '-')}</td>
         <td>${phase(n.state)}${n.culledMessage ? ` <span class="muted">${esc(n.culledMessage)}</span>` : ''}</td>
-        <td>${fmt(n.resources.cpu)} cpu, ${(n.resources.memoryBytes / 2 ** 30).toFixed(1)} GiB${n.resources.gpu ? `, ${n.resources.gpu} gpu` : ''}${n.image ? `, ${esc(n.image)}` : ''}</td>
+        <td>${+n.resources.cpu.toFixed(3)} cpu, ${(n.resources.memoryBytes / 2 ** 30).toFixed(1)} GiB${n.resources.gpu ? `, ${n.resources.gpu} gpu` : ''}${n.image ? `, ${esc(n.image)}` : ''}</td>
         <td data-activity>${ago(n.lastActivity)}</td><td>${n.idleTimeoutSeconds ? dur(n.idleTimeoutSeconds) : 'never'}</td>
         <td>${n.state === 'Running' ? `<a class="button" data-open href="${esc(n.url)}" target="_blank" rel="noopener">Open</a> <button data-i="${i}" data-act="stop">Stop</button>`
           : ['Stopped', 'Culled', 'Failed', 'Succeeded'].includes(n.state) ? `<button data-i="${i}" data-act="start">Start</button> <button data-i="${i}" data-act="delete">Delete</button>` : ''}</td></tr>`).join('')}</tbody></table>`
