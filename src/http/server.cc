@@ -476,6 +476,8 @@ class Session : public std::enable_shared_from_this<Session> {
     upstream_->async_connect(ep, [self = shared_from_this(), ep](beast::error_code ec) {
       if (ec)
         return self->failTunnel(502, "BadGateway", fmt::format("cannot reach {}:{}: {}", ep.address().to_string(), ep.port(), ec.message()));
+      beast::error_code nd;
+      self->upstream_->socket().set_option(tcp::no_delay(true), nd);  // frames are small and interactive
       self->upstream_->expires_after(self->limits().write_timeout);
       asio::async_write(*self->upstream_, asio::buffer(self->head_), [self](beast::error_code ec, size_t) {
         if (ec) return self->close();

@@ -16,8 +16,9 @@ NotebookSpec parseNotebook(const Walker& w, const YAML::Node& root, const std::s
   if (!meta["name"]) w.fail(meta, "metadata.name", "missing required field 'name'");
   nb.name = w.name(meta["name"], "metadata.name");
   if (meta["labels"]) nb.labels = w.strMap(meta["labels"], "metadata.labels");
-  YAML::Node spec = root["spec"];
-  if (!spec) spec = YAML::Node(YAML::NodeType::Map);
+  // No spec: every default. (A Node is a reference: assigning to a missing
+  // one would write into the document, so the empty one is a node of its own.)
+  YAML::Node spec = root["spec"] ? YAML::Node(root["spec"]) : YAML::Node(YAML::NodeType::Map);
   w.expectMap(spec, "spec", schema::keysAt("Notebook", ""));
 
   // The fields it shares with a TrainJob are parsed as a TrainJob's (the

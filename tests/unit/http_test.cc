@@ -170,3 +170,109 @@ TEST(HttpServer, StreamsPerAddressAreCapped) {
   cv.notify_all();
   first.join();
 }
+
+namespace {
+// An upstream that answers a tunnel's head with 101, then echoes what comes
+// in upper case until the other side has finished. It keeps what it got.
+struct EchoUpstream {
+  EchoUpstream() {
+    listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    bind(listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(listen_fd, 4);
+    getsockname(listen_fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    thread = std::thread([this] {
+      int fd = accept(listen_fd, nullptr, nullptr);
+      if (fd < 0) return;
+      std::string got;
+      char buf[4096];
+      while (got.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      size_t end = got.find("\r\n\r\n");
+      head = got.substr(0, end == std::string::npos ? got.size() : end + 4);
+      std::string rest = end == std::string::npos ? "" : got.substr(end + 4);
+      std::string ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+      (void)!send(fd, ok.data(), ok.size(), MSG_NOSIGNAL);
+      auto echo = [&](std::string s) {
+        for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        (void)!send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+      };
+      if (!rest.empty()) echo(rest);
+      for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        echo(std::string(buf, static_cast<size_t>(n)));
+      }
+      close(fd);
+    });
+  }
+  ~EchoUpstream() {
+    shutdown(listen_fd, SHUT_RDWR);
+    close(listen_fd);
+    thread.join();
+  }
+  int listen_fd = -1;
+  int port = 0;
+  std::string head;
+  std::thread thread;
+};
+
+// Reads from `fd` until `want` has arrived (or 10 s, or the end).
+std::string readUntil(int fd, const std::string& want) {
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  char buf[4096];
+  while (got.find(want) == std::string::npos) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+}  // namespace
+
+// A handler's Tunnel splices the connection to its upstream: the head goes
+// first, then bytes both ways (bytes the client sent early too), and a
+// half-close travels through. Unreachable upstreams are 502; past the cap
+// per address, 503.
+TEST(HttpServer, TunnelsSpliceAConnectionToItsUpstream) {
+  EchoUpstream up;
+  ServerLimits l;
+  l.max_tunnels_per_address = 1;
+  Running s(l);
+  int upstream_port = up.port;
+  s.server.Get("/ws", [upstream_port](const Request& req, Response& res) {
+    res.tunnel = Tunnel{"127.0.0.1", upstream_port, "GET /upstream HTTP/1.1\r\nX-Added: " + req.get_header_value("X-Mine") + "\r\n\r\n"};
+  });
+  s.server.Get("/dead", [](const Request&, Response& res) { res.tunnel = Tunnel{"127.0.0.1", 1, "GET / HTTP/1.1\r\n\r\n"}; });
+  s.start();
+
+  int fd = rawConnect(s.port, "GET /ws HTTP/1.1\r\nHost: x\r\nX-Mine: yes\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nearly ");
+  ASSERT_GE(fd, 0);
+  std::string got = readUntil(fd, "EARLY ");
+  EXPECT_EQ(got.rfind("HTTP/1.1 101", 0), 0u) << got;
+  EXPECT_NE(got.find("EARLY "), std::string::npos) << got;
+  // A second tunnel from this address while the first is open: refused.
+  int second = rawConnect(s.port, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string busy = readUntil(second, "\r\n\r\n");
+  EXPECT_EQ(busy.rfind("HTTP/1.1 503", 0), 0u) << busy;
+  close(second);
+  (void)!send(fd, "hello", 5, MSG_NOSIGNAL);
+  EXPECT_NE(readUntil(fd, "HELLO").find("HELLO"), std::string::npos);
+  shutdown(fd, SHUT_WR);  // the upstream sees the end, closes, and so does the tunnel
+  EXPECT_TRUE(closedByServer(fd));
+  close(fd);
+  EXPECT_EQ(up.head, "GET /upstream HTTP/1.1\r\nX-Added: yes\r\n\r\n");
+
+  auto dead = Client(s.url()).get("/dead");
+  EXPECT_EQ(dead.status, 502);
+  EXPECT_NE(dead.body.find("\"code\":\"BadGateway\""), std::string::npos) << dead.body;
+}
