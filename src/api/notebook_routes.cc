@@ -131,11 +131,11 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
           kMaxSubmitBody);
     const std::string one = R"(/api/v1/notebooks/([^/]+)/([^/]+))";
     route("GET", one, "/api/v1/notebooks/{owner}/{name}", [this](const auto& req, auto& res, const User& u) {
-      auto j = notebookJob(u, req.matches[1], req.matches[2], false);
+      auto j = notebookJob(u, req.matches[1], req.matches[2]);
       sendJson(res, 200, view(j, true));
     });
     route("POST", one + "/stop", "/api/v1/notebooks/{owner}/{name}/stop", [this](const auto& req, auto& res, const User& u) {
-      auto j = notebookJob(u, req.matches[1], req.matches[2], true);
+      auto j = notebookJob(u, req.matches[1], req.matches[2]);
       if (!store::isTerminal(j.phase)) {
         timed("cancel_job", [&] { db().requestCancel(j.id); });
         db().addEvent(j.id, store::Event{nowSeconds(), "Normal", "Stopping", fmt::format("stopped by {}", u.name.empty() ? "the admin" : u.name)});
@@ -144,7 +144,7 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
       sendJson(res, 202, view(j, false));
     });
     route("POST", one + "/start", "/api/v1/notebooks/{owner}/{name}/start", [this](const auto& req, auto& res, const User& u) {
-      auto j = notebookJob(u, req.matches[1], req.matches[2], true);
+      auto j = notebookJob(u, req.matches[1], req.matches[2]);
       if (!store::isTerminal(j.phase)) throw ApiError(409, "NotebookActive", fmt::format("notebook \"{}\" is {} already", req.matches[2].str(), j.phase));
       auto ref = notebook::notebookOf(j.spec);
       spec::TrainJobSpec again = j.spec;
@@ -153,7 +153,7 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
       sendJson(res, 201, view(created, false));
     });
     route("DELETE", one, "/api/v1/notebooks/{owner}/{name}", [this](const auto& req, auto& res, const User& u) {
-      auto j = notebookJob(u, req.matches[1], req.matches[2], true);
+      auto j = notebookJob(u, req.matches[1], req.matches[2]);
       if (!store::isTerminal(j.phase))
         throw ApiError(409, "NotebookActive", fmt::format("notebook \"{}\" is {}; stop it first", req.matches[2].str(), j.phase));
       timed("delete_job", [&] { db().deleteJob(j.id); });
@@ -170,8 +170,8 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
 
   // --- Resources -----------------------------------------------------------
 
-  // The notebook's job, if `u` may see (or change) it: its owner and admins only.
-  store::JobRecord notebookJob(const User& u, const std::string& owner_seg, const std::string& name, bool write) {
+  // The notebook's job, if `u` may see and change it: its owner and admins only.
+  store::JobRecord notebookJob(const User& u, const std::string& owner_seg, const std::string& name) {
     std::string owner = owner_seg == "_" ? "" : owner_seg;
     if (!u.admin && owner != u.name)
       throw ApiError(403, "Forbidden", fmt::format("notebook {}/{} is not yours", owner_seg, name));
@@ -185,7 +185,6 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     auto ref = j ? notebook::notebookOf(j->spec) : std::nullopt;
     if (!j || !ref || ref->owner != owner || ref->name != name)
       throw ApiError(404, "NotFound", fmt::format("notebook {}/{} not found", owner_seg, name));
-    (void)write;
     return *j;
   }
 
@@ -351,7 +350,7 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
 
   void proxy(const http::Request& req, http::Response& res, const User& u) {
     std::string owner_seg = req.matches[1], name = req.matches[2], rest = req.matches[3];
-    auto j = notebookJob(u, owner_seg, name, true);
+    auto j = notebookJob(u, owner_seg, name);
     if (rest.empty()) return res.set_redirect(notebook::basePath(notebook::notebookOf(j.spec)->owner, name) + "tree", 302);
     Upstream up = upstreamOf(j, name);
     // What Jupyter sees: its own Host, its token, no Origin (it would

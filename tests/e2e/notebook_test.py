@@ -46,7 +46,16 @@ class Notebooks(ServerE2E):
         return asyncio.run(go())
 
     def test_explore_then_sweep_as_the_owner_through_the_proxy(self):
-        alice, bob = self.start_as_alice_with_bob()
+        tokens = self.write("tokens.yaml", """\
+            tokens:
+              - {token: alice-token-123, user: alice}
+              - {token: bob-token-4567, user: bob}
+              - {token: carol-token-890, user: carol, admin: true}
+            """)
+        os.chmod(tokens, 0o600)
+        self.start("--auth", tokens)
+        self.env["TRAINYARD_TOKEN"] = self.token = alice = "alice-token-123"
+        bob, carol = "bob-token-4567", "carol-token-890"
         bad = self.write("bad.yaml", NOTEBOOK.replace("idleTimeout: 0", "idleTimeout: soon"))
         r = self.ty("notebook", "start", bad)
         self.assertEqual(r.returncode, 2, r.stderr)
@@ -65,6 +74,9 @@ class Notebooks(ServerE2E):
         self.assertEqual(self.call("GET", "/api/v1/notebooks/alice/explore", token=bob)[0], 403)
         self.assertEqual(self.call("GET", "/notebooks/alice/explore/api/status", token=bob)[0], 403)
         self.assertEqual(self.call("GET", "/notebooks/alice/explore/api/status", token="")[0], 401)
+        # An administrator reaches it, and sees it listed.
+        self.assertEqual(self.call("GET", "/notebooks/alice/explore/api/status", token=carol)[0], 200)
+        self.assertEqual([(n["owner"], n["name"]) for n in self.notebook(token=carol)], [("alice", "explore")])
 
         # The example notebook, cell by cell, in a kernel reached through the proxy.
         base = self.server.url + "/notebooks/alice/explore/"
