@@ -314,8 +314,8 @@ void LocalBackend::launch(const PlacedJob& job) {
     }
   }
   // Gang semantics: if one replica could not start, the others must not run alone.
-  bool failed = std::any_of(j.procs.begin(), j.procs.end(),
-                            [](const Proc& p) { return p.status.phase == ReplicaPhase::Exited; });
+  // (A replica adopted from an earlier start may have ended well meanwhile.)
+  bool failed = std::any_of(j.procs.begin(), j.procs.end(), [](const Proc& p) { return p.status.reason == "StartError"; });
   if (failed)
     for (auto& p : j.procs)
       if (p.status.phase != ReplicaPhase::Exited) killGroup(p, SIGKILL);
@@ -330,6 +330,10 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   // In a container, Podman enforces the limits on the container; the
   // cgroup here holds only `podman run`.
   bool contained = !r.image.empty() && !opts_.podman.empty();
+  if (contained) p.container = podman::containerName(job.uid, r.name, job.attempt);
+  // A controller that died between starting this replica and recording it
+  // must not get it twice (two processes, one log, every metric twice).
+  if (adoptStarted(p)) return;
   if (!r.image.empty() && !contained) {
     std::string w = fmt::format("replicas run on this machine, not in their images ({}): --containers host, or no podman "
                                 "installed",
@@ -371,7 +375,6 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
       std::vector<std::string> step = {self_exe_, "__container-build", r.image, r.build_context, r.build_file, "--"};
       args.insert(args.begin(), step.begin(), step.end());
     }
-    p.container = podman::containerName(job.uid, r.name, job.attempt);
     p.memory_limit = r.resources.memory_bytes;
   }
   if (!opts_.supervisor.empty()) {
@@ -395,6 +398,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::string log_path = p.status.log_ref;
+  std::string lock_path = log_path + ".lock";
   std::string wd = r.working_dir;
   std::vector<std::string> procs = p.cgroup.procs_files;
   pid_t parent = getpid();
@@ -462,6 +466,14 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
     // store, not its clients' connections.
     if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) != 0)
       for (int fd = 3; fd < 65536; ++fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    // This attempt's lock, held across exec by the supervisor (or the
+    // program) for as long as it lives: adoptStarted() finds it there. A
+    // POSIX lock is not inherited by fork, so the program does not hold it.
+    int lock = open(lock_path.c_str(), O_RDONLY | O_CREAT, 0644);
+    struct flock fl {};
+    fl.l_type = F_RDLCK;
+    fl.l_whence = SEEK_SET;
+    if (lock < 0 || fcntl(lock, F_SETLK, &fl) != 0) fail(5);
     if (child_umask >= 0) umask(static_cast<mode_t>(child_umask));
     if (switch_uid >= 0) {
       errno = 0;
@@ -488,6 +500,7 @@ void LocalBackend::spawn(const PlacedJob& job, const ReplicaLaunch& r, const std
     std::string what = failure.stage == 0   ? fmt::format("cannot change to the working directory {}", wd)
                        : failure.stage == 1 ? fmt::format("cannot execute {}", args.empty() ? "" : args[0])
                        : failure.stage == 3 ? fmt::format("cannot switch to user {}", opts_.run_user)
+                       : failure.stage == 5 ? fmt::format("cannot lock {} (another start of this attempt holds it)", lock_path)
                        : failure.stage == 4 ? fmt::format("cannot give it a directory of its own at {} (a mount namespace: "
                                                           "root only; or run it in a container, --containers podman)",
                                                           own_mounts.empty() ? "" : own_mounts[0].second)
@@ -614,28 +627,52 @@ std::vector<ReplicaStatus> LocalBackend::reattach(const std::string& uid, int at
   j.attempt = attempt;
   if (!recorded.empty() && !recorded.front().log_ref.empty())
     rememberLogDir(uid, std::filesystem::path(recorded.front().log_ref).parent_path().string());
-  for (const auto& r : recorded) {
-    Proc p;
-    p.status = r;
-    p.status.attempt = attempt;
-    // The handle is "pid@start time"; anything else is not one of ours.
-    long pid = 0;
-    unsigned long long started = 0;
-    if (std::sscanf(r.handle.c_str(), "%ld@%llu", &pid, &started) != 2 || pid <= 0 || pid > INT32_MAX) pid = 0, started = 0;
-    p.pid = static_cast<pid_t>(pid);
-    p.adopted = true;
-    p.status_file = exitStatusFile(r.log_ref);
-    if (size_t slash = r.handle.find('/'); slash != std::string::npos) p.container = r.handle.substr(slash + 1);
-    p.status.phase = ReplicaPhase::Running;  // until reapAdopted says how it ended
-    // Our replica only if the pid still has the start time we recorded.
-    if (pid > 0 && started != 0 && util::processStartTime(pid) == std::optional<uint64_t>(started))
-      p.pidfd = static_cast<int>(syscall(SYS_pidfd_open, p.pid, 0));
-    reapAdopted(p, false);
-    j.procs.push_back(std::move(p));
-  }
+  for (const auto& r : recorded) j.procs.push_back(adopt(r, attempt));
   std::vector<ReplicaStatus> out;
   for (const auto& p : j.procs) out.push_back(p.status);
   return out;
+}
+
+LocalBackend::Proc LocalBackend::adopt(ReplicaStatus r, int attempt) {
+  Proc p;
+  p.status = std::move(r);
+  p.status.attempt = attempt;
+  // The handle is "pid@start time"; anything else is not one of ours.
+  long pid = 0;
+  unsigned long long started = 0;
+  const std::string& h = p.status.handle;
+  if (std::sscanf(h.c_str(), "%ld@%llu", &pid, &started) != 2 || pid <= 0 || pid > INT32_MAX) pid = 0, started = 0;
+  p.pid = static_cast<pid_t>(pid);
+  p.adopted = true;
+  p.status_file = exitStatusFile(p.status.log_ref);
+  if (size_t slash = h.find('/'); slash != std::string::npos) p.container = h.substr(slash + 1);
+  p.status.phase = ReplicaPhase::Running;  // until reapAdopted says how it ended
+  // Our replica only if the pid still has the start time we recorded.
+  if (pid > 0 && started != 0 && util::processStartTime(pid) == std::optional<uint64_t>(started))
+    p.pidfd = static_cast<int>(syscall(SYS_pidfd_open, p.pid, 0));
+  reapAdopted(p, false);
+  return p;
+}
+
+bool LocalBackend::adoptStarted(Proc& p) {
+  std::string lock = p.status.log_ref + ".lock";
+  int fd = open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // never started
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  bool held = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK && fl.l_pid > 0;
+  close(fd);
+  bool ended = !opts_.supervisor.empty() && std::filesystem::exists(exitStatusFile(p.status.log_ref));
+  // Started before and gone without a record (killed with a `trainyard
+  // run` it was tied to): this launch is its next start.
+  if (!held && !ended) return false;
+  ReplicaStatus r = p.status;
+  r.handle = held ? fmt::format("{}@{}", fl.l_pid, util::processStartTime(fl.l_pid).value_or(0)) : "";
+  if (held && !p.container.empty()) r.handle += "/" + p.container;
+  r.started_at = wallNow();
+  p = adopt(r, r.attempt);
+  return true;
 }
 
 void LocalBackend::stop(const std::string& uid, std::chrono::milliseconds grace) {

@@ -64,6 +64,14 @@ class LocalBackend final : public Backend {
   };
 
   void spawn(const PlacedJob& job, const ReplicaLaunch& r, const std::string& config_dir, Proc& p);
+  // A replica recorded (or found) from before: watched through its pidfd
+  // when `handle` is still that process, its end read from its supervisor.
+  Proc adopt(ReplicaStatus r, int attempt);
+  // Launching (uid, attempt) twice does nothing the second time, also in
+  // another process: a replica this attempt already started holds a lock
+  // on `<log>.lock` for as long as it (its supervisor) lives, and leaves
+  // its exit record when it ends. True when `p` is that replica, adopted.
+  bool adoptStarted(Proc& p);
   void reap(Proc& p, bool block);
   void reapAdopted(Proc& p, bool block);
   void killGroup(Proc& p, int sig);

@@ -425,6 +425,27 @@ TEST_P(BackendConformance, AnotherBackendReattachesAfterARestart) {
   EXPECT_TRUE(s[0].signal.has_value());
 }
 
+// A controller killed between launching an attempt and recording it: the
+// next one launches the same (uid, attempt) again, knowing nothing. It must
+// get the replica that runs, not a second one. (The local backend's lock per
+// attempt; pods and batch jobs are named by uid and attempt on the clusters,
+// whose conformance to this is not asserted here yet.)
+TEST_P(BackendConformance, ALaunchNobodyRecordedIsNotStartedTwice) {
+  if (GetParam() != "local") GTEST_SKIP() << "LOUD SKIP: asserted for the local backend only";
+  be->launch(job("unrecorded", 0, {env->argv(Program::Run)}));
+  auto before = until(*be, "unrecorded", [](const auto& s) { return !s.empty() && s[0].phase == ReplicaPhase::Running; });
+  be.reset();
+  be = env->make();
+  be->launch(job("unrecorded", 0, {env->argv(Program::Run)}));
+  auto after = be->observe("unrecorded");
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].phase, ReplicaPhase::Running);
+  EXPECT_EQ(after[0].handle, before[0].handle);  // the same process, adopted
+  be->stop("unrecorded", 5000ms);
+  auto s = until(*be, "unrecorded", allExited);
+  EXPECT_TRUE(s[0].signal.has_value());
+}
+
 TEST_P(BackendConformance, AReplicaNobodyKnowsIsReportedLost) {
   ReplicaStatus ghost;
   ghost.name = "worker-0";

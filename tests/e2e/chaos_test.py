@@ -1,0 +1,159 @@
+"""Chaos: SIGKILL `trainyard run` (and `trainyard server`) at random instants
+drawn from a seed, start it again at once each time, and check at the end
+that nothing was lost or duplicated: exactly maxTrials trials, no trial
+number or job twice, every finished trial's metrics complete with no point
+twice, no replica outliving its job, and a store that passes SQLite's
+integrity check. A failure prints the seed; TRAINYARD_CHAOS_SEED=N replays
+it. (docs/architecture.md, "Crash points", says what is covered.)"""
+import json
+import os
+import random
+import signal
+import sqlite3
+import time
+
+from common import E2E
+from server_test import ServerE2E
+
+# 12 trials, 3 at a time, the median rule stopping poor ones early: every
+# trial reports steps 1..6 of a loss that depends on x (the best x is 0.3).
+EXPERIMENT = """\
+apiVersion: trainyard.dev/v1
+kind: Experiment
+metadata: {name: chaos}
+spec:
+  objective: {metric: loss, goal: minimize}
+  algorithm: {name: random}
+  earlyStopping: {name: median, settings: {min_trials_required: 2, start_step: 3}}
+  parameters:
+    - {name: x, type: double, min: 0, max: 1}
+  parallelTrials: 3
+  maxTrials: 12
+  maxFailedTrials: 12
+  seed: 7
+  trialTemplate:
+    spec:
+      command: [/bin/sh, -c, "for s in 1 2 3 4 5 6; do echo step=$s loss=$(awk -v x=${trialParameters.x} -v s=$s 'BEGIN {print (x - 0.3)^2 + 1 / s}'); sleep 0.2; done"]
+      resources: {cpu: 100m}
+"""
+STEPS = list(range(1, 7))
+
+
+def seed_from_env():
+    s = os.environ.get("TRAINYARD_CHAOS_SEED")
+    return int(s) if s else random.SystemRandom().randrange(1 << 31)
+
+
+class Invariants:
+    """The end-state checks both variants share (self: an E2E test)."""
+
+    def processes_of(self, root):
+        """Live processes whose command line names `root` (this test's directory)."""
+        found = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().decode(errors="replace").replace("\0", " ")
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if root in cmd and state not in ("Z", "X"):
+                found.append((int(pid), cmd[:200]))
+        return found
+
+    def check_store(self, msg):
+        db = sqlite3.connect(os.path.join(self.data, "trainyard.db"))
+        try:
+            self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok", msg)
+            # No metric point twice: (job, name, step) is unique among the stored points.
+            dup = db.execute("SELECT job_id, name_id, step, COUNT(*) FROM metrics GROUP BY job_id, name_id, step HAVING COUNT(*) > 1 LIMIT 5").fetchall()
+            self.assertEqual(dup, [], f"{msg}: metric points stored twice")
+        finally:
+            db.close()
+
+    def check_experiment(self, trials, msg):
+        self.assertEqual(sorted(t["trial"] for t in trials), list(range(12)), f"{msg}: exactly maxTrials, each number once")
+        jobs = [t["job"] for t in trials]
+        self.assertEqual(len(set(jobs)), len(jobs), f"{msg}: a job for two trials")
+        for t in trials:
+            self.assertIn(t["state"], ("Succeeded", "EarlyStopped"), f"{msg}: {t}")
+            got = self.tyjson("get", "metrics", t["job"], "--all", "--metric", "loss")["metrics"]
+            steps = [m["step"] for m in got]
+            self.assertEqual(len(steps), len(set(steps)), f"{msg}: trial {t['trial']} has a step twice: {steps}")
+            if t["state"] == "Succeeded":
+                self.assertEqual(steps, STEPS, f"{msg}: trial {t['trial']} is missing points")
+            x = float(t["parameters"]["x"])
+            for m in got:
+                self.assertAlmostEqual(m["value"], (x - 0.3) ** 2 + 1 / m["step"], places=4, msg=f"{msg}: trial {t['trial']}")
+
+
+class ChaosRun(E2E, Invariants):
+    def test_run_killed_at_ten_random_instants_loses_and_duplicates_nothing(self):
+        seed = seed_from_env()
+        print(f"chaos seed {seed} (replay: TRAINYARD_CHAOS_SEED={seed})", flush=True)
+        msg = f"chaos seed {seed}"
+        rng = random.Random(seed)
+        path = self.write("chaos.yaml", EXPERIMENT)
+        # A whole run takes a few seconds; the instants cover all of it: start-up and the
+        # first trials' creation, metric ingestion, early-stopping decisions, completions.
+        kills = 0
+        while kills < 10:
+            proc = self.popen("run", path)
+            time.sleep(rng.uniform(0.05, 1.5))  # the chaos instant itself, drawn from the seed
+            if proc.poll() is not None:
+                break  # finished before its instant came
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            kills += 1
+        self.assertGreaterEqual(kills, 5, f"{msg}: the experiment ended before the chaos did")
+        p = self.ty("run", path, timeout=600)
+        self.assertEqual(p.returncode, 0, f"{msg}\n{p.stderr[-3000:]}")
+        trials = self.tyjson("get", "trials", "chaos")["items"]
+        self.check_experiment(trials, msg)
+        # `run`'s replicas die with it (and the last run ended every trial).
+        self.wait_until("no process of this test left", lambda: not self.processes_of(self.dir), timeout=30)
+        self.check_store(msg)
+        print(f"{msg}: {kills} kills, {sum(t['runs'] for t in trials)} trial runs for 12 trials", flush=True)
+
+
+class ChaosServer(ServerE2E, Invariants):
+    def test_server_killed_at_ten_random_instants_loses_and_duplicates_nothing(self):
+        seed = seed_from_env()
+        print(f"chaos seed {seed} (replay: TRAINYARD_CHAOS_SEED={seed})", flush=True)
+        msg = f"chaos seed {seed}"
+        rng = random.Random(seed)
+        self.env["TRAINYARD_NODE_CPU"] = "8"
+        s = self.start()
+        jobs = {}
+        for i in range(4):
+            n = 20 + 10 * i
+            jobs[f"steady-{i}"] = n
+            self.write(f"steady-{i}.yaml", json.dumps({
+                "apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": f"steady-{i}"},
+                "spec": {"command": ["/bin/sh", "-c", f"for s in $(seq 1 {n}); do echo step=$s acc=$s; sleep 0.1; done"],
+                         "resources": {"cpu": "100m"}, "restartPolicy": "OnFailure"}}))
+            self.ty("submit", os.path.join(self.dir, f"steady-{i}.yaml"), check=0)
+        self.ty("submit", self.write("chaos.yaml", EXPERIMENT), check=0)
+        for k in range(10):
+            time.sleep(rng.uniform(0.05, 1.5))  # the chaos instant, drawn from the seed
+            s.proc.kill()  # SIGKILL, then at once a new server on the same data
+            s.proc.wait()
+            s = self.start()
+        self.wait_until("the experiment to finish", lambda: self.call("GET", "/api/v1/experiments/chaos")[1].get("phase") == "Succeeded", timeout=300)
+        for name, n in jobs.items():
+            self.wait_phase(name, ["Succeeded"], timeout=120)
+            st, acc = self.call("GET", f"/api/v1/jobs/{name}/metrics/acc?maxPoints=1000")
+            # A replica the outage ended runs again (OnFailure) and reports from step 1: its
+            # points are those of its last attempt, never two for a step.
+            self.assertEqual(acc["step"], list(range(1, n + 1)), f"{msg}: {name}")
+        st, trials = self.call("GET", "/api/v1/experiments/chaos/trials?limit=100")
+        self.check_experiment(trials["items"], msg)
+        self.assertEqual(self.call("GET", "/api/v1/jobs?label=trainyard.dev%2Fexperiment%3Dchaos")[1]["total"], 12,
+                         f"{msg}: a trial's job twice")
+        # Every job ended: no supervisor or replica of this test is left but the server itself.
+        server_pid = s.proc.pid
+        self.wait_until("no replica left", lambda: [p for p, _ in self.processes_of(self.dir) if p != server_pid] == [], timeout=30)
+        self.check_store(msg)
