@@ -52,6 +52,9 @@ struct JobController::Tracked {
   std::vector<sched::Placement> placements;  // of the current attempt
   std::map<std::string, std::string> forced;  // replica -> why the controller ended it (NodeLost, StartTimeout)
   double drain_since = 0;  // since when a finished attempt's logs could not be read to their end
+  // The last stored step of each series (loaded once): a series whose step
+  // goes back was restarted, and its points from there on are replaced.
+  std::optional<std::map<std::string, int64_t>> series_last;
 };
 
 namespace {
@@ -447,12 +450,45 @@ bool JobController::collect(JobRecord& job, Tracked& t, bool final) {
     }
   }
   if (points.empty() && moved.empty()) return drained;
+  auto restarted = restartedSeries(job, t, points);
   store_.transaction([&] {
+    for (const auto& [name, from] : restarted) store_.truncateSeries(job.id, name, from);
     store_.appendMetrics(job.id, points);
     for (const auto& m : moved) store_.saveCollectCursors(job.id, t.attempt, m.replica, m.log, m.file, m.carry);
   });
   for (auto& p : points) t.latest[p.name] = p;
   return drained;
+}
+
+// A program that starts again (a new attempt, or a restart of its own)
+// reports its steps again: like TensorBoard with a restarted run, the later
+// points replace the earlier ones from the first repeated step on, so a
+// series never holds a step twice. (Not for TensorFlowEvent: several event
+// files may report one tag, each in step order.) Drops the replaced points
+// from `points` too; returns the series to cut in the store, and where.
+std::map<std::string, int64_t> JobController::restartedSeries(const JobRecord& job, Tracked& t, std::vector<metrics::MetricPoint>& points) {
+  std::map<std::string, int64_t> cut;
+  if (points.empty() || job.spec.metrics.kind == spec::MetricsCollector::Kind::TensorFlowEvent) return cut;
+  if (!t.series_last) {
+    t.series_last.emplace();
+    for (const auto& s : store_.seriesInfo(job.id))
+      if (s.points > 0) (*t.series_last)[s.name] = s.last_step;
+  }
+  auto& last = *t.series_last;
+  std::vector<metrics::MetricPoint> kept;
+  kept.reserve(points.size());
+  for (auto& p : points) {
+    auto it = last.find(p.name);
+    if (it != last.end() && p.step <= it->second) {
+      auto [at, fresh] = cut.try_emplace(p.name, p.step);
+      if (!fresh) at->second = std::min(at->second, p.step);
+      std::erase_if(kept, [&](const metrics::MetricPoint& k) { return k.name == p.name && k.step >= p.step; });
+    }
+    last[p.name] = p.step;
+    kept.push_back(std::move(p));
+  }
+  points.swap(kept);
+  return cut;
 }
 
 JobRecord JobController::adopt(int64_t job_id) {

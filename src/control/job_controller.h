@@ -93,6 +93,7 @@ class JobController {
   Tracked& tracked(const store::JobRecord& job);
   void admitQueuedJobs();
   // The backend's state of `uid`, from one observeAll() per pass.
+  std::map<std::string, int64_t> restartedSeries(const store::JobRecord& job, Tracked& t, std::vector<metrics::MetricPoint>& points);
   std::vector<backend::ReplicaStatus> statusesOf(const std::string& uid);
   const std::vector<store::NodeStateRecord>& nodeStates();
   void requeue(store::JobRecord& job, const std::string& reason, const std::string& message, bool preempted);

@@ -838,7 +838,43 @@ void SqlStore::appendMetrics(int64_t job_id, const std::vector<metrics::MetricPo
   }, false);
 }
 
+void SqlStore::truncateSeries(int64_t job_id, const std::string& name, int64_t from_step) {
+  auto name_id = findMetricNameId(name);
+  if (!name_id) return;
+  runTransaction([&] {
+    db_->prepare("DELETE FROM metrics WHERE job_id=? AND name_id=? AND step>=?")->bind(1, job_id).bind(2, *name_id).bind(3, from_step).step();
+    // Every rollup bucket from the start of the widest one that held
+    // from_step is made again from the raw points kept there (< 4096).
+    int64_t widest = kRollupLevels[std::size(kRollupLevels) - 1];
+    int64_t lo = metrics::bucketOf(from_step, widest) * widest;
+    for (int64_t level : kRollupLevels)
+      db_->prepare("DELETE FROM metric_rollup WHERE job_id=? AND name_id=? AND level=? AND bucket>=?")
+          ->bind(1, job_id).bind(2, *name_id).bind(3, level).bind(4, metrics::bucketOf(lo, level)).step();
+    std::vector<metrics::MetricPoint> kept;
+    auto q = db_->prepare("SELECT step, time, value FROM metrics WHERE job_id=? AND name_id=? AND step>=? ORDER BY step");
+    q->bind(1, job_id).bind(2, *name_id).bind(3, lo);
+    while (q->step()) kept.push_back({name, q->f64(2), q->i64(0), q->f64(1)});
+    updateRollups(job_id, kept);
+    // The last point: the highest step left (the newest appended is gone).
+    auto left = db_->prepare("SELECT COUNT(*), MIN(step) FROM metrics WHERE job_id=? AND name_id=?");
+    left->bind(1, job_id).bind(2, *name_id);
+    left->step();
+    int64_t n = left->i64(0), first = n ? left->i64(1) : 0;
+    if (n == 0) {
+      db_->prepare("DELETE FROM metric_last WHERE job_id=? AND name_id=?")->bind(1, job_id).bind(2, *name_id).step();
+      return;
+    }
+    auto top = db_->prepare("SELECT step, time, value FROM metrics WHERE job_id=? AND name_id=? ORDER BY step DESC LIMIT 1");
+    top->bind(1, job_id).bind(2, *name_id);
+    top->step();
+    db_->prepare("UPDATE metric_last SET step=?, time=?, value=?, points=?, first_step=? WHERE job_id=? AND name_id=?")
+        ->bind(1, top->i64(0)).bind(2, top->f64(1)).bind(3, top->f64(2)).bind(4, n).bind(5, first).bind(6, job_id).bind(7, *name_id)
+        .step();
+  }, false);
+}
+
 void SqlStore::updateRollups(int64_t job_id, const std::vector<metrics::MetricPoint>& points) {
+  if (points.empty()) return;
   // Aggregate the batch per (series, level, bucket) first: one upsert per
   // bucket touched, not per point.
   struct Agg {

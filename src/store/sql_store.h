@@ -53,6 +53,7 @@ class SqlStore final : public Store {
   void addEvents(const std::vector<std::pair<int64_t, Event>>& events) override;
   std::vector<Event> events(int64_t job_id) override;
   void appendMetrics(int64_t job_id, const std::vector<metrics::MetricPoint>& points) override;
+  void truncateSeries(int64_t job_id, const std::string& name, int64_t from_step) override;
   std::vector<metrics::MetricPoint> metrics(int64_t job_id, const std::string& name) override;
   std::vector<metrics::MetricPoint> lastMetrics(int64_t job_id) override;
   std::vector<SeriesInfo> seriesInfo(int64_t job_id) override;

@@ -288,6 +288,11 @@ class Store {
   virtual std::vector<Event> events(int64_t job_id) = 0;
 
   virtual void appendMetrics(int64_t job_id, const std::vector<metrics::MetricPoint>& points) = 0;
+  // Drops `name`'s points at steps >= from_step (a restarted attempt reports
+  // those steps again: its points replace the earlier ones, as TensorBoard
+  // purges a restarted run's orphaned steps). The rollups and the last point
+  // are made again from what is left.
+  virtual void truncateSeries(int64_t job_id, const std::string& name, int64_t from_step) = 0;
   // The whole series of `name`, or of every metric when `name` is empty, by name then step.
   virtual std::vector<metrics::MetricPoint> metrics(int64_t job_id, const std::string& name = "") = 0;
   // The latest point of each metric.

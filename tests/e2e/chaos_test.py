@@ -157,3 +157,54 @@ class ChaosServer(ServerE2E, Invariants):
         server_pid = s.proc.pid
         self.wait_until("no replica left", lambda: [p for p, _ in self.processes_of(self.dir) if p != server_pid] == [], timeout=30)
         self.check_store(msg)
+
+
+class ChaosReplicas(ServerE2E, Invariants):
+    def test_replicas_and_supervisors_killed_at_ten_random_instants(self):
+        """SIGKILL of a running replica's whole process group, or of its supervisor
+        (`trainyard-supervise`) alone, at instants drawn from a seed: every job is
+        restarted per its policy and ends Succeeded, its series is its last
+        attempt's (no step twice), and nothing of an ended attempt is left."""
+        seed = seed_from_env()
+        print(f"chaos seed {seed} (replay: TRAINYARD_CHAOS_SEED={seed})", flush=True)
+        msg = f"chaos seed {seed}"
+        rng = random.Random(seed)
+        self.env["TRAINYARD_NODE_CPU"] = "8"
+        s = self.start()
+        n = 30
+        names = [f"worker-{i}" for i in range(4)]
+        for name in names:
+            self.write(f"{name}.yaml", json.dumps({
+                "apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": name},
+                "spec": {"command": ["/bin/sh", "-c", f"for s in $(seq 1 {n}); do echo step=$s acc=$s; sleep 0.1; done"],
+                         "resources": {"cpu": "100m"}, "restartPolicy": "OnFailure", "backoffLimit": 20}}))
+            self.ty("submit", os.path.join(self.dir, f"{name}.yaml"), check=0)
+        kills = []
+        while len(kills) < 10:
+            time.sleep(rng.uniform(0.1, 1.0))  # the chaos instant, drawn from the seed
+            name = rng.choice(names)
+            whole_group = rng.random() < 0.5
+            st, j = self.call("GET", f"/api/v1/jobs/{name}")
+            running = [a for a in j.get("attempts", []) if a.get("state") == "Running" and a.get("pid")]
+            if j.get("phase") != "Running" or not running:
+                if all(self.api_phase(x) == "Succeeded" for x in names):
+                    break
+                continue
+            pid = running[-1]["pid"]  # the supervisor, leader of the replica's process group
+            try:
+                os.killpg(pid, signal.SIGKILL) if whole_group else os.kill(pid, signal.SIGKILL)
+                kills.append((name, "group" if whole_group else "supervisor"))
+            except ProcessLookupError:
+                pass
+        print(f"{msg}: kills {kills}", flush=True)
+        self.assertGreaterEqual(len(kills), 5, f"{msg}: the jobs ended before the chaos did")
+        for name in names:
+            self.wait_phase(name, ["Succeeded"], timeout=180)
+            st, acc = self.call("GET", f"/api/v1/jobs/{name}/metrics/acc?maxPoints=1000")
+            self.assertEqual(acc["step"], list(range(1, n + 1)), f"{msg}: {name}")
+        killed = {k for k, _ in kills}
+        for name in killed:
+            self.assertGreaterEqual(self.call("GET", f"/api/v1/jobs/{name}")[1]["restarts"], 1, f"{msg}: {name}")
+        server_pid = s.proc.pid
+        self.wait_until("no replica left", lambda: [p for p, _ in self.processes_of(self.dir) if p != server_pid] == [], timeout=30)
+        self.check_store(msg)

@@ -166,6 +166,44 @@ TEST_P(StoreTest, MetricsSeriesAndLastValues) {
   EXPECT_TRUE(st->metrics(b.id, "big").empty());  // deleted with the job, foreign key or not
 }
 
+// A restarted program's steps replace the earlier ones: the raw points, the
+// last point and the rollups (the downsampled view) are all cut, and the
+// series continues from there with no step twice.
+TEST_P(StoreTest, TruncatedSeriesAreCutEverywhere) {
+  auto st = openStore(location());
+  auto j = newJob("restarted");
+  st->createJob(j);
+  std::vector<metrics::MetricPoint> first;
+  for (int i = 1; i <= 10000; ++i) first.push_back({"loss", 1.0 / i, i, 1.0 * i});
+  st->appendMetrics(j.id, first);
+  st->truncateSeries(j.id, "loss", 5000);
+  st->truncateSeries(j.id, "nope", 1);  // no such series: nothing happens
+  auto left = st->metrics(j.id, "loss");
+  ASSERT_EQ(left.size(), 4999u);
+  EXPECT_EQ(left.back().step, 4999);
+  auto info = st->seriesInfo(j.id);
+  ASSERT_EQ(info.size(), 1u);
+  EXPECT_EQ(info[0].points, 4999);
+  EXPECT_EQ(info[0].last_step, 4999);
+  // The downsampled view ends where the series now ends, every bucket counted once.
+  auto v = st->seriesView(j.id, "loss", 0, 20000, 100);
+  EXPECT_TRUE(v.downsampled);
+  EXPECT_EQ(v.total_points, 4999);
+  ASSERT_FALSE(v.step.empty());
+  EXPECT_LE(v.step.back(), 4999);
+  std::vector<metrics::MetricPoint> again;
+  for (int i = 5000; i <= 6000; ++i) again.push_back({"loss", 2.0, i, 20000.0 + i});
+  st->appendMetrics(j.id, again);
+  auto all = st->metrics(j.id, "loss");
+  ASSERT_EQ(all.size(), 6000u);
+  for (size_t k = 0; k < all.size(); ++k) ASSERT_EQ(all[k].step, static_cast<int64_t>(k + 1));
+  EXPECT_DOUBLE_EQ(st->seriesView(j.id, "loss", 5500, 5500, 100).last.at(0), 2.0);
+  EXPECT_EQ(st->seriesView(j.id, "loss", 0, 20000, 100).total_points, 6000);
+  st->truncateSeries(j.id, "loss", -5);
+  EXPECT_TRUE(st->metrics(j.id, "loss").empty());
+  EXPECT_TRUE(st->seriesInfo(j.id).empty());
+}
+
 TEST_P(StoreTest, TransactionRollsBackOnError) {
   auto st = openStore(location());
   EXPECT_THROW(st->transaction([&] {
