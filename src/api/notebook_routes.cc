@@ -147,6 +147,7 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
       auto j = notebookJob(u, req.matches[1], req.matches[2]);
       if (!store::isTerminal(j.phase)) throw ApiError(409, "NotebookActive", fmt::format("notebook \"{}\" is {} already", req.matches[2].str(), j.phase));
       auto ref = notebook::notebookOf(j.spec);
+      requireFreeSpace();
       spec::TrainJobSpec again = j.spec;
       timed("delete_job", [&] { db().deleteJob(j.id); });
       auto created = launch(again, ref->owner, j.user);
@@ -250,6 +251,7 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
   void create(const http::Request& req, http::Response& res, const User& u) {
     if (!plane) throw ApiError(503, "ReadOnly", "this server does not run notebooks");
     if (opts.data_dir.empty()) throw ApiError(503, "Unavailable", "this server has no data directory for notebooks");
+    requireFreeSpace();
     if (opts.backend != "local")
       throw ApiError(400, "Unsupported",
                      fmt::format("notebooks run on the local backend (this server's is {}): its proxy reaches Jupyter on loopback; "

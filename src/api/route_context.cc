@@ -1,6 +1,7 @@
 #include "api/route_context.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -210,6 +211,18 @@ std::string RouteContext::makeWorkspace(const std::string& dir) {
       throw ApiError(500, "Internal", fmt::format("cannot hand the workspace {} to the jobs' user", ws.string()));
   }
   return ws.string();
+}
+
+void RouteContext::requireFreeSpace() {
+  if (opts.data_dir.empty() || opts.min_free_disk <= 0) return;
+  struct statvfs v {};
+  if (statvfs(opts.data_dir.c_str(), &v) != 0) return;
+  auto free_bytes = static_cast<int64_t>(v.f_bavail) * static_cast<int64_t>(v.f_frsize);
+  if (free_bytes >= opts.min_free_disk) return;
+  throw ApiError(507, "InsufficientStorage",
+                 fmt::format("the server's data directory {} has {} MiB free, below --min-free-disk ({} MiB): no new work is "
+                             "accepted until space is freed (running jobs go on)",
+                             opts.data_dir, free_bytes >> 20, opts.min_free_disk >> 20));
 }
 
 void RouteContext::wake() {

@@ -111,6 +111,11 @@ class RouteContext {
   // DATA_DIR/workspaces/<dir>, made on first use (0700, owned by the jobs'
   // Unix user); its path.
   std::string makeWorkspace(const std::string& dir);
+  // New work (a job, an experiment, a notebook) is refused with 507 while
+  // the data directory's file system has less than --min-free-disk free:
+  // what runs keeps running and its records are written, nothing new
+  // starts to fill the disk further.
+  void requireFreeSpace();
 };
 
 // A resource's routes; its handlers capture it, so the server keeps it.

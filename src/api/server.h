@@ -37,6 +37,7 @@ struct ServerOptions {
   int threads = 16;         // handler threads (SSE streams get their own, up to a cap)
   // More routes (the inference API), mounted before the dashboard's catch-all.
   std::function<void(http::Server&)> extra_routes;
+  int64_t min_free_disk = 0;  // bytes free in data_dir below which new work is refused (507)
   std::string backend = "local";  // --backend: notebooks need the local one (their proxy reaches loopback)
   std::string models_dir;  // --models: the repository POST /api/v1/models pushes into ("": none)
 };

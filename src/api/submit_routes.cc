@@ -63,6 +63,7 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
   // workspace and queues.
   void rerun(const http::Request& req, http::Response& res, const User& u) {
     if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
+    requireFreeSpace();
     auto j = job(u, req.matches[1]);
     artifacts::Rerun again = artifacts::rerunOf(j.name, j.spec, artifacts::readRunRecord(j.log_dir));
     std::string workspace = workspaceOf(u);
@@ -92,6 +93,7 @@ class SubmitRoutes final : public RouteGroup, RouteContext {
 
   void submit(const http::Request& req, http::Response& res, const User& u, bool want_experiment) {
     if (!plane) throw ApiError(503, "ReadOnly", "this server does not run jobs");
+    requireFreeSpace();
     std::string workspace = workspaceOf(u);
     spec::LoadedSpec loaded = loadSpecBody(req, workspace);
     if (loaded.queue) {

@@ -884,6 +884,9 @@ int runMain(int argc, char** argv) {
   server->add_option("--port", so.port, "Port (0: any free port, printed at start)")->capture_default_str();
   server->add_option("--store", so.store, "postgresql://... (default: SQLite in --data-dir)");
   server->add_option("--grace", so.grace_seconds, "Seconds between SIGTERM and SIGKILL when stopping replicas")->capture_default_str();
+  server->add_option("--min-free-disk", so.min_free_disk,
+                     "Refuse new jobs, experiments and notebooks (507) while the data directory has less free space")
+      ->capture_default_str();
   server->add_option("--models", so.models_dir, "Also serve this model repository (TF-Serving /v1 and KServe /v2 APIs)");
   addAccessOptions(*server, so.access);
   server->add_option("--backend", so.backend, "Where replicas run: local (this machine), kubernetes (pods on the cluster of --kubeconfig) or slurm (batch jobs on the Slurm cluster of this machine's slurm.conf)")->capture_default_str();

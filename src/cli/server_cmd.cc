@@ -1,4 +1,5 @@
 #include "cli/server_cmd.h"
+#include "spec/quantity.h"
 
 #include <grp.h>
 #include <pwd.h>
@@ -202,6 +203,12 @@ int cmdServer(const ServerCliOptions& o) {
   }
   so.data_dir = data_dir;
   so.backend = o.backend;
+  if (auto b = spec::parseMemoryBytes(o.min_free_disk); b && *b >= 0) {
+    so.min_free_disk = *b;
+  } else {
+    std::cerr << fmt::format("error: --min-free-disk: expected bytes such as 100Mi or 2Gi, got \"{}\"\n", o.min_free_disk);
+    return 2;
+  }
   // The small supervisor beside this binary; else this binary's own __supervise.
   fs::path self = fs::read_symlink("/proc/self/exe");
   bo.supervisor = fs::exists(self.parent_path() / "trainyard-supervise") ? (self.parent_path() / "trainyard-supervise").string()

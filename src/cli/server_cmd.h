@@ -50,6 +50,7 @@ struct ServerCliOptions {
   std::string run_as;     // Unix user for jobs ("" = this one; root defaults to trainyard-jobs)
   double grace_seconds = 10;
   std::string models_dir;  // also serve this model repository ("" = no)
+  std::string min_free_disk = "100Mi";  // below this free in the data dir, new work is refused (507)
 };
 
 int cmdServer(const ServerCliOptions& o);
