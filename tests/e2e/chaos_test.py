@@ -121,6 +121,22 @@ class ChaosRun(E2E, Invariants):
 
 
 class ChaosServer(ServerE2E, Invariants):
+    store_url = None  # SQLite in the data dir; the PostgreSQL variant below sets one
+
+    def check_store(self, msg):
+        if not self.store_url:
+            return super().check_store(msg)
+        # PostgreSQL's own consistency: no point, trial or job twice, no row without its job.
+        q = lambda sql: subprocess.run(["psql", self.store_url, "-tAc", sql], capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(q("SELECT COUNT(*) FROM (SELECT job_id, name_id, step FROM metrics GROUP BY 1, 2, 3 HAVING COUNT(*) > 1) d"), "0", msg)
+        self.assertEqual(q("SELECT COUNT(*) FROM (SELECT experiment_id, number FROM trials GROUP BY 1, 2 HAVING COUNT(*) > 1) d"), "0", msg)
+        self.assertEqual(q("SELECT COUNT(*) FROM (SELECT name FROM jobs GROUP BY 1 HAVING COUNT(*) > 1) d"), "0", msg)
+        self.assertEqual(q("SELECT COUNT(*) FROM metrics m LEFT JOIN jobs j ON j.id = m.job_id WHERE j.id IS NULL"), "0", msg)
+        self.assertEqual(q("SELECT COUNT(*) FROM attempts a LEFT JOIN jobs j ON j.id = a.job_id WHERE j.id IS NULL"), "0", msg)
+
+    def start(self, *args, **kw):
+        return super().start(*(("--store", self.store_url) if self.store_url else ()), *args, **kw)
+
     def test_server_killed_at_ten_random_instants_loses_and_duplicates_nothing(self):
         seed = seed_from_env()
         print(f"chaos seed {seed} (replay: TRAINYARD_CHAOS_SEED={seed})", flush=True)
@@ -158,6 +174,21 @@ class ChaosServer(ServerE2E, Invariants):
         server_pid = s.proc.pid
         self.wait_until("no replica left", lambda: [p for p, _ in self.processes_of(self.dir) if p != server_pid] == [], timeout=30)
         self.check_store(msg)
+
+
+class ChaosServerOnPostgres(ChaosServer):
+    """The same chaos with the store on PostgreSQL (the test's server from the pg fixture)."""
+
+    def setUp(self):
+        super().setUp()
+        where = os.environ.get("TRAINYARD_TEST_PG", "")
+        if ":" not in where:
+            self.fail("TRAINYARD_TEST_PG (socket dir:port) not set: run through ctest (fixture pg)")
+        host, port = where.rsplit(":", 1)
+        db = f"chaos_{os.getpid()}_{time.monotonic_ns() % 100000}"
+        subprocess.run(["psql", f"postgresql://postgres@/postgres?host={host}&port={port}", "-qc", f"CREATE DATABASE {db}"],
+                       check=True, capture_output=True)
+        self.store_url = f"postgresql://postgres@/{db}?host={host}&port={port}"
 
 
 class ChaosReplicas(ServerE2E, Invariants):
