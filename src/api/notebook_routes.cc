@@ -6,6 +6,8 @@
 // culler stops notebooks idle for longer than their idleTimeout.
 #include "api/route_context.h"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <ctime>
@@ -26,6 +28,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "notebook/notebook_job.h"
+#include "notebook/proxy_rules.h"
 #include "notebook/state_dir.h"
 #include "store/store.h"
 
@@ -37,68 +40,8 @@ constexpr const char* kNotebookLabel = "trainyard.dev/notebook";
 // Bodies through the proxy: a notebook saved with its outputs, an upload.
 constexpr size_t kMaxProxyBody = 64 << 20;
 
-// "2026-11-30T05:01:02.123456Z" (Jupyter's isoformat, UTC) -> Unix seconds.
-std::optional<double> parseIsoUtc(const std::string& s) {
-  std::tm tm{};
-  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest) return std::nullopt;
-  double frac = 0;
-  if (*rest == '.') frac = std::strtod(rest, nullptr);
-  return static_cast<double>(timegm(&tm)) + frac;
-}
-
 double nowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// Hop-by-hop headers (RFC 9110 7.6.1), and what this proxy sets itself.
-bool hopByHop(const std::string& name) {
-  static const char* kNames[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-                                 "content-length", "host"};
-  for (const char* n : kNames)
-    if (strcasecmp(name.c_str(), n) == 0) return true;
-  return false;
-}
-
-// The Cookie header without the server's own session cookie: Jupyter (and
-// the owner's code it runs) never sees the dashboard's token.
-std::string withoutOwnCookie(const std::string& cookies) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < cookies.size()) {
-    size_t end = cookies.find(';', pos);
-    std::string part = cookies.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    pos = end == std::string::npos ? cookies.size() : end + 1;
-    size_t start = part.find_first_not_of(' ');
-    if (start == std::string::npos) continue;
-    part = part.substr(start);
-    if (part.rfind("trainyard_token=", 0) == 0) continue;
-    out += (out.empty() ? "" : "; ") + part;
-  }
-  return out;
-}
-
-// The request target without ?access_token= (the server's own token).
-std::string withoutAccessToken(const std::string& target) {
-  auto q = target.find('?');
-  if (q == std::string::npos || target.find("access_token=", q) == std::string::npos) return target;
-  std::string out = target.substr(0, q);
-  std::string query = target.substr(q + 1), kept;
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t end = query.find('&', pos);
-    std::string part = query.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    if (!part.empty() && part.rfind("access_token=", 0) != 0) kept += (kept.empty() ? "" : "&") + part;
-    if (end == std::string::npos) break;
-    pos = end + 1;
-  }
-  return kept.empty() ? out : out + "?" + kept;
-}
-
-std::string scrub(std::string text, const std::string& secret) {
-  if (secret.empty()) return text;
-  for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) text.erase(pos, secret.size());
-  return text;
 }
 
 struct Status {
@@ -355,27 +298,11 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     auto j = notebookJob(u, owner_seg, name);
     if (rest.empty()) return res.set_redirect(notebook::basePath(notebook::notebookOf(j.spec)->owner, name) + "tree", 302);
     Upstream up = upstreamOf(j, name);
-    // What Jupyter sees: its own Host, its token, no Origin (it would
-    // compare it with its Host; the server's guard has checked it), none
-    // of the server's credentials.
-    http::Headers out;
-    for (const auto& [k, v] : req.headers) {
-      if (hopByHop(k) || strcasecmp(k.c_str(), "authorization") == 0 || strcasecmp(k.c_str(), "origin") == 0 ||
-          strcasecmp(k.c_str(), "cookie") == 0)
-        continue;
-      out.emplace(k, v);
-    }
-    if (std::string c = withoutOwnCookie(req.get_header_value("Cookie")); !c.empty()) out.emplace("Cookie", c);
-    out.emplace("Authorization", "token " + up.token);
-    out.emplace("X-Forwarded-For", req.remote_addr);
-    std::string target = withoutAccessToken(req.target);
-    bool websocket = strcasecmp(req.get_header_value("Upgrade").c_str(), "websocket") == 0;
-    if (websocket) {
-      std::string head = fmt::format("{} {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n", req.method,
-                                     target, up.port);
-      for (const auto& [k, v] : out) head += k + ": " + v + "\r\n";
-      head += "\r\n";
-      res.tunnel = http::Tunnel{"127.0.0.1", up.port, std::move(head)};
+    // What Jupyter sees: notebook/proxy_rules.h.
+    http::Headers out = notebook::upstreamHeaders(req.headers, up.token, req.remote_addr);
+    std::string target = notebook::withoutAccessToken(req.target);
+    if (strcasecmp(req.get_header_value("Upgrade").c_str(), "websocket") == 0) {
+      res.tunnel = http::Tunnel{"127.0.0.1", up.port, notebook::websocketHead(req.method, target, up.port, out)};
       return;
     }
     http::Client client(fmt::format("127.0.0.1:{}", up.port));
@@ -394,11 +321,11 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     // replace the dashboard's strict policy on these paths.
     res.headers.erase("Content-Security-Policy");
     for (const auto& [k, v] : r.headers)
-      if (!hopByHop(k) && strcasecmp(k.c_str(), "server") != 0) res.headers.emplace(k, scrub(v, up.token));
+      if (!notebook::hopByHop(k) && strcasecmp(k.c_str(), "server") != 0) res.headers.emplace(k, notebook::scrub(v, up.token));
     // Jupyter writes its token into its pages (data-jupyter-api-token, a
     // ?token= link) for its scripts' API calls. The browser must not have
     // it: it is taken out, and this proxy adds it to every request instead.
-    res.body = scrub(std::move(r.body), up.token);
+    res.body = notebook::scrub(r.body, up.token);
   }
 
   // --- Idle culling --------------------------------------------------------
@@ -420,7 +347,7 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
       auto j = json::parse(r.body, nullptr, false);
       if (j.is_discarded()) return std::nullopt;
       Status s;
-      if (j.contains("last_activity") && j["last_activity"].is_string()) s.last_activity = parseIsoUtc(j["last_activity"].get<std::string>());
+      if (j.contains("last_activity") && j["last_activity"].is_string()) s.last_activity = notebook::parseIsoUtc(j["last_activity"].get<std::string>());
       if (j.contains("kernels") && j["kernels"].is_number_integer()) s.kernels = j["kernels"].get<int>();
       if (j.contains("connections") && j["connections"].is_number_integer()) s.connections = j["connections"].get<int>();
       return s;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "notebook/notebook_job.h"
+#include "notebook/proxy_rules.h"
 #include "notebook/state_dir.h"
 #include "spec/parser.h"
 
@@ -102,4 +103,49 @@ TEST(Notebook, NamesTokensAndPaths) {
   EXPECT_TRUE(notebook::sameSecret("abc", "abc"));
   EXPECT_FALSE(notebook::sameSecret("abc", "abd"));
   EXPECT_FALSE(notebook::sameSecret("abc", "abcd"));
+}
+
+TEST(NotebookProxy, JupyterGetsItsTokenAndNoneOfTheServers) {
+  http::Headers in{{"Authorization", "Bearer alice-token"},
+                   {"Cookie", "trainyard_token=alice-token; _xsrf=abc"},
+                   {"Origin", "http://127.0.0.1:8080"},
+                   {"Host", "127.0.0.1:8080"},
+                   {"Connection", "keep-alive"},
+                   {"X-Forwarded-For", "6.6.6.6"},
+                   {"Accept", "application/json"}};
+  auto out = notebook::upstreamHeaders(in, "jtok", "10.0.0.7");
+  auto get = [&](const std::string& k) {
+    auto r = out.equal_range(k);
+    std::vector<std::string> v;
+    for (auto it = r.first; it != r.second; ++it) v.push_back(it->second);
+    return v;
+  };
+  EXPECT_EQ(get("Authorization"), std::vector<std::string>{"token jtok"});
+  EXPECT_EQ(get("Cookie"), std::vector<std::string>{"_xsrf=abc"});
+  EXPECT_TRUE(get("Origin").empty());
+  EXPECT_TRUE(get("Host").empty());
+  EXPECT_TRUE(get("Connection").empty());
+  EXPECT_EQ(get("X-Forwarded-For"), std::vector<std::string>{"10.0.0.7"});
+  EXPECT_EQ(get("Accept"), std::vector<std::string>{"application/json"});
+  EXPECT_TRUE(notebook::upstreamHeaders({{"Cookie", "trainyard_token=x"}}, "t", "a").count("Cookie") == 0);
+
+  EXPECT_EQ(notebook::withoutAccessToken("/notebooks/a/b/tree?access_token=s3cret"), "/notebooks/a/b/tree");
+  EXPECT_EQ(notebook::withoutAccessToken("/x?a=1&access_token=s&b=2"), "/x?a=1&b=2");
+  EXPECT_EQ(notebook::withoutAccessToken("/x?a=1"), "/x?a=1");
+  std::string head = notebook::websocketHead("GET", "/k/channels?session_id=1", 4242, {{"Authorization", "token t"}});
+  EXPECT_EQ(head.rfind("GET /k/channels?session_id=1 HTTP/1.1\r\nHost: 127.0.0.1:4242\r\n", 0), 0u) << head;
+  EXPECT_NE(head.find("Upgrade: websocket\r\n"), std::string::npos);
+  EXPECT_NE(head.find("Authorization: token t\r\n\r\n"), std::string::npos);
+}
+
+TEST(NotebookProxy, AnswersLoseEveryTraceOfTheToken) {
+  EXPECT_EQ(notebook::scrub(R"(<body data-jupyter-api-token="abc123"><a href="/tree?token=abc123">)", "abc123"),
+            R"(<body data-jupyter-api-token=""><a href="/tree?token=">)");
+  EXPECT_EQ(notebook::scrub("nothing here", "abc"), "nothing here");
+  EXPECT_EQ(notebook::scrub("abcabc", "abc"), "");
+  EXPECT_EQ(notebook::scrub("x", ""), "x");
+  auto t = notebook::parseIsoUtc("2026-11-30T05:01:02.250000Z");
+  ASSERT_TRUE(t);
+  EXPECT_DOUBLE_EQ(*t, 1796014862.25);
+  EXPECT_FALSE(notebook::parseIsoUtc("yesterday"));
 }
