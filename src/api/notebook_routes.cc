@@ -132,7 +132,10 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     return *j;
   }
 
-  json view(const store::JobRecord& j, bool live) {
+  // `ask_jupyter`: its activity now (one notebook's page); else as the
+  // culler last saw it (lists: they are polled, and Jupyter is not asked
+  // once per notebook per poll).
+  json view(const store::JobRecord& j, bool ask_jupyter) {
     auto ref = notebook::notebookOf(j.spec);
     const auto& r = j.spec.roles.at(0);
     json out{{"name", ref->name},
@@ -151,13 +154,13 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
              {"startedAt", j.started_at},
              {"finishedAt", j.finished_at}};
     std::optional<Status> st;
-    if (live && j.phase == store::kRunning) st = status(j.name, std::chrono::milliseconds(1000));
+    if (ask_jupyter && j.phase == store::kRunning) st = status(j.name, std::chrono::milliseconds(1000));
     {
       std::lock_guard lk(mu_);
       if (st && st->last_activity) last_seen_[j.name] = *st;
       if (auto it = last_seen_.find(j.name); it != last_seen_.end()) st = it->second;
     }
-    if (store::isTerminal(j.phase) && live)
+    if (store::isTerminal(j.phase))
       for (const auto& e : db().events(j.id))
         if (e.reason == "IdleCulled") out["culled"] = true, out["culledMessage"] = e.message;
     // What a user means: Starting (queued or restarting), Running, Stopped
@@ -180,15 +183,15 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     q.limit = intParam(req, "limit", 200, 1, 1000);
     q.offset = intParam(req, "offset", 0, 0, INT64_MAX / 2);
     q.newest_first = true;
+    if (!u.admin) q.viewer = u.name;
     auto page_ = timed("query_jobs", [&] { return db().queryJobs(q); });
     json items = json::array();
     for (const auto& j : page_.items) {
       auto ref = notebook::notebookOf(j.spec);
-      if (!ref || (!u.admin && ref->owner != u.name)) continue;
-      items.push_back(view(j, strParam(req, "live", "true") != "false"));
+      if (!ref || (!u.admin && ref->owner != u.name)) continue;  // (a notebook labelled shared stays its owner's)
+      items.push_back(view(j, false));
     }
-    auto n = static_cast<int64_t>(items.size());
-    sendJson(res, 200, page(std::move(items), u.admin ? page_.total : n, q.offset, q.limit), &req);
+    sendJson(res, 200, page(std::move(items), page_.total, q.offset, q.limit), &req);
   }
 
   void create(const http::Request& req, http::Response& res, const User& u) {
@@ -246,7 +249,8 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     at.state_dir = dir;
     at.working_dir = job.roles.at(0).working_dir;
     at.port = notebook::freeLoopbackPort();
-    at.server_url = fmt::format("http://{}:{}", opts.address == "0.0.0.0" || opts.address.empty() ? "127.0.0.1" : opts.address, opts.port);
+    bool wildcard = opts.address.empty() || opts.address == "0.0.0.0" || opts.address == "::";
+    at.server_url = fmt::format("http://{}:{}", wildcard ? "127.0.0.1" : opts.address, opts.port);
     std::error_code ec;
     at.trainyard_bin = fs::read_symlink("/proc/self/exe", ec).string();
     job = notebook::notebookJob(nb, owner, at);
@@ -356,9 +360,10 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
     }
   }
 
-  // Each running notebook with an idle timeout is asked for its last
-  // activity at most every tenth of that timeout (1 s to 60 s); one idle
-  // for longer is stopped (its workspace stays) with reason IdleCulled.
+  // Each running notebook is asked for its last activity every 10 s (what
+  // lists show), or every tenth of its idle timeout when that is shorter
+  // (at least 1 s); one idle for longer than its timeout is stopped (its
+  // workspace stays) with reason IdleCulled.
   void cullLoop() {
     std::unordered_map<std::string, double> next_check;
     for (;;) {
@@ -375,10 +380,11 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
         double now = nowSeconds();
         for (const auto& j : running.items) {
           auto ref = notebook::notebookOf(j.spec);
-          if (!ref || j.phase != store::kRunning || ref->idle_timeout_seconds <= 0 || j.cancel_requested) continue;
+          if (!ref || j.phase != store::kRunning || j.cancel_requested) continue;
           double& due = next_check[j.name];
           if (now < due) continue;
-          due = now + std::clamp(ref->idle_timeout_seconds / 10.0, 1.0, 60.0);
+          double every = ref->idle_timeout_seconds > 0 ? std::clamp(ref->idle_timeout_seconds / 10.0, 1.0, 10.0) : 10.0;
+          due = now + every;
           auto st = status(j.name, std::chrono::milliseconds(2000));
           if (!st || !st->last_activity) continue;
           {
@@ -386,7 +392,7 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
             last_seen_[j.name] = *st;
           }
           double idle = now - *st->last_activity;
-          if (idle <= static_cast<double>(ref->idle_timeout_seconds)) continue;
+          if (ref->idle_timeout_seconds <= 0 || idle <= static_cast<double>(ref->idle_timeout_seconds)) continue;
           spdlog::info("notebook {}/{}: idle for {:.0f} s (idleTimeout {} s): stopping it", notebook::ownerSegment(ref->owner), ref->name,
                        idle, ref->idle_timeout_seconds);
           db().addEvent(j.id, store::Event{now, "Normal", "IdleCulled",

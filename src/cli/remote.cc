@@ -554,7 +554,7 @@ std::string ago(double t) {
 // user's: --owner picks one).
 json findNotebook(Client& c, const std::string& name, const std::string& owner) {
   std::vector<json> found;
-  json all = c.get("/api/v1/notebooks?live=false");
+  json all = c.get("/api/v1/notebooks");
   for (const auto& n : all["items"])
     if (n["name"] == name && (owner.empty() || n["owner"] == owner || (owner == "_" && n["owner"] == ""))) found.push_back(n);
   if (found.empty()) throw RemoteError(kExitBadInput, fmt::format("no notebook named {}{} (see `trainyard notebook list`)", name,
