@@ -315,7 +315,6 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
   }
   t.launch_failures = 0;
   t.launched_at = nowSeconds();
-  if (attempt == 0) record(job);
   observed_.erase(job.uid);  // what this pass observed is the attempt before
   auto statuses = backend_.observe(job.uid);
   for (const auto& s : statuses) t.observed.insert(s.name);
@@ -337,6 +336,9 @@ void JobController::launchAttempt(JobRecord& job, int attempt) {
               attempt == 0 ? fmt::format("TrainJob {} is running", job.name)
                            : fmt::format("TrainJob {} is running again (attempt {})", job.name, attempt + 1));
   });
+  // The run record (git, image digests: commands that take their time) only
+  // once the attempt is in the store: the launch is recorded first.
+  if (attempt == 0) record(job);
   for (const auto& w : backend_.warnings()) event(job, "Warning", "NotEnforced", w);
 }
 
