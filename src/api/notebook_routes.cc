@@ -13,6 +13,7 @@
 #include <ctime>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -39,10 +40,6 @@ namespace {
 constexpr const char* kNotebookLabel = "trainyard.dev/notebook";
 // Bodies through the proxy: a notebook saved with its outputs, an upload.
 constexpr size_t kMaxProxyBody = 64 << 20;
-
-double nowSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 struct Status {
   std::optional<double> last_activity;
@@ -81,7 +78,7 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
       auto j = notebookJob(u, req.matches[1], req.matches[2]);
       if (!store::isTerminal(j.phase)) {
         timed("cancel_job", [&] { db().requestCancel(j.id); });
-        db().addEvent(j.id, store::Event{nowSeconds(), "Normal", "Stopping", fmt::format("stopped by {}", u.name.empty() ? "the admin" : u.name)});
+        db().addEvent(j.id, store::Event{store::nowSeconds(), "Normal", "Stopping", fmt::format("stopped by {}", u.name.empty() ? "the admin" : u.name)});
       }
       wake();
       sendJson(res, 202, view(j, false));
@@ -377,7 +374,17 @@ class NotebookRoutes final : public RouteGroup, RouteContext {
         q.phase = "active";
         q.limit = 1000;
         auto running = db().queryJobs(q);
-        double now = nowSeconds();
+        double now = store::nowSeconds();
+        // What is known of notebooks that no longer run goes (a stopped
+        // one's list entry shows no activity; deleted ones are forgotten).
+        std::set<std::string> live;
+        for (const auto& j : running.items)
+          if (j.phase == store::kRunning) live.insert(j.name);
+        std::erase_if(next_check, [&](const auto& kv) { return !live.count(kv.first); });
+        {
+          std::lock_guard lk(mu_);
+          std::erase_if(last_seen_, [&](const auto& kv) { return !live.count(kv.first); });
+        }
         for (const auto& j : running.items) {
           auto ref = notebook::notebookOf(j.spec);
           if (!ref || j.phase != store::kRunning || j.cancel_requested) continue;

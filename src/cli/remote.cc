@@ -544,10 +544,8 @@ int remoteNode(const Remote& r, const std::string& action, const std::string& na
 
 namespace {
 std::string ago(double t) {
-  if (t <= 0) return "-";
   double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  double s = std::max(0.0, now - t);
-  return s < 90 ? fmt::format("{:.0f}s ago", s) : s < 5400 ? fmt::format("{:.0f}m ago", s / 60) : fmt::format("{:.1f}h ago", s / 3600);
+  return formatDuration(now - t) + " ago";
 }
 
 // The notebook `name` among those the caller sees (an admin sees every

@@ -7,15 +7,11 @@
 
 namespace trainyard::spec {
 
-NotebookSpec parseNotebook(const Walker& w, const YAML::Node& root, const std::string& base_dir) {
+NotebookSpec parseNotebook(const Walker& w, const YAML::Node& root, const std::string& base_dir,
+                           std::vector<std::string>& warnings) {
   NotebookSpec nb;
   w.expectMap(root, "", {"apiVersion", "kind", "metadata", "spec"});
-  YAML::Node meta = root["metadata"];
-  if (!meta) w.fail(root, "metadata", "missing required field 'metadata' (with a name)");
-  w.expectMap(meta, "metadata", {"name", "labels", "annotations", "namespace"});
-  if (!meta["name"]) w.fail(meta, "metadata.name", "missing required field 'name'");
-  nb.name = w.name(meta["name"], "metadata.name");
-  if (meta["labels"]) nb.labels = w.strMap(meta["labels"], "metadata.labels");
+  if (!root["metadata"]) w.fail(root, "metadata", "missing required field 'metadata' (with a name)");
   // No spec: every default. (A Node is a reference: assigning to a missing
   // one would write into the document, so the empty one is a node of its own.)
   YAML::Node spec = root["spec"] ? YAML::Node(root["spec"]) : YAML::Node(YAML::NodeType::Map);
@@ -27,18 +23,16 @@ NotebookSpec parseNotebook(const Walker& w, const YAML::Node& root, const std::s
   YAML::Node job(YAML::NodeType::Map), js(YAML::NodeType::Map);
   job["apiVersion"] = "trainyard.dev/v1";
   job["kind"] = "TrainJob";
-  YAML::Node m(YAML::NodeType::Map);
-  m["name"] = meta["name"];
-  job["metadata"] = m;
+  job["metadata"] = root["metadata"];  // name and labels: the TrainJob's checks
   for (auto it = spec.begin(); it != spec.end(); ++it) {
     std::string key = it->first.Scalar();
     if (key != "idleTimeout") js[key] = it->second;
   }
   js["command"] = YAML::Load("[jupyter-notebook]");
   job["spec"] = js;
-  std::vector<std::string> warnings;
   nb.job = parseJobNode(w, job, base_dir, warnings);
-  nb.job.labels = nb.labels;
+  nb.name = nb.job.name;
+  nb.labels = nb.job.labels;
   nb.job.roles.at(0).name = "notebook";
   nb.working_dir_given = static_cast<bool>(spec["workingDir"]);
   if (auto t = spec["idleTimeout"])

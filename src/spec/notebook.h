@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "spec/trainjob.h"
 
@@ -44,7 +45,9 @@ struct NotebookSpec {
 };
 
 // `root` is a whole manifest of kind Notebook; errors are SpecErrors with
-// file:line:col and the field path, as for every kind.
-NotebookSpec parseNotebook(const Walker& w, const YAML::Node& root, const std::string& base_dir);
+// file:line:col and the field path, as for every kind; what cannot apply
+// here goes into `warnings`, as a TrainJob's.
+NotebookSpec parseNotebook(const Walker& w, const YAML::Node& root, const std::string& base_dir,
+                           std::vector<std::string>& warnings);
 
 }  // namespace trainyard::spec

@@ -604,7 +604,7 @@ LoadedSpec loadParsed(const Walker& w, const YAML::Node& root, const std::string
     return out;
   }
   if (kind == "Notebook" && api == "trainyard.dev/v1") {
-    out.notebook = parseNotebook(w, root, base_dir);
+    out.notebook = parseNotebook(w, root, base_dir, out.warnings);
     out.notebook->source_file = file_name;
     return out;
   }

@@ -1,12 +1,13 @@
 // The dashboard in Debian's headless Chromium, driven by playwright-core:
 // loads each page, clicks through a job and an experiment, asserts what is
 // shown, and saves screenshots (TRAINYARD_ARTIFACTS) as test artifacts.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { startServer, until } from './server.mjs';
 
 // playwright-core is a dev dependency of ui/ (installed by the build's npm ci).
 const SOURCE = process.env.TRAINYARD_SOURCE_DIR || join(import.meta.dirname ?? '.', '../..');
@@ -17,39 +18,13 @@ const ARTIFACTS = process.env.TRAINYARD_ARTIFACTS || join(tmpdir(), 'trainyard-a
 mkdirSync(ARTIFACTS, { recursive: true });
 const dir = mkdtempSync(join(tmpdir(), 'ty-browser-'));
 const data = join(dir, 'data');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function startServer() {
-  const log = join(dir, 'server.log');
-  const proc = spawn(BIN, ['--data-dir', data, 'server', '--port', '0', '--run-as', userInfo().username], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const onData = (b) => {
-      out += b;
-      const m = out.match(/listening on (http:\/\/[^\s]+)/);
-      if (m) resolve({ proc, url: m[1] });
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
-    setTimeout(() => reject(new Error('server did not start: ' + out)), 30000);
-  });
-}
-
-const server = await startServer();
+const server = await startServer(BIN, data);
 const env = { ...process.env, TRAINYARD_SERVER: server.url };
 const ty = (...args) => execFileSync(BIN, args, { env, encoding: 'utf8' });
 async function api(path) {
   const r = await fetch(server.url + '/api/v1' + path);
   return r.json();
-}
-async function until(what, pred, timeoutMs = 120000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(100);
-  }
-  throw new Error('timed out waiting for ' + what);
 }
 
 function write(name, text) {

@@ -6,13 +6,13 @@
 // restarted while the notebook runs -> it still answers through the proxy
 // and the page runs a cell again; idle culling stops it after its short
 // idleTimeout and the saved notebook survives in the workspace.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { startServer, until } from './server.mjs';
 
 const SOURCE = process.env.TRAINYARD_SOURCE_DIR || join(import.meta.dirname ?? '.', '../..');
 const { chromium } = createRequire(join(SOURCE, 'ui', 'package.json'))('playwright-core');
@@ -25,33 +25,11 @@ if (!existsSync('/usr/bin/jupyter-notebook')) {
 }
 const dir = mkdtempSync(join(tmpdir(), 'ty-notebooks-'));
 const data = join(dir, 'data');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ALICE = 'alice-token-0123456789abcdef', BOB = 'bob-token-0123456789abcdef';
 writeFileSync(join(dir, 'tokens.yaml'), `tokens:\n  - {token: ${ALICE}, user: alice}\n  - {token: ${BOB}, user: bob}\n`, { mode: 0o600 });
 
-function startServer(port) {
-  const proc = spawn(BIN, ['--data-dir', data, 'server', '--port', String(port), '--auth', join(dir, 'tokens.yaml'),
-    '--run-as', userInfo().username], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const onData = (b) => {
-      out += b;
-      const m = out.match(/listening on (http:\/\/[^\s]+)/);
-      if (m) resolve({ proc, url: m[1], log: () => out });
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
-  });
-}
-async function until(what, pred, timeoutMs = 120000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(200);
-  }
-  throw new Error('timed out waiting for ' + what);
-}
+// The first server on any free port; after a restart, on the same one.
+const start = (port = 0) => startServer(BIN, data, ['--auth', join(dir, 'tokens.yaml')], port);
 // A request with headers fetch() would not send (Origin, Upgrade).
 function raw(url, { method = 'GET', headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
@@ -67,7 +45,7 @@ function raw(url, { method = 'GET', headers = {}, body } = {}) {
   });
 }
 
-let server = await startServer(0);
+let server = await start();
 const port = new URL(server.url).port;
 const auth = (t) => ({ Authorization: `Bearer ${t}` });
 const notebooks = async () => (await (await fetch(server.url + '/api/v1/notebooks', { headers: auth(ALICE) })).json()).items;
@@ -140,7 +118,7 @@ try {
   // The server restarted while the notebook runs: it answers through the proxy, and the page's kernel reconnects.
   server.proc.kill('SIGTERM');
   await new Promise((r) => server.proc.on('exit', r));
-  server = await startServer(port);
+  server = await start(port);
   await until('the notebook through the restarted server', async () =>
     (await fetch(server.url + '/notebooks/alice/explore/api/status', { headers: auth(ALICE) })).status === 200, 60000);
   await runCell(nb, 'print("after", 6 * 7)', 'after 42');

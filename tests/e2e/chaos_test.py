@@ -40,9 +40,21 @@ spec:
 STEPS = list(range(1, 7))
 
 
-def seed_from_env():
+def chaos_seed():
+    """(a generator, the message naming its seed): TRAINYARD_CHAOS_SEED, else a fresh seed, printed
+    so that a failure can be replayed."""
     s = os.environ.get("TRAINYARD_CHAOS_SEED")
-    return int(s) if s else random.SystemRandom().randrange(1 << 31)
+    seed = int(s) if s else random.SystemRandom().randrange(1 << 31)
+    print(f"chaos seed {seed} (replay: TRAINYARD_CHAOS_SEED={seed})", flush=True)
+    return random.Random(seed), f"chaos seed {seed}"
+
+
+def counting_job(name, n, sleep=0.1, **spec):
+    """A TrainJob (JSON) printing step=s acc=s for s in 1..n."""
+    pause = f"; sleep {sleep}" if sleep else ""
+    return json.dumps({"apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": name},
+                       "spec": {"command": ["/bin/sh", "-c", f"for s in $(seq 1 {n}); do echo step=$s acc=$s{pause}; done"],
+                                "resources": {"cpu": "100m"}, **spec}})
 
 
 class Invariants:
@@ -93,10 +105,7 @@ class Invariants:
 
 class ChaosRun(E2E, Invariants):
     def test_run_killed_at_ten_random_instants_loses_and_duplicates_nothing(self):
-        seed = seed_from_env()
-        print(f"chaos seed {seed} (replay: TRAINYARD_CHAOS_SEED={seed})", flush=True)
-        msg = f"chaos seed {seed}"
-        rng = random.Random(seed)
+        rng, msg = chaos_seed()
         path = self.write("chaos.yaml", EXPERIMENT)
         # A whole run takes a few seconds; the instants cover all of it: start-up and the
         # first trials' creation, metric ingestion, early-stopping decisions, completions.
@@ -138,21 +147,14 @@ class ChaosServer(ServerE2E, Invariants):
         return super().start(*(("--store", self.store_url) if self.store_url else ()), *args, **kw)
 
     def test_server_killed_at_ten_random_instants_loses_and_duplicates_nothing(self):
-        seed = seed_from_env()
-        print(f"chaos seed {seed} (replay: TRAINYARD_CHAOS_SEED={seed})", flush=True)
-        msg = f"chaos seed {seed}"
-        rng = random.Random(seed)
+        rng, msg = chaos_seed()
         self.env["TRAINYARD_NODE_CPU"] = "8"
         s = self.start()
         jobs = {}
         for i in range(4):
             n = 20 + 10 * i
             jobs[f"steady-{i}"] = n
-            self.write(f"steady-{i}.yaml", json.dumps({
-                "apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": f"steady-{i}"},
-                "spec": {"command": ["/bin/sh", "-c", f"for s in $(seq 1 {n}); do echo step=$s acc=$s; sleep 0.1; done"],
-                         "resources": {"cpu": "100m"}, "restartPolicy": "OnFailure"}}))
-            self.ty("submit", os.path.join(self.dir, f"steady-{i}.yaml"), check=0)
+            self.ty("submit", self.write(f"steady-{i}.yaml", counting_job(f"steady-{i}", n, restartPolicy="OnFailure")), check=0)
         self.ty("submit", self.write("chaos.yaml", EXPERIMENT), check=0)
         for k in range(10):
             time.sleep(rng.uniform(0.05, 1.5))  # the chaos instant, drawn from the seed
@@ -181,14 +183,7 @@ class ChaosServerOnPostgres(ChaosServer):
 
     def setUp(self):
         super().setUp()
-        where = os.environ.get("TRAINYARD_TEST_PG", "")
-        if ":" not in where:
-            self.fail("TRAINYARD_TEST_PG (socket dir:port) not set: run through ctest (fixture pg)")
-        host, port = where.rsplit(":", 1)
-        db = f"chaos_{os.getpid()}_{time.monotonic_ns() % 100000}"
-        subprocess.run(["psql", f"postgresql://postgres@/postgres?host={host}&port={port}", "-qc", f"CREATE DATABASE {db}"],
-                       check=True, capture_output=True)
-        self.store_url = f"postgresql://postgres@/{db}?host={host}&port={port}"
+        self.store_url = self.pg_database()
 
 
 class ChaosReplicas(ServerE2E, Invariants):
@@ -197,20 +192,13 @@ class ChaosReplicas(ServerE2E, Invariants):
         (`trainyard-supervise`) alone, at instants drawn from a seed: every job is
         restarted per its policy and ends Succeeded, its series is its last
         attempt's (no step twice), and nothing of an ended attempt is left."""
-        seed = seed_from_env()
-        print(f"chaos seed {seed} (replay: TRAINYARD_CHAOS_SEED={seed})", flush=True)
-        msg = f"chaos seed {seed}"
-        rng = random.Random(seed)
+        rng, msg = chaos_seed()
         self.env["TRAINYARD_NODE_CPU"] = "8"
         s = self.start()
-        n = 30
+        n = 80  # 8 s each: the ten instants (0.1 to 1 s apart) fall while they run
         names = [f"worker-{i}" for i in range(4)]
         for name in names:
-            self.write(f"{name}.yaml", json.dumps({
-                "apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": name},
-                "spec": {"command": ["/bin/sh", "-c", f"for s in $(seq 1 {n}); do echo step=$s acc=$s; sleep 0.1; done"],
-                         "resources": {"cpu": "100m"}, "restartPolicy": "OnFailure", "backoffLimit": 20}}))
-            self.ty("submit", os.path.join(self.dir, f"{name}.yaml"), check=0)
+            self.ty("submit", self.write(f"{name}.yaml", counting_job(name, n, restartPolicy="OnFailure", backoffLimit=20)), check=0)
         kills = []
         while len(kills) < 10:
             time.sleep(rng.uniform(0.1, 1.0))  # the chaos instant, drawn from the seed
@@ -257,9 +245,7 @@ class DiskFull(ServerE2E, Invariants):
         self.addCleanup(lambda: subprocess.run(["umount", "-l", small], check=False))
         self.data = os.path.join(small, "data")
         self.start("--min-free-disk", "8Mi", data=self.data)
-        job = lambda name, n: json.dumps({"apiVersion": "trainyard.dev/v1", "kind": "TrainJob", "metadata": {"name": name},
-                                          "spec": {"command": ["/bin/sh", "-c", f"for s in $(seq 1 {n}); do echo step=$s acc=$s; done"],
-                                                   "resources": {"cpu": "100m"}}})
+        job = lambda name, n: counting_job(name, n, sleep=0)
         self.ty("submit", self.write("before.yaml", job("before", 20)), check=0)
         self.wait_phase("before", ["Succeeded"])
         # Fill the file system to the last block.

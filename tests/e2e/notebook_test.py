@@ -46,16 +46,8 @@ class Notebooks(ServerE2E):
         return asyncio.run(go())
 
     def test_explore_then_sweep_as_the_owner_through_the_proxy(self):
-        tokens = self.write("tokens.yaml", """\
-            tokens:
-              - {token: alice-token-123, user: alice}
-              - {token: bob-token-4567, user: bob}
-              - {token: carol-token-890, user: carol, admin: true}
-            """)
-        os.chmod(tokens, 0o600)
-        self.start("--auth", tokens)
-        self.env["TRAINYARD_TOKEN"] = self.token = alice = "alice-token-123"
-        bob, carol = "bob-token-4567", "carol-token-890"
+        alice, bob = self.start_as_alice_with_bob(carol_admin=True)
+        carol = "carol-token-890"
         bad = self.write("bad.yaml", NOTEBOOK.replace("idleTimeout: 0", "idleTimeout: soon"))
         r = self.ty("notebook", "start", bad)
         self.assertEqual(r.returncode, 2, r.stderr)

@@ -43,13 +43,14 @@ class ServerE2E(E2E):
         self.env["TRAINYARD_SERVER"] = s.url
         return s
 
-    def start_as_alice_with_bob(self, *args, alice_admin=False):
-        """A server with --auth and two users, alice (the CLI's user here) and bob; their tokens."""
+    def start_as_alice_with_bob(self, *args, alice_admin=False, carol_admin=False):
+        """A server with --auth and two users, alice (the CLI's user here) and bob; their tokens.
+        With carol_admin, a third user carol is an administrator (token carol-token-890)."""
         tokens = self.write("tokens.yaml", f"""\
             tokens:
               - {{token: alice-token-123, user: alice{", admin: true" if alice_admin else ""}}}
               - {{token: bob-token-4567, user: bob}}
-            """)
+            """.rstrip(" ") + ("              - {token: carol-token-890, user: carol, admin: true}\n" if carol_admin else ""))
         os.chmod(tokens, 0o600)
         self.start("--auth", tokens, *args)
         self.env["TRAINYARD_TOKEN"] = self.token = "alice-token-123"
@@ -74,6 +75,17 @@ class ServerE2E(E2E):
         if raw or "json" not in ctype:
             return status, text
         return status, json.loads(text)
+
+    def pg_database(self):
+        """The URL of a new database on the test's PostgreSQL (the ctest fixture pg)."""
+        where = os.environ.get("TRAINYARD_TEST_PG", "")
+        if ":" not in where:
+            self.fail("TRAINYARD_TEST_PG (socket dir:port) not set: run through ctest (fixture pg)")
+        host, port = where.rsplit(":", 1)
+        db = f"e2e_{os.getpid()}_{time.monotonic_ns() % 100000}"
+        subprocess.run(["psql", f"postgresql://postgres@/postgres?host={host}&port={port}", "-qc", f"CREATE DATABASE {db}"],
+                       check=True, capture_output=True)
+        return f"postgresql://postgres@/{db}?host={host}&port={port}"
 
     def api_phase(self, name):
         st, j = self.call("GET", f"/api/v1/jobs/{name}")
@@ -597,14 +609,7 @@ class RestartSafety(ServerE2E):
 
 class PostgresStore(ServerE2E):
     def test_server_on_postgresql(self):
-        where = os.environ.get("TRAINYARD_TEST_PG", "")
-        if ":" not in where:
-            self.fail("TRAINYARD_TEST_PG (socket dir:port) not set: run through ctest (fixture pg)")
-        host, port = where.rsplit(":", 1)
-        db = f"e2e_{os.getpid()}_{time.monotonic_ns() % 100000}"
-        subprocess.run(["psql", f"postgresql://postgres@/postgres?host={host}&port={port}", "-qc", f"CREATE DATABASE {db}"],
-                       check=True, capture_output=True)
-        url = f"postgresql://postgres@/{db}?host={host}&port={port}"
+        url = self.pg_database()
         self.start("--store", url)
         self.write("pg.yaml", job_yaml("on-pg", "for s in 1 2 3 4; do echo step=$s acc=0.$s; done"))
         self.ty("submit", os.path.join(self.dir, "pg.yaml"), check=0)
